@@ -1,0 +1,56 @@
+# nearby — the two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Every recipe line that needs the services starts with this: it installs and
+# starts what is missing, then exports DATABASE_URL and REDIS_URL.
+PROVISION = eval "$$(scripts/provision.sh)"
+
+.PHONY: demo test bench lint venv provision node clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need python3 (3.11+)"; exit 1; }
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
+	  [ "$$(id -u)" -eq 0 ] && apt-get install -y -qq python3-venv >/dev/null; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { [ "$$(id -u)" -eq 0 ] && apt-get install -y -qq npm >/dev/null; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node: node_modules/.installed
+
+provision:
+	@$(PROVISION) && echo "DATABASE_URL=$$DATABASE_URL REDIS_URL=$$REDIS_URL"
+
+lint: venv
+	$(BIN)/ruff check discovery indexer scripts tests
+	$(BIN)/ruff format --check discovery indexer scripts tests
+	$(BIN)/mypy
+
+test: venv node
+	@$(PROVISION) && $(MAKE) --no-print-directory lint && \
+	  NEARBY_TEST_DATABASE_URL="$$DATABASE_URL" NEARBY_TEST_REDIS_URL="$$REDIS_URL" \
+	  $(BIN)/pytest $(PYTEST_ARGS)
+
+demo: venv node
+	@$(PROVISION) && export NEARBY_DEBUG=1 && \
+	  $(BIN)/nearby db upgrade && \
+	  $(BIN)/python scripts/load_demo.py && \
+	  scripts/demo_banner.sh "$(HOST)" "$(PORT)" && \
+	  exec $(BIN)/nearby serve --host $(HOST) --port $(PORT)
+
+bench: venv
+	@$(PROVISION) && $(BIN)/python -m scripts.bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,85 @@
+"""Value types and constants shared by every part of the index.
+
+Coordinates are (lat, lng) everywhere in Python; lng comes first only inside
+GeoJSON, WKT and PostGIS calls, and those crossings name their arguments.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+KINDS = ("store", "bike", "charger")
+LIVE_KINDS = ("bike", "charger")
+
+#: The resolution of the ``h3`` column: every coarser index cell derives from it.
+BASE_RES = 9
+#: Resolutions that the hot index keeps a popularity-ordered set for; a query
+#: picks one of them by its radius (coarser for larger circles).
+INDEX_RESOLUTIONS = (5, 7, 9)
+#: Redis keys are grouped under the hash tag of this coarse parent cell, so that
+#: one group's keys live on one Redis Cluster slot.
+TAG_RES = 3
+
+#: Mean earth radius that h3.great_circle_distance uses, in metres. Every
+#: distance in the service (Python, SQL, Lua) is the haversine on this sphere.
+EARTH_RADIUS_M = 6371.007180918475 * 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """One thing that can be found: a store, a bike (station or vehicle) or a charger.
+
+    ``id`` is ``{source}:{native id}``; ``popularity`` is non-negative;
+    ``available`` / ``capacity`` are set for bikes and chargers only;
+    ``seen_at`` is the last time a live feed confirmed it (None for stores).
+    """
+
+    id: str
+    kind: str
+    lat: float
+    lng: float
+    name: str = ""
+    category: str = ""
+    mini_app: str = ""
+    popularity: float = 0.0
+    available: int | None = None
+    capacity: int | None = None
+    opening_hours: str | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    seen_at: datetime | None = None
+
+
+class InvalidEntity(ValueError):
+    """An entity that cannot be indexed; the message says why, for a rejects file."""
+
+
+def normalize_lng(lng: float) -> float:
+    """Map a longitude in [-180, 180] to [-180, 180): 180 becomes -180."""
+    return -180.0 if lng == 180.0 else lng
+
+
+def check_entity(entity: Entity) -> None:
+    """Raise InvalidEntity when ``entity`` breaks a rule the table enforces.
+
+    The same rules are check constraints in PostGIS; checking here lets an
+    import report the row and go on instead of failing the whole batch.
+    """
+    if not entity.id:
+        raise InvalidEntity("empty id")
+    if entity.kind not in KINDS:
+        raise InvalidEntity(f"unknown kind {entity.kind!r}")
+    for name, value in (("lat", entity.lat), ("lng", entity.lng)):
+        if not isinstance(value, float | int) or not math.isfinite(value):
+            raise InvalidEntity(f"{name} is not a finite number")
+    if not -90.0 <= entity.lat <= 90.0:
+        raise InvalidEntity(f"latitude {entity.lat} outside [-90, 90]")
+    if not -180.0 <= entity.lng < 180.0:
+        raise InvalidEntity(f"longitude {entity.lng} outside [-180, 180]")
+    if not math.isfinite(entity.popularity) or entity.popularity < 0:
+        raise InvalidEntity(f"popularity {entity.popularity} is negative or not finite")
+    for name, count in (("available", entity.available), ("capacity", entity.capacity)):
+        if count is not None and count < 0:
+            raise InvalidEntity(f"{name} {count} is negative")

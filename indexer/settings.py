@@ -1,0 +1,121 @@
+"""Settings of the index, read from the environment when a command or the app starts.
+
+Nothing here runs at import time: call :func:`IndexSettings.from_env`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+DEFAULT_DATABASE_URL = "postgresql://nearby:nearby@127.0.0.1:5432/nearby"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: Staleness limits by kind, in seconds: a live entity not confirmed by its
+#: feed for longer is never shown.
+DEFAULT_STALE_S = {"bike": 600, "charger": 1800}
+
+
+def parse_database_url(value: str, variable: str = "DATABASE_URL") -> str:
+    """Return ``value`` if it is a PostgreSQL URL with a host or socket and a database."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        raise ConfigError(variable, f"expected a postgresql:// URL, got {value!r}")
+    if not parts.path.strip("/"):
+        raise ConfigError(variable, "the URL names no database")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ConfigError(variable, f"bad port in {value!r}") from exc
+    return value.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def parse_redis_url(value: str, variable: str = "REDIS_URL") -> str:
+    """Return ``value`` if it is a redis://, rediss:// or unix:// URL."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(variable, f"expected a redis:// URL, got {value!r}")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError(variable, "the URL names no host")
+    try:
+        parts.port  # noqa: B018
+    except ValueError as exc:
+        raise ConfigError(variable, f"bad port in {value!r}") from exc
+    return value
+
+
+def parse_int(value: str, variable: str, low: int, high: int) -> int:
+    """Parse an integer setting within [low, high]."""
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise ConfigError(variable, f"expected an integer, got {value!r}") from exc
+    if not low <= number <= high:
+        raise ConfigError(variable, f"{number} is outside [{low}, {high}]")
+    return number
+
+
+def parse_stale_sources(value: str, variable: str) -> dict[str, int]:
+    """Parse ``source=seconds,source=seconds`` into a dict."""
+    limits: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        source, sep, seconds = item.partition("=")
+        if not sep or not source:
+            raise ConfigError(variable, f"expected source=seconds, got {item!r}")
+        limits[source.strip()] = parse_int(seconds.strip(), variable, 1, 30 * 86400)
+    return limits
+
+
+_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """Where the index lives and how long live entities stay fresh."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    #: Namespace of every Redis key of this deployment (tests use their own).
+    redis_prefix: str = "nearby"
+    stale_s: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_STALE_S))
+    #: Per-source overrides of ``stale_s``.
+    stale_sources: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> IndexSettings:
+        """Read and validate the settings; raise ConfigError naming a bad variable."""
+        env = os.environ if environ is None else environ
+        prefix = env.get("NEARBY_REDIS_PREFIX", "nearby")
+        if not _PREFIX.match(prefix):
+            raise ConfigError("NEARBY_REDIS_PREFIX", "use 1-64 letters, digits, '_', '.', '-'")
+        stale = dict(DEFAULT_STALE_S)
+        for kind in stale:
+            variable = f"NEARBY_STALE_{kind.upper()}_S"
+            if variable in env:
+                stale[kind] = parse_int(env[variable], variable, 1, 30 * 86400)
+        return cls(
+            database_url=parse_database_url(env.get("DATABASE_URL", DEFAULT_DATABASE_URL)),
+            redis_url=parse_redis_url(env.get("REDIS_URL", DEFAULT_REDIS_URL)),
+            redis_prefix=prefix,
+            stale_s=stale,
+            stale_sources=parse_stale_sources(
+                env.get("NEARBY_STALE_SOURCES", ""), "NEARBY_STALE_SOURCES"
+            ),
+        )
+
+    def stale_limit_s(self, source: str, kind: str) -> int | None:
+        """Seconds after which an entity of ``source`` and ``kind`` is stale (None: never)."""
+        if kind not in self.stale_s:
+            return None
+        return self.stale_sources.get(source, self.stale_s[kind])
