@@ -1,0 +1,24 @@
+"""The API's app factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from discovery import errors, health
+from discovery.services import Services
+from discovery.settings import ApiSettings
+
+
+def create_app(settings: ApiSettings | None = None) -> Flask:
+    """Make the API app; settings come from the environment unless given."""
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    settings = settings if settings is not None else ApiSettings.from_env()
+    app.config["NEARBY"] = settings
+    app.extensions["nearby"] = Services(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    errors.init_app(app)
+    health.init_app(app)
+    return app

@@ -1,0 +1,68 @@
+"""The connections an API process holds: a PostGIS pool and a Redis client.
+
+Made when the app is created (not at import), opened lazily on first use, so
+that the app starts, and answers from the store that is up, while the other is
+down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import redis
+from flask import current_app
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from discovery.errors import ServiceUnavailable
+from discovery.settings import ApiSettings
+from indexer.hot import HotIndex, connect_redis
+
+
+class Services:
+    """PostGIS and Redis for one app."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self.pool = ConnectionPool(
+            settings.index.database_url,
+            min_size=1,
+            max_size=4,
+            open=False,
+            timeout=2.0,
+            check=ConnectionPool.check_connection,
+            kwargs={"autocommit": True, "connect_timeout": 2},
+        )
+        self._opened = False
+        self.redis = connect_redis(settings.index.redis_url)
+        self.hot = HotIndex(self.redis, settings.index.redis_prefix)
+
+    @contextmanager
+    def postgis(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection; ServiceUnavailable when PostGIS does not answer."""
+        if not self._opened:
+            self.pool.open(wait=False)
+            self._opened = True
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise ServiceUnavailable("PostGIS is not reachable") from exc
+
+    def close(self) -> None:
+        """Close the pool and the Redis connections."""
+        if self._opened:
+            self.pool.close()
+        self.redis.close()
+
+
+def services() -> Services:
+    """The current app's services."""
+    found: Services = current_app.extensions["nearby"]
+    return found
+
+
+def redis_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that mean Redis cannot answer now."""
+    return (redis.ConnectionError, redis.TimeoutError)

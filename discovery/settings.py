@@ -1,0 +1,69 @@
+"""Settings of the API, read from the environment when the app starts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from indexer.settings import ConfigError, IndexSettings
+
+
+def parse_float(value: str, variable: str, low: float, high: float) -> float:
+    """Parse a float setting within [low, high]."""
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise ConfigError(variable, f"expected a number, got {value!r}") from exc
+    if not low <= number <= high:  # also refuses NaN
+        raise ConfigError(variable, f"{value} is outside [{low}, {high}]")
+    return number
+
+
+@dataclass(frozen=True)
+class RankingSettings:
+    """Defaults of the ranking, tunable per deployment (and per query within bounds)."""
+
+    #: Gaussian decay scale as a fraction of the radius (score halves there).
+    scale_fraction: float = 0.5
+    #: Weight of ln(1 + popularity) in the boost.
+    popularity_weight: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RankingSettings:
+        """Read NEARBY_SCALE_FRACTION and NEARBY_POPULARITY_WEIGHT."""
+        return cls(
+            scale_fraction=parse_float(
+                env.get("NEARBY_SCALE_FRACTION", "0.5"), "NEARBY_SCALE_FRACTION", 0.01, 10.0
+            ),
+            popularity_weight=parse_float(
+                env.get("NEARBY_POPULARITY_WEIGHT", "1.0"), "NEARBY_POPULARITY_WEIGHT", 0.0, 10.0
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Everything the API needs: the index's settings plus its own."""
+
+    index: IndexSettings = field(default_factory=IndexSettings)
+    ranking: RankingSettings = field(default_factory=RankingSettings)
+    #: Keys that may write (pushed positions and availability).
+    api_keys: frozenset[str] = frozenset()
+    #: Serves the debug map at /debug/map when true.
+    debug: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
+        """Read and validate; raise ConfigError naming a bad variable."""
+        env = os.environ if environ is None else environ
+        debug = env.get("NEARBY_DEBUG", "0").strip().lower()
+        if debug not in ("0", "1", "true", "false", ""):
+            raise ConfigError("NEARBY_DEBUG", f"expected 0 or 1, got {debug!r}")
+        keys = frozenset(k.strip() for k in env.get("NEARBY_API_KEYS", "").split(",") if k.strip())
+        return cls(
+            index=IndexSettings.from_env(env),
+            ranking=RankingSettings.from_env(env),
+            api_keys=keys,
+            debug=debug in ("1", "true"),
+        )

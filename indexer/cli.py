@@ -1,0 +1,133 @@
+"""The ``nearby`` command line: the index's commands (db, import, cache, feeds).
+
+``discovery.cli`` adds ``serve`` and is the console script's entry point.
+Exit status: 0 all good; 1 some rows rejected or differences found; 2 bad usage
+or unreadable input.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import click
+import psycopg
+import redis
+
+from indexer import db
+from indexer.hot import HotIndex, connect_redis
+from indexer.progress import format_count, progress_bar
+from indexer.settings import ConfigError, IndexSettings
+
+
+@dataclass
+class Context:
+    """What every command gets: the settings, and connections opened on first use."""
+
+    settings: IndexSettings
+    _conn: psycopg.Connection | None = None
+    _hot: HotIndex | None = None
+
+    def conn(self) -> psycopg.Connection:
+        """The PostGIS connection (opened once)."""
+        if self._conn is None:
+            try:
+                self._conn = db.connect(self.settings.database_url)
+            except psycopg.OperationalError as exc:
+                raise click.ClickException(f"PostGIS is not reachable: {exc}") from exc
+        return self._conn
+
+    def hot(self) -> HotIndex:
+        """The hot index (Redis client made once)."""
+        if self._hot is None:
+            client = connect_redis(self.settings.redis_url)
+            self._hot = HotIndex(client, self.settings.redis_prefix)
+        return self._hot
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """nearby: find the mini-apps around a point."""
+    try:
+        settings = IndexSettings.from_env()
+    except ConfigError as exc:
+        raise click.UsageError(f"bad configuration: {exc}") from exc
+    ctx.obj = Context(settings)
+
+
+@cli.group("db")
+def db_group() -> None:
+    """The PostGIS schema."""
+
+
+@db_group.command("upgrade")
+@pass_context
+def db_upgrade(context: Context) -> None:
+    """Apply the schema's migrations (harmless when already applied)."""
+    try:
+        db.upgrade(context.settings.database_url)
+    except Exception as exc:  # alembic wraps driver errors in several types
+        raise click.ClickException(f"migration failed: {exc}") from exc
+    click.echo("database is at the latest schema")
+
+
+@cli.group("import")
+def import_group() -> None:
+    """Load stores, bikes and chargers into the index."""
+
+
+@cli.group("cache")
+def cache_group() -> None:
+    """The Redis hot index: rebuild it from PostGIS, or check it against PostGIS."""
+
+
+def rebuild_hot_index(context: Context) -> int:
+    """Rebuild with a progress bar and a summary line; return the entity count."""
+    conn = context.conn()
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM entities")
+        total = (cur.fetchone() or (0,))[0]
+    started = time.monotonic()
+    with progress_bar("rebuilding", total) as advance:
+        count = context.hot().rebuild(conn, advance)
+    seconds = time.monotonic() - started
+    gen = context.hot().generation()
+    click.echo(f"rebuilt {format_count(count)} entities in {seconds:.1f} s (generation {gen})")
+    return count
+
+
+@cache_group.command("rebuild")
+@pass_context
+def cache_rebuild(context: Context) -> None:
+    """Rebuild the hot index from PostGIS; queries go on meanwhile."""
+    try:
+        rebuild_hot_index(context)
+    except redis.RedisError as exc:
+        raise click.ClickException(f"Redis is not reachable: {exc}") from exc
+
+
+@cache_group.command("verify")
+@click.option("--limit", default=100, show_default=True, help="Differences to print at most.")
+@pass_context
+def cache_verify(context: Context, limit: int) -> None:
+    """Compare the hot index with PostGIS; exit 1 when they differ."""
+    try:
+        differences = context.hot().verify(context.conn())
+    except redis.RedisError as exc:
+        raise click.ClickException(f"Redis is not reachable: {exc}") from exc
+    for difference in differences[:limit]:
+        click.echo(str(difference))
+    if len(differences) > limit:
+        click.echo(f"… and {format_count(len(differences) - limit)} more")
+    click.echo(f"{format_count(len(differences))} differences")
+    if differences:
+        raise SystemExit(1)
+
+
+@cli.group("feeds")
+def feeds_group() -> None:
+    """Live feeds of bikes and chargers."""

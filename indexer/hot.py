@@ -1,0 +1,278 @@
+"""The hot index in Redis: applying changes, rebuilding from PostGIS, verifying.
+
+PostGIS is the truth; everything here can be thrown away and rebuilt.  The key
+layout is in :mod:`indexer.layout`; writes go through ``apply.lua`` so that each
+entity's change (a move from one cell to another included) is atomic and
+revision-gated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from itertools import islice
+from typing import Any
+
+import psycopg
+import redis
+from psycopg.rows import dict_row
+
+from indexer import layout
+from indexer.model import INDEX_RESOLUTIONS
+
+#: Columns of an entity row as the hot index reads them from PostGIS.
+ENTITY_COLUMNS = (
+    "id, kind, name, category, mini_app, lat, lng, h3, popularity, available, capacity,"
+    " opening_hours, tz, attrs, source, rev, updated_at, seen_at"
+)
+#: Records per script call: large enough to amortise the call, small enough
+#: that one call does not hold Redis for long (queries wait behind it).
+APPLY_BATCH = 500
+#: Script calls sent per round trip.
+PIPELINE_CALLS = 8
+
+
+class HotIndexMissing(RuntimeError):
+    """Redis holds no generation of the index: run ``nearby cache rebuild``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One way in which Redis disagrees with PostGIS."""
+
+    id: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.id}: {self.problem}"
+
+
+def connect_redis(url: str) -> redis.Redis:
+    """A Redis client that decodes replies as text and fails fast when Redis is down."""
+    return redis.Redis.from_url(
+        url, decode_responses=True, socket_connect_timeout=1.0, socket_timeout=5.0
+    )
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of up to ``size`` items, in order."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def upsert_record(row: Mapping[str, Any]) -> list[Any]:
+    """The apply.lua record for an entity row that is new or changed."""
+    place = layout.placement_of(row["h3"])
+    return [
+        "u",
+        row["id"],
+        row["rev"],
+        place.tag,
+        *place.cells,
+        repr(float(row["popularity"])),
+        layout.rank_payload(row),
+        layout.display_document(row),
+    ]
+
+
+def delete_record(entity_id: str, rev: int) -> list[Any]:
+    """The apply.lua record for an entity deleted at revision ``rev``."""
+    return ["d", entity_id, rev, "", *([""] * len(INDEX_RESOLUTIONS)), "0", "", ""]
+
+
+class HotIndex:
+    """The hot index of one deployment: a Redis client and a key prefix."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        source = resources.files("indexer").joinpath("apply.lua").read_text()
+        self._apply = client.register_script(source)
+
+    # -- generations -------------------------------------------------------
+
+    def generation(self) -> str | None:
+        """The current generation, or None when there is no hot index."""
+        value = self.client.get(layout.gen_key(self.prefix))
+        return None if value is None else str(value)
+
+    def require_generation(self) -> str:
+        """The current generation; HotIndexMissing when there is none."""
+        gen = self.generation()
+        if gen is None:
+            raise HotIndexMissing("Redis holds no index: run `nearby cache rebuild`")
+        return gen
+
+    # -- writes ------------------------------------------------------------
+
+    def apply(self, records: Iterable[list[Any]], *, target: str = "live") -> int:
+        """Apply apply.lua records; return how many were newer than what Redis held.
+
+        Returns -1 when Redis holds no generation to write to (nothing written).
+        """
+        applied = 0
+        for calls in chunked(chunked(records, APPLY_BATCH), PIPELINE_CALLS):
+            pipe = self.client.pipeline(transaction=False)
+            for batch in calls:
+                args = [self.prefix, target, len(INDEX_RESOLUTIONS)]
+                for record in batch:
+                    args.extend(record)
+                self._apply(keys=[], args=args, client=pipe)
+            for result in pipe.execute():
+                if int(result) < 0:
+                    return -1
+                applied += int(result)
+        return applied
+
+    def apply_rows(self, rows: Iterable[Mapping[str, Any]], *, target: str = "live") -> int:
+        """Apply new or changed entity rows (dicts with :data:`ENTITY_COLUMNS`)."""
+        return self.apply((upsert_record(row) for row in rows), target=target)
+
+    def apply_deletes(self, deleted: Iterable[tuple[str, int]]) -> int:
+        """Apply deletions given as (id, rev) pairs."""
+        return self.apply(delete_record(entity_id, rev) for entity_id, rev in deleted)
+
+    # -- repair ------------------------------------------------------------
+
+    def rebuild(
+        self, conn: psycopg.Connection, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Fill a fresh generation from PostGIS, then make it current.
+
+        Safe while queries and writes run: queries read the old generation until
+        the switch; writes meanwhile go to both (see apply.lua).  Returns the
+        number of entities indexed.
+        """
+        new = str(self.client.incr(layout.counter_key(self.prefix)))
+        self.client.set(layout.building_key(self.prefix), new)
+        count = 0
+        try:
+            for rows in stream_entities(conn):
+                self.apply_rows(rows, target=new)
+                count += len(rows)
+                if progress:
+                    progress(len(rows))
+        except BaseException:
+            self.client.delete(layout.building_key(self.prefix))
+            self.drop_generation(new)
+            raise
+        old = self.generation()
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(layout.gen_key(self.prefix), new)
+        pipe.delete(layout.building_key(self.prefix))
+        pipe.execute()
+        if old is not None and old != new:
+            self.drop_generation(old)
+        return count
+
+    def drop_generation(self, gen: str) -> int:
+        """Delete every key of generation ``gen``; return how many."""
+        return self.drop_matching(f"{self.prefix}:{gen}:*")
+
+    def drop_all(self) -> int:
+        """Delete every key of this deployment's prefix (tests, `cache drop`)."""
+        return self.drop_matching(f"{self.prefix}:*")
+
+    def drop_matching(self, pattern: str) -> int:
+        """UNLINK the keys matching ``pattern`` in batches; return how many."""
+        dropped = 0
+        for keys in chunked(self.client.scan_iter(match=pattern, count=1000), 1000):
+            dropped += int(self.client.unlink(*keys))
+        return dropped
+
+    def verify(self, conn: psycopg.Connection) -> list[Difference]:
+        """Every difference between PostGIS and the current generation."""
+        gen = self.generation()
+        if gen is None:
+            return [Difference("*", "Redis holds no index generation")]
+        return verify_generation(self, gen, conn)
+
+
+def stream_entities(
+    conn: psycopg.Connection, where: str = "", params: Mapping[str, Any] | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """Entity rows from PostGIS in batches, through a server-side cursor."""
+    with conn.transaction(), conn.cursor(name="nearby_stream", row_factory=dict_row) as cur:
+        cur.itersize = 5000
+        cur.execute(f"SELECT {ENTITY_COLUMNS} FROM entities {where}", params or {})
+        while rows := cur.fetchmany(5000):
+            yield rows
+
+
+def verify_generation(hot: HotIndex, gen: str, conn: psycopg.Connection) -> list[Difference]:
+    """Compare PostGIS with generation ``gen``: locations, revisions, set members."""
+    expected: dict[str, tuple[int, int, float]] = {}
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, rev, h3, popularity FROM entities")
+        for entity_id, rev, cell, popularity in cur:
+            expected[entity_id] = (rev, cell, popularity)
+    held = hot.client.hgetall(layout.loc_key(hot.prefix, gen))
+    differences: list[Difference] = []
+    live: dict[str, list[str]] = {}
+    for entity_id, value in held.items():
+        parts = value.split()
+        if len(parts) > 1:
+            live[entity_id] = parts
+    for entity_id in sorted(set(live) - set(expected)):
+        differences.append(Difference(entity_id, "in Redis, not in PostGIS"))
+    for entity_id, (rev, cell, popularity) in sorted(expected.items()):
+        where = live.get(entity_id)
+        if where is None:
+            differences.append(Difference(entity_id, "in PostGIS, not in Redis"))
+            continue
+        place = layout.placement_of(cell)
+        if int(where[0]) != rev:
+            differences.append(Difference(entity_id, f"Redis has rev {where[0]}, PostGIS {rev}"))
+        elif where[1] != place.tag or tuple(where[2:]) != place.cells:
+            differences.append(Difference(entity_id, "Redis places it in another cell"))
+    differences.extend(verify_members(hot, gen, live, expected))
+    return differences
+
+
+def verify_members(
+    hot: HotIndex,
+    gen: str,
+    live: Mapping[str, list[str]],
+    expected: Mapping[str, tuple[int, int, float]],
+) -> list[Difference]:
+    """Check every cell set member against where loc says each id is."""
+    differences: list[Difference] = []
+    seen: dict[str, int] = {}
+    cell_sets = hot.client.scan_iter(match=f"{hot.prefix}:{gen}:{{*}}:z:*", count=1000)
+    for keys in chunked(cell_sets, 200):
+        pipe = hot.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.zrange(key, 0, -1, withscores=True)
+        for key, members in zip(keys, pipe.execute(), strict=True):
+            cell = key.rsplit(":", 1)[1]
+            for entity_id, score in members:
+                where = live.get(entity_id)
+                if where is None or cell not in where[2:]:
+                    differences.append(Difference(entity_id, f"stray member of {key}"))
+                    continue
+                seen[entity_id] = seen.get(entity_id, 0) + 1
+                want = expected.get(entity_id)
+                if want is not None and score != want[2]:
+                    differences.append(Difference(entity_id, f"popularity {score} in {key}"))
+    for entity_id in sorted(live):
+        if entity_id in expected and seen.get(entity_id, 0) != len(INDEX_RESOLUTIONS):
+            differences.append(Difference(entity_id, "missing from a cell set"))
+    differences.extend(verify_payloads(hot, gen, live))
+    return differences
+
+
+def verify_payloads(hot: HotIndex, gen: str, live: Mapping[str, list[str]]) -> list[Difference]:
+    """Check that every live id has its rank payload and display document."""
+    differences: list[Difference] = []
+    for batch in chunked(sorted(live.items()), 1000):
+        pipe = hot.client.pipeline(transaction=False)
+        for entity_id, where in batch:
+            pipe.hexists(layout.rank_key(hot.prefix, gen, where[1]), entity_id)
+            pipe.hexists(layout.display_key(hot.prefix, gen, where[1]), entity_id)
+        answers = pipe.execute()
+        for index, (entity_id, _where) in enumerate(batch):
+            if not (answers[2 * index] and answers[2 * index + 1]):
+                differences.append(Difference(entity_id, "payload missing"))
+    return differences

@@ -1,0 +1,181 @@
+"""The hot index's Redis layout: key names and the payloads stored per entity.
+
+Every key starts with the deployment's prefix and a generation number, so that a
+rebuild can fill a fresh generation while queries read the current one, then
+switch with one SET.  Keys of one coarse parent cell (resolution ``TAG_RES``)
+share a hash tag, so that on Redis Cluster they live on one slot::
+
+    {prefix}:gen                     current generation (absent: no hot index)
+    {prefix}:building                generation being rebuilt, if any
+    {prefix}:{gen}:loc               HASH id -> "rev tag c5 c7 c9" (or "rev" for a deleted id)
+    {prefix}:{gen}:{{tag}}:z:{cell}  ZSET id by popularity, one per cell of INDEX_RESOLUTIONS
+    {prefix}:{gen}:{{tag}}:r         HASH id -> rank payload (what ranking and filters read)
+    {prefix}:{gen}:{{tag}}:d         HASH id -> display JSON (what a result shows)
+
+The Lua scripts build the same names; tests/indexer/test_layout.py pins both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import h3
+
+from indexer.model import INDEX_RESOLUTIONS, TAG_RES
+
+#: Separates the fields of a rank payload (never present in slugs or ids we keep).
+SEP = "\x1f"
+#: Field order of the rank payload, as the Lua scripts read it.
+RANK_FIELDS = (
+    "lat",
+    "lng",
+    "kind",
+    "available",
+    "seen_at",
+    "source",
+    "mini_app",
+    "category",
+    "popularity",
+)
+
+
+def gen_key(prefix: str) -> str:
+    """The key that holds the current generation number."""
+    return f"{prefix}:gen"
+
+
+def building_key(prefix: str) -> str:
+    """The key that holds the generation a rebuild is filling."""
+    return f"{prefix}:building"
+
+
+def counter_key(prefix: str) -> str:
+    """The key that hands out generation numbers."""
+    return f"{prefix}:gens"
+
+
+def loc_key(prefix: str, gen: str) -> str:
+    """Where each id of a generation sits, with its revision."""
+    return f"{prefix}:{gen}:loc"
+
+
+def group_base(prefix: str, gen: str, tag: str) -> str:
+    """The common start of every key of one hash-tag group."""
+    return f"{prefix}:{gen}:{{{tag}}}:"
+
+
+def cell_key(prefix: str, gen: str, cell: str) -> str:
+    """The popularity-ordered set of one cell (hex id) at any indexed resolution."""
+    return group_base(prefix, gen, tag_of(cell)) + "z:" + cell
+
+
+def rank_key(prefix: str, gen: str, tag: str) -> str:
+    """The hash of rank payloads of one group."""
+    return group_base(prefix, gen, tag) + "r"
+
+
+def display_key(prefix: str, gen: str, tag: str) -> str:
+    """The hash of display documents of one group."""
+    return group_base(prefix, gen, tag) + "d"
+
+
+def tag_of(cell: str) -> str:
+    """The hash tag (hex id of the ``TAG_RES`` parent) of a cell given as hex."""
+    return h3.cell_to_parent(cell, TAG_RES)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where an entity goes in the hot index: its group tag and its cells, coarse to fine."""
+
+    tag: str
+    cells: tuple[str, ...]
+
+
+def placement_of(h3_cell: int) -> Placement:
+    """Place an entity whose base cell is ``h3_cell`` (an int, as in PostGIS)."""
+    base = h3.int_to_str(h3_cell)
+    cells = tuple(h3.cell_to_parent(base, res) for res in INDEX_RESOLUTIONS)
+    return Placement(tag=h3.cell_to_parent(base, TAG_RES), cells=cells)
+
+
+def epoch_s(moment: datetime | None) -> str:
+    """Seconds since the epoch as text, or '' when unknown."""
+    return "" if moment is None else repr(moment.timestamp())
+
+
+def clean(text: str | None) -> str:
+    """Text safe inside a rank payload (no separator)."""
+    return "" if text is None else text.replace(SEP, " ")
+
+
+def rank_payload(row: Mapping[str, Any]) -> str:
+    """The compact string that ranking and filters read, from an entity row.
+
+    Floats are written with ``repr`` so that they read back bit-identical.
+    """
+    available = row.get("available")
+    return SEP.join(
+        (
+            repr(float(row["lat"])),
+            repr(float(row["lng"])),
+            row["kind"],
+            "" if available is None else str(int(available)),
+            epoch_s(row.get("seen_at")),
+            clean(row["source"]),
+            clean(row.get("mini_app")),
+            clean(row.get("category")),
+            repr(float(row["popularity"])),
+        )
+    )
+
+
+def parse_rank_payload(payload: str) -> dict[str, Any]:
+    """The inverse of :func:`rank_payload` (for tests and tools)."""
+    values = payload.split(SEP)
+    fields = dict(zip(RANK_FIELDS, values, strict=True))
+    return {
+        **fields,
+        "lat": float(fields["lat"]),
+        "lng": float(fields["lng"]),
+        "available": int(fields["available"]) if fields["available"] else None,
+        "seen_at": float(fields["seen_at"]) if fields["seen_at"] else None,
+        "popularity": float(fields["popularity"]),
+    }
+
+
+DISPLAY_FIELDS = (
+    "id",
+    "kind",
+    "name",
+    "mini_app",
+    "category",
+    "lat",
+    "lng",
+    "popularity",
+    "available",
+    "capacity",
+    "opening_hours",
+    "tz",
+    "source",
+    "attrs",
+)
+
+
+def display_document(row: Mapping[str, Any]) -> str:
+    """The JSON an entity shows in results and at /v1/entities/<id>."""
+    doc = {name: row.get(name) for name in DISPLAY_FIELDS}
+    doc["lat"] = float(row["lat"])
+    doc["lng"] = float(row["lng"])
+    doc["popularity"] = float(row["popularity"])
+    doc["updated_at"] = _iso(row.get("updated_at"))
+    doc["seen_at"] = _iso(row.get("seen_at"))
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()

@@ -1,0 +1,39 @@
+"""Progress for long jobs: a bar with a rate on a terminal, silence elsewhere."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import click
+
+
+def format_count(number: int) -> str:
+    """1234567 -> '1,234,567'."""
+    return f"{number:,}"
+
+
+@contextmanager
+def progress_bar(label: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    """Yield ``advance(n)``; draws a bar with rows/s only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    started = time.monotonic()
+    done = 0
+    with click.progressbar(
+        length=total,
+        label=label,
+        file=sys.stderr,
+        show_pos=True,
+        item_show_func=lambda _: f"{done / max(time.monotonic() - started, 1e-9):,.0f} rows/s",
+    ) as bar:
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            bar.update(n, done)
+
+        yield advance

@@ -1,0 +1,154 @@
+"""Fixtures: a PostGIS database and a Redis namespace of the test run's own.
+
+The database is made fresh from the PostGIS template for each run and dropped
+afterwards; Redis keys live under a prefix of the run's own and are deleted.
+Never the demo's.  ``make test`` passes the server URLs in
+NEARBY_TEST_DATABASE_URL / NEARBY_TEST_REDIS_URL.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+from flask import Flask
+from flask.testing import FlaskClient
+
+from discovery.app import create_app
+from discovery.cli import cli
+from discovery.settings import ApiSettings
+from indexer import db
+from indexer.hot import HotIndex, connect_redis
+from indexer.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, IndexSettings
+
+API_KEY = "test-key"
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL naming another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def create_database(admin_url: str, name: str) -> None:
+    """Create ``name`` from the PostGIS template if there is one, else with PostGIS added."""
+    template = urlsplit(admin_url).path.strip("/") + "_template"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (template,)).fetchone()
+        if found:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            return
+        conn.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(with_database(admin_url, name), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    """Drop ``name``, closing whatever is still connected to it."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def settings() -> Iterator[IndexSettings]:
+    """Settings pointing at this run's own database and Redis namespace."""
+    admin_url = os.environ.get("NEARBY_TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
+    redis_url = os.environ.get("NEARBY_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    token = secrets.token_hex(4)
+    name = f"nearby_test_{token}"
+    create_database(admin_url, name)
+    test_settings = IndexSettings(
+        database_url=with_database(admin_url, name),
+        redis_url=redis_url,
+        redis_prefix=f"nearby-test-{token}",
+    )
+    try:
+        db.upgrade(test_settings.database_url)
+        yield test_settings
+    finally:
+        client = connect_redis(redis_url)
+        HotIndex(client, test_settings.redis_prefix).drop_all()
+        client.close()
+        drop_database(admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def cli_env(settings: IndexSettings) -> dict[str, str]:
+    """The environment under which the CLI sees the test index."""
+    return {
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "NEARBY_REDIS_PREFIX": settings.redis_prefix,
+        "NEARBY_API_KEYS": API_KEY,
+    }
+
+
+@dataclass
+class Index:
+    """A clean index for one test: settings, a PostGIS connection, the hot index."""
+
+    settings: IndexSettings
+    conn: psycopg.Connection
+    hot: HotIndex
+
+    def count(self) -> int:
+        """Entities in PostGIS."""
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM entities")
+            return int((cur.fetchone() or (0,))[0])
+
+
+@pytest.fixture
+def index(settings: IndexSettings) -> Iterator[Index]:
+    """An empty index (PostGIS table and a fresh, empty Redis generation)."""
+    conn = db.connect(settings.database_url)
+    client = connect_redis(settings.redis_url)
+    hot = HotIndex(client, settings.redis_prefix)
+    with conn.cursor() as cur:
+        cur.execute("TRUNCATE entities")
+    conn.commit()
+    hot.drop_all()
+    hot.rebuild(conn)
+    try:
+        yield Index(settings, conn, hot)
+    finally:
+        conn.close()
+        client.close()
+
+
+@pytest.fixture
+def api_settings(settings: IndexSettings) -> ApiSettings:
+    """API settings over the test index, with one API key and the debug map on."""
+    return ApiSettings(index=settings, api_keys=frozenset({API_KEY}), debug=True)
+
+
+@pytest.fixture
+def app(index: Index, api_settings: ApiSettings) -> Iterator[Flask]:
+    """The API app over a clean index."""
+    application = create_app(api_settings)
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["nearby"].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the API."""
+    return app.test_client()
+
+
+@pytest.fixture
+def nearby(cli_env: dict[str, str]) -> Callable[..., Result]:
+    """Run the ``nearby`` CLI against the test index: nearby("cache", "verify")."""
+    runner = CliRunner()
+
+    def run(*args: str, input: str | bytes | None = None) -> Result:
+        return runner.invoke(cli, list(args), env=cli_env, input=input, catch_exceptions=False)
+
+    return run
