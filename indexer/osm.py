@@ -77,14 +77,12 @@ def node_to_record(node: Any, position: int) -> Record:
 
 
 def way_to_record(way: Any, position: int) -> Record:
-    """A store record of a tagged way, at its representative point."""
+    """A store record of a tagged way, at the representative point of its located nodes."""
     tags = dict(way.tags)
     fields, attrs = tags_to_fields(f"way/{way.id}", tags)
     raw = {"type": "way", "id": way.id, "tags": tags}
-    try:
-        locations = [(node.location.lon, node.location.lat) for node in way.nodes]
-    except osmium.InvalidLocationError:
-        return Record(position, fields, attrs, problem="missing coordinates", raw=raw)
+    # An extract cuts ways at its border: the nodes outside have no location.
+    locations = [(node.lon, node.lat) for node in way.nodes if node.location.valid()]
     if not locations:
         return Record(position, fields, attrs, problem="missing coordinates", raw=raw)
     fields["lat"], fields["lng"] = way_point(locations)
@@ -108,7 +106,7 @@ def read_osm(path: str) -> Iterator[Record]:
     )
     try:
         for position, obj in enumerate(processor, start=1):
-            if obj.is_node():
+            if isinstance(obj, osmium.osm.Node):
                 yield node_to_record(obj, position)
             else:
                 yield way_to_record(obj, position)
