@@ -208,22 +208,35 @@ def _csv_dialect(header_line: str) -> type[csv.Dialect]:
 
 
 def read_csv(stream: IO[bytes], columns: Mapping[str, str] | None = None) -> Iterator[Record]:
-    """Yield the records of a CSV file with a header, one a row; blank lines are skipped.
+    """Read a CSV header now and return the records of its rows; blank lines are skipped.
 
     ``position`` is the line on which the row starts (the header is line 1).
+
+    Raises
+    ------
+    UnreadableInput
+        The header cannot be read or lacks a column for the id, lat or lng
+        (later rows raise it while iterating).
     """
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     try:
         header_line = text.readline()
-        headers = next(csv.reader([header_line], _csv_dialect(header_line)), [])
-        positions = match_columns(headers, columns or {})
-        rows = csv.reader(text, _csv_dialect(header_line))
-        yield from _csv_records(rows, headers, positions)
+        dialect = _csv_dialect(header_line)
+        headers = next(csv.reader([header_line], dialect), [])
+    except DECODE_ERRORS as exc:
+        raise UnreadableInput(f"unreadable CSV: {exc}") from exc
+    positions = match_columns(headers, columns or {})
+    return _csv_records(csv.reader(text, dialect), headers, positions)
+
+
+def _csv_records(rows: Any, headers: Sequence[str], positions: dict[str, int]) -> Iterator[Record]:
+    try:
+        yield from _csv_rows(rows, headers, positions)
     except DECODE_ERRORS as exc:
         raise UnreadableInput(f"unreadable CSV: {exc}") from exc
 
 
-def _csv_records(rows: Any, headers: Sequence[str], positions: dict[str, int]) -> Iterator[Record]:
+def _csv_rows(rows: Any, headers: Sequence[str], positions: dict[str, int]) -> Iterator[Record]:
     known = set(positions.values())
     extra = [(index, header) for index, header in enumerate(headers) if index not in known]
     fields = list(positions.items())
@@ -233,13 +246,15 @@ def _csv_records(rows: Any, headers: Sequence[str], positions: dict[str, int]) -
         start, line = line + 1, rows.line_num + 1
         if not row:
             continue
-        problem = None if len(row) == width else f"{len(row)} fields, the header has {width}"
-        if problem:
-            row = (row + [""] * width)[:width]
+        problem = None
+        values = row
+        if len(row) != width:
+            problem = f"{len(row)} fields, the header has {width}"
+            values = (row + [""] * width)[:width]
         yield Record(
             position=start,
-            fields={name: row[index] for name, index in fields},
-            attrs={header: row[index] for index, header in extra if row[index] != ""},
+            fields={name: values[index] for name, index in fields},
+            attrs={header: values[index] for index, header in extra if values[index] != ""},
             problem=problem,
             raw=row,
         )

@@ -16,6 +16,7 @@ from typing import Any
 
 import osmium
 import osmium.filter
+import osmium.io
 import shapely
 
 from indexer.listings import Record, UnreadableInput
@@ -89,10 +90,11 @@ def way_to_record(way: Any, position: int) -> Record:
     return Record(position, fields, attrs, reduced=len(locations) > 1, raw=raw)
 
 
-def read_osm(path: str) -> Iterator[Record]:
+def read_osm(path: str, file_format: str = "") -> Iterator[Record]:
     """Yield the store records of an OSM file, in file order (nodes, then ways).
 
-    ``position`` counts the stores read, from 1.
+    ``file_format`` is osmium's name for it (``pbf``, ``osm``); empty: from the
+    file name. ``position`` counts the stores read, from 1.
 
     Raises
     ------
@@ -100,7 +102,7 @@ def read_osm(path: str) -> Iterator[Record]:
         The file cannot be read as OSM data.
     """
     processor = (
-        osmium.FileProcessor(path, osmium.osm.NODE | osmium.osm.WAY)
+        osmium.FileProcessor(osmium.io.File(path, file_format), osmium.osm.NODE | osmium.osm.WAY)
         .with_locations()
         .with_filter(osmium.filter.KeyFilter(*STORE_KEYS))
     )
