@@ -1,0 +1,406 @@
+"""Pushed positions and availability of live entities, and the purge of stale ones.
+
+An operator that pushes instead of publishing a feed sends batches of items.
+Each item is checked on its own: the good ones are applied to PostGIS with one
+set-based statement per batch (returning what each id was before), then to
+Redis through the hot index, whose script moves an entity between cells
+atomically. Every bad item comes back with its index in the batch and why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import h3.api.basic_int as h3i
+import psycopg
+import redis
+from psycopg.rows import dict_row
+
+from indexer.gbfs import parse_time
+from indexer.hot import ENTITY_COLUMNS, HotIndex
+from indexer.model import BASE_RES, LIVE_KINDS
+from indexer.settings import IndexSettings
+from indexer.writer import HotIndexUnavailable
+
+#: The most items one call takes (the HTTP endpoints' limit too).
+MAX_ITEMS = 10_000
+#: Longest id accepted; ids are ``{source}:{native id}``.
+MAX_ID_LENGTH = 512
+#: A pushed ``seen_at`` may run ahead of our clock by this much (clock skew).
+FUTURE_SKEW = timedelta(minutes=5)
+#: Counts above this are surely mistakes (and would overflow the integer column).
+MAX_COUNT = 100_000
+
+_RETURNING = ", ".join(f"e.{name.strip()}" for name in ENTITY_COLUMNS.split(","))
+
+# One statement: the held rows (before), the update, and per input row what
+# happened. Sub-statements of one statement share a snapshot, so "old" is the
+# row as it was before this update.
+POSITIONS_SQL = f"""
+WITH input AS (
+    SELECT * FROM unnest(%(ids)s::text[], %(lats)s::float8[], %(lngs)s::float8[],
+                         %(cells)s::int8[], %(available)s::int4[], %(seen)s::timestamptz[])
+        AS t(id, lat, lng, h3, available, seen_at)
+), old AS (
+    SELECT e.id, e.kind, e.h3, e.seen_at, e.capacity FROM entities e JOIN input i USING (id)
+), moved AS (
+    UPDATE entities e
+    SET lat = i.lat, lng = i.lng, h3 = i.h3, available = coalesce(i.available, e.available),
+        seen_at = i.seen_at, rev = nextval('entity_rev'), updated_at = now()
+    FROM input i
+    WHERE e.id = i.id AND e.kind IN ('bike', 'charger')
+      AND (e.seen_at IS NULL OR e.seen_at <= i.seen_at)
+      AND (i.available IS NULL OR e.capacity IS NULL OR i.available <= e.capacity)
+    RETURNING {_RETURNING}
+)
+SELECT i.id AS input_id, o.kind AS old_kind, o.h3 AS old_h3, o.seen_at AS old_seen_at,
+       o.capacity AS old_capacity, m.*
+FROM input i LEFT JOIN old o ON o.id = i.id LEFT JOIN moved m ON m.id = i.id
+"""
+
+AVAILABILITY_SQL = f"""
+WITH input AS (
+    SELECT * FROM unnest(%(ids)s::text[], %(available)s::int4[], %(capacity)s::int4[],
+                         %(seen)s::timestamptz[])
+        AS t(id, available, capacity, seen_at)
+), old AS (
+    SELECT e.id, e.kind, e.h3, e.seen_at, e.capacity FROM entities e JOIN input i USING (id)
+), changed AS (
+    UPDATE entities e
+    SET available = i.available, capacity = coalesce(i.capacity, e.capacity),
+        seen_at = i.seen_at, rev = nextval('entity_rev'), updated_at = now()
+    FROM input i
+    WHERE e.id = i.id AND e.kind IN ('bike', 'charger')
+      AND (e.seen_at IS NULL OR e.seen_at <= i.seen_at)
+      AND i.available <= coalesce(i.capacity, e.capacity, i.available)
+    RETURNING {_RETURNING}
+)
+SELECT i.id AS input_id, o.kind AS old_kind, o.h3 AS old_h3, o.seen_at AS old_seen_at,
+       o.capacity AS old_capacity, m.*
+FROM input i LEFT JOIN old o ON o.id = i.id LEFT JOIN changed m ON m.id = i.id
+"""
+
+PURGE_SQL = """
+WITH kinds AS (
+    SELECT * FROM unnest(%(kinds)s::text[], %(kind_limits)s::int[]) AS k(kind, limit_s)
+), sources AS (
+    SELECT * FROM unnest(%(sources)s::text[], %(source_limits)s::int[]) AS s(source, limit_s)
+)
+DELETE FROM entities e USING kinds k
+WHERE e.kind = k.kind
+  AND e.seen_at < %(now)s - make_interval(secs => %(grace_s)s + coalesce(
+        (SELECT s.limit_s FROM sources s WHERE s.source = e.source), k.limit_s))
+RETURNING e.id, nextval('entity_rev')
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """Why item ``index`` of a batch was not applied; ``param`` names the field."""
+
+    index: int
+    id: str | None
+    reason: str
+    param: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A checked position update."""
+
+    index: int
+    id: str
+    lat: float
+    lng: float
+    available: int | None
+    seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """A checked availability update."""
+
+    index: int
+    id: str
+    available: int
+    capacity: int | None
+    seen_at: datetime
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What a batch did: how many applied, how many changed cell, and the errors."""
+
+    received: int
+    applied: int
+    moved: int
+    errors: tuple[ItemError, ...]
+
+
+# --- checking items ----------------------------------------------------------
+
+
+class ItemProblem(ValueError):
+    """One field of one item is wrong."""
+
+    def __init__(self, param: str, reason: str) -> None:
+        super().__init__(reason)
+        self.param = param
+        self.reason = reason
+
+
+def check_id(item: Mapping[str, Any]) -> str:
+    """The item's id: a non-empty string of bounded length."""
+    value = item.get("id")
+    if not isinstance(value, str) or not value:
+        raise ItemProblem("id", "id must be a non-empty string")
+    if len(value) > MAX_ID_LENGTH:
+        raise ItemProblem("id", f"id is longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def check_number(item: Mapping[str, Any], name: str, low: float, high: float) -> float:
+    """A finite JSON number within [low, high] (booleans and strings refused)."""
+    value = item.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ItemProblem(name, f"{name} must be a number")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ItemProblem(name, f"{name} must be within [{low:g}, {high:g}]")
+    return float(value)
+
+
+def check_count(item: Mapping[str, Any], name: str, *, required: bool) -> int | None:
+    """A non-negative integer count (None when absent and not required)."""
+    value = item.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ItemProblem(name, f"{name} must be an integer")
+    if not 0 <= value <= MAX_COUNT:
+        raise ItemProblem(name, f"{name} must be within [0, {MAX_COUNT}]")
+    return value
+
+
+def check_seen_at(item: Mapping[str, Any], now: datetime) -> datetime:
+    """``seen_at`` (RFC 3339 or POSIX seconds), default ``now``; not in the future."""
+    value = item.get("seen_at")
+    if value is None:
+        return now
+    seen = parse_time(value) if isinstance(value, str | int | float) else None
+    if seen is None:
+        raise ItemProblem("seen_at", "seen_at must be an RFC 3339 time or POSIX seconds")
+    if seen > now + FUTURE_SKEW:
+        raise ItemProblem("seen_at", "seen_at is in the future")
+    return seen
+
+
+def check_position(index: int, item: Any, now: datetime) -> Position:
+    """A position item checked, or ItemProblem."""
+    if not isinstance(item, Mapping):
+        raise ItemProblem("item", "item must be an object")
+    lng = check_number(item, "lng", -180.0, 180.0)
+    return Position(
+        index=index,
+        id=check_id(item),
+        lat=check_number(item, "lat", -90.0, 90.0),
+        lng=-180.0 if lng == 180.0 else lng,
+        available=check_count(item, "available", required=False),
+        seen_at=check_seen_at(item, now),
+    )
+
+
+def check_availability(index: int, item: Any, now: datetime) -> Availability:
+    """An availability item checked, or ItemProblem."""
+    if not isinstance(item, Mapping):
+        raise ItemProblem("item", "item must be an object")
+    available = check_count(item, "available", required=True) or 0
+    capacity = check_count(item, "capacity", required=False)
+    if capacity is not None and available > capacity:
+        raise ItemProblem("available", f"available {available} exceeds capacity {capacity}")
+    return Availability(index, check_id(item), available, capacity, check_seen_at(item, now))
+
+
+def check_items(
+    items: Sequence[Any], check: Callable[[int, Any, datetime], Any], now: datetime
+) -> tuple[list[Any], list[ItemError]]:
+    """Split ``items`` into checked values and errors; a repeated id is an error."""
+    good: list[Any] = []
+    errors: list[ItemError] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        raw_id = item.get("id") if isinstance(item, Mapping) else None
+        shown_id = raw_id if isinstance(raw_id, str) else None
+        try:
+            value = check(index, item, now)
+        except ItemProblem as problem:
+            errors.append(ItemError(index, shown_id, problem.reason, problem.param))
+            continue
+        if value.id in seen:
+            errors.append(ItemError(index, value.id, "id repeated in this batch", "id"))
+            continue
+        seen.add(value.id)
+        good.append(value)
+    return good, errors
+
+
+# --- applying ----------------------------------------------------------------
+
+
+def outcome_error(index: int, row: Mapping[str, Any], available: int | None) -> ItemError | None:
+    """Why a checked item was not applied, from its row of the statement's answer."""
+    entity_id = row["input_id"]
+    if row["old_kind"] is None:
+        return ItemError(index, entity_id, "unknown id", "id")
+    if row["old_kind"] not in LIVE_KINDS:
+        return ItemError(index, entity_id, f"a {row['old_kind']} does not take pushes", "id")
+    if row["id"] is not None:
+        return None
+    capacity = row["old_capacity"]
+    if available is not None and capacity is not None and available > capacity:
+        return ItemError(index, entity_id, f"available exceeds capacity {capacity}", "available")
+    return ItemError(index, entity_id, "older than the state held (seen_at)", "seen_at")
+
+
+def run_batch(
+    conn: psycopg.Connection, sql: str, params: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Run one statement in its own transaction and return its rows as dicts."""
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def apply_to_hot(hot: HotIndex, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Send changed rows to Redis (each move is atomic in the script)."""
+    try:
+        hot.apply_rows(rows)
+    except redis.RedisError as exc:
+        raise HotIndexUnavailable(f"Redis could not be updated: {exc}") from exc
+
+
+def finish(
+    hot: HotIndex,
+    received: int,
+    values: Sequence[Position] | Sequence[Availability],
+    rows: list[dict[str, Any]],
+    errors: list[ItemError],
+) -> PushResult:
+    """Sort the statement's rows into changes and errors; apply the changes to Redis."""
+    by_id = {row["input_id"]: row for row in rows}
+    changed = []
+    moved = 0
+    for value in values:
+        row = by_id[value.id]
+        error = outcome_error(value.index, row, value.available)
+        if error is not None:
+            errors.append(error)
+            continue
+        changed.append(row)
+        moved += row["old_h3"] != row["h3"]
+    if changed:
+        apply_to_hot(hot, changed)
+    errors.sort(key=lambda error: error.index)
+    return PushResult(received, len(changed), moved, tuple(errors))
+
+
+def push_positions(
+    conn: psycopg.Connection,
+    hot: HotIndex,
+    items: Sequence[Any],
+    *,
+    now: datetime | None = None,
+) -> PushResult:
+    """Move bikes (and chargers): items ``{id, lat, lng, available?, seen_at?}``.
+
+    Applies every good item; an item is refused when its id is unknown or not
+    a bike or charger, when it is older than what the index holds, or when
+    ``available`` exceeds the capacity held. ``seen_at`` defaults to ``now``.
+    """
+    if len(items) > MAX_ITEMS:
+        raise ValueError(f"at most {MAX_ITEMS} items a batch")
+    now = now or datetime.now(UTC)
+    positions, errors = check_items(items, check_position, now)
+    params = {
+        "ids": [p.id for p in positions],
+        "lats": [p.lat for p in positions],
+        "lngs": [p.lng for p in positions],
+        "cells": [h3i.latlng_to_cell(p.lat, p.lng, BASE_RES) for p in positions],
+        "available": [p.available for p in positions],
+        "seen": [p.seen_at for p in positions],
+    }
+    rows = run_batch(conn, POSITIONS_SQL, params) if positions else []
+    return finish(hot, len(items), positions, rows, errors)
+
+
+def push_availability(
+    conn: psycopg.Connection,
+    hot: HotIndex,
+    items: Sequence[Any],
+    *,
+    now: datetime | None = None,
+) -> PushResult:
+    """Set free and total points of chargers (or bike stations): ``{id, available, capacity?}``."""
+    if len(items) > MAX_ITEMS:
+        raise ValueError(f"at most {MAX_ITEMS} items a batch")
+    now = now or datetime.now(UTC)
+    updates, errors = check_items(items, check_availability, now)
+    params = {
+        "ids": [u.id for u in updates],
+        "available": [u.available for u in updates],
+        "capacity": [u.capacity for u in updates],
+        "seen": [u.seen_at for u in updates],
+    }
+    rows = run_batch(conn, AVAILABILITY_SQL, params) if updates else []
+    return finish(hot, len(items), updates, rows, errors)
+
+
+# --- staleness ---------------------------------------------------------------
+
+
+def is_stale(
+    settings: IndexSettings, source: str, kind: str, seen_at: datetime | None, now: datetime
+) -> bool:
+    """True when an entity of ``source`` and ``kind`` last seen at ``seen_at`` is stale."""
+    limit_s = settings.stale_limit_s(source, kind)
+    if limit_s is None or seen_at is None:
+        return False
+    return seen_at < now - timedelta(seconds=limit_s)
+
+
+def purge_stale(
+    conn: psycopg.Connection,
+    hot: HotIndex,
+    settings: IndexSettings,
+    *,
+    now: datetime | None = None,
+    grace_s: int = 0,
+) -> int:
+    """Delete live entities not seen for longer than their limit plus ``grace_s``.
+
+    Search hides them as soon as they pass the limit; the purge only reclaims
+    the space. Returns how many were deleted (from PostGIS, then Redis).
+    """
+    kinds = sorted(settings.stale_s)
+    sources = sorted(settings.stale_sources)
+    params = {
+        "kinds": kinds,
+        "kind_limits": [settings.stale_s[kind] for kind in kinds],
+        "sources": sources,
+        "source_limits": [settings.stale_sources[source] for source in sources],
+        "now": now or datetime.now(UTC),
+        "grace_s": grace_s,
+    }
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(PURGE_SQL, params)
+        deleted = [(row[0], row[1]) for row in cur.fetchall()]
+    try:
+        hot.apply_deletes(deleted)
+    except redis.RedisError as exc:
+        raise HotIndexUnavailable(f"Redis could not be updated: {exc}") from exc
+    return len(deleted)
