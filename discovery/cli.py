@@ -25,7 +25,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     except ConfigError as exc:
         raise click.UsageError(f"bad configuration: {exc}") from exc
 
-    class Server(BaseApplication):  # type: ignore[misc]
+    class Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)

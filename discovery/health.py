@@ -39,7 +39,7 @@ def readyz() -> Response:
     """200 when PostGIS and Redis both answer; 503 naming the one that does not."""
     checks = {"postgis": check_postgis(), "redis": check_redis()}
     down = [name for name, up in checks.items() if not up]
-    body = {"status": "ok" if not down else "unavailable", "checks": checks}
+    body: dict[str, object] = {"status": "ok" if not down else "unavailable", "checks": checks}
     if down:
         names = " and ".join(down)
         body["error"] = {

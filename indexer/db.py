@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -15,9 +16,11 @@ def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connectio
     return psycopg.connect(database_url, autocommit=autocommit, connect_timeout=5)
 
 
-def connect_dict(database_url: str) -> psycopg.Connection:
+def connect_dict(database_url: str) -> psycopg.Connection[dict[str, Any]]:
     """Open an autocommit connection whose rows come back as dicts."""
-    return psycopg.connect(database_url, autocommit=True, connect_timeout=5, row_factory=dict_row)
+    return psycopg.Connection.connect(
+        database_url, autocommit=True, connect_timeout=5, row_factory=dict_row
+    )
 
 
 def sqlalchemy_url(database_url: str) -> str:

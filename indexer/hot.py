@@ -64,13 +64,12 @@ def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 def upsert_record(row: Mapping[str, Any]) -> list[Any]:
     """The apply.lua record for an entity row that is new or changed."""
-    place = layout.placement_of(row["h3"])
+    place = layout.placement_of(row["lat"], row["lng"])
     return [
         "u",
         row["id"],
         row["rev"],
-        place.tag,
-        *place.cells,
+        *place.pairs(),
         repr(float(row["popularity"])),
         layout.rank_payload(row),
         layout.display_document(row),
@@ -79,7 +78,7 @@ def upsert_record(row: Mapping[str, Any]) -> list[Any]:
 
 def delete_record(entity_id: str, rev: int) -> list[Any]:
     """The apply.lua record for an entity deleted at revision ``rev``."""
-    return ["d", entity_id, rev, "", *([""] * len(INDEX_RESOLUTIONS)), "0", "", ""]
+    return ["d", entity_id, rev, *(["-"] * (2 * len(INDEX_RESOLUTIONS))), "0", "", ""]
 
 
 class HotIndex:
@@ -196,18 +195,19 @@ def stream_entities(
     """Entity rows from PostGIS in batches, through a server-side cursor."""
     with conn.transaction(), conn.cursor(name="nearby_stream", row_factory=dict_row) as cur:
         cur.itersize = 5000
-        cur.execute(f"SELECT {ENTITY_COLUMNS} FROM entities {where}", params or {})
+        columns = ", ".join(f"entities.{name.strip()}" for name in ENTITY_COLUMNS.split(","))
+        cur.execute(f"SELECT {columns} FROM entities {where}", params or {})
         while rows := cur.fetchmany(5000):
             yield rows
 
 
 def verify_generation(hot: HotIndex, gen: str, conn: psycopg.Connection) -> list[Difference]:
     """Compare PostGIS with generation ``gen``: locations, revisions, set members."""
-    expected: dict[str, tuple[int, int, float]] = {}
+    expected: dict[str, tuple[int, layout.Placement, float]] = {}
     with conn.cursor() as cur:
-        cur.execute("SELECT id, rev, h3, popularity FROM entities")
-        for entity_id, rev, cell, popularity in cur:
-            expected[entity_id] = (rev, cell, popularity)
+        cur.execute("SELECT id, rev, lat, lng, popularity FROM entities")
+        for entity_id, rev, lat, lng, popularity in cur:
+            expected[entity_id] = (rev, layout.placement_of(lat, lng), popularity)
     held = hot.client.hgetall(layout.loc_key(hot.prefix, gen))
     differences: list[Difference] = []
     live: dict[str, list[str]] = {}
@@ -217,15 +217,14 @@ def verify_generation(hot: HotIndex, gen: str, conn: psycopg.Connection) -> list
             live[entity_id] = parts
     for entity_id in sorted(set(live) - set(expected)):
         differences.append(Difference(entity_id, "in Redis, not in PostGIS"))
-    for entity_id, (rev, cell, popularity) in sorted(expected.items()):
+    for entity_id, (rev, place, _popularity) in sorted(expected.items()):
         where = live.get(entity_id)
         if where is None:
             differences.append(Difference(entity_id, "in PostGIS, not in Redis"))
             continue
-        place = layout.placement_of(cell)
         if int(where[0]) != rev:
             differences.append(Difference(entity_id, f"Redis has rev {where[0]}, PostGIS {rev}"))
-        elif where[1] != place.tag or tuple(where[2:]) != place.cells:
+        elif where[1:] != place.pairs():
             differences.append(Difference(entity_id, "Redis places it in another cell"))
     differences.extend(verify_members(hot, gen, live, expected))
     return differences
@@ -235,7 +234,7 @@ def verify_members(
     hot: HotIndex,
     gen: str,
     live: Mapping[str, list[str]],
-    expected: Mapping[str, tuple[int, int, float]],
+    expected: Mapping[str, tuple[int, layout.Placement, float]],
 ) -> list[Difference]:
     """Check every cell set member against where loc says each id is."""
     differences: list[Difference] = []
@@ -249,7 +248,7 @@ def verify_members(
             cell = key.rsplit(":", 1)[1]
             for entity_id, score in members:
                 where = live.get(entity_id)
-                if where is None or cell not in where[2:]:
+                if where is None or cell not in where[2::2]:
                     differences.append(Difference(entity_id, f"stray member of {key}"))
                     continue
                 seen[entity_id] = seen.get(entity_id, 0) + 1
@@ -264,15 +263,21 @@ def verify_members(
 
 
 def verify_payloads(hot: HotIndex, gen: str, live: Mapping[str, list[str]]) -> list[Difference]:
-    """Check that every live id has its rank payload and display document."""
+    """Check that every live id has its rank payload and display document in each group."""
     differences: list[Difference] = []
     for batch in chunked(sorted(live.items()), 1000):
         pipe = hot.client.pipeline(transaction=False)
+        asked = []
         for entity_id, where in batch:
-            pipe.hexists(layout.rank_key(hot.prefix, gen, where[1]), entity_id)
-            pipe.hexists(layout.display_key(hot.prefix, gen, where[1]), entity_id)
+            for tag in sorted(set(where[1::2])):
+                pipe.hexists(layout.rank_key(hot.prefix, gen, tag), entity_id)
+                pipe.hexists(layout.display_key(hot.prefix, gen, tag), entity_id)
+                asked.append(entity_id)
         answers = pipe.execute()
-        for index, (entity_id, _where) in enumerate(batch):
-            if not (answers[2 * index] and answers[2 * index + 1]):
-                differences.append(Difference(entity_id, "payload missing"))
+        missing = {
+            asked[i] for i in range(len(asked)) if not (answers[2 * i] and answers[2 * i + 1])
+        }
+        differences.extend(
+            Difference(entity_id, "payload missing") for entity_id in sorted(missing)
+        )
     return differences

@@ -7,12 +7,18 @@ share a hash tag, so that on Redis Cluster they live on one slot::
 
     {prefix}:gen                     current generation (absent: no hot index)
     {prefix}:building                generation being rebuilt, if any
-    {prefix}:{gen}:loc               HASH id -> "rev tag c5 c7 c9" (or "rev" for a deleted id)
+    {prefix}:{gen}:loc               HASH id -> "rev tag5 c5 tag7 c7 tag9 c9" ("rev": deleted)
     {prefix}:{gen}:{{tag}}:z:{cell}  ZSET id by popularity, one per cell of INDEX_RESOLUTIONS
     {prefix}:{gen}:{{tag}}:r         HASH id -> rank payload (what ranking and filters read)
     {prefix}:{gen}:{{tag}}:d         HASH id -> display JSON (what a result shows)
 
-The Lua scripts build the same names; tests/indexer/test_layout.py pins both.
+An entity belongs to the cell that contains it at each indexed resolution
+(``latlng_to_cell``, not the parent of its base cell: H3 children overhang
+their parent, and a search bounds distances by each cell's own outline).  Its
+cells usually share one group; when they do not, its payloads are kept in each
+group its cells belong to, so that a cell's members are read from its own group.
+
+The Lua scripts build the same names; tests/indexer/test_writer.py pins both.
 """
 
 from __future__ import annotations
@@ -90,17 +96,20 @@ def tag_of(cell: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Where an entity goes in the hot index: its group tag and its cells, coarse to fine."""
+    """Where an entity goes in the hot index: its cells (coarse to fine) and their tags."""
 
-    tag: str
     cells: tuple[str, ...]
+    tags: tuple[str, ...]
+
+    def pairs(self) -> list[str]:
+        """tag, cell, tag, cell, … as apply.lua and loc read them."""
+        return [item for pair in zip(self.tags, self.cells, strict=True) for item in pair]
 
 
-def placement_of(h3_cell: int) -> Placement:
-    """Place an entity whose base cell is ``h3_cell`` (an int, as in PostGIS)."""
-    base = h3.int_to_str(h3_cell)
-    cells = tuple(h3.cell_to_parent(base, res) for res in INDEX_RESOLUTIONS)
-    return Placement(tag=h3.cell_to_parent(base, TAG_RES), cells=cells)
+def placement_of(lat: float, lng: float) -> Placement:
+    """Place an entity at (lat, lng): the cell containing it at each indexed resolution."""
+    cells = tuple(h3.latlng_to_cell(lat, lng, res) for res in INDEX_RESOLUTIONS)
+    return Placement(cells=cells, tags=tuple(tag_of(cell) for cell in cells))
 
 
 def epoch_s(moment: datetime | None) -> str:

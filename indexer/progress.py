@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import click
 
@@ -23,6 +24,7 @@ def progress_bar(label: str, total: int | None = None) -> Iterator[Callable[[int
         return
     started = time.monotonic()
     done = 0
+    bar: Any
     with click.progressbar(
         length=total,
         label=label,

@@ -58,8 +58,8 @@ def drop_database(admin_url: str, name: str) -> None:
 @pytest.fixture(scope="session")
 def settings() -> Iterator[IndexSettings]:
     """Settings pointing at this run's own database and Redis namespace."""
-    admin_url = os.environ.get("NEARBY_TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
-    redis_url = os.environ.get("NEARBY_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    admin_url = os.environ.get("NEARBY_TEST_DATABASE_URL") or DEFAULT_DATABASE_URL
+    redis_url = os.environ.get("NEARBY_TEST_REDIS_URL") or DEFAULT_REDIS_URL
     token = secrets.token_hex(4)
     name = f"nearby_test_{token}"
     create_database(admin_url, name)

@@ -1,0 +1,88 @@
+"""Verify finds every kind of disagreement; rebuild mends it, also while writes go on."""
+
+from __future__ import annotations
+
+import h3
+
+from indexer import layout
+from indexer.writer import write_entities
+
+from ..conftest import Index
+from .test_writer import random_stores
+
+
+def loaded(index: Index, count: int = 40):
+    entities = random_stores(count)
+    write_entities(index.conn, index.hot, "t", entities)
+    return entities
+
+
+def test_verify_finds_a_missing_member_and_rebuild_mends_it(index: Index) -> None:
+    entities = loaded(index)
+    gen = index.hot.require_generation()
+    victim = entities[3]
+    cell = h3.latlng_to_cell(victim.lat, victim.lng, 9)
+    index.hot.client.zrem(layout.cell_key(index.hot.prefix, gen, cell), victim.id)
+    problems = index.hot.verify(index.conn)
+    assert [(d.id, d.problem) for d in problems] == [(victim.id, "missing from a cell set")]
+    index.hot.rebuild(index.conn)
+    assert index.hot.verify(index.conn) == []
+
+
+def test_verify_finds_rows_missing_on_either_side(index: Index) -> None:
+    entities = loaded(index)
+    gen = index.hot.require_generation()
+    index.hot.client.hdel(layout.loc_key(index.hot.prefix, gen), entities[0].id)
+    with index.conn.transaction():
+        index.conn.execute("DELETE FROM entities WHERE id = %s", (entities[1].id,))
+    problems = {(d.id, d.problem) for d in index.hot.verify(index.conn)}
+    assert (entities[0].id, "in PostGIS, not in Redis") in problems
+    assert (entities[1].id, "in Redis, not in PostGIS") in problems
+    index.hot.rebuild(index.conn)
+    assert index.hot.verify(index.conn) == []
+
+
+def test_verify_finds_a_stale_revision_and_a_stray_member(index: Index) -> None:
+    entities = loaded(index)
+    with index.conn.transaction():
+        index.conn.execute(
+            "UPDATE entities SET rev = nextval('entity_rev') WHERE id = %s", (entities[2].id,)
+        )
+    gen = index.hot.require_generation()
+    far = h3.latlng_to_cell(-45.0, 100.0, 9)
+    index.hot.client.zadd(layout.cell_key(index.hot.prefix, gen, far), {entities[5].id: 1.0})
+    problems = {(d.id, d.problem.split(" ")[0]) for d in index.hot.verify(index.conn)}
+    assert (entities[2].id, "Redis") in problems
+    assert (entities[5].id, "stray") in problems
+    index.hot.rebuild(index.conn)
+    assert index.hot.verify(index.conn) == []
+
+
+def test_rebuild_keeps_writes_made_while_it_runs(index: Index) -> None:
+    entities = loaded(index, 12000)
+    late = random_stores(3, seed=99)
+    late = (
+        [type(e)(**{**e.__dict__, "id": f"late:{n}"}) for n, e in enumerate(late)]
+        if False
+        else [
+            e.__class__(id=f"late:{n}", kind="store", lat=e.lat, lng=e.lng)
+            for n, e in enumerate(late)
+        ]
+    )
+    from indexer import db
+
+    writer = db.connect(index.settings.database_url)
+    calls = []
+
+    def write_meanwhile(count: int) -> None:
+        if not calls:
+            write_entities(writer, index.hot, "late", late)
+            calls.append(count)
+
+    index.hot.rebuild(index.conn, write_meanwhile)
+    writer.close()
+    assert calls, "the rebuild made no progress callback"
+    assert index.count() == len(entities) + 3
+    assert index.hot.verify(index.conn) == []
+    old_gens = list(index.hot.client.scan_iter(match=f"{index.hot.prefix}:1:*"))
+    assert old_gens == []

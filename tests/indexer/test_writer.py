@@ -1,0 +1,161 @@
+"""The bulk writer and the hot index it feeds, against real PostGIS and Redis."""
+
+from __future__ import annotations
+
+import random
+
+import h3
+import pytest
+
+from indexer import layout
+from indexer.hot import Difference, upsert_record
+from indexer.model import INDEX_RESOLUTIONS, Entity
+from indexer.writer import WriteSummary, delete_entities, write_entities
+
+from ..conftest import Index
+
+
+def store(number: int, lat: float = 60.17, lng: float = 24.94, **fields: object) -> Entity:
+    return Entity(id=f"t:{number}", kind="store", lat=lat, lng=lng, **fields)  # type: ignore[arg-type]
+
+
+def random_stores(count: int, seed: int = 1) -> list[Entity]:
+    rng = random.Random(seed)
+    return [
+        store(
+            n,
+            lat=60.1 + rng.random() * 0.2,
+            lng=24.8 + rng.random() * 0.3,
+            name=f"shop {n}",
+            popularity=float(rng.randint(0, 500)),
+        )
+        for n in range(count)
+    ]
+
+
+def members(index: Index, entity: Entity) -> dict[str, float | None]:
+    """The entity's score in each of its cell sets, keyed by cell."""
+    gen = index.hot.require_generation()
+    scores = {}
+    for res in INDEX_RESOLUTIONS:
+        cell = h3.latlng_to_cell(entity.lat, entity.lng, res)
+        scores[cell] = index.hot.client.zscore(
+            layout.cell_key(index.hot.prefix, gen, cell), entity.id
+        )
+    return scores
+
+
+def test_first_write_inserts_everything_and_indexes_it(index: Index) -> None:
+    entities = random_stores(300)
+    summary = write_entities(index.conn, index.hot, "t", entities)
+    assert summary == WriteSummary(received=300, inserted=300)
+    assert index.count() == 300
+    for entity in entities:
+        assert set(members(index, entity).values()) == {entity.popularity}
+    assert index.hot.verify(index.conn) == []
+
+
+def test_rank_payload_reads_back_exactly(index: Index) -> None:
+    entity = store(
+        1,
+        lat=-33.123456789012345,
+        lng=151.98765432109876,
+        category="cafe",
+        mini_app="brew",
+        popularity=12.5,
+    )
+    write_entities(index.conn, index.hot, "t", [entity])
+    gen = index.hot.require_generation()
+    tag = h3.cell_to_parent(h3.latlng_to_cell(entity.lat, entity.lng, 9), 3)
+    payload = index.hot.client.hget(layout.rank_key(index.hot.prefix, gen, tag), entity.id)
+    parsed = layout.parse_rank_payload(payload)
+    assert (parsed["lat"], parsed["lng"]) == (entity.lat, entity.lng)
+    assert (parsed["kind"], parsed["category"], parsed["mini_app"]) == ("store", "cafe", "brew")
+    assert parsed["popularity"] == 12.5 and parsed["source"] == "t"
+
+
+def test_same_write_again_changes_nothing(index: Index) -> None:
+    entities = random_stores(50)
+    write_entities(index.conn, index.hot, "t", entities)
+    again = write_entities(index.conn, index.hot, "t", entities)
+    assert again == WriteSummary(received=50)
+    assert again.unchanged == 50
+
+
+def test_changed_rows_are_updated_and_moved(index: Index) -> None:
+    entities = random_stores(20)
+    write_entities(index.conn, index.hot, "t", entities)
+    moved = Entity(id=entities[0].id, kind="store", lat=-10.0, lng=-70.0, popularity=3.0)
+    summary = write_entities(index.conn, index.hot, "t", [moved, *entities[1:]])
+    assert (summary.inserted, summary.updated, summary.unchanged) == (0, 1, 19)
+    assert set(members(index, entities[0]).values()) == {None}
+    assert set(members(index, moved).values()) == {3.0}
+    assert index.hot.verify(index.conn) == []
+
+
+def test_replace_deletes_what_the_source_no_longer_has(index: Index) -> None:
+    entities = random_stores(30)
+    write_entities(index.conn, index.hot, "t", entities)
+    write_entities(index.conn, index.hot, "other", [store(999)])
+    summary = write_entities(index.conn, index.hot, "t", entities[:10], replace=True)
+    assert (summary.deleted, summary.unchanged) == (20, 10)
+    assert index.count() == 11
+    assert set(members(index, entities[15]).values()) == {None}
+    assert index.hot.verify(index.conn) == []
+
+
+def test_an_id_belongs_to_one_source(index: Index) -> None:
+    write_entities(index.conn, index.hot, "a", [store(1, name="a's")])
+    summary = write_entities(index.conn, index.hot, "b", [store(1, name="b's"), store(2)])
+    assert summary.conflicts == ("t:1",)
+    assert summary.inserted == 1
+    name = index.conn.execute("SELECT name, source FROM entities WHERE id = 't:1'").fetchone()
+    assert name == ("a's", "a")
+
+
+def test_failed_write_leaves_previous_state(index: Index) -> None:
+    entities = random_stores(10)
+    write_entities(index.conn, index.hot, "t", entities)
+    bad = [*random_stores(5, seed=2), store(77, popularity=-1.0)]
+    with pytest.raises(Exception, match="entities_popularity_range"):
+        write_entities(index.conn, index.hot, "t", bad, replace=True)
+    index.conn.rollback()
+    assert index.count() == 10
+    assert index.hot.verify(index.conn) == []
+
+
+def test_delete_entities(index: Index) -> None:
+    entities = random_stores(5)
+    write_entities(index.conn, index.hot, "t", entities)
+    assert delete_entities(index.conn, index.hot, [entities[0].id, "t:missing"]) == 1
+    assert index.count() == 4
+    assert set(members(index, entities[0]).values()) == {None}
+    assert index.hot.verify(index.conn) == []
+
+
+def test_older_revision_never_overwrites_newer(index: Index) -> None:
+    write_entities(index.conn, index.hot, "t", [store(1, lat=10.0, lng=10.0)])
+    old_row = index.conn.execute(
+        "SELECT id, kind, name, category, mini_app, lat, lng, h3, popularity, available,"
+        " capacity, opening_hours, tz, attrs, source, rev, updated_at, seen_at"
+        " FROM entities"
+    ).fetchone()
+    write_entities(index.conn, index.hot, "t", [store(1, lat=20.0, lng=20.0)])
+    columns = [
+        c.strip()
+        for c in (
+            "id, kind, name, category, mini_app, lat, lng, h3, popularity, available,"
+            " capacity, opening_hours, tz, attrs, source, rev, updated_at, seen_at"
+        ).split(",")
+    ]
+    assert index.hot.apply([upsert_record(dict(zip(columns, old_row, strict=True)))]) == 0
+    assert index.hot.verify(index.conn) == []
+
+
+def test_write_without_a_generation_is_reported(index: Index) -> None:
+    index.hot.drop_all()
+    summary = write_entities(index.conn, index.hot, "t", random_stores(3))
+    assert not summary.hot_applied
+    assert index.hot.verify(index.conn) == [Difference("*", "Redis holds no index generation")]
+    assert index.hot.rebuild(index.conn) == 3
+    assert index.hot.verify(index.conn) == []
