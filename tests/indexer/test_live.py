@@ -1,0 +1,396 @@
+"""Pushed positions and availability, staleness and the purge, against PostGIS and Redis."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import UTC, datetime, timedelta
+
+import h3
+import h3.api.basic_int as h3i
+import pytest
+
+from indexer import layout
+from indexer.live import (
+    MAX_ITEMS,
+    ItemError,
+    is_stale,
+    purge_stale,
+    push_availability,
+    push_positions,
+)
+from indexer.model import Entity
+from indexer.settings import IndexSettings
+from indexer.writer import write_entities
+from tests.conftest import Index
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+# Two points about 1.1 km apart in Helsinki: different res-9 and res-7 cells.
+KAMPPI = (60.1690, 24.9330)
+KALLIO = (60.1790, 24.9330)
+
+
+def bike(native: str, lat: float, lng: float, **fields: object) -> Entity:
+    values: dict[str, object] = {
+        "available": 1,
+        "capacity": 1,
+        "category": "free_bike",
+        "mini_app": "citybikes",
+        "seen_at": NOW - timedelta(minutes=1),
+    }
+    values.update(fields)
+    return Entity(id=f"citybikes:{native}", kind="bike", lat=lat, lng=lng, **values)  # type: ignore[arg-type]
+
+
+def row(index: Index, entity_id: str) -> tuple[object, ...] | None:
+    with index.conn.cursor() as cur:
+        cur.execute(
+            "SELECT lat, lng, h3, available, capacity, seen_at FROM entities WHERE id = %s",
+            (entity_id,),
+        )
+        found = cur.fetchone()
+    index.conn.commit()
+    return found
+
+
+def members(index: Index, cell: int) -> list[str]:
+    gen = index.hot.require_generation()
+    hex_cell = h3.int_to_str(cell)
+    return sorted(index.hot.client.zrange(layout.cell_key(index.hot.prefix, gen, hex_cell), 0, -1))
+
+
+def loc(index: Index, entity_id: str) -> str | None:
+    gen = index.hot.require_generation()
+    value = index.hot.client.hget(layout.loc_key(index.hot.prefix, gen), entity_id)
+    return None if value is None else str(value)
+
+
+# --- positions ---------------------------------------------------------------
+
+
+def test_a_move_rebuckets_in_postgis_and_redis(index: Index) -> None:
+    write_entities(index.conn, index.hot, "citybikes", [bike("b1", *KAMPPI)])
+    old_cell = h3i.latlng_to_cell(*KAMPPI, 9)
+    new_cell = h3i.latlng_to_cell(*KALLIO, 9)
+    assert members(index, old_cell) == ["citybikes:b1"]
+
+    result = push_positions(
+        index.conn,
+        index.hot,
+        [{"id": "citybikes:b1", "lat": KALLIO[0], "lng": KALLIO[1], "available": 0}],
+        now=NOW,
+    )
+
+    assert (result.received, result.applied, result.moved, result.errors) == (1, 1, 1, ())
+    assert row(index, "citybikes:b1") == (KALLIO[0], KALLIO[1], new_cell, 0, 1, NOW)
+    assert members(index, old_cell) == []
+    assert members(index, new_cell) == ["citybikes:b1"]
+    assert index.hot.verify(index.conn) == []
+
+
+def test_a_move_within_a_cell_is_applied_but_not_counted_as_moved(index: Index) -> None:
+    write_entities(index.conn, index.hot, "citybikes", [bike("b1", *KAMPPI)])
+    result = push_positions(
+        index.conn,
+        index.hot,
+        [{"id": "citybikes:b1", "lat": KAMPPI[0] + 1e-6, "lng": KAMPPI[1], "seen_at": 1740830370}],
+        now=NOW,
+    )
+    assert (result.applied, result.moved) == (1, 0)
+    found = row(index, "citybikes:b1")
+    assert found is not None
+    assert found[0] == KAMPPI[0] + 1e-6
+    assert found[3] == 1  # available kept when not given
+    assert found[5] == datetime.fromtimestamp(1740830370, tz=UTC)
+
+
+def test_bad_items_are_reported_by_index_and_good_ones_applied(index: Index) -> None:
+    write_entities(
+        index.conn,
+        index.hot,
+        "citybikes",
+        [bike("b1", *KAMPPI), bike("b2", *KAMPPI), bike("dock", *KAMPPI, capacity=5)],
+    )
+    write_entities(
+        index.conn, index.hot, "shops", [Entity(id="shops:1", kind="store", lat=60.17, lng=24.94)]
+    )
+    items = [
+        {"id": "citybikes:b1", "lat": KALLIO[0], "lng": KALLIO[1]},
+        {"id": "citybikes:b2", "lat": 91.0, "lng": 24.9},
+        {"id": "citybikes:b2", "lat": "60.1", "lng": 24.9},
+        {"id": "citybikes:b2", "lat": 60.1},
+        {"lat": 60.1, "lng": 24.9},
+        "not an object",
+        {"id": "citybikes:b1", "lat": 60.1, "lng": 24.9},
+        {"id": "citybikes:nope", "lat": 60.1, "lng": 24.9},
+        {"id": "shops:1", "lat": 60.1, "lng": 24.9},
+        {"id": "citybikes:b2", "lat": 60.1, "lng": 24.9, "seen_at": "2025-03-01T11:00:00Z"},
+        {"id": "citybikes:dock", "lat": 60.1, "lng": 24.9, "available": 6},
+        {"id": "citybikes:x", "lat": 60.1, "lng": 24.9, "seen_at": "2025-03-01T12:06:00Z"},
+        {"id": "citybikes:x", "lat": 60.1, "lng": 24.9, "seen_at": "yesterday"},
+        {"id": "citybikes:x", "lat": 60.1, "lng": 24.9, "available": -1},
+        {"id": "citybikes:x", "lat": 60.1, "lng": True},
+        {"id": "", "lat": 60.1, "lng": 24.9},
+    ]
+    result = push_positions(index.conn, index.hot, items, now=NOW)
+    assert (result.received, result.applied, result.moved) == (16, 1, 1)
+    assert result.errors == (
+        ItemError(1, "citybikes:b2", "lat must be within [-90, 90]", "lat"),
+        ItemError(2, "citybikes:b2", "lat must be a number", "lat"),
+        ItemError(3, "citybikes:b2", "lng must be a number", "lng"),
+        ItemError(4, None, "id must be a non-empty string", "id"),
+        ItemError(5, None, "item must be an object", "item"),
+        ItemError(6, "citybikes:b1", "id repeated in this batch", "id"),
+        ItemError(7, "citybikes:nope", "unknown id", "id"),
+        ItemError(8, "shops:1", "a store does not take pushes", "id"),
+        ItemError(9, "citybikes:b2", "older than the state held (seen_at)", "seen_at"),
+        ItemError(10, "citybikes:dock", "available exceeds capacity 5", "available"),
+        ItemError(11, "citybikes:x", "seen_at is in the future", "seen_at"),
+        ItemError(
+            12, "citybikes:x", "seen_at must be an RFC 3339 time or POSIX seconds", "seen_at"
+        ),
+        ItemError(13, "citybikes:x", "available must be within [0, 100000]", "available"),
+        ItemError(14, "citybikes:x", "lng must be a number", "lng"),
+        ItemError(15, "", "id must be a non-empty string", "id"),
+    )
+    assert row(index, "citybikes:b2") == (
+        KAMPPI[0],
+        KAMPPI[1],
+        h3i.latlng_to_cell(*KAMPPI, 9),
+        1,
+        1,
+        NOW - timedelta(minutes=1),
+    )
+    assert index.hot.verify(index.conn) == []
+
+
+def test_longitude_180_is_stored_as_minus_180(index: Index) -> None:
+    write_entities(index.conn, index.hot, "citybikes", [bike("b1", 0.0, 179.9)])
+    result = push_positions(
+        index.conn, index.hot, [{"id": "citybikes:b1", "lat": 0.0, "lng": 180.0}], now=NOW
+    )
+    assert result.applied == 1
+    found = row(index, "citybikes:b1")
+    assert found is not None
+    assert found[:2] == (0.0, -180.0)
+
+
+def test_a_batch_above_the_limit_is_refused(index: Index) -> None:
+    with pytest.raises(ValueError, match="at most 10000 items"):
+        push_positions(index.conn, index.hot, [{}] * (MAX_ITEMS + 1), now=NOW)
+    with pytest.raises(ValueError, match="at most 10000 items"):
+        push_availability(index.conn, index.hot, [{}] * (MAX_ITEMS + 1), now=NOW)
+
+
+def test_an_empty_batch_does_nothing(index: Index) -> None:
+    result = push_positions(index.conn, index.hot, [], now=NOW)
+    assert (result.received, result.applied, result.moved, result.errors) == (0, 0, 0, ())
+
+
+# --- availability ------------------------------------------------------------
+
+
+def charger(native: str, available: int, capacity: int) -> Entity:
+    return Entity(
+        id=f"volt:{native}",
+        kind="charger",
+        lat=60.17,
+        lng=24.94,
+        category="ev_charger",
+        available=available,
+        capacity=capacity,
+        seen_at=NOW - timedelta(minutes=5),
+    )
+
+
+def test_availability_sets_free_and_total_points(index: Index) -> None:
+    write_entities(index.conn, index.hot, "volt", [charger("c1", 1, 4), charger("c2", 0, 2)])
+    result = push_availability(
+        index.conn,
+        index.hot,
+        [
+            {"id": "volt:c1", "available": 3},
+            {"id": "volt:c2", "available": 5, "capacity": 6},
+            {"id": "volt:c1", "available": 1},
+            {"id": "volt:c3", "available": 1},
+            {"id": "volt:c4", "available": 3, "capacity": 2},
+            {"id": "volt:c5"},
+            {"id": "volt:c5", "available": 1.5},
+        ],
+        now=NOW,
+    )
+    assert (result.applied, result.moved) == (2, 0)
+    assert result.errors == (
+        ItemError(2, "volt:c1", "id repeated in this batch", "id"),
+        ItemError(3, "volt:c3", "unknown id", "id"),
+        ItemError(4, "volt:c4", "available 3 exceeds capacity 2", "available"),
+        ItemError(5, "volt:c5", "available must be an integer", "available"),
+        ItemError(6, "volt:c5", "available must be an integer", "available"),
+    )
+    assert row(index, "volt:c1") == (60.17, 24.94, h3i.latlng_to_cell(60.17, 24.94, 9), 3, 4, NOW)
+    assert row(index, "volt:c2") == (60.17, 24.94, h3i.latlng_to_cell(60.17, 24.94, 9), 5, 6, NOW)
+    gen = index.hot.require_generation()
+    tag = h3.cell_to_parent(h3.latlng_to_cell(60.17, 24.94, 9), 3)
+    payload = index.hot.client.hget(layout.rank_key(index.hot.prefix, gen, tag), "volt:c1")
+    assert layout.parse_rank_payload(str(payload))["available"] == 3
+    assert index.hot.verify(index.conn) == []
+
+
+def test_availability_above_the_capacity_held_is_refused(index: Index) -> None:
+    write_entities(index.conn, index.hot, "volt", [charger("c1", 1, 4)])
+    result = push_availability(index.conn, index.hot, [{"id": "volt:c1", "available": 5}], now=NOW)
+    assert result.errors == (ItemError(0, "volt:c1", "available exceeds capacity 4", "available"),)
+    assert row(index, "volt:c1") == (
+        60.17,
+        24.94,
+        h3i.latlng_to_cell(60.17, 24.94, 9),
+        1,
+        4,
+        NOW - timedelta(minutes=5),
+    )
+
+
+# --- staleness ---------------------------------------------------------------
+
+
+def test_is_stale_uses_the_source_limit_then_the_kind_limit() -> None:
+    settings = IndexSettings(stale_sources={"slow": 3600})
+    seen = NOW - timedelta(seconds=601)
+    assert is_stale(settings, "citybikes", "bike", seen, NOW)
+    assert not is_stale(settings, "citybikes", "bike", NOW - timedelta(seconds=600), NOW)
+    assert not is_stale(settings, "slow", "bike", seen, NOW)
+    assert not is_stale(settings, "citybikes", "charger", seen, NOW)
+    assert not is_stale(settings, "shops", "store", NOW - timedelta(days=900), NOW)
+    assert not is_stale(settings, "citybikes", "bike", None, NOW)
+
+
+def test_purge_deletes_what_is_past_its_limit(index: Index) -> None:
+    settings = IndexSettings(stale_sources={"slow": 3600})
+    write_entities(
+        index.conn,
+        index.hot,
+        "citybikes",
+        [
+            bike("old", *KAMPPI, seen_at=NOW - timedelta(seconds=601)),
+            bike("fresh", *KAMPPI, seen_at=NOW - timedelta(seconds=599)),
+            bike("never", *KAMPPI, seen_at=None),
+        ],
+    )
+    write_entities(
+        index.conn,
+        index.hot,
+        "slow",
+        [
+            Entity(
+                id="slow:b",
+                kind="bike",
+                lat=60.17,
+                lng=24.94,
+                available=1,
+                capacity=1,
+                seen_at=NOW - timedelta(seconds=3599),
+            )
+        ],
+    )
+    write_entities(
+        index.conn,
+        index.hot,
+        "volt",
+        [charger("c1", 1, 2)],  # seen 5 min ago, limit 30 min
+    )
+    write_entities(
+        index.conn, index.hot, "shops", [Entity(id="shops:1", kind="store", lat=60.17, lng=24.94)]
+    )
+    assert purge_stale(index.conn, index.hot, settings, now=NOW, grace_s=2) == 0
+    assert purge_stale(index.conn, index.hot, settings, now=NOW) == 1
+    assert row(index, "citybikes:old") is None
+    assert loc(index, "citybikes:old") is not None
+    assert len(str(loc(index, "citybikes:old")).split()) == 1  # a tombstone: rev only
+    # 25 min on: the charger, seen 30 min before, is exactly at its limit and stays.
+    assert purge_stale(index.conn, index.hot, settings, now=NOW + timedelta(minutes=25)) == 2
+    with index.conn.cursor() as cur:
+        cur.execute("SELECT id FROM entities ORDER BY id")
+        left = [r[0] for r in cur.fetchall()]
+    index.conn.commit()
+    assert left == ["citybikes:never", "shops:1", "volt:c1"]
+    assert index.hot.verify(index.conn) == []
+
+
+# --- concurrency -------------------------------------------------------------
+
+
+def read_cells_atomically(index_hot_client: object, keys: list[str]) -> list[str]:
+    """Every member of ``keys`` read in one MULTI/EXEC (one consistent view)."""
+    pipe = index_hot_client.pipeline(transaction=True)  # type: ignore[attr-defined]
+    for key in keys:
+        pipe.zrange(key, 0, -1)
+    found: list[str] = []
+    for answer in pipe.execute():
+        found.extend(answer)
+    return found
+
+
+def test_moves_across_cells_are_never_seen_twice_or_missed(index: Index) -> None:
+    """10,000 random moves while queries run: every query sees each inside bike once.
+
+    Bikes of group "in" move among cells that the query reads; bikes of group
+    "out" move anywhere nearby. A query that read a bike twice or missed an
+    "in" bike would have seen a move half done.
+    """
+    rng = random.Random(20250301)
+    center = h3i.latlng_to_cell(*KAMPPI, 9)
+    inside = sorted(h3i.grid_disk(center, 2))
+    around = sorted(h3i.grid_disk(center, 5))
+
+    def spot(cells: list[int]) -> tuple[float, float]:
+        lat, lng = h3i.cell_to_latlng(rng.choice(cells))
+        return lat + rng.uniform(-1e-5, 1e-5), lng + rng.uniform(-1e-5, 1e-5)
+
+    in_ids = [f"citybikes:in{i}" for i in range(60)]
+    out_ids = [f"citybikes:out{i}" for i in range(60)]
+    write_entities(
+        index.conn,
+        index.hot,
+        "citybikes",
+        [bike(i.split(":")[1], *spot(inside)) for i in in_ids]
+        + [bike(i.split(":")[1], *spot(around)) for i in out_ids],
+    )
+    gen = index.hot.require_generation()
+    keys = [layout.cell_key(index.hot.prefix, gen, h3.int_to_str(c)) for c in inside]
+    problems: list[str] = []
+    queries = 0
+    done = threading.Event()
+
+    def query_loop() -> None:
+        nonlocal queries
+        client = index.hot.client.__class__(connection_pool=index.hot.client.connection_pool)
+        while not done.is_set():
+            seen = read_cells_atomically(client, keys)
+            queries += 1
+            if len(seen) != len(set(seen)):
+                problems.append(f"query {queries} saw a bike twice")
+            missing = set(in_ids) - set(seen)
+            if missing:
+                problems.append(f"query {queries} missed {sorted(missing)[:3]}")
+
+    reader = threading.Thread(target=query_loop)
+    reader.start()
+    moved = 0
+    try:
+        for batch in range(100):
+            items = []
+            for entity_id in rng.sample(in_ids, 50) + rng.sample(out_ids, 50):
+                lat, lng = spot(inside if entity_id in in_ids else around)
+                items.append({"id": entity_id, "lat": lat, "lng": lng})
+            result = push_positions(
+                index.conn, index.hot, items, now=NOW + timedelta(seconds=batch)
+            )
+            assert result.errors == ()
+            moved += result.moved
+    finally:
+        done.set()
+        reader.join()
+    assert problems == []
+    assert queries > 10
+    assert moved > 5000  # most of the 10,000 moves crossed a cell border
+    assert index.hot.verify(index.conn) == []
