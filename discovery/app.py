@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from discovery import errors, health
+from discovery import errors, health, push
 from discovery.services import Services
 from discovery.settings import ApiSettings
 
@@ -21,4 +21,5 @@ def create_app(settings: ApiSettings | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     errors.init_app(app)
     health.init_app(app)
+    push.init_app(app)
     return app

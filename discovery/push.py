@@ -1,0 +1,118 @@
+"""Pushed updates: ``POST /v1/positions`` and ``POST /v1/availability``.
+
+For operators that push instead of publishing a feed. A write needs an API key
+(``Authorization: Bearer KEY`` or ``X-API-Key: KEY``) from ``NEARBY_API_KEYS``:
+401 without one, 403 with one we do not know. The body is ``{"items": [...]}``
+or a bare list; each bad item is reported with its index and reason, and the
+good ones are applied.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+import redis
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+
+from discovery.errors import (
+    BadParameter,
+    Forbidden,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+)
+from discovery.services import services
+from indexer.hot import HotIndex
+from indexer.live import MAX_ITEMS, PushResult, push_availability, push_positions
+from indexer.writer import HotIndexUnavailable
+
+bp = Blueprint("push", __name__, url_prefix="/v1")
+
+#: 10,000 items of about 120 bytes each, with room to spare.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+Pusher = Callable[[psycopg.Connection, HotIndex, Sequence[Any]], PushResult]
+
+
+def api_key() -> str | None:
+    """The key the request carries, if any."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("X-API-Key") or None
+
+
+def require_key() -> None:
+    """Unauthorized without a key, Forbidden with one we do not know."""
+    key = api_key()
+    if key is None:
+        raise Unauthorized("this write needs an API key (Authorization: Bearer KEY)")
+    keys = current_app.config["NEARBY"].api_keys
+    # Compare against every key in constant time, so timing tells nothing.
+    matches = [hmac.compare_digest(key.encode(), known.encode()) for known in keys]
+    if not any(matches):
+        raise Forbidden("this API key is not valid")
+
+
+def read_items() -> list[Any]:
+    """The items of the body: ``{"items": [...]}`` or a list, at most MAX_ITEMS."""
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BadParameter("the body must be JSON", "body")
+    items = body.get("items") if isinstance(body, dict) else body
+    if not isinstance(items, list):
+        raise BadParameter('expected a list of items, or {"items": [...]}', "items")
+    if len(items) > MAX_ITEMS:
+        raise BadParameter(f"at most {MAX_ITEMS} items a request", "items")
+    return items
+
+
+def result_body(result: PushResult) -> dict[str, Any]:
+    """The answer: counts, then each refused item with its index, reason and field."""
+    return {
+        "received": result.received,
+        "applied": result.applied,
+        "moved": result.moved,
+        "errors": [
+            {"index": e.index, "id": e.id, "reason": e.reason, "param": e.param}
+            for e in result.errors
+        ],
+    }
+
+
+def handle(push: Pusher) -> Response:
+    """Authorise, read the items, apply them, and answer with the result."""
+    require_key()
+    items = read_items()
+    found = services()
+    try:
+        with found.postgis() as conn:
+            result = push(conn, found.hot, items)
+    except HotIndexUnavailable as exc:
+        raise ServiceUnavailable("saved, but the hot index could not be updated") from exc
+    except (psycopg.OperationalError, redis.ConnectionError, redis.TimeoutError) as exc:
+        raise ServiceUnavailable("the index is not reachable") from exc
+    return jsonify(result_body(result))
+
+
+@bp.post("/positions")
+def positions() -> Response:
+    """Move bikes: items ``{id, lat, lng, available?, seen_at?}``."""
+    return handle(push_positions)
+
+
+@bp.post("/availability")
+def availability() -> Response:
+    """Set free points: items ``{id, available, capacity?}``."""
+    return handle(push_availability)
+
+
+def init_app(app: Flask) -> None:
+    """Register the push endpoints."""
+    app.register_blueprint(bp)
