@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import h3
 
-from indexer import layout
+from indexer import db, layout
 from indexer.writer import write_entities
 
 from ..conftest import Index
@@ -69,7 +69,6 @@ def test_rebuild_keeps_writes_made_while_it_runs(index: Index) -> None:
             for n, e in enumerate(late)
         ]
     )
-    from indexer import db
 
     writer = db.connect(index.settings.database_url)
     calls = []

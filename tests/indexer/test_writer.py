@@ -6,9 +6,10 @@ import random
 
 import h3
 import pytest
+from psycopg.rows import dict_row
 
 from indexer import layout
-from indexer.hot import Difference, upsert_record
+from indexer.hot import ENTITY_COLUMNS, Difference, upsert_record
 from indexer.model import INDEX_RESOLUTIONS, Entity
 from indexer.writer import WriteSummary, delete_entities, write_entities
 
@@ -135,20 +136,10 @@ def test_delete_entities(index: Index) -> None:
 
 def test_older_revision_never_overwrites_newer(index: Index) -> None:
     write_entities(index.conn, index.hot, "t", [store(1, lat=10.0, lng=10.0)])
-    old_row = index.conn.execute(
-        "SELECT id, kind, name, category, mini_app, lat, lng, h3, popularity, available,"
-        " capacity, opening_hours, tz, attrs, source, rev, updated_at, seen_at"
-        " FROM entities"
-    ).fetchone()
+    with index.conn.cursor(row_factory=dict_row) as cur:
+        old_row = cur.execute(f"SELECT {ENTITY_COLUMNS} FROM entities").fetchone()
     write_entities(index.conn, index.hot, "t", [store(1, lat=20.0, lng=20.0)])
-    columns = [
-        c.strip()
-        for c in (
-            "id, kind, name, category, mini_app, lat, lng, h3, popularity, available,"
-            " capacity, opening_hours, tz, attrs, source, rev, updated_at, seen_at"
-        ).split(",")
-    ]
-    assert index.hot.apply([upsert_record(dict(zip(columns, old_row, strict=True)))]) == 0
+    assert index.hot.apply([upsert_record(old_row)]) == 0
     assert index.hot.verify(index.conn) == []
 
 
