@@ -1,0 +1,77 @@
+"""Settings come from the environment, validated, naming the bad variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from discovery.settings import ApiSettings
+from indexer.settings import DEFAULT_STALE_S, ConfigError, IndexSettings
+
+
+def test_defaults_without_environment() -> None:
+    settings = IndexSettings.from_env({})
+    assert settings.database_url.startswith("postgresql://")
+    assert settings.redis_url.startswith("redis://")
+    assert dict(settings.stale_s) == DEFAULT_STALE_S
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DATABASE_URL", "mysql://x@y/z"),
+        ("DATABASE_URL", "postgresql://host:notaport/db"),
+        ("DATABASE_URL", "postgresql://host:5432"),
+        ("REDIS_URL", "http://localhost:6379"),
+        ("REDIS_URL", "redis://:99999999/0"),
+        ("NEARBY_REDIS_PREFIX", "has space"),
+        ("NEARBY_STALE_BIKE_S", "ten"),
+        ("NEARBY_STALE_CHARGER_S", "0"),
+        ("NEARBY_STALE_SOURCES", "divvy"),
+    ],
+)
+def test_malformed_value_is_named(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        IndexSettings.from_env({variable: value})
+    assert caught.value.variable == variable
+    assert str(caught.value).startswith(f"{variable}: ")
+
+
+def test_stale_limits_per_kind_and_source() -> None:
+    settings = IndexSettings.from_env(
+        {"NEARBY_STALE_BIKE_S": "120", "NEARBY_STALE_SOURCES": "divvy=60, ocm=7200"}
+    )
+    assert settings.stale_limit_s("citybikes", "bike") == 120
+    assert settings.stale_limit_s("divvy", "bike") == 60
+    assert settings.stale_limit_s("ocm", "charger") == 7200
+    assert settings.stale_limit_s("osm", "store") is None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("NEARBY_DEBUG", "maybe"),
+        ("NEARBY_POPULARITY_WEIGHT", "nan"),
+        ("NEARBY_SCALE_FRACTION", "-1"),
+        ("REDIS_URL", "localhost"),
+    ],
+)
+def test_api_settings_name_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ApiSettings.from_env({variable: value})
+    assert caught.value.variable == variable
+
+
+def test_api_keys_are_split_on_commas() -> None:
+    settings = ApiSettings.from_env({"NEARBY_API_KEYS": "a, b,,c", "NEARBY_DEBUG": "1"})
+    assert settings.api_keys == frozenset({"a", "b", "c"})
+    assert settings.debug
+
+
+def test_cli_refuses_bad_configuration(cli_env) -> None:
+    from click.testing import CliRunner
+
+    from discovery.cli import cli
+
+    result = CliRunner().invoke(cli, ["cache", "verify"], env={**cli_env, "REDIS_URL": "nope"})
+    assert result.exit_code == 2
+    assert "REDIS_URL" in result.output
