@@ -80,34 +80,27 @@ INSERT = (
     ],
 )
 def test_constraints_reject_impossible_rows(index: Index, row: tuple, constraint: str) -> None:
-    with pytest.raises(psycopg.errors.CheckViolation) as caught:
-        with index.conn.transaction():
-            index.conn.execute(INSERT, row)
+    with pytest.raises(psycopg.errors.CheckViolation) as caught, index.conn.transaction():
+        index.conn.execute(INSERT, row)
     assert caught.value.diag.constraint_name == constraint
 
 
 def test_store_has_no_counts(index: Index) -> None:
-    with pytest.raises(psycopg.errors.CheckViolation) as caught:
-        with index.conn.transaction():
-            index.conn.execute(
-                "INSERT INTO entities (id, kind, lat, lng, h3, source, available)"
-                " VALUES ('s', 'store', 1, 1, 617700169958293503, 't', 3)"
-            )
+    with pytest.raises(psycopg.errors.CheckViolation) as caught, index.conn.transaction():
+        index.conn.execute(
+            "INSERT INTO entities (id, kind, lat, lng, h3, source, available)"
+            " VALUES ('s', 'store', 1, 1, 617700169958293503, 't', 3)"
+        )
     assert caught.value.diag.constraint_name == "entities_store_counts"
 
 
 def test_geography_follows_lat_lng(index: Index) -> None:
     with index.conn.transaction():
         index.conn.execute(INSERT, ("p", "store", 60.17, 24.94, 1.0))
-        row = index.conn.execute(
-            "SELECT ST_Y(geog::geometry), ST_X(geog::geometry) FROM entities WHERE id = 'p'"
-        ).fetchone()
-        assert row == (60.17, 24.94)
-        raise_rollback(index.conn)
-
-
-def raise_rollback(conn: psycopg.Connection) -> None:
-    conn.execute("DELETE FROM entities")
+    row = index.conn.execute(
+        "SELECT ST_Y(geog::geometry), ST_X(geog::geometry) FROM entities WHERE id = 'p'"
+    ).fetchone()
+    assert row == (60.17, 24.94)
 
 
 def test_upgrade_twice_is_harmless(settings, index: Index) -> None:
