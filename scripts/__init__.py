@@ -1,0 +1,1 @@
+"""Operator tools: data generators, benchmarks, debugging."""
