@@ -131,3 +131,14 @@ def cache_verify(context: Context, limit: int) -> None:
 @cli.group("feeds")
 def feeds_group() -> None:
     """Live feeds of bikes and chargers."""
+
+
+def _register_commands() -> None:
+    """Attach the commands that live in their own modules."""
+    from indexer import feeds, import_stores
+
+    import_stores.register(import_group)
+    feeds.register(import_group, feeds_group)
+
+
+_register_commands()
