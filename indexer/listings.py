@@ -49,7 +49,9 @@ class UnreadableInput(Exception):
     """The input cannot be read as a listing at all; nothing of it may be written."""
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made per input row, and a frozen dataclass's __init__ costs
+# three times as much. Nothing changes a record once read.
+@dataclass(slots=True)
 class Record:
     """One record of a listing as read, before validation.
 
@@ -406,14 +408,14 @@ def entity_id(source: str, native_id: Any) -> str:
 
 def parse_coordinate(value: Any, name: str) -> float:
     """Parse a latitude or longitude (number or numeric string), refusing NaN and infinity."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise InvalidEntity("missing coordinates")
-    if isinstance(value, bool):
-        raise InvalidEntity(f"unparseable {name} {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise InvalidEntity("missing coordinates") from exc
         raise InvalidEntity(f"unparseable {name} {value!r}") from exc
+    if value.__class__ is bool:
+        raise InvalidEntity(f"unparseable {name} {value!r}")
     if not math.isfinite(number):
         raise InvalidEntity(f"{name} is NaN or infinite")
     return number
@@ -432,11 +434,11 @@ def parse_point(lat_value: Any, lng_value: Any) -> tuple[float, float]:
 
 def parse_popularity(value: Any) -> float:
     """Parse a popularity: empty is 0; negative, NaN or infinite is refused."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return 0.0
     try:
         number = float(value)
     except (TypeError, ValueError) as exc:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return 0.0
         raise InvalidEntity(f"unparseable popularity {value!r}") from exc
     if not math.isfinite(number):
         raise InvalidEntity("popularity is NaN or infinite")
