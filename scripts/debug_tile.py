@@ -1,0 +1,147 @@
+"""Render one Web Mercator tile of the index: cells, entities, a query, differences.
+
+Usage::
+
+    python scripts/debug_tile.py 15 18654 9484 -o tile.png
+    python scripts/debug_tile.py --lat 60.170 --lng 24.943 --zoom 15 --diff -o tile.png
+    python scripts/debug_tile.py 15 18654 9484 --query 60.170,24.943,400,kinds=store,limit=10
+    python scripts/debug_tile.py 15 18654 9484 --format geojson -o tile.geojson
+
+Reads PostGIS and Redis with the service's settings (DATABASE_URL, REDIS_URL,
+NEARBY_REDIS_PREFIX).  ``--query LAT,LNG,RADIUS_M[,name=value…]`` takes the
+parameters of ``GET /v1/nearby``; a value listing several items separates them
+with ``+`` (``kinds=bike+charger``).  ``--diff`` lists the cells where Redis and
+PostGIS disagree (on stderr when the tile goes to stdout) and exits with 1 when
+there are any.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from typing import BinaryIO
+
+import click
+import mercantile
+
+from indexer import db
+from indexer.hot import HotIndex, connect_redis
+from indexer.settings import ConfigError, IndexSettings
+from indexer.tile_data import TileTooLarge, read_layers, scan_query
+from indexer.tile_render import tile_png
+from indexer.tiles import QueryOverlay, TileLayers, layers_to_geojson, tile_at
+
+
+def parse_query(text: str) -> tuple[float, float, float, dict[str, str]]:
+    """``LAT,LNG,RADIUS_M[,name=value…]`` as (lat, lng, radius_m, params)."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) < 3:
+        raise click.BadParameter("expected LAT,LNG,RADIUS_M[,name=value…]", param_hint="--query")
+    try:
+        lat, lng, radius_m = (float(part) for part in parts[:3])
+    except ValueError as exc:
+        raise click.BadParameter(f"not a number in {text!r}", param_hint="--query") from exc
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lng <= 180.0 and radius_m > 0):
+        raise click.BadParameter("lat, lng or radius out of range", param_hint="--query")
+    params: dict[str, str] = {}
+    for item in parts[3:]:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected name=value, got {item!r}", param_hint="--query")
+        params[name.strip()] = value.strip().replace("+", ",")
+    return lat, lng, radius_m, params
+
+
+def pick_tile(
+    zxy: tuple[int, ...], lat: float | None, lng: float | None, zoom: int | None
+) -> mercantile.Tile:
+    """The tile named by ``Z X Y`` or by ``--lat --lng --zoom``."""
+    if zxy and (lat is not None or lng is not None):
+        raise click.UsageError("give either Z X Y or --lat --lng --zoom, not both")
+    if len(zxy) == 3:
+        z, x, y = zxy
+        if not (0 <= z <= 28 and 0 <= x < 2**z and 0 <= y < 2**z):
+            raise click.UsageError(f"no tile {z}/{x}/{y}")
+        return mercantile.Tile(x=x, y=y, z=z)
+    if zxy or lat is None or lng is None or zoom is None:
+        raise click.UsageError("give Z X Y, or --lat, --lng and --zoom")
+    return tile_at(lat, lng, zoom)
+
+
+def run_query(
+    conn: object, lat: float, lng: float, radius_m: float, params: Mapping[str, str]
+) -> QueryOverlay:
+    """The query overlay: what the search did, or a PostGIS scan where it cannot tell."""
+    return scan_query(conn, lat, lng, radius_m, params)  # type: ignore[arg-type]
+
+
+def write_output(layers: TileLayers, fmt: str, legend: bool, out: BinaryIO) -> None:
+    """Write the tile as PNG or GeoJSON."""
+    if fmt == "geojson":
+        out.write(json.dumps(layers_to_geojson(layers), indent=1).encode() + b"\n")
+    else:
+        out.write(tile_png(layers, legend=legend))
+
+
+def report_differences(layers: TileLayers, to_stdout: bool) -> None:
+    """List the differing cells and their problems."""
+    differences = layers.differences or {}
+    lines = [f"{len(differences)} cells where Redis and PostGIS disagree"]
+    for cell, problems in differences.items():
+        lines.append(cell)
+        lines.extend(f"  {problem}" for problem in problems)
+    click.echo("\n".join(lines), err=not to_stdout)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("zxy", nargs=-1, type=int)
+@click.option("--lat", type=click.FloatRange(-90, 90), help="latitude of a point in the tile")
+@click.option("--lng", type=click.FloatRange(-180, 180), help="longitude of a point in the tile")
+@click.option("--zoom", type=click.IntRange(0, 28), help="zoom level with --lat/--lng")
+@click.option("--query", "query_text", metavar="LAT,LNG,RADIUS_M[,k=v…]", help="overlay a query")
+@click.option("--diff", is_flag=True, help="mark and list cells where Redis and PostGIS disagree")
+@click.option("--format", "fmt", type=click.Choice(["png", "geojson"]), default="png")
+@click.option("--no-legend", is_flag=True, help="leave the legend out of the PNG")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="file (default: stdout)")
+def main(
+    zxy: tuple[int, ...],
+    lat: float | None,
+    lng: float | None,
+    zoom: int | None,
+    query_text: str | None,
+    diff: bool,
+    fmt: str,
+    no_legend: bool,
+    output: str | None,
+) -> None:
+    """Render tile Z X Y (or the tile at --lat --lng --zoom) of the index."""
+    tile = pick_tile(zxy, lat, lng, zoom)
+    query = parse_query(query_text) if query_text else None
+    try:
+        settings = IndexSettings.from_env()
+    except ConfigError as exc:
+        raise click.UsageError(f"bad configuration: {exc}") from exc
+    client = connect_redis(settings.redis_url)
+    with db.connect(settings.database_url, autocommit=True) as conn:
+        overlay = run_query(conn, *query[:3], query[3]) if query else None
+        hot = HotIndex(client, settings.redis_prefix) if diff else None
+        try:
+            layers = read_layers(conn, hot, tile, query=overlay)
+        except TileTooLarge as exc:
+            raise click.UsageError(str(exc)) from exc
+    client.close()
+    if output:
+        with open(output, "wb") as out:
+            write_output(layers, fmt, not no_legend, out)
+    else:
+        write_output(layers, fmt, not no_legend, sys.stdout.buffer)
+        sys.stdout.flush()
+    if diff:
+        report_differences(layers, to_stdout=output is not None)
+        if layers.differences:
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
