@@ -40,6 +40,17 @@ def describe(spec: FeedSpec, settings: IndexSettings) -> None:
     )
 
 
+def specs_of(args: argparse.Namespace) -> list[FeedSpec]:
+    """The feeds named on the command line, in a fixed order."""
+    named = [
+        ("gbfs", args.gbfs, None),
+        ("gbfs", args.gbfs_v3, args.gbfs_v3_source),
+        ("ocpi", args.ocpi, None),
+        ("ocm", args.ocm, None),
+    ]
+    return [FeedSpec(kind, location, source) for kind, location, source in named if location]
+
+
 def main() -> None:
     """Parse the arguments, describe each feed, then import it unless told not to."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -50,15 +61,7 @@ def main() -> None:
     parser.add_argument("--ocm", help="Open Charge Map POI JSON")
     parser.add_argument("--parse-only", action="store_true", help="parse and count; write nothing")
     args = parser.parse_args()
-    specs = []
-    if args.gbfs:
-        specs.append(FeedSpec("gbfs", args.gbfs))
-    if args.gbfs_v3:
-        specs.append(FeedSpec("gbfs", args.gbfs_v3, args.gbfs_v3_source))
-    if args.ocpi:
-        specs.append(FeedSpec("ocpi", args.ocpi))
-    if args.ocm:
-        specs.append(FeedSpec("ocm", args.ocm))
+    specs = specs_of(args)
     if not specs:
         parser.error("name at least one feed")
     settings = IndexSettings.from_env()
