@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+"""Live updates under load: position updates/s, and query latency beside idle.
+
+    scripts/bench_live.py [--bikes 100000] [--batch 1000] [--seconds 10] [--skip-http]
+
+With ``--bikes`` bikes indexed (source ``bench``, around Seoul), it measures
+the same nearby queries, sent by another process, three times: with no
+updates, while the Python API (:func:`indexer.live.push_positions`) moves
+random bikes in batches, and while ``POST /v1/positions`` does (a gunicorn
+server started for the run). It prints updates/s and the queries' p50/p99,
+each beside the idle baseline of the same run.
+
+Writes into the index named by DATABASE_URL, REDIS_URL and NEARBY_REDIS_PREFIX:
+point them at a scratch database, not the demo's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import h3
+import psycopg
+
+from indexer import db, layout
+from indexer.hot import HotIndex, connect_redis
+from indexer.live import push_positions
+from indexer.model import Entity
+from indexer.settings import IndexSettings
+from indexer.writer import write_entities
+
+#: Seoul City Hall; bikes spread over about 12 x 12 km around it.
+CENTER = (37.5665, 126.9780)
+SPAN_DEG = 0.055
+RADIUS_M = 500.0
+API_KEY = "bench-live-key"
+
+
+def random_point(rng: random.Random) -> tuple[float, float]:
+    """A (lat, lng) in the bench area."""
+    return (
+        CENTER[0] + rng.uniform(-SPAN_DEG, SPAN_DEG),
+        CENTER[1] + rng.uniform(-SPAN_DEG, SPAN_DEG),
+    )
+
+
+def seed_bikes(settings: IndexSettings, count: int) -> None:
+    """Make the ``bench`` source exactly ``count`` bikes seen now."""
+    rng = random.Random(1)
+    now = datetime.now(UTC)
+    bikes = (
+        Entity(id=f"bench:{n}", kind="bike", lat=lat, lng=lng, category="free_bike",
+               mini_app="bench", available=1, capacity=1, seen_at=now)
+        for n, (lat, lng) in ((n, random_point(rng)) for n in range(count))
+    )  # fmt: skip
+    conn = db.connect(settings.database_url)
+    hot = HotIndex(connect_redis(settings.redis_url), settings.redis_prefix)
+    if hot.generation() is None:
+        hot.rebuild(conn)
+    write_entities(conn, hot, "bench", bikes, replace=True)
+    conn.close()
+
+
+# --- queries -----------------------------------------------------------------
+# HOOK: until discovery/search.py offers a stable entry point, a "query" here is
+# the raw read a nearby search cannot do without: the hot index's res-9 cell
+# sets covering the circle, read in one MULTI/EXEC round trip (``redis``), or
+# PostGIS ST_DWithin with <-> KNN ordering (``postgis``). Replace
+# ``make_query`` with the real search call when it lands.
+
+
+def make_query(settings: IndexSettings, kind: str) -> Callable[[float, float], int]:
+    """A function that runs one nearby query at (lat, lng) and returns its hit count."""
+    if kind == "postgis":
+        conn = psycopg.connect(settings.database_url, autocommit=True)
+        sql = (
+            "SELECT id FROM entities WHERE ST_DWithin(geog, ST_MakePoint(%(lng)s, %(lat)s)"
+            "::geography, %(r)s) ORDER BY geog <-> ST_MakePoint(%(lng)s, %(lat)s)::geography"
+            " LIMIT 20"
+        )
+        return lambda lat, lng: len(
+            conn.execute(sql, {"lat": lat, "lng": lng, "r": RADIUS_M}).fetchall()
+        )
+    client = connect_redis(settings.redis_url)
+    hot = HotIndex(client, settings.redis_prefix)
+
+    def redis_query(lat: float, lng: float) -> int:
+        gen = hot.require_generation()
+        # Res-9 cells (~200 m across): k = 4 rings cover a 500 m circle.
+        cells = h3.grid_disk(h3.latlng_to_cell(lat, lng, 9), 4)
+        pipe = client.pipeline(transaction=True)
+        for cell in cells:
+            pipe.zrange(layout.cell_key(hot.prefix, gen, cell), 0, -1)
+        return sum(len(members) for members in pipe.execute())
+
+    return redis_query
+
+
+def query_loop(settings: IndexSettings, kind: str, seconds: float, out: Any) -> None:
+    """Send queries back to back for ``seconds``; put the latencies (ms) on ``out``."""
+    query = make_query(settings, kind)
+    rng = random.Random(os.getpid())
+    latencies = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        lat, lng = random_point(rng)
+        started = time.perf_counter()
+        query(lat, lng)
+        latencies.append((time.perf_counter() - started) * 1000.0)
+    out.put(latencies)
+
+
+def percentiles(latencies: list[float]) -> tuple[float, float]:
+    """p50 and p99 in ms."""
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return statistics.median(latencies), cuts[98]
+
+
+# --- updates -----------------------------------------------------------------
+
+
+def move_batch(rng: random.Random, bikes: int, batch: int) -> list[dict[str, Any]]:
+    """``batch`` distinct random bikes, each to a random point of the area."""
+    items = []
+    for n in rng.sample(range(bikes), batch):
+        lat, lng = random_point(rng)
+        items.append({"id": f"bench:{n}", "lat": lat, "lng": lng})
+    return items
+
+
+def python_updates(settings: IndexSettings, bikes: int, batch: int, seconds: float) -> float:
+    """Moves per second through push_positions for ``seconds``."""
+    conn = db.connect(settings.database_url)
+    hot = HotIndex(connect_redis(settings.redis_url), settings.redis_prefix)
+    rng = random.Random(2)
+    applied = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        result = push_positions(conn, hot, move_batch(rng, bikes, batch))
+        applied += result.applied
+    rate = applied / (time.perf_counter() - started)
+    conn.close()
+    return rate
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(settings: IndexSettings, port: int, workers: int) -> subprocess.Popen[bytes]:
+    """``nearby serve`` over the bench index, waited for until it answers."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "NEARBY_REDIS_PREFIX": settings.redis_prefix,
+        "NEARBY_API_KEYS": API_KEY,
+    }
+    command = [sys.executable, "-c", "from discovery.cli import main; main()", "serve",
+               "--port", str(port), "--workers", str(workers)]  # fmt: skip
+    server = subprocess.Popen(
+        command, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+    )
+    for _ in range(100):
+        try:
+            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/healthz")
+            return server
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("the API server did not start")
+
+
+def http_updates(port: int, bikes: int, batch: int, seconds: float) -> float:
+    """Moves per second through POST /v1/positions (one keep-alive connection)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"}
+    rng = random.Random(3)
+    applied = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        conn.request("POST", "/v1/positions", json.dumps(move_batch(rng, bikes, batch)), headers)
+        response = conn.getresponse()
+        body = json.loads(response.read())
+        if response.status != 200:
+            raise RuntimeError(f"POST /v1/positions answered {response.status}: {body}")
+        applied += body["applied"]
+    return applied / (time.perf_counter() - started)
+
+
+def with_queries(
+    settings: IndexSettings, kind: str, seconds: float, work: Callable[[], float]
+) -> tuple[float, list[float]]:
+    """Run ``work`` while another process sends queries; its result and their latencies."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    process = ctx.Process(target=query_loop, args=(settings, kind, seconds, out))
+    process.start()
+    time.sleep(0.5)  # let the querier connect before the work starts
+    result = work()
+    latencies = out.get()
+    process.join()
+    return result, latencies
+
+
+def main() -> None:
+    """Seed, measure idle, Python and HTTP phases, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bikes", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--query", choices=("redis", "postgis"), default="redis")
+    parser.add_argument("--workers", type=int, default=2, help="API server workers")
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args()
+    settings = IndexSettings.from_env()
+    seed_bikes(settings, args.bikes)
+    idle_s = args.seconds
+
+    _, idle = with_queries(settings, args.query, idle_s, lambda: time.sleep(idle_s) or 0.0)
+    rows = [("idle (no updates)", None, idle)]
+    rate, busy = with_queries(
+        settings, args.query, args.seconds,
+        lambda: python_updates(settings, args.bikes, args.batch, args.seconds),
+    )  # fmt: skip
+    rows.append(("Python API push_positions", rate, busy))
+    if not args.skip_http:
+        port = free_port()
+        server = start_server(settings, port, args.workers)
+        try:
+            rate, busy = with_queries(
+                settings, args.query, args.seconds,
+                lambda: http_updates(port, args.bikes, args.batch, args.seconds),
+            )  # fmt: skip
+        finally:
+            server.terminate()
+            server.wait(10)
+        rows.append(("HTTP POST /v1/positions", rate, busy))
+    print_table(args, rows)
+
+
+def print_table(
+    args: argparse.Namespace, rows: list[tuple[str, float | None, list[float]]]
+) -> None:
+    """One line per phase: updates/s, query p50/p99 and their ratio to idle."""
+    idle_p50, idle_p99 = percentiles(rows[0][2])
+    print(
+        f"{args.bikes:,} bikes · batches of {args.batch:,} · {args.seconds:g} s a phase · "
+        f"query: {args.query} read of a {RADIUS_M:g} m circle (HOOK: raw, until search lands)"
+    )
+    print(f"{'phase':<28}{'updates/s':>12}{'queries':>9}{'p50 ms':>9}{'p99 ms':>9}{'p99/idle':>10}")
+    for name, rate, latencies in rows:
+        p50, p99 = percentiles(latencies)
+        shown = "-" if rate is None else f"{rate:,.0f}"
+        print(
+            f"{name:<28}{shown:>12}{len(latencies):>9,}{p50:>9.2f}{p99:>9.2f}"
+            f"{p99 / idle_p99:>9.2f}x"
+        )
+    print(f"baseline: idle p50 {idle_p50:.2f} ms, p99 {idle_p99:.2f} ms (same run, same data)")
+
+
+if __name__ == "__main__":
+    main()
