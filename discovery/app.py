@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from discovery import errors, health, push
+from discovery import api, errors, health, push
 from discovery.services import Services
 from discovery.settings import ApiSettings
 
@@ -22,4 +22,5 @@ def create_app(settings: ApiSettings | None = None) -> Flask:
     errors.init_app(app)
     health.init_app(app)
     push.init_app(app)
+    api.init_app(app)
     return app

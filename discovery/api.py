@@ -1,0 +1,145 @@
+"""The read API: GET /v1/nearby, GET /v1/entities/<id>, GET /openapi.json."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify, request
+
+from discovery.errors import NotFound
+from discovery.finder import find_entity, find_nearby, stale_limits
+from discovery.openapi import openapi_document
+from discovery.params import parse_nearby
+from discovery.query import NearbyQuery
+from discovery.ranking import Hit, distance_term, encode_cursor, popularity_term
+from discovery.search import SearchResult
+from discovery.services import services
+
+bp = Blueprint("nearby", __name__)
+
+GEOJSON = "application/geo+json"
+SCORE_FORMULA = (
+    "0.5 ** ((distance_m / scale_m) ** 2) * (1 + popularity_weight * ln(1 + popularity))"
+)
+#: What a result shows besides its ranking figures (the display document's fields).
+RESULT_FIELDS = (
+    "id",
+    "kind",
+    "name",
+    "mini_app",
+    "category",
+    "lat",
+    "lng",
+    "popularity",
+    "available",
+    "capacity",
+    "opening_hours",
+    "tz",
+    "source",
+    "attrs",
+    "updated_at",
+    "seen_at",
+)
+
+
+def result_of(hit: Hit, query: NearbyQuery) -> dict[str, Any]:
+    """One result as JSON: the entity's fields, its distance and score (and explain terms)."""
+    item = {name: hit.doc.get(name) for name in RESULT_FIELDS}
+    item["distance_m"] = hit.distance_m
+    item["score"] = hit.score
+    if hit.count is not None:
+        item["count"] = hit.count
+    if query.explain:
+        item["explain"] = {
+            "distance_term": distance_term(hit.distance_m, query.scale_m),
+            "popularity_term": popularity_term(hit.popularity, query.popularity_weight),
+        }
+    return item
+
+
+def explain_of(query: NearbyQuery, result: SearchResult) -> dict[str, Any]:
+    """The parameters a query ran with, and what answering it read."""
+    return {
+        "lat": query.lat,
+        "lng": query.lng,
+        "radius_m": query.radius_m,
+        "sort": query.sort,
+        "scale_m": query.scale_m,
+        "popularity_weight": query.popularity_weight,
+        "limit": query.limit,
+        "kinds": list(query.kinds),
+        "category": list(query.categories),
+        "mini_app": list(query.mini_apps),
+        "available": query.available,
+        "open_now": query.open_now,
+        "group": query.group,
+        "score": SCORE_FORMULA,
+        "read": result.stats,
+    }
+
+
+def body_of(query: NearbyQuery, result: SearchResult) -> dict[str, Any]:
+    """The JSON body of a nearby answer."""
+    results = [result_of(hit, query) for hit in result.hits]
+    cursor = encode_cursor(result.hits[-1], query) if result.more and result.hits else None
+    body: dict[str, Any] = {"results": results, "next_cursor": cursor, "source": result.source}
+    if query.explain:
+        body["explain"] = explain_of(query, result)
+    return body
+
+
+def feature_collection(body: dict[str, Any]) -> dict[str, Any]:
+    """The same answer as a GeoJSON FeatureCollection (lng before lat)."""
+    features = [
+        {
+            "type": "Feature",
+            "id": item["id"],
+            "geometry": {"type": "Point", "coordinates": [item["lng"], item["lat"]]},
+            "properties": item,
+        }
+        for item in body["results"]
+    ]
+    collection = {"type": "FeatureCollection", "features": features}
+    collection.update({key: value for key, value in body.items() if key != "results"})
+    return collection
+
+
+def wants_geojson() -> bool:
+    """True when the client prefers GeoJSON to JSON."""
+    best = request.accept_mimetypes.best_match(["application/json", GEOJSON])
+    return best == GEOJSON and request.accept_mimetypes[GEOJSON] > 0
+
+
+@bp.get("/v1/nearby")
+def nearby() -> Response:
+    """Entities around a point, ranked by score or distance."""
+    svc = services()
+    args = request.args.to_dict(flat=False)
+    query = parse_nearby(args, svc.settings.ranking, stale_limits(svc), time.time())
+    body = body_of(query, find_nearby(query))
+    if wants_geojson():
+        response = jsonify(feature_collection(body))
+        response.mimetype = GEOJSON
+        return response
+    return jsonify(body)
+
+
+@bp.get("/v1/entities/<path:entity_id>")
+def entity(entity_id: str) -> Response:
+    """One entity by id."""
+    doc = find_entity(entity_id)
+    if doc is None:
+        raise NotFound(f"no entity {entity_id[:200]!r}")
+    return jsonify(doc)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3.1 document of the whole API."""
+    return jsonify(openapi_document())
+
+
+def init_app(app: Flask) -> None:
+    """Register the read API."""
+    app.register_blueprint(bp)

@@ -1,0 +1,62 @@
+"""The read service behind the API: the hot index first, PostGIS when it cannot answer.
+
+Redis being down (connection refused, timeouts) or holding no generation sends
+the query to PostGIS and the answer says ``source: "postgis"``; the next query
+tries Redis again, so it is used as soon as it is back, without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import redis
+from flask import current_app
+
+from discovery.postgis import entity_document, postgis_search
+from discovery.query import NearbyQuery, StaleLimits
+from discovery.search import NoHotIndex, RedisSearch, SearchResult
+from discovery.services import Services, services
+
+log = logging.getLogger(__name__)
+
+
+def stale_limits(svc: Services) -> StaleLimits:
+    """The deployment's staleness limits."""
+    index = svc.settings.index
+    return StaleLimits(by_kind=dict(index.stale_s), by_source=dict(index.stale_sources))
+
+
+def redis_search() -> RedisSearch:
+    """The app's Redis searcher (made on first use)."""
+    found = current_app.extensions.get("nearby_search")
+    if found is None:
+        found = RedisSearch(services().hot)
+        current_app.extensions["nearby_search"] = found
+    return found
+
+
+def find_nearby(query: NearbyQuery) -> SearchResult:
+    """The exact page for ``query``; ServiceUnavailable when neither store answers."""
+    try:
+        return redis_search().search(query)
+    except NoHotIndex:
+        log.warning("Redis holds no index generation: answering from PostGIS")
+    except redis.RedisError as exc:
+        log.warning("Redis unavailable (%s): answering from PostGIS", type(exc).__name__)
+    with services().postgis() as conn:
+        return postgis_search(conn, query)
+
+
+def find_entity(entity_id: str) -> dict[str, Any] | None:
+    """One entity's display document from Redis, else PostGIS; None when unknown."""
+    try:
+        reply = redis_search().entity(entity_id)
+        if reply[0] == "ok":
+            found: dict[str, Any] = json.loads(reply[1])
+            return found
+    except redis.RedisError as exc:
+        log.warning("Redis unavailable (%s): reading PostGIS", type(exc).__name__)
+    with services().postgis() as conn:
+        return entity_document(conn, entity_id)

@@ -1,0 +1,289 @@
+-- One nearby query over the hot index, in one call (one round trip, atomic).
+--
+-- ARGV[1]  key prefix
+-- ARGV[2]  mode: 's' top by score (threshold search), 'd' top by distance,
+--          'g' one best per mini-app with counts, 'a' every candidate
+-- ARGV[3]  order: 'score' | 'distance' (modes g and a rank groups by it)
+-- ARGV[4..8]  lat, lng, radius (m), scale (m), popularity weight
+-- ARGV[9]  how many results to return at most
+-- ARGV[10..12]  kinds, categories, mini-apps: sets joined by \31 ('' = any)
+-- ARGV[13] '1' when only entities with something available are wanted
+-- ARGV[14] staleness cutoffs per live kind: kind \31 epoch \31 kind \31 epoch ...
+-- ARGV[15] per-source cutoffs (they override the kind's): source \31 epoch ...
+-- ARGV[16..18] the cursor: score, distance, id ('' score = no cursor)
+-- ARGV[19..] per cell, nearest first: tag, cell, lower bound of its distance (m)
+--
+-- Returns {'nogen'} when there is no index generation, else
+-- {'ok', cells read, members read, then per result: id, distance, score,
+--  display JSON, count (mode g) or 0}; numbers as '%.17g' text so they read back exactly.
+--
+-- Distance and score use the operations of discovery/ranking.py in the same
+-- order, so the doubles equal Python's bit for bit.
+
+local prefix, mode, order = ARGV[1], ARGV[2], ARGV[3]
+local qlat, qlng = tonumber(ARGV[4]), tonumber(ARGV[5])
+local radius, scale, w = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local limit = tonumber(ARGV[9])
+local gen = redis.call('GET', prefix .. ':gen')
+if not gen then return {'nogen'} end
+local base = prefix .. ':' .. gen .. ':{'
+
+local sin, cos, atan2, sqrt, log = math.sin, math.cos, math.atan2, math.sqrt, math.log
+local rad = math.pi / 180
+local qlatr, qlngr = qlat * rad, qlng * rad
+local qcos = cos(qlatr)
+-- A bound may come out an ulp high or low of the exact value: compare with slack.
+local SLACK = 1e-9
+
+local function set_of(text)
+  if text == '' then return nil end
+  local set = {}
+  for part in string.gmatch(text, '[^\31]+') do set[part] = true end
+  return set
+end
+
+local function cutoffs_of(text)
+  local map, key = {}, nil
+  for part in string.gmatch(text, '[^\31]+') do
+    if key then map[key] = tonumber(part); key = nil else key = part end
+  end
+  return map
+end
+
+local kinds, cats, apps = set_of(ARGV[10]), set_of(ARGV[11]), set_of(ARGV[12])
+local need_available = ARGV[13] == '1'
+local kind_cut, source_cut = cutoffs_of(ARGV[14]), cutoffs_of(ARGV[15])
+local has_cursor = ARGV[16] ~= ''
+local cs, cd, cid = tonumber(ARGV[16]), tonumber(ARGV[17]), ARGV[18]
+
+local function distance(lat, lng)
+  local la = lat * rad
+  local sl = sin((la - qlatr) * 0.5)
+  local sg = sin((lng * rad - qlngr) * 0.5)
+  local a = sl * sl + qcos * cos(la) * sg * sg
+  return 2 * atan2(sqrt(a), sqrt(1 - a)) * 6371.007180918475 * 1000
+end
+
+local function boost(popularity) return 1 + w * log(1 + popularity) end
+local function decay(d) return 0.5 ^ ((d / scale) ^ 2) end
+
+-- Ids compare as bytes, whatever the server's locale.
+local function bytes_less(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+local function better(a, b)
+  if order == 'score' and a.s ~= b.s then return a.s > b.s end
+  if a.d ~= b.d then return a.d < b.d end
+  return bytes_less(a.id, b.id)
+end
+
+local function after_cursor(s, d, id)
+  if not has_cursor then return true end
+  if order == 'score' and s ~= cs then return s < cs end
+  if d ~= cd then return d > cd end
+  return bytes_less(cid, id)
+end
+
+local function keep(kind, available, seen, source, app, cat)
+  if kinds and not kinds[kind] then return false end
+  if cats and not cats[cat] then return false end
+  if apps and not apps[app] then return false end
+  if need_available and (available == '' or tonumber(available) < 1) then return false end
+  local cut = kind_cut[kind]
+  if cut and seen ~= '' then
+    cut = source_cut[source] or cut
+    if tonumber(seen) < cut then return false end
+  end
+  return true
+end
+
+-- The best `limit` so far, best first.
+local top, n = {}, 0
+local function offer(hit)
+  if n == limit and not better(hit, top[n]) then return end
+  local i = n + 1
+  if n < limit then n = n + 1 else i = n end
+  while i > 1 and better(hit, top[i - 1]) do
+    top[i] = top[i - 1]
+    i = i - 1
+  end
+  top[i] = hit
+end
+
+local PAYLOAD = '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31'
+  .. '([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$'
+local cells_read, members_read = 0, 0
+
+-- Calls visit(id, distance, score, mini_app, tag) for each of `ids` within the
+-- radius that passes the filters.
+local function evaluate(rkey, tag, ids, first, last, visit)
+  local chunk = {}
+  for i = first, last do chunk[#chunk + 1] = ids[i] end
+  if #chunk == 0 then return end
+  local payloads = redis.call('HMGET', rkey, unpack(chunk))
+  members_read = members_read + #chunk
+  for i = 1, #chunk do
+    local payload = payloads[i]
+    if payload then
+      local lat, lng, kind, available, seen, source, app, cat, pop = string.match(payload, PAYLOAD)
+      local d = distance(tonumber(lat), tonumber(lng))
+      if d <= radius and keep(kind, available, seen, source, app, cat) then
+        visit(chunk[i], d, decay(d) * boost(tonumber(pop)), app, tag)
+      end
+    end
+  end
+end
+
+local function offer_after(id, d, s, app, tag)
+  if after_cursor(s, d, id) then offer({id = id, d = d, s = s, tag = tag, count = 0}) end
+end
+
+local function cell_of(i)
+  local group = base .. ARGV[i] .. '}:'
+  local dmin = tonumber(ARGV[i + 2])
+  return {z = group .. 'z:' .. ARGV[i + 1], r = group .. 'r', tag = ARGV[i],
+          dmin = dmin, dec = decay(dmin), off = 0, step = 4, ids = {}, pops = {}, pos = 1}
+end
+
+-- Every member of a cell, in chunks.
+local function read_all(cell, visit)
+  local ids = redis.call('ZRANGE', cell.z, 0, -1)
+  cells_read = cells_read + 1
+  for first = 1, #ids, 1000 do
+    evaluate(cell.r, cell.tag, ids, first, math.min(first + 999, #ids), visit)
+  end
+end
+
+-- -- top by score: best-first over cells, members in popularity order -------
+
+local heap = {}
+local function bound(cell) return cell.dec * boost(cell.pops[cell.pos]) end
+local function push(cell)
+  cell.bound = bound(cell)
+  heap[#heap + 1] = cell
+  local i = #heap
+  while i > 1 do
+    local up = math.floor(i / 2)
+    if heap[up].bound >= heap[i].bound then break end
+    heap[up], heap[i] = heap[i], heap[up]
+    i = up
+  end
+end
+local function pop()
+  local first = heap[1]
+  local last = table.remove(heap)
+  if #heap > 0 then
+    heap[1] = last
+    local i = 1
+    while true do
+      local l, r, m = 2 * i, 2 * i + 1, i
+      if l <= #heap and heap[l].bound > heap[m].bound then m = l end
+      if r <= #heap and heap[r].bound > heap[m].bound then m = r end
+      if m == i then break end
+      heap[m], heap[i] = heap[i], heap[m]
+      i = m
+    end
+  end
+  return first
+end
+
+-- Read the next chunk of a cell's members (popularity descending); false when none.
+local function refill(cell)
+  local got = redis.call('ZREVRANGE', cell.z, cell.off, cell.off + cell.step - 1, 'WITHSCORES')
+  if cell.off == 0 then cells_read = cells_read + 1 end
+  cell.ids, cell.pops, cell.pos = {}, {}, 1
+  for i = 1, #got, 2 do
+    cell.ids[#cell.ids + 1] = got[i]
+    cell.pops[#cell.pops + 1] = tonumber(got[i + 1])
+  end
+  cell.off = cell.off + #cell.ids
+  cell.step = math.min(cell.step * 2, 64)
+  return #cell.ids > 0
+end
+
+local function reachable(value)
+  return n < limit or value * (1 + SLACK) >= top[n].s
+end
+
+local function by_score()
+  for i = 19, #ARGV, 3 do
+    local cell = cell_of(i)
+    if refill(cell) then push(cell) end
+  end
+  while #heap > 0 and reachable(heap[1].bound) do
+    local cell = pop()
+    -- Members whose own bound can still reach the top, in one HMGET.
+    local last = cell.pos
+    while last < #cell.ids and reachable(cell.dec * boost(cell.pops[last + 1])) do
+      last = last + 1
+    end
+    evaluate(cell.r, cell.tag, cell.ids, cell.pos, last, offer_after)
+    cell.pos = last + 1
+    if cell.pos <= #cell.ids or refill(cell) then push(cell) end
+  end
+end
+
+-- -- top by distance: cells nearest first, stop past the limit-th distance --
+
+local function by_distance()
+  for i = 19, #ARGV, 3 do
+    local cell = cell_of(i)
+    if n == limit and cell.dmin > top[n].d * (1 + SLACK) then break end
+    read_all(cell, offer_after)
+  end
+end
+
+-- -- one per mini-app: every candidate counts ----------------------------
+
+local function by_group()
+  local groups = {}
+  local function tally(id, d, s, app, tag)
+    if app == '' then return end
+    local hit = {id = id, d = d, s = s, tag = tag, count = 0}
+    local held = groups[app]
+    if not held then
+      groups[app] = {best = hit, count = 1}
+    else
+      held.count = held.count + 1
+      if better(hit, held.best) then held.best = hit end
+    end
+  end
+  for i = 19, #ARGV, 3 do read_all(cell_of(i), tally) end
+  for _, held in pairs(groups) do
+    local best = held.best
+    best.count = held.count
+    if after_cursor(best.s, best.d, best.id) then offer(best) end
+  end
+end
+
+local function everything()
+  limit = math.huge
+  local function take(id, d, s, app, tag)
+    n = n + 1
+    top[n] = {id = id, d = d, s = s, tag = tag, count = 0}
+  end
+  for i = 19, #ARGV, 3 do read_all(cell_of(i), take) end
+end
+
+if mode == 's' then by_score()
+elseif mode == 'd' then by_distance()
+elseif mode == 'g' then by_group()
+else everything() end
+
+local out = {'ok', cells_read, members_read}
+for i = 1, n do
+  local hit = top[i]
+  local doc = redis.call('HGET', base .. hit.tag .. '}:d', hit.id)
+  out[#out + 1] = hit.id
+  out[#out + 1] = string.format('%.17g', hit.d)
+  out[#out + 1] = string.format('%.17g', hit.s)
+  out[#out + 1] = doc or ''
+  out[#out + 1] = hit.count
+end
+return out

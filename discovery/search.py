@@ -1,0 +1,209 @@
+"""Answer a nearby query: from the hot index in one Redis call, else from PostGIS.
+
+Both paths give the brute-force answer (:func:`discovery.ranking.brute_force`).
+The Redis path runs ``nearby.lua`` once per query (one round trip, all keys read
+atomically); the script ranks with the same doubles as Python, which then
+recomputes each returned hit with the reference functions.  The PostGIS path
+asks SQL for the best rows under the same formula and checks, before trusting
+a LIMIT, that no row it left out could rank in the page (else asks for more).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import redis
+
+from discovery import coverage
+from discovery.query import NearbyQuery, is_open
+from discovery.ranking import Hit, distance_m, group_hits, page, rank, score_of
+from indexer.hot import HotIndex
+
+log = logging.getLogger(__name__)
+
+#: For sort=distance, radii tried first (with their resolution) before the full
+#: circle: dense places fill a page within a few hundred metres, and reading a
+#: coarse cell whole would cost far more.  Each stage is exact on its own.
+DISTANCE_STAGES = ((500.0, 9), (1_500.0, 9), (10_000.0, 7))
+#: open_now is judged in Python: ask the script for this many times the page
+#: first, and four times more on each retry, until enough are open.
+OPEN_NOW_FACTOR = 2
+
+
+class NoHotIndex(Exception):
+    """Redis holds no generation: answer from PostGIS."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """A page of hits, whether more follow, where it came from, and what it cost."""
+
+    hits: tuple[Hit, ...]
+    more: bool
+    source: str
+    stats: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def load_script(client: redis.Redis, name: str) -> Any:
+    """Register a script of this package on ``client`` (EVALSHA, reloaded after a restart)."""
+    source = resources.files("discovery").joinpath(name).read_text()
+    return client.register_script(source)
+
+
+def stale_args(query: NearbyQuery) -> tuple[str, str]:
+    """The script's cutoff arguments: per live kind, and per-source overrides."""
+    kinds, sources = [], []
+    for kind, limit_s in sorted(query.stale.by_kind.items()):
+        kinds += [kind, repr(query.now_s - limit_s)]
+    for source, limit_s in sorted(query.stale.by_source.items()):
+        sources += [source, repr(query.now_s - limit_s)]
+    return "\x1f".join(kinds), "\x1f".join(sources)
+
+
+def script_args(
+    prefix: str, query: NearbyQuery, mode: str, radius_m: float, want: int, cover: coverage.Covering
+) -> list[Any]:
+    """Every ARGV of one nearby.lua call (see the script's header)."""
+    kind_cuts, source_cuts = stale_args(query)
+    cursor: list[Any] = ["", "", ""]
+    if query.after is not None:
+        neg_score, distance, id_bytes = query.after
+        cursor = [repr(-neg_score), repr(distance), id_bytes]
+    args: list[Any] = [
+        prefix,
+        mode,
+        query.sort,
+        repr(query.lat),
+        repr(query.lng),
+        repr(radius_m),
+        repr(query.scale_m),
+        repr(query.popularity_weight),
+        want,
+        "\x1f".join(query.kinds),
+        "\x1f".join(query.categories),
+        "\x1f".join(query.mini_apps),
+        "1" if query.available else "",
+        kind_cuts,
+        source_cuts,
+        *cursor,
+    ]
+    for cell in cover.cells:
+        args += [cell.tag, cell.cell, repr(cell.dmin_m)]
+    return args
+
+
+def hits_of(reply: Sequence[Any], query: NearbyQuery) -> list[Hit]:
+    """Parse the script's results, recomputing distance and score in Python."""
+    hits = []
+    for i in range(3, len(reply), 5):
+        doc = json.loads(reply[i + 3])
+        distance = distance_m(query.lat, query.lng, doc["lat"], doc["lng"])
+        score = score_of(distance, doc["popularity"], query.scale_m, query.popularity_weight)
+        count = int(reply[i + 4]) or None
+        hits.append(Hit(reply[i], distance, score, doc["popularity"], doc, count))
+    return hits
+
+
+@dataclass
+class Stats:
+    """What a Redis answer cost: script calls, cells and members read."""
+
+    calls: int = 0
+    cells: int = 0
+    members: int = 0
+    res: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return {"calls": self.calls, "cells": self.cells, "members": self.members, "res": self.res}
+
+
+class RedisSearch:
+    """Nearby queries over the hot index."""
+
+    def __init__(self, hot: HotIndex) -> None:
+        self.hot = hot
+        self.script = load_script(hot.client, "nearby.lua")
+        self.entity_script = load_script(hot.client, "entity.lua")
+
+    def entity(self, entity_id: str) -> list[Any]:
+        """The entity script's reply: ['ok', display JSON], ['missing'] or ['nogen']."""
+        return list(self.entity_script(keys=[], args=[self.hot.prefix, entity_id]))
+
+    def call(
+        self, query: NearbyQuery, mode: str, radius_m: float, want: int, res: int, stats: Stats
+    ) -> list[Hit]:
+        """One script call over the covering of ``radius_m`` at ``res``."""
+        cover = coverage.cover(query.lat, query.lng, radius_m, res)
+        args = script_args(self.hot.prefix, query, mode, radius_m, want, cover)
+        reply = self.script(keys=[], args=args)
+        if not reply or reply[0] == "nogen":
+            raise NoHotIndex
+        stats.calls += 1
+        stats.cells += int(reply[1])
+        stats.members += int(reply[2])
+        stats.res.append(res)
+        return hits_of(reply, query)
+
+    def search(self, query: NearbyQuery) -> SearchResult:
+        """The exact page for ``query``; NoHotIndex when Redis holds no index."""
+        stats = Stats()
+        if query.group:
+            ranked, more = self.grouped(query, stats)
+        else:
+            ranked, more = self.top(query, stats)
+        return SearchResult(tuple(ranked), more, "redis", stats.as_dict())
+
+    def grouped(self, query: NearbyQuery, stats: Stats) -> tuple[list[Hit], bool]:
+        """One hit per mini-app (open_now: every candidate comes back and Python groups)."""
+        res = coverage.resolution_for(query.radius_m)
+        if not query.open_now:
+            hits = self.call(query, "g", query.radius_m, query.limit + 1, res, stats)
+            return hits[: query.limit], len(hits) > query.limit
+        everything = self.call(query, "a", query.radius_m, 0, res, stats)
+        open_hits = [hit for hit in everything if is_open(hit.doc, query.now_s)]
+        return page(group_hits(open_hits, query), query)
+
+    def top(self, query: NearbyQuery, stats: Stats) -> tuple[list[Hit], bool]:
+        """The top ``limit`` (+1 to learn whether more follow), staged for sort=distance."""
+        for radius_m, res in stages(query):
+            hits, complete = self.top_within(query, radius_m, res, stats)
+            if complete or radius_m >= query.radius_m:
+                ranked = rank(hits, query.sort)
+                return ranked[: query.limit], len(ranked) > query.limit
+        raise AssertionError("the last stage covers the whole radius")
+
+    def top_within(
+        self, query: NearbyQuery, radius_m: float, res: int, stats: Stats
+    ) -> tuple[list[Hit], bool]:
+        """The best ``limit + 1`` within ``radius_m`` (open_now applied), and whether it is full."""
+        want = query.limit + 1
+        mode = "d" if query.sort == "distance" else "s"
+        ask = want * OPEN_NOW_FACTOR if query.open_now else want
+        while True:
+            hits = self.call(query, mode, radius_m, ask, res, stats)
+            if not query.open_now:
+                return hits, len(hits) >= want
+            kept = [hit for hit in hits if is_open(hit.doc, query.now_s)]
+            if len(kept) >= want or len(hits) < ask:
+                return kept[:want], len(kept) >= want
+            ask *= 4
+
+
+def stages(query: NearbyQuery) -> list[tuple[float, int]]:
+    """Radii (with resolutions) to try in turn; the last is the query's own circle."""
+    final = (query.radius_m, coverage.resolution_for(query.radius_m))
+    if query.sort != "distance":
+        return [final]
+    floor_m = query.after[1] if query.after is not None else 0.0
+    tried = [
+        (radius_m, res)
+        for radius_m, res in DISTANCE_STAGES
+        if floor_m < radius_m < query.radius_m and res >= final[1]
+    ]
+    return [*tried, final]
