@@ -39,20 +39,21 @@ _RETURNING = ", ".join(f"e.{name.strip()}" for name in ENTITY_COLUMNS.split(",")
 
 # One statement: the held rows (before), the update, and per input row what
 # happened. Sub-statements of one statement share a snapshot, so "old" is the
-# row as it was before this update.
+# row as it was before this update. "id = ANY(ids)" lets the planner probe the
+# primary key instead of hashing the whole table.
 POSITIONS_SQL = f"""
 WITH input AS (
     SELECT * FROM unnest(%(ids)s::text[], %(lats)s::float8[], %(lngs)s::float8[],
                          %(cells)s::int8[], %(available)s::int4[], %(seen)s::timestamptz[])
         AS t(id, lat, lng, h3, available, seen_at)
 ), old AS (
-    SELECT e.id, e.kind, e.h3, e.seen_at, e.capacity FROM entities e JOIN input i USING (id)
+    SELECT e.id, e.kind, e.h3, e.seen_at, e.capacity FROM entities e WHERE e.id = ANY(%(ids)s)
 ), moved AS (
     UPDATE entities e
     SET lat = i.lat, lng = i.lng, h3 = i.h3, available = coalesce(i.available, e.available),
         seen_at = i.seen_at, rev = nextval('entity_rev'), updated_at = now()
     FROM input i
-    WHERE e.id = i.id AND e.kind IN ('bike', 'charger')
+    WHERE e.id = ANY(%(ids)s) AND e.id = i.id AND e.kind IN ('bike', 'charger')
       AND (e.seen_at IS NULL OR e.seen_at <= i.seen_at)
       AND (i.available IS NULL OR e.capacity IS NULL OR i.available <= e.capacity)
     RETURNING {_RETURNING}
@@ -68,13 +69,13 @@ WITH input AS (
                          %(seen)s::timestamptz[])
         AS t(id, available, capacity, seen_at)
 ), old AS (
-    SELECT e.id, e.kind, e.h3, e.seen_at, e.capacity FROM entities e JOIN input i USING (id)
+    SELECT e.id, e.kind, e.h3, e.seen_at, e.capacity FROM entities e WHERE e.id = ANY(%(ids)s)
 ), changed AS (
     UPDATE entities e
     SET available = i.available, capacity = coalesce(i.capacity, e.capacity),
         seen_at = i.seen_at, rev = nextval('entity_rev'), updated_at = now()
     FROM input i
-    WHERE e.id = i.id AND e.kind IN ('bike', 'charger')
+    WHERE e.id = ANY(%(ids)s) AND e.id = i.id AND e.kind IN ('bike', 'charger')
       AND (e.seen_at IS NULL OR e.seen_at <= i.seen_at)
       AND i.available <= coalesce(i.capacity, e.capacity, i.available)
     RETURNING {_RETURNING}
