@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from discovery import api, errors, health, push
+from discovery import api, debug, errors, health, push
 from discovery.services import Services
 from discovery.settings import ApiSettings
 
@@ -23,4 +23,5 @@ def create_app(settings: ApiSettings | None = None) -> Flask:
     health.init_app(app)
     push.init_app(app)
     api.init_app(app)
+    debug.init_app(app)
     return app

@@ -264,14 +264,17 @@ def scan_query(
 ) -> QueryOverlay:
     """A nearby query answered by scanning PostGIS: every candidate, the top ``limit`` ranked.
 
+    ``params`` are those of ``GET /v1/nearby`` (``kinds``, ``category``,
+    ``mini_app``, ``available``, ``sort``, ``scale``, ``popularity_weight``,
+    ``limit``), as text.
     The reference the search engine must agree with.  It reads no cells, so
     ``covered`` is empty; staleness and ``open_now`` are not applied.
     """
     with conn.cursor() as cur:
         cur.execute(SCAN, {"lat": lat, "lng": lng, "reach_m": radius_m * 1.001 + 1.0})
         rows = cur.fetchall()
-    scale_m = float(params.get("scale_m", radius_m / 2.0))
-    weight = float(params.get("w", 1.0))
+    scale_m = float(params.get("scale", radius_m / 2.0))
+    weight = float(params.get("popularity_weight", 1.0))
     by_distance = params.get("sort") == "distance"
     ranked = []
     for row in rows:

@@ -314,6 +314,11 @@ def layers_to_geojson(layers: TileLayers) -> dict[str, Any]:
     }
 
 
+def query_to_geojson(query: QueryOverlay) -> dict[str, Any]:
+    """A query's layers alone as a FeatureCollection (see :func:`layers_to_geojson`)."""
+    return {"type": "FeatureCollection", "features": query_features(query)}
+
+
 def differing_cells(layers: TileLayers) -> Sequence[str]:
     """The cells where Redis and PostGIS disagree, sorted."""
     return sorted((layers.differences or {}).keys())

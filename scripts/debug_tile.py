@@ -8,8 +8,9 @@ Usage::
     python scripts/debug_tile.py 15 18654 9484 --format geojson -o tile.geojson
 
 Reads PostGIS and Redis with the service's settings (DATABASE_URL, REDIS_URL,
-NEARBY_REDIS_PREFIX).  ``--query LAT,LNG,RADIUS_M[,name=value…]`` takes the
-parameters of ``GET /v1/nearby``; a value listing several items separates them
+NEARBY_REDIS_PREFIX, NEARBY_SCALE_FRACTION, …).  ``--query
+LAT,LNG,RADIUS_M[,name=value…]`` takes the other parameters of ``GET /v1/nearby``
+and overlays what the service's search did; a value listing several items separates them
 with ``+`` (``kinds=bike+charger``).  ``--diff`` lists the cells where Redis and
 PostGIS disagree (on stderr when the tile goes to stdout) and exits with 1 when
 there are any.
@@ -19,21 +20,27 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
 from typing import BinaryIO
 
 import click
 import mercantile
+import psycopg
 
+from discovery.debug import query_overlay
+from discovery.errors import BadParameter
+from discovery.query import StaleLimits
+from discovery.settings import ApiSettings
 from indexer import db
 from indexer.hot import HotIndex, connect_redis
-from indexer.settings import ConfigError, IndexSettings
-from indexer.tile_data import TileTooLarge, read_layers, scan_query
+from indexer.settings import ConfigError
+from indexer.tile_data import TileTooLarge, read_layers
 from indexer.tile_render import tile_png
 from indexer.tiles import QueryOverlay, TileLayers, layers_to_geojson, tile_at
 
+QueryArgs = tuple[float, float, float, dict[str, str]]
 
-def parse_query(text: str) -> tuple[float, float, float, dict[str, str]]:
+
+def parse_query(text: str) -> QueryArgs:
     """``LAT,LNG,RADIUS_M[,name=value…]`` as (lat, lng, radius_m, params)."""
     parts = [part.strip() for part in text.split(",")]
     if len(parts) < 3:
@@ -70,10 +77,18 @@ def pick_tile(
 
 
 def run_query(
-    conn: object, lat: float, lng: float, radius_m: float, params: Mapping[str, str]
+    conn: psycopg.Connection, hot: HotIndex, settings: ApiSettings, query: QueryArgs
 ) -> QueryOverlay:
-    """The query overlay: what the search did, or a PostGIS scan where it cannot tell."""
-    return scan_query(conn, lat, lng, radius_m, params)  # type: ignore[arg-type]
+    """The query overlay: what the service's search did, and every candidate."""
+    lat, lng, radius_m, params = query
+    args = {"lat": repr(lat), "lng": repr(lng), "radius": repr(radius_m), **params}
+    stale = StaleLimits(
+        by_kind=dict(settings.index.stale_s), by_source=dict(settings.index.stale_sources)
+    )
+    try:
+        return query_overlay(conn, hot, args, settings.ranking, stale)
+    except BadParameter as exc:
+        raise click.BadParameter(f"{exc.param}: {exc.message}", param_hint="--query") from exc
 
 
 def write_output(layers: TileLayers, fmt: str, legend: bool, out: BinaryIO) -> None:
@@ -119,15 +134,15 @@ def main(
     tile = pick_tile(zxy, lat, lng, zoom)
     query = parse_query(query_text) if query_text else None
     try:
-        settings = IndexSettings.from_env()
+        settings = ApiSettings.from_env()
     except ConfigError as exc:
         raise click.UsageError(f"bad configuration: {exc}") from exc
-    client = connect_redis(settings.redis_url)
-    with db.connect(settings.database_url, autocommit=True) as conn:
-        overlay = run_query(conn, *query[:3], query[3]) if query else None
-        hot = HotIndex(client, settings.redis_prefix) if diff else None
+    client = connect_redis(settings.index.redis_url)
+    hot = HotIndex(client, settings.index.redis_prefix)
+    with db.connect(settings.index.database_url, autocommit=True) as conn:
+        overlay = run_query(conn, hot, settings, query) if query else None
         try:
-            layers = read_layers(conn, hot, tile, query=overlay)
+            layers = read_layers(conn, hot if diff else None, tile, query=overlay)
         except TileTooLarge as exc:
             raise click.UsageError(str(exc)) from exc
     client.close()

@@ -1,0 +1,174 @@
+"""The debug map: /debug/map, its tiles and query overlays; registered only with NEARBY_DEBUG=1.
+
+- ``GET /debug/map``: a MapLibre GL JS page (the library comes from the
+  project's ``node_modules``, never a CDN) that shows the index tiles and, on
+  a click, runs ``GET /v1/nearby`` there and lists the ranked results.
+- ``GET /debug/tiles/{z}/{x}/{y}.png``: the tile renderer of
+  ``scripts/debug_tile.py`` on a transparent background (``?diff=1`` marks the
+  cells where Redis and PostGIS disagree).
+- ``GET /debug/query?lat&lng&radius&…``: the overlay of a query as GeoJSON: its
+  circle, the cells the search covers, every candidate, the ranked results.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import mercantile
+import psycopg
+import redis
+from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_from_directory
+
+from discovery import coverage
+from discovery.errors import BadParameter, NotFound
+from discovery.finder import stale_limits
+from discovery.params import parse_nearby
+from discovery.postgis import postgis_search
+from discovery.query import NearbyQuery, StaleLimits
+from discovery.search import NoHotIndex, RedisSearch, SearchResult
+from discovery.services import services
+from discovery.settings import RankingSettings
+from indexer.hot import HotIndex
+from indexer.tile_data import TileTooLarge, read_layers, scan_query
+from indexer.tile_render import TRANSPARENT, tile_png
+from indexer.tiles import Dot, QueryOverlay, query_to_geojson
+
+bp = Blueprint("debug", __name__, url_prefix="/debug")
+
+STATIC = Path(__file__).resolve().parent / "static" / "debug"
+#: The files of maplibre-gl the page loads, by the names it asks for.
+ASSETS = {"maplibre-gl.js": "maplibre-gl.js", "maplibre-gl.css": "maplibre-gl.css"}
+MAX_ZOOM = 22
+
+
+def maplibre_dist() -> Path | None:
+    """The ``dist`` folder of maplibre-gl in the project's node_modules, if installed."""
+    for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        dist = root / "node_modules" / "maplibre-gl" / "dist"
+        if (dist / "maplibre-gl.js").is_file():
+            return dist
+    return None
+
+
+@bp.get("/map")
+def debug_map() -> Response:
+    """The debug map page."""
+    return send_from_directory(STATIC, "map.html", max_age=0)
+
+
+@bp.get("/static/<name>")
+def static_file(name: str) -> Response:
+    """The page's own script and style."""
+    return send_from_directory(STATIC, name, max_age=0)
+
+
+@bp.get("/assets/<name>")
+def asset(name: str) -> Response:
+    """maplibre-gl's script and style, from node_modules."""
+    dist = maplibre_dist()
+    if name not in ASSETS:
+        raise NotFound(f"no asset {name[:100]!r}")
+    if dist is None:
+        raise NotFound("maplibre-gl is not installed: run `make node` (npm ci)")
+    return send_from_directory(dist, ASSETS[name], max_age=3600)
+
+
+def parse_tile(z: int, x: int, y: int) -> mercantile.Tile:
+    """The tile z/x/y; BadParameter when it does not exist."""
+    if not 0 <= z <= MAX_ZOOM:
+        raise BadParameter(f"zoom must be within [0, {MAX_ZOOM}]", "z")
+    if not (0 <= x < 2**z and 0 <= y < 2**z):
+        raise BadParameter(f"no tile {z}/{x}/{y}", "x" if not 0 <= x < 2**z else "y")
+    return mercantile.Tile(x=x, y=y, z=z)
+
+
+@bp.get("/tiles/<int:z>/<int:x>/<int:y>.png")
+def tile(z: int, x: int, y: int) -> Response:
+    """One tile of the index as a transparent 512 px PNG."""
+    wanted = parse_tile(z, x, y)
+    svc = services()
+    diff = request.args.get("diff") in ("1", "true")
+    try:
+        with svc.postgis() as conn:
+            layers = read_layers(conn, svc.hot if diff else None, wanted)
+    except TileTooLarge as exc:
+        raise BadParameter(str(exc), "z") from exc
+    response = Response(tile_png(layers, legend=False, background=TRANSPARENT), 200)
+    response.mimetype = "image/png"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def search(conn: psycopg.Connection, hot: HotIndex, query: NearbyQuery) -> SearchResult:
+    """The service's answer: the hot index, else PostGIS (as GET /v1/nearby answers)."""
+    try:
+        return RedisSearch(hot).search(query)
+    except (NoHotIndex, redis.RedisError):
+        return postgis_search(conn, query)
+
+
+def query_overlay(
+    conn: psycopg.Connection,
+    hot: HotIndex,
+    args: Mapping[str, str],
+    ranking: RankingSettings,
+    stale: StaleLimits,
+) -> QueryOverlay:
+    """What a query with the parameters of GET /v1/nearby did.
+
+    The covering and the ranked results are the search's own; the candidates
+    (every entity within the radius that passes the filters, DESIGN §3) come
+    from a PostGIS scan, which is also what the results must be the top of.
+    """
+    query = parse_nearby(
+        {name: [value] for name, value in args.items()}, ranking, stale, time.time()
+    )
+    params = {name: value for name, value in args.items() if name not in ("lat", "lng", "radius")}
+    scanned = scan_query(conn, query.lat, query.lng, query.radius_m, params)
+    answer = search(conn, hot, query)
+    covering = coverage.cover(
+        query.lat, query.lng, query.radius_m, coverage.resolution_for(query.radius_m)
+    )
+    results = tuple(
+        Dot(id=hit.id, kind=hit.doc.get("kind", ""), lat=hit.doc["lat"], lng=hit.doc["lng"])
+        for hit in answer.hits
+    )
+    return QueryOverlay(
+        query.lat,
+        query.lng,
+        query.radius_m,
+        tuple(cell.cell for cell in covering.cells),
+        scanned.candidates,
+        results,
+        params,
+        f"search ({answer.source})",
+    )
+
+
+@bp.get("/query")
+def query() -> Response:
+    """The overlay of one nearby query as a GeoJSON FeatureCollection."""
+    svc = services()
+    args = request.args.to_dict()
+    with svc.postgis() as conn:
+        overlay = query_overlay(conn, svc.hot, args, svc.settings.ranking, stale_limits(svc))
+    return jsonify(query_to_geojson(overlay))
+
+
+def nearby_available(app: Flask) -> bool:
+    """Whether the app serves GET /v1/nearby."""
+    return any(rule.rule == "/v1/nearby" for rule in app.url_map.iter_rules())
+
+
+@bp.get("/config.json")
+def config() -> Response:
+    """What the page needs to know about this server."""
+    return jsonify({"nearby": nearby_available(current_app)})
+
+
+def init_app(app: Flask) -> None:
+    """Register the debug map when the settings turn it on (NEARBY_DEBUG=1)."""
+    if app.config["NEARBY"].debug:
+        app.register_blueprint(bp)
