@@ -1,0 +1,407 @@
+"""GET /v1/nearby against the brute force, over real PostGIS and Redis."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import h3
+import pytest
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from discovery.app import create_app
+from discovery.params import parse_nearby
+from discovery.query import Candidate, NearbyQuery, StaleLimits
+from discovery.ranking import brute_force
+from discovery.settings import ApiSettings, RankingSettings
+from indexer.model import Entity, normalize_lng
+from indexer.settings import DEFAULT_STALE_S
+from indexer.writer import timezone_of, write_entities
+
+PENTAGON = h3.cell_to_latlng(h3.get_pentagons(9)[3])
+PLACES = {
+    "seoul": (37.5665, 126.978),
+    "north_pole": (89.9995, 0.0),
+    "south_pole": (-89.9995, 45.0),
+    "antimeridian": (-16.5, 179.9995),
+    "pentagon": PENTAGON,
+}
+RADII = (10.0, 120.0, 1_000.0, 4_000.0, 20_000.0, 50_000.0)
+HOURS = (None, "24/7", "off")
+NOW = datetime.now(UTC)
+
+
+def destination(lat: float, lng: float, bearing: float, distance_m: float) -> tuple[float, float]:
+    """The point ``distance_m`` from (lat, lng) along ``bearing`` (radians) on the sphere."""
+    delta = distance_m / 6371007.180918475
+    lat1, lng1 = math.radians(lat), math.radians(lng)
+    lat2 = math.asin(
+        math.sin(lat1) * math.cos(delta) + math.cos(lat1) * math.sin(delta) * math.cos(bearing)
+    )
+    lng2 = lng1 + math.atan2(
+        math.sin(bearing) * math.sin(delta) * math.cos(lat1),
+        math.cos(delta) - math.sin(lat1) * math.sin(lat2),
+    )
+    lng_deg = (math.degrees(lng2) + 180.0) % 360.0 - 180.0
+    return max(-90.0, min(90.0, math.degrees(lat2))), normalize_lng(lng_deg)
+
+
+def random_entity(rnd: random.Random, i: int, lat: float, lng: float) -> Entity:
+    """One entity around (lat, lng): kinds, filters, ties and staleness all mixed."""
+    spread = rnd.choice((30.0, 300.0, 3_000.0, 30_000.0))
+    lat, lng = destination(lat, lng, rnd.uniform(0, 2 * math.pi), rnd.expovariate(1 / spread))
+    kind = rnd.choice(("store", "store", "bike", "charger"))
+    live = kind != "store"
+    age = rnd.choice((10, 10, 10, 5_000)) if live else None
+    return Entity(
+        id=f"t:{rnd.choice('abAB')}{i}",
+        kind=kind,
+        lat=lat,
+        lng=lng,
+        name=f"e{i}",
+        category=rnd.choice(("cafe", "mart", "")),
+        mini_app=rnd.choice(("", "kfc", "divvy", "volt")),
+        popularity=rnd.choice((0.0, 1.0, 5.0, 5.0, 120.0, rnd.expovariate(0.05))),
+        available=rnd.choice((0, 1, 3)) if live else None,
+        capacity=4 if live else None,
+        opening_hours=rnd.choice(HOURS),
+        seen_at=NOW - timedelta(seconds=age) if age is not None else None,
+    )
+
+
+def data_set(seed: int, place: str, size: int) -> list[Entity]:
+    """A seeded data set around one of PLACES, with a few exact duplicates for ties."""
+    rnd = random.Random(seed)
+    lat, lng = PLACES[place]
+    entities = [random_entity(rnd, i, lat, lng) for i in range(size)]
+    for i in range(0, size // 10):
+        twin = entities[rnd.randrange(size)]
+        entities.append(replace(twin, id=f"t:twin{i}"))
+    return entities
+
+
+def candidate_of(entity: Entity) -> Candidate:
+    """What the brute force sees of an entity."""
+    tz = timezone_of(entity.lat, entity.lng) if entity.opening_hours else None
+    doc = {
+        "kind": entity.kind,
+        "mini_app": entity.mini_app,
+        "opening_hours": entity.opening_hours,
+        "tz": tz,
+    }
+    seen = entity.seen_at.timestamp() if entity.seen_at else None
+    return Candidate(
+        id=entity.id,
+        lat=entity.lat,
+        lng=entity.lng,
+        kind=entity.kind,
+        popularity=entity.popularity,
+        mini_app=entity.mini_app,
+        category=entity.category,
+        available=entity.available,
+        source="t",
+        seen_at_s=seen,
+        doc=doc,
+    )
+
+
+def expected(args: dict[str, Any], entities: list[Entity]) -> tuple[list[tuple], bool]:
+    """The brute force's page for the API arguments ``args``: (id, distance, score) and more."""
+    query = reference_query(args)
+    hits, more = brute_force(query, [candidate_of(e) for e in entities])
+    return [(h.id, h.distance_m, h.score, h.count) for h in hits], more
+
+
+def reference_query(args: dict[str, Any]) -> NearbyQuery:
+    """The query the API builds from ``args``."""
+    values = {name: [str(value)] for name, value in args.items()}
+    stale = StaleLimits(by_kind=dict(DEFAULT_STALE_S))
+    return parse_nearby(values, RankingSettings(), stale, time.time())
+
+
+def answer(client: FlaskClient, args: dict[str, Any]) -> dict[str, Any]:
+    """The API's JSON answer (asserting 200)."""
+    response = client.get("/v1/nearby", query_string=args)
+    assert response.status_code == 200, response.json
+    body: dict[str, Any] = response.json
+    return body
+
+
+def got(body: dict[str, Any]) -> list[tuple]:
+    """(id, distance, score, count) of each result."""
+    return [(r["id"], r["distance_m"], r["score"], r.get("count")) for r in body["results"]]
+
+
+def check(client: FlaskClient, args: dict[str, Any], entities: list[Entity]) -> dict[str, Any]:
+    """Assert that the API answers exactly as the brute force; return the body."""
+    body = answer(client, args)
+    want, more = expected(args, entities)
+    assert got(body) == want, args
+    assert (body["next_cursor"] is not None) == more, args
+    return body
+
+
+@pytest.fixture
+def seoul(index, client) -> Iterator[list[Entity]]:
+    """600-odd entities around Seoul, loaded."""
+    entities = data_set(7, "seoul", 600)
+    write_entities(index.conn, index.hot, "t", entities)
+    yield entities
+
+
+queries = st.fixed_dictionaries(
+    {
+        "radius": st.sampled_from(RADII),
+        "sort": st.sampled_from(("score", "distance")),
+        "limit": st.integers(1, 30),
+        "offset_m": st.sampled_from((0.0, 25.0, 400.0, 5_000.0)),
+        "bearing": st.floats(0, 2 * math.pi),
+    }
+)
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    place=st.sampled_from(sorted(PLACES)),
+    seed=st.integers(0, 10_000),
+    asks=st.lists(queries, min_size=4, max_size=4),
+)
+@example(
+    place="north_pole",
+    seed=1,
+    asks=[{"radius": 50_000.0, "sort": "score", "limit": 30, "offset_m": 0.0, "bearing": 0.0}] * 4,
+)
+@example(
+    place="antimeridian",
+    seed=2,
+    asks=[{"radius": 1_000.0, "sort": "distance", "limit": 30, "offset_m": 25.0, "bearing": 1.0}]
+    * 4,
+)
+@example(
+    place="pentagon",
+    seed=3,
+    asks=[{"radius": 20_000.0, "sort": "score", "limit": 30, "offset_m": 400.0, "bearing": 2.0}]
+    * 4,
+)
+@example(
+    place="south_pole",
+    seed=4,
+    asks=[{"radius": 120.0, "sort": "distance", "limit": 5, "offset_m": 25.0, "bearing": 3.0}] * 4,
+)
+def test_matches_brute_force(index, client, place, seed, asks) -> None:
+    entities = data_set(seed, place, 300)
+    write_entities(index.conn, index.hot, "t", entities, replace=True)
+    for ask in asks:
+        lat, lng = destination(*PLACES[place], ask["bearing"], ask["offset_m"])
+        args = {
+            "lat": lat,
+            "lng": lng,
+            "radius": ask["radius"],
+            "sort": ask["sort"],
+            "limit": ask["limit"],
+        }
+        check(client, args, entities)
+
+
+@pytest.mark.parametrize("radius", RADII)
+@pytest.mark.parametrize("sort", ["score", "distance"])
+def test_every_radius_both_sorts(seoul, client, radius, sort) -> None:
+    check(client, {"lat": 37.5665, "lng": 126.978, "radius": radius, "sort": sort}, seoul)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"kinds": "bike"},
+        {"kinds": "bike,charger", "available": "true"},
+        {"category": "cafe"},
+        {"mini_app": "kfc,volt"},
+        {"open_now": "true"},
+        {"open_now": "true", "sort": "distance", "limit": 50},
+        {"scale": 50, "popularity_weight": 3},
+        {"popularity_weight": 0},
+    ],
+)
+def test_filters(seoul, client, extra) -> None:
+    check(client, {"lat": 37.5665, "lng": 126.978, "radius": 5_000, **extra}, seoul)
+
+
+def test_stale_live_entities_are_never_returned(seoul, client) -> None:
+    body = check(
+        client,
+        {"lat": 37.5665, "lng": 126.978, "radius": 50_000, "limit": 100, "kinds": "bike"},
+        seoul,
+    )
+    stale = {e.id for e in seoul if e.seen_at and e.seen_at < NOW - timedelta(seconds=600)}
+    assert stale and not stale & {r["id"] for r in body["results"]}
+
+
+@pytest.mark.parametrize(
+    "extra", [{}, {"sort": "distance"}, {"open_now": "true"}, {"kinds": "store"}]
+)
+def test_group_by_mini_app(seoul, client, extra) -> None:
+    body = check(
+        client,
+        {"lat": 37.5665, "lng": 126.978, "radius": 50_000, "group": "mini_app", **extra},
+        seoul,
+    )
+    assert body["results"] and all(r["mini_app"] and r["count"] >= 1 for r in body["results"])
+    assert len({r["mini_app"] for r in body["results"]}) == len(body["results"])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"radius": 4_000, "sort": "score", "page": 7},
+        {"radius": 50_000, "sort": "distance", "page": 9},
+        {"radius": 50_000, "group": "mini_app", "page": 1},
+        {"radius": 20_000, "open_now": "true", "page": 5},
+    ],
+)
+def test_pages_concatenate_to_the_long_query(seoul, client, args) -> None:
+    page_size = args.pop("page")
+    base = {"lat": 37.5665, "lng": 126.978, **args}
+    long_query = answer(client, {**base, "limit": 100})
+    seen: list[tuple] = []
+    cursor = None
+    while True:
+        body = answer(
+            client, {**base, "limit": page_size, **({"cursor": cursor} if cursor else {})}
+        )
+        seen += got(body)
+        cursor = body["next_cursor"]
+        if cursor is None or len(seen) >= 100:
+            break
+    assert seen[:100] == got(long_query)
+    assert len({item[0] for item in seen}) == len(seen)
+
+
+def test_cursor_of_another_query_is_refused(seoul, client) -> None:
+    body = answer(client, {"lat": 37.5665, "lng": 126.978, "limit": 2})
+    response = client.get(
+        "/v1/nearby", query_string={"lat": 37.5, "lng": 126.978, "cursor": body["next_cursor"]}
+    )
+    assert response.status_code == 400
+    assert response.json["error"]["param"] == "cursor"
+
+
+def test_explain(seoul, client) -> None:
+    body = check(client, {"lat": 37.5665, "lng": 126.978, "explain": "true"}, seoul)
+    assert body["explain"]["radius_m"] == 1000.0 and body["explain"]["scale_m"] == 500.0
+    assert body["explain"]["read"]["calls"] == 1
+    for result in body["results"]:
+        terms = result["explain"]
+        assert terms["distance_term"] * terms["popularity_term"] == result["score"]
+
+
+def test_geojson(seoul, client) -> None:
+    args = {"lat": 37.5665, "lng": 126.978}
+    plain = answer(client, args)
+    response = client.get(
+        "/v1/nearby", query_string=args, headers={"Accept": "application/geo+json"}
+    )
+    assert response.status_code == 200 and response.mimetype == "application/geo+json"
+    collection = response.json
+    assert collection["type"] == "FeatureCollection" and collection["source"] == "redis"
+    assert [f["properties"] for f in collection["features"]] == plain["results"]
+    first = collection["features"][0]
+    assert first["geometry"]["coordinates"] == [
+        first["properties"]["lng"],
+        first["properties"]["lat"],
+    ]
+
+
+def test_entities(seoul, client) -> None:
+    entity = seoul[0]
+    response = client.get(f"/v1/entities/{entity.id}")
+    assert response.status_code == 200
+    assert (response.json["id"], response.json["lat"], response.json["lng"]) == (
+        entity.id,
+        entity.lat,
+        entity.lng,
+    )
+    missing = client.get("/v1/entities/t:nope")
+    assert missing.status_code == 404 and missing.json["error"]["code"] == "not_found"
+
+
+def test_empty_redis_falls_back_to_postgis_and_recovers(seoul, index, client) -> None:
+    args = {"lat": 37.5665, "lng": 126.978, "radius": 20_000, "limit": 30}
+    assert check(client, args, seoul)["source"] == "redis"
+    index.hot.client.rename(f"{index.hot.prefix}:gen", f"{index.hot.prefix}:gen-away")
+    for extra in ({}, {"sort": "distance"}, {"group": "mini_app"}, {"open_now": "true"}):
+        assert check(client, {**args, **extra}, seoul)["source"] == "postgis"
+    assert client.get(f"/v1/entities/{seoul[0].id}").json["id"] == seoul[0].id
+    index.hot.client.rename(f"{index.hot.prefix}:gen-away", f"{index.hot.prefix}:gen")
+    assert check(client, args, seoul)["source"] == "redis"
+
+
+def test_redis_down_answers_from_postgis(seoul, api_settings) -> None:
+    down = replace(api_settings.index, redis_url="redis://127.0.0.1:1/0")
+    app = create_app(ApiSettings(index=down, api_keys=api_settings.api_keys))
+    try:
+        client = app.test_client()
+        for sort in ("score", "distance"):
+            body = check(
+                client, {"lat": 37.5665, "lng": 126.978, "radius": 4_000, "sort": sort}, seoul
+            )
+            assert body["source"] == "postgis"
+        assert client.get(f"/v1/entities/{seoul[1].id}").status_code == 200
+    finally:
+        app.extensions["nearby"].close()
+
+
+BAD = [
+    ({}, "lat"),
+    ({"lat": "", "lng": 1}, "lat"),
+    ({"lat": 1}, "lng"),
+    ({"lat": "nan", "lng": 1}, "lat"),
+    ({"lat": "inf", "lng": 1}, "lat"),
+    ({"lat": "north", "lng": 1}, "lat"),
+    ({"lat": 91, "lng": 1}, "lat"),
+    ({"lat": 1, "lng": -180.5}, "lng"),
+    ({"lat": 1, "lng": 1, "radius": 9}, "radius"),
+    ({"lat": 1, "lng": 1, "radius": 50_001}, "radius"),
+    ({"lat": 1, "lng": 1, "radius": "NaN"}, "radius"),
+    ({"lat": 1, "lng": 1, "kinds": "boat"}, "kinds"),
+    ({"lat": 1, "lng": 1, "category": ","}, "category"),
+    ({"lat": 1, "lng": 1, "mini_app": ","}, "mini_app"),
+    ({"lat": 1, "lng": 1, "available": "maybe"}, "available"),
+    ({"lat": 1, "lng": 1, "open_now": "yes"}, "open_now"),
+    ({"lat": 1, "lng": 1, "group": "kind"}, "group"),
+    ({"lat": 1, "lng": 1, "sort": "name"}, "sort"),
+    ({"lat": 1, "lng": 1, "scale": 0}, "scale"),
+    ({"lat": 1, "lng": 1, "scale": "x"}, "scale"),
+    ({"lat": 1, "lng": 1, "popularity_weight": -1}, "popularity_weight"),
+    ({"lat": 1, "lng": 1, "popularity_weight": "nan"}, "popularity_weight"),
+    ({"lat": 1, "lng": 1, "limit": 0}, "limit"),
+    ({"lat": 1, "lng": 1, "limit": 101}, "limit"),
+    ({"lat": 1, "lng": 1, "limit": "2.5"}, "limit"),
+    ({"lat": 1, "lng": 1, "cursor": "!!!"}, "cursor"),
+    ({"lat": 1, "lng": 1, "cursor": "AAAA"}, "cursor"),
+    ({"lat": 1, "lng": 1, "explain": "please"}, "explain"),
+    ({"lat": 1, "lng": 1, "colour": "red"}, "colour"),
+]
+
+
+@pytest.mark.parametrize(("args", "param"), BAD)
+def test_every_parameter_error(client, args, param) -> None:
+    response = client.get("/v1/nearby", query_string=args)
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "bad_parameter"
+    assert response.json["error"]["param"] == param
+
+
+def test_a_parameter_given_twice_is_refused(client) -> None:
+    response = client.get("/v1/nearby?lat=1&lat=2&lng=1")
+    assert response.status_code == 400 and response.json["error"]["param"] == "lat"
