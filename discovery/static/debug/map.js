@@ -129,6 +129,7 @@
 
   async function runQuery(lngLat) {
     const params = queryParams(lngLat);
+    document.body.dataset.query = params.toString();
     document.body.dataset.state = "querying";
     setStatus("querying…");
     try {

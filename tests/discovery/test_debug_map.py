@@ -1,0 +1,302 @@
+"""The debug map: its routes through the test client, and the page in headless Chromium.
+
+The browser test serves the app with werkzeug on 127.0.0.1, drives Debian's
+chromium over the DevTools protocol (a websocket), clicks the map and reads
+the results list.  It skips only when chromium cannot be installed here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import h3
+import mercantile
+import pytest
+import websocket
+from flask import Flask
+from flask.testing import FlaskClient
+from PIL import Image
+from werkzeug.serving import make_server
+
+from discovery.app import create_app
+from discovery.debug import maplibre_dist
+from discovery.settings import ApiSettings
+from indexer.model import Entity
+from indexer.writer import write_entities
+
+from ..conftest import Index
+
+ROOT = Path(__file__).resolve().parents[2]
+CENTRE = (60.170, 24.943)
+RADIUS_M = 500.0
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1200,800",
+    "--remote-debugging-port=0",
+)
+
+
+def around(bearing_deg: float, distance_m: float) -> tuple[float, float]:
+    """A point at a bearing and distance from CENTRE (small distances, flat-earth)."""
+    lat, lng = CENTRE
+    d_lat = distance_m * math.cos(math.radians(bearing_deg)) / 111_195.0
+    d_lng = (
+        distance_m * math.sin(math.radians(bearing_deg)) / (111_195.0 * math.cos(math.radians(lat)))
+    )
+    return lat + d_lat, lng + d_lng
+
+
+def shops() -> list[Entity]:
+    """Eight shops around the centre, nearer ones less popular, and one beyond the radius."""
+    entities = []
+    for n in range(8):
+        lat, lng = around(45.0 * n, 40.0 + 45.0 * n)
+        entities.append(
+            Entity(
+                id=f"t:shop{n}",
+                kind="store",
+                lat=lat,
+                lng=lng,
+                name=f"Shop {n}",
+                popularity=3.0 * n,
+            )
+        )
+    lat, lng = around(90.0, 900.0)
+    entities.append(
+        Entity(id="t:far", kind="store", lat=lat, lng=lng, name="Far", popularity=1000.0)
+    )
+    return entities
+
+
+def expected_ranking(lat: float, lng: float, entities: list[Entity], limit: int) -> list[str]:
+    """Ids in the service's order (DESIGN §3), computed here from the formula."""
+    scale_m = RADIUS_M / 2.0
+    keyed = []
+    for e in entities:
+        distance = h3.great_circle_distance((lat, lng), (e.lat, e.lng), unit="m")
+        if distance <= RADIUS_M:
+            score = 0.5 ** ((distance / scale_m) ** 2) * (1 + math.log(1 + e.popularity))
+            keyed.append((-score, distance, e.id.encode(), e.id))
+    return [item[3] for item in sorted(keyed)[:limit]]
+
+
+@pytest.fixture
+def planted(index: Index) -> list[Entity]:
+    entities = shops()
+    write_entities(index.conn, index.hot, "t", entities)
+    return entities
+
+
+# -- routes -------------------------------------------------------------------
+
+
+def test_debug_routes_are_absent_unless_debug_is_on(
+    index: Index, api_settings: ApiSettings
+) -> None:
+    from dataclasses import replace
+
+    app = create_app(replace(api_settings, debug=False))
+    try:
+        assert app.test_client().get("/debug/map").status_code == 404
+    finally:
+        app.extensions["nearby"].close()
+
+
+def test_map_page_and_maplibre_assets_are_served(client: FlaskClient) -> None:
+    page = client.get("/debug/map")
+    assert page.status_code == 200
+    assert b'src="/debug/assets/maplibre-gl.js"' in page.data
+    assert maplibre_dist() is not None, "maplibre-gl is missing: run `make node` (npm ci)"
+    script = client.get("/debug/assets/maplibre-gl.js")
+    assert script.status_code == 200 and len(script.data) > 100_000
+    assert client.get("/debug/assets/package.json").status_code == 404
+    assert client.get("/debug/static/map.js").status_code == 200
+
+
+def test_tile_is_a_transparent_512_px_png(client: FlaskClient, planted: list[Entity]) -> None:
+    tile = mercantile.tile(lng=CENTRE[1], lat=CENTRE[0], zoom=16)
+    response = client.get(f"/debug/tiles/16/{tile.x}/{tile.y}.png?diff=1")
+    assert response.status_code == 200
+    assert response.mimetype == "image/png"
+    image = Image.open(io.BytesIO(response.data))
+    assert image.size == (512, 512) and image.mode == "RGBA"
+    # Far from the centre there is nothing: fully transparent.
+    empty = mercantile.tile(lng=CENTRE[1] + 1.0, lat=CENTRE[0], zoom=16)
+    blank = Image.open(io.BytesIO(client.get(f"/debug/tiles/16/{empty.x}/{empty.y}.png").data))
+    assert blank.getpixel((256, 256))[3] == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "param"), [("/debug/tiles/23/0/0.png", "z"), ("/debug/tiles/3/8/0.png", "x")]
+)
+def test_a_tile_that_does_not_exist_is_a_bad_parameter(
+    client: FlaskClient, path: str, param: str
+) -> None:
+    response = client.get(path)
+    assert response.status_code == 400
+    assert response.json["error"]["param"] == param
+
+
+def test_query_overlay_has_the_circle_candidates_and_ranked_results(
+    client: FlaskClient, planted: list[Entity]
+) -> None:
+    lat, lng = CENTRE
+    response = client.get(f"/debug/query?lat={lat}&lng={lng}&radius={RADIUS_M:g}&limit=5")
+    assert response.status_code == 200
+    layers: dict[str, list[dict[str, Any]]] = {}
+    for feature in response.json["features"]:
+        layers.setdefault(feature["properties"]["layer"], []).append(feature["properties"])
+    assert {p["id"] for p in layers["candidates"]} == {f"t:shop{n}" for n in range(8)}
+    assert [p["id"] for p in layers["results"]] == expected_ranking(lat, lng, planted, 5)
+    assert [p["rank"] for p in layers["results"]] == [1, 2, 3, 4, 5]
+    assert layers["covered"] and all(p["res"] == 9 for p in layers["covered"])
+    assert layers["query"][0]["engine"] == "search (redis)"
+
+
+def test_query_overlay_names_a_bad_parameter(client: FlaskClient) -> None:
+    response = client.get("/debug/query?lat=100&lng=0")
+    assert response.status_code == 400
+    assert response.json["error"]["param"] == "lat"
+
+
+# -- the page in Chromium -----------------------------------------------------------
+
+
+def chromium() -> str:
+    """The chromium binary, installed when missing; skip the test where it cannot be."""
+    found = subprocess.run(
+        [str(ROOT / "scripts" / "ensure_chromium.sh")], capture_output=True, text=True, check=False
+    )
+    if found.returncode != 0:
+        pytest.skip(f"chromium cannot be installed here: {found.stderr.strip()[-300:]}")
+    return found.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def server(app: Flask) -> Iterator[str]:
+    """The app served by werkzeug in a thread on 127.0.0.1."""
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    thread.join(timeout=10)
+
+
+class Browser:
+    """Headless Chromium on one page, driven over the DevTools protocol."""
+
+    def __init__(self, binary: str, url: str) -> None:
+        self.profile = tempfile.mkdtemp(prefix="nearby-chromium-")
+        self.process = subprocess.Popen(
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.next_id = 0
+        self.socket = websocket.create_connection(self.page_socket(), timeout=30)
+
+    def page_socket(self) -> str:
+        """The websocket of the page target, once chromium has written its port."""
+        port_file = Path(self.profile) / "DevToolsActivePort"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if port_file.exists() and port_file.read_text().strip():
+                port = port_file.read_text().split()[0]
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list") as answer:
+                    pages = [t for t in json.load(answer) if t["type"] == "page"]
+                if pages:
+                    return str(pages[0]["webSocketDebuggerUrl"])
+            time.sleep(0.1)
+        raise AssertionError("chromium did not open its DevTools port")
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """Send one command and wait for its reply (events in between are dropped)."""
+        self.next_id += 1
+        self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv())
+            if message.get("id") == self.next_id:
+                assert "error" not in message, message
+                return dict(message["result"])
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the page."""
+        reply = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        return reply["result"].get("value")
+
+    def wait_for(self, expression: str, timeout_s: float = 60) -> None:
+        """Wait until ``expression`` is true in the page."""
+        deadline = time.monotonic() + timeout_s
+        while not self.evaluate(expression):
+            if time.monotonic() > deadline:
+                status = self.evaluate("document.getElementById('status').textContent")
+                raise AssertionError(f"timed out waiting for {expression} (status: {status!r})")
+            time.sleep(0.1)
+
+    def click(self, x: float, y: float) -> None:
+        """A left click at page coordinates."""
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+    def close(self) -> None:
+        self.socket.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@pytest.mark.browser
+def test_a_click_on_the_map_lists_the_ranked_results(server: str, planted: list[Entity]) -> None:
+    binary = chromium()
+    lat, lng = CENTRE
+    browser = Browser(binary, f"{server}/debug/map?lat={lat}&lng={lng}&zoom=16")
+    try:
+        browser.wait_for("document.body.dataset.state === 'ready'")
+        assert browser.evaluate("window.debugMap.map.getSource('index').tiles[0]").startswith(
+            server
+        )
+        rect = browser.evaluate(
+            "JSON.stringify(document.getElementById('map').getBoundingClientRect())"
+        )
+        box = json.loads(rect)
+        browser.click(box["left"] + box["width"] / 2, box["top"] + box["height"] / 2)
+        browser.wait_for("['results', 'error'].includes(document.body.dataset.state)")
+        status = browser.evaluate("document.getElementById('status').textContent")
+        assert browser.evaluate("document.body.dataset.state") == "results", status
+        query = parse_qs(browser.evaluate("document.body.dataset.query"))
+        clicked = (float(query["lat"][0]), float(query["lng"][0]))
+        # The click lands at the centre of the map, within a pixel (~2 m at zoom 16).
+        assert h3.great_circle_distance(clicked, CENTRE, unit="m") < 3.0
+        listed = browser.evaluate(
+            "Array.from(document.querySelectorAll('#results li')).map(li => li.dataset.id)"
+        )
+        assert listed == expected_ranking(*clicked, planted, 10)
+        assert status == f"{len(listed)} results of 8 candidates (redis)"
+        markers = browser.evaluate("document.querySelectorAll('.rank-marker').length")
+        assert markers == len(listed)
+    finally:
+        browser.close()
