@@ -1,0 +1,96 @@
+"""The covering: every point within the radius lies in a covered cell, with a true bound."""
+
+from __future__ import annotations
+
+import math
+
+import h3
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from discovery.coverage import cell_geometry, cover, resolution_for
+from discovery.ranking import distance_m
+from indexer.model import INDEX_RESOLUTIONS
+
+PENTAGON_9 = h3.cell_to_latlng(h3.get_pentagons(9)[0])
+PENTAGON_7 = h3.cell_to_latlng(h3.get_pentagons(7)[5])
+PENTAGON_5 = h3.cell_to_latlng(h3.get_pentagons(5)[11])
+
+
+def point_at(lat: float, lng: float, bearing: float, meters: float) -> tuple[float, float]:
+    """The point ``meters`` from (lat, lng) along ``bearing`` (radians)."""
+    delta = meters / 6371007.180918475
+    lat1, lng1 = math.radians(lat), math.radians(lng)
+    lat2 = math.asin(
+        math.sin(lat1) * math.cos(delta) + math.cos(lat1) * math.sin(delta) * math.cos(bearing)
+    )
+    lng2 = lng1 + math.atan2(
+        math.sin(bearing) * math.sin(delta) * math.cos(lat1),
+        math.cos(delta) - math.sin(lat1) * math.sin(lat2),
+    )
+    return math.degrees(lat2), (math.degrees(lng2) + 180.0) % 360.0 - 180.0
+
+
+@pytest.mark.parametrize(
+    ("radius_m", "res"), [(10, 9), (1_000, 9), (1_500, 9), (1_501, 7), (10_000, 7), (50_000, 5)]
+)
+def test_resolution_by_radius(radius_m, res) -> None:
+    assert resolution_for(radius_m) == res and res in INDEX_RESOLUTIONS
+
+
+@pytest.mark.parametrize("radius_m", [10, 1_000, 10_000, 50_000])
+def test_cell_counts_stay_small(radius_m) -> None:
+    assert 1 <= len(cover(37.5665, 126.978, radius_m).cells) <= 250
+
+
+lats = st.floats(-90, 90)
+lngs = st.floats(-180, 180, exclude_max=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    lat=lats,
+    lng=lngs,
+    radius_m=st.sampled_from([10.0, 333.0, 1_500.0, 7_000.0, 50_000.0]),
+    bearing=st.floats(0, 2 * math.pi),
+    fraction=st.floats(0, 1),
+)
+@example(lat=90.0, lng=0.0, radius_m=50_000.0, bearing=1.0, fraction=1.0)
+@example(lat=-89.99, lng=170.0, radius_m=1_500.0, bearing=2.0, fraction=0.99)
+@example(lat=0.0, lng=179.9999, radius_m=7_000.0, bearing=math.pi / 2, fraction=1.0)
+@example(lat=PENTAGON_9[0], lng=PENTAGON_9[1], radius_m=1_500.0, bearing=0.3, fraction=1.0)
+@example(lat=PENTAGON_7[0], lng=PENTAGON_7[1], radius_m=7_000.0, bearing=4.0, fraction=0.999)
+@example(lat=PENTAGON_5[0], lng=PENTAGON_5[1], radius_m=50_000.0, bearing=5.5, fraction=1.0)
+def test_every_point_in_the_circle_is_covered(lat, lng, radius_m, bearing, fraction) -> None:
+    covering = cover(lat, lng, radius_m)
+    target = point_at(lat, lng, bearing, radius_m * fraction)
+    if distance_m(lat, lng, *target) > radius_m:
+        return
+    cell = h3.latlng_to_cell(*target, covering.res)
+    found = {c.cell: c for c in covering.cells}
+    assert cell in found
+    assert found[cell].dmin_m <= distance_m(lat, lng, *target)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lat=lats, lng=lngs, res=st.sampled_from(INDEX_RESOLUTIONS), u=st.floats(0, 1), v=st.floats(0, 1)
+)
+@example(lat=PENTAGON_9[0], lng=PENTAGON_9[1], res=9, u=0.5, v=0.5)
+def test_circumradius_holds_the_cell(lat, lng, res, u, v) -> None:
+    cell = h3.latlng_to_cell(lat, lng, res)
+    c_lat, c_lng, circum_m, tag = cell_geometry(cell)
+    boundary = h3.cell_to_boundary(cell)
+    a, b = boundary[int(u * len(boundary)) % len(boundary)], boundary[int(v * 3) % len(boundary)]
+    # a point between the centre and the boundary stays within the circumradius
+    point = ((a[0] + b[0] + c_lat) / 3, (a[1] + b[1] + c_lng) / 3)
+    if h3.latlng_to_cell(*point, res) == cell:
+        assert distance_m(c_lat, c_lng, *point) <= circum_m
+    assert tag == h3.cell_to_parent(cell, 3)
+
+
+def test_cells_come_nearest_first() -> None:
+    covering = cover(PENTAGON_9[0], PENTAGON_9[1], 1_000)
+    bounds = [c.dmin_m for c in covering.cells]
+    assert bounds == sorted(bounds) and bounds[0] == 0.0

@@ -1,0 +1,58 @@
+"""The OpenAPI document validates, and the answers match it."""
+
+from __future__ import annotations
+
+import jsonschema
+from openapi_spec_validator import validate
+
+from indexer.model import Entity
+from indexer.writer import write_entities
+
+
+def schema_for(document: dict, path: str, status: str, media: str = "application/json") -> dict:
+    """The response schema, resolvable against the document's components."""
+    operation = document["paths"][path]["get"]
+    ref = operation["responses"][status]["content"][media]["schema"]
+    return {**ref, "components": document["components"]}
+
+
+def test_document_validates(client) -> None:
+    document = client.get("/openapi.json").json
+    validate(document)
+    assert document["openapi"] == "3.1.0"
+    assert {
+        "/v1/nearby",
+        "/v1/entities/{id}",
+        "/healthz",
+        "/readyz",
+        "/v1/positions",
+        "/v1/availability",
+    } <= set(document["paths"])
+
+
+def test_answers_match_the_document(index, client) -> None:
+    write_entities(
+        index.conn,
+        index.hot,
+        "t",
+        [
+            Entity(id="t:1", kind="store", lat=60.17, lng=24.94, mini_app="a", popularity=3.0),
+            Entity(
+                id="t:2", kind="bike", lat=60.171, lng=24.94, mini_app="b", available=1, capacity=2
+            ),
+        ],
+    )
+    document = client.get("/openapi.json").json
+    checks = [
+        ("/v1/nearby?lat=60.17&lng=24.94&explain=true", "/v1/nearby", "200", {}),
+        ("/v1/nearby?lat=60.17&lng=24.94&group=mini_app&limit=1", "/v1/nearby", "200", {}),
+        ("/v1/nearby?lat=60.17", "/v1/nearby", "400", {}),
+        ("/v1/entities/t:1", "/v1/entities/{id}", "200", {}),
+        ("/v1/entities/t:9", "/v1/entities/{id}", "404", {}),
+    ]
+    for url, path, status, headers in checks:
+        response = client.get(url, headers=headers)
+        assert str(response.status_code) == status, url
+        jsonschema.validate(response.json, schema_for(document, path, status))
+    geo = client.get("/v1/nearby?lat=60.17&lng=24.94", headers={"Accept": "application/geo+json"})
+    jsonschema.validate(geo.json, schema_for(document, "/v1/nearby", "200", "application/geo+json"))
