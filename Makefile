@@ -42,10 +42,12 @@ test: venv node
 	  NEARBY_TEST_DATABASE_URL="$$DATABASE_URL" NEARBY_TEST_REDIS_URL="$$REDIS_URL" \
 	  $(BIN)/pytest $(PYTEST_ARGS)
 
+# The demo's feeds are written once at start; staleness is relaxed to a day so
+# that its bikes and chargers stay visible while it runs.
 demo: venv node
-	@$(PROVISION) && export NEARBY_DEBUG=1 && \
-	  $(BIN)/nearby db upgrade && \
-	  $(BIN)/python scripts/load_demo.py && \
+	@$(PROVISION) && export NEARBY_DEBUG=1 NEARBY_API_KEYS=$${NEARBY_API_KEYS:-demo-key} \
+	  NEARBY_STALE_BIKE_S=86400 NEARBY_STALE_CHARGER_S=86400 && \
+	  BIN=$(BIN) scripts/load_demo.sh && \
 	  scripts/demo_banner.sh "$(HOST)" "$(PORT)" && \
 	  exec $(BIN)/nearby serve --host $(HOST) --port $(PORT)
 
