@@ -38,11 +38,13 @@ CIRCUM_SLACK_M = 0.5
 
 @dataclass(frozen=True, slots=True)
 class CellCover:
-    """One cell of a covering: its hex id, hash tag and a lower bound of its distance."""
+    """One cell of a covering: its hex id, hash tag, a lower bound of its distance, and
+    its parent at the next coarser index resolution ('' at the coarsest)."""
 
     cell: str
     tag: str
     dmin_m: float
+    parent: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,7 @@ class DiskBlock:
 
     cells: tuple[str, ...]
     tags: tuple[str, ...]
+    parents: tuple[str, ...]
     ring: np.ndarray
     lat_r: np.ndarray
     lng_r: np.ndarray
@@ -85,9 +88,18 @@ def _haversine_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
     return 2 * math.atan2(math.sqrt(a), math.sqrt(1 - a)) * EARTH_RADIUS_M
 
 
+def coarser_resolution(res: int) -> int | None:
+    """The next coarser index resolution (None for the coarsest)."""
+    coarser = [r for r in INDEX_RESOLUTIONS if r < res]
+    return max(coarser) if coarser else None
+
+
 @lru_cache(maxsize=1 << 18)
-def cell_geometry(cell: str) -> tuple[float, float, float, str]:
-    """(centre lat, centre lng, widened circumradius in m, hash tag) of a cell.
+def cell_geometry(cell: str) -> tuple[float, float, float, str, str]:
+    """(centre lat, centre lng, widened circumradius in m, hash tag, parent) of a cell.
+
+    The parent is the cell's parent at the next coarser index resolution ('' at
+    the coarsest): its set's top popularity bounds every member of the cell.
 
     The circumradius is the largest distance from the centre to a boundary
     vertex (distortion vertices of cells crossing an icosahedron edge
@@ -95,7 +107,10 @@ def cell_geometry(cell: str) -> tuple[float, float, float, str]:
     """
     lat, lng = h3.cell_to_latlng(cell)
     far = max(_haversine_m(lat, lng, v_lat, v_lng) for v_lat, v_lng in h3.cell_to_boundary(cell))
-    return lat, lng, far * CIRCUM_FACTOR + CIRCUM_SLACK_M, h3.cell_to_parent(cell, TAG_RES)
+    coarser = coarser_resolution(h3.get_resolution(cell))
+    parent = "" if coarser is None else h3.cell_to_parent(cell, coarser)
+    tag = h3.cell_to_parent(cell, TAG_RES)
+    return lat, lng, far * CIRCUM_FACTOR + CIRCUM_SLACK_M, tag, parent
 
 
 @lru_cache(maxsize=4096)
@@ -122,6 +137,7 @@ def disk_block(origin: str, k: int) -> DiskBlock:
     return DiskBlock(
         cells=tuple(cells),
         tags=tuple(g[3] for g in geometry),
+        parents=tuple(g[4] for g in geometry),
         ring=np.array(rings),
         lat_r=lat_r,
         lng_r=np.radians(np.array([g[1] for g in geometry])),

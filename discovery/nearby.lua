@@ -11,7 +11,8 @@
 -- ARGV[14] staleness cutoffs per live kind: kind \31 epoch \31 kind \31 epoch ...
 -- ARGV[15] per-source cutoffs (they override the kind's): source \31 epoch ...
 -- ARGV[16..18] the cursor: score, distance, id ('' score = no cursor)
--- ARGV[19..] per cell, nearest first: tag, cell, lower bound of its distance (m)
+-- ARGV[19..] per cell, nearest first: tag, cell, lower bound of its distance (m),
+--          parent cell at the next coarser index resolution ('' at the coarsest)
 --
 -- Returns {'nogen'} when there is no index generation, else
 -- {'ok', cells read, members read, then per result: id, distance, score,
@@ -147,7 +148,9 @@ end
 local function cell_of(i)
   local group = base .. ARGV[i] .. '}:'
   local dmin = tonumber(ARGV[i + 2])
+  local parent = ARGV[i + 3]
   return {z = group .. 'z:' .. ARGV[i + 1], r = group .. 'r', tag = ARGV[i],
+          parent = parent ~= '' and group .. 'z:' .. parent or nil,
           dmin = dmin, dec = decay(dmin), off = 0, step = 4, ids = {}, pops = {}, pos = 1}
 end
 
@@ -163,9 +166,8 @@ end
 -- -- top by score: best-first over cells, members in popularity order -------
 
 local heap = {}
-local function bound(cell) return cell.dec * boost(cell.pops[cell.pos]) end
-local function push(cell)
-  cell.bound = bound(cell)
+local function push(cell, value)
+  cell.bound = value or cell.dec * boost(cell.pops[cell.pos])
   heap[#heap + 1] = cell
   local i = #heap
   while i > 1 do
@@ -211,28 +213,59 @@ local function reachable(value)
   return n < limit or value * (1 + SLACK) >= top[n].s
 end
 
-local function by_score()
-  for i = 19, #ARGV, 3 do
-    local cell = cell_of(i)
-    if refill(cell) then push(cell) end
+-- Evaluate the members of a cell whose own bound can still reach the top, in one HMGET.
+local function evaluate_next(cell)
+  local last = cell.pos
+  while last < #cell.ids and reachable(cell.dec * boost(cell.pops[last + 1])) do
+    last = last + 1
   end
+  evaluate(cell.r, cell.tag, cell.ids, cell.pos, last, offer_after)
+  cell.pos = last + 1
+  if cell.pos <= #cell.ids or refill(cell) then push(cell) end
+end
+
+-- The top popularity of a parent's set bounds every member of its children:
+-- a cell is read only once that bound can reach the top.
+local parent_top = {}
+local function top_of(zkey)
+  local value = parent_top[zkey]
+  if value == nil then
+    local got = redis.call('ZREVRANGE', zkey, 0, 0, 'WITHSCORES')
+    value = got[2] and tonumber(got[2]) or false
+    parent_top[zkey] = value
+  end
+  return value
+end
+
+local function start(cell)
+  if not cell.parent then
+    if refill(cell) then push(cell) end
+    return
+  end
+  local top_popularity = top_of(cell.parent)
+  if top_popularity then
+    cell.unread = true
+    push(cell, cell.dec * boost(top_popularity))
+  end
+end
+
+local function by_score()
+  for i = 19, #ARGV, 4 do start(cell_of(i)) end
   while #heap > 0 and reachable(heap[1].bound) do
     local cell = pop()
-    -- Members whose own bound can still reach the top, in one HMGET.
-    local last = cell.pos
-    while last < #cell.ids and reachable(cell.dec * boost(cell.pops[last + 1])) do
-      last = last + 1
+    if cell.unread then
+      cell.unread = false
+      if refill(cell) then push(cell) end
+    else
+      evaluate_next(cell)
     end
-    evaluate(cell.r, cell.tag, cell.ids, cell.pos, last, offer_after)
-    cell.pos = last + 1
-    if cell.pos <= #cell.ids or refill(cell) then push(cell) end
   end
 end
 
 -- -- top by distance: cells nearest first, stop past the limit-th distance --
 
 local function by_distance()
-  for i = 19, #ARGV, 3 do
+  for i = 19, #ARGV, 4 do
     local cell = cell_of(i)
     if n == limit and cell.dmin > top[n].d * (1 + SLACK) then break end
     read_all(cell, offer_after)
@@ -254,7 +287,7 @@ local function by_group()
       if better(hit, held.best) then held.best = hit end
     end
   end
-  for i = 19, #ARGV, 3 do read_all(cell_of(i), tally) end
+  for i = 19, #ARGV, 4 do read_all(cell_of(i), tally) end
   for _, held in pairs(groups) do
     local best = held.best
     best.count = held.count
@@ -268,7 +301,7 @@ local function everything()
     n = n + 1
     top[n] = {id = id, d = d, s = s, tag = tag, count = 0}
   end
-  for i = 19, #ARGV, 3 do read_all(cell_of(i), take) end
+  for i = 19, #ARGV, 4 do read_all(cell_of(i), take) end
 end
 
 if mode == 's' then by_score()
@@ -276,14 +309,28 @@ elseif mode == 'd' then by_distance()
 elseif mode == 'g' then by_group()
 else everything() end
 
+-- Display documents: one HMGET per group (in chunks).
+local by_tag, docs = {}, {}
+for i = 1, n do
+  local ids = by_tag[top[i].tag] or {}
+  ids[#ids + 1] = top[i].id
+  by_tag[top[i].tag] = ids
+end
+for tag, ids in pairs(by_tag) do
+  for first = 1, #ids, 1000 do
+    local chunk = {unpack(ids, first, math.min(first + 999, #ids))}
+    local got = redis.call('HMGET', base .. tag .. '}:d', unpack(chunk))
+    for j = 1, #chunk do docs[chunk[j]] = got[j] or '' end
+  end
+end
+
 local out = {'ok', cells_read, members_read}
 for i = 1, n do
   local hit = top[i]
-  local doc = redis.call('HGET', base .. hit.tag .. '}:d', hit.id)
   out[#out + 1] = hit.id
   out[#out + 1] = string.format('%.17g', hit.d)
   out[#out + 1] = string.format('%.17g', hit.s)
-  out[#out + 1] = doc or ''
+  out[#out + 1] = docs[hit.id]
   out[#out + 1] = hit.count
 end
 return out

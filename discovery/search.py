@@ -93,7 +93,7 @@ def script_args(
         *cursor,
     ]
     for cell in cover.cells:
-        args += [cell.tag, cell.cell, repr(cell.dmin_m)]
+        args += [cell.tag, cell.cell, repr(cell.dmin_m), cell.parent]
     return args
 
 

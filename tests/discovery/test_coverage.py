@@ -80,7 +80,7 @@ def test_every_point_in_the_circle_is_covered(lat, lng, radius_m, bearing, fract
 @example(lat=PENTAGON_9[0], lng=PENTAGON_9[1], res=9, u=0.5, v=0.5)
 def test_circumradius_holds_the_cell(lat, lng, res, u, v) -> None:
     cell = h3.latlng_to_cell(lat, lng, res)
-    c_lat, c_lng, circum_m, tag = cell_geometry(cell)
+    c_lat, c_lng, circum_m, tag, _parent = cell_geometry(cell)
     boundary = h3.cell_to_boundary(cell)
     a, b = boundary[int(u * len(boundary)) % len(boundary)], boundary[int(v * 3) % len(boundary)]
     # a point between the centre and the boundary stays within the circumradius
