@@ -264,7 +264,8 @@ def wait_for(url: str) -> None:
 
 def wrk(port: int, points: list, radius: int, sort: str, seconds: int) -> float:
     """Requests per second of wrk cycling through the query points."""
-    paths = [f"/v1/nearby?lat={lat!r}&lng={lng!r}&radius={radius}&sort={sort}" for lat, lng in points]
+    query = f"radius={radius}&sort={sort}"
+    paths = [f"/v1/nearby?lat={lat!r}&lng={lng!r}&{query}" for lat, lng in points]
     script = "local paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
     script += "local i = 0\nrequest = function()\n  i = i % #paths + 1\n"
     script += "  return wrk.format('GET', paths[i])\nend\n"
@@ -287,7 +288,10 @@ def table(rows: list[list[str]], rates: dict[str, float], city: City) -> Iterato
         "top 20; in-process p50 / p99 in ms."
     )
     yield ""
-    yield "| query | nearby (Redis, exact) | HTTP req/s | PostGIS DWithin + ORDER BY score | PostGIS `<->` KNN | Redis GEOSEARCH |"
+    yield (
+        "| query | nearby (Redis, exact) | HTTP req/s | PostGIS DWithin + ORDER BY score"
+        " | PostGIS `<->` KNN | Redis GEOSEARCH |"
+    )
     yield "|---|---|---|---|---|---|"
     for name, mine, sql, knn, geo in rows:
         rate = f"{rates[name]:,.0f}" if name in rates else "–"
