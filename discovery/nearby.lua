@@ -119,6 +119,9 @@ end
 
 local PAYLOAD = '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31'
   .. '([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$'
+local POINT = '^([^\31]*)\31([^\31]*)\31'
+-- In mode d a member farther than the limit-th distance so far cannot rank.
+local by_distance_only = mode == 'd'
 local cells_read, members_read = 0, 0
 
 -- Calls visit(id, distance, score, mini_app, tag) for each of `ids` within the
@@ -132,10 +135,14 @@ local function evaluate(rkey, tag, ids, first, last, visit)
   for i = 1, #chunk do
     local payload = payloads[i]
     if payload then
-      local lat, lng, kind, available, seen, source, app, cat, pop = string.match(payload, PAYLOAD)
+      -- The point first: most members of a cell read whole never rank.
+      local lat, lng = string.match(payload, POINT)
       local d = distance(tonumber(lat), tonumber(lng))
-      if d <= radius and keep(kind, available, seen, source, app, cat) then
-        visit(chunk[i], d, decay(d) * boost(tonumber(pop)), app, tag)
+      if d <= radius and not (by_distance_only and n == limit and d > top[n].d) then
+        local _, _, kind, available, seen, source, app, cat, pop = string.match(payload, PAYLOAD)
+        if keep(kind, available, seen, source, app, cat) then
+          visit(chunk[i], d, decay(d) * boost(tonumber(pop)), app, tag)
+        end
       end
     end
   end

@@ -26,10 +26,12 @@ from indexer.hot import HotIndex
 
 log = logging.getLogger(__name__)
 
-#: For sort=distance, radii tried first (with their resolution) before the full
-#: circle: dense places fill a page within a few hundred metres, and reading a
-#: coarse cell whole would cost far more.  Each stage is exact on its own.
-DISTANCE_STAGES = ((500.0, 9), (1_500.0, 9), (10_000.0, 7))
+#: For sort=distance, smaller circles (with their resolution) tried before the
+#: query's own: a page usually fills within them, and reading a coarse cell
+#: whole would cost far more.  Each stage is exact on its own: when it fills
+#: the page, everything beyond its radius ranks after.  Within one stage cells
+#: are read nearest first and reading stops past the page's last distance.
+DISTANCE_STAGES = ((1_500.0, 9), (10_000.0, 7))
 #: open_now is judged in Python: ask the script for this many times the page
 #: first, and four times more on each retry, until enough are open.
 OPEN_NOW_FACTOR = 2
