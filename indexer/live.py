@@ -35,55 +35,55 @@ FUTURE_SKEW = timedelta(minutes=5)
 #: Counts above this are surely mistakes (and would overflow the integer column).
 MAX_COUNT = 100_000
 
-_RETURNING = ", ".join(f"e.{name.strip()}" for name in ENTITY_COLUMNS.split(","))
-
-# One statement: the held rows (before), the update, and per input row what
-# happened. Sub-statements of one statement share a snapshot, so "old" is the
-# row as it was before this update. "id = ANY(ids)" lets the planner probe the
-# primary key instead of hashing the whole table.
-POSITIONS_SQL = f"""
-WITH input AS (
-    SELECT * FROM unnest(%(ids)s::text[], %(lats)s::float8[], %(lngs)s::float8[],
-                         %(cells)s::int8[], %(available)s::int4[], %(seen)s::timestamptz[])
-        AS t(id, lat, lng, h3, available, seen_at)
-), old AS (
-    SELECT e.id, e.kind, e.h3, e.seen_at, e.capacity FROM entities e WHERE e.id = ANY(%(ids)s)
-), moved AS (
-    UPDATE entities e
-    SET lat = i.lat, lng = i.lng, h3 = i.h3, available = coalesce(i.available, e.available),
-        seen_at = i.seen_at, rev = nextval('entity_rev'), updated_at = now()
-    FROM input i
-    WHERE e.id = ANY(%(ids)s) AND e.id = i.id AND e.kind IN ('bike', 'charger')
-      AND (e.seen_at IS NULL OR e.seen_at <= i.seen_at)
-      AND (i.available IS NULL OR e.capacity IS NULL OR i.available <= e.capacity)
-    RETURNING {_RETURNING}
+# What the hot index needs of each changed row (attrs as jsonb text: cheaper to
+# read than to parse), and the base cell the row had before the change. A
+# subquery in RETURNING reads the statement's snapshot, which does not see the
+# statement's own changes: the old row. (Under a concurrent change of the same
+# row it may be the version before that one; old_h3 only feeds the ``moved``
+# count.)
+_RETURNING = ", ".join(
+    "e.attrs::text AS attrs_json" if name.strip() == "attrs" else f"e.{name.strip()}"
+    for name in ENTITY_COLUMNS.split(",")
 )
-SELECT i.id AS input_id, o.kind AS old_kind, o.h3 AS old_h3, o.seen_at AS old_seen_at,
-       o.capacity AS old_capacity, m.*
-FROM input i LEFT JOIN old o ON o.id = i.id LEFT JOIN moved m ON m.id = i.id
+_OLD_H3 = "(SELECT o.h3 FROM entities o WHERE o.id = e.id) AS old_h3"
+
+# One UPDATE … FROM unnest(arrays): the arrays travel as six parameters, each
+# input row probes the primary key, and only rows that changed come back.
+# Items that were refused are looked up afterwards (REFUSED_SQL), and only when
+# there are some.
+POSITIONS_SQL = f"""
+UPDATE entities e
+SET lat = i.lat, lng = i.lng, h3 = i.h3, available = coalesce(i.available, e.available),
+    seen_at = i.seen_at, rev = nextval('entity_rev'), updated_at = now()
+FROM unnest(%(ids)s::text[], %(lats)s::float8[], %(lngs)s::float8[],
+            %(cells)s::int8[], %(available)s::int4[], %(seen)s::timestamptz[])
+    AS i(id, lat, lng, h3, available, seen_at)
+WHERE e.id = i.id AND e.kind IN ('bike', 'charger')
+  AND (e.seen_at IS NULL OR e.seen_at <= i.seen_at)
+  AND (i.available IS NULL OR e.capacity IS NULL OR i.available <= e.capacity)
+RETURNING {_RETURNING}, {_OLD_H3}
 """
 
 AVAILABILITY_SQL = f"""
-WITH input AS (
-    SELECT * FROM unnest(%(ids)s::text[], %(available)s::int4[], %(capacity)s::int4[],
-                         %(seen)s::timestamptz[])
-        AS t(id, available, capacity, seen_at)
-), old AS (
-    SELECT e.id, e.kind, e.h3, e.seen_at, e.capacity FROM entities e WHERE e.id = ANY(%(ids)s)
-), changed AS (
-    UPDATE entities e
-    SET available = i.available, capacity = coalesce(i.capacity, e.capacity),
-        seen_at = i.seen_at, rev = nextval('entity_rev'), updated_at = now()
-    FROM input i
-    WHERE e.id = ANY(%(ids)s) AND e.id = i.id AND e.kind IN ('bike', 'charger')
-      AND (e.seen_at IS NULL OR e.seen_at <= i.seen_at)
-      AND i.available <= coalesce(i.capacity, e.capacity, i.available)
-    RETURNING {_RETURNING}
-)
-SELECT i.id AS input_id, o.kind AS old_kind, o.h3 AS old_h3, o.seen_at AS old_seen_at,
-       o.capacity AS old_capacity, m.*
-FROM input i LEFT JOIN old o ON o.id = i.id LEFT JOIN changed m ON m.id = i.id
+UPDATE entities e
+SET available = i.available, capacity = coalesce(i.capacity, e.capacity),
+    seen_at = i.seen_at, rev = nextval('entity_rev'), updated_at = now()
+FROM unnest(%(ids)s::text[], %(available)s::int4[], %(capacity)s::int4[],
+            %(seen)s::timestamptz[])
+    AS i(id, available, capacity, seen_at)
+WHERE e.id = i.id AND e.kind IN ('bike', 'charger')
+  AND (e.seen_at IS NULL OR e.seen_at <= i.seen_at)
+  AND i.available <= coalesce(i.capacity, e.capacity, i.available)
+RETURNING {_RETURNING}, e.h3 AS old_h3
 """
+
+REFUSED_SQL = "SELECT id, kind, capacity FROM entities WHERE id = ANY(%(ids)s)"
+
+# Pushed state is ephemeral (the next push replaces it), so its commits do not
+# wait for the WAL flush. After a PostgreSQL crash the batches acknowledged in
+# the last moment (up to 3 x wal_writer_delay, 0.6 s by default) may be lost,
+# and Redis may hold them: `nearby cache rebuild` after such a crash.
+ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 
 PURGE_SQL = """
 WITH kinds AS (
@@ -253,16 +253,15 @@ def check_items(
 # --- applying ----------------------------------------------------------------
 
 
-def outcome_error(index: int, row: Mapping[str, Any], available: int | None) -> ItemError | None:
-    """Why a checked item was not applied, from its row of the statement's answer."""
-    entity_id = row["input_id"]
-    if row["old_kind"] is None:
+def refusal(
+    index: int, entity_id: str, held: tuple[str, int | None] | None, available: int | None
+) -> ItemError:
+    """Why a checked item was not applied, from the (kind, capacity) held for its id."""
+    if held is None:
         return ItemError(index, entity_id, "unknown id", "id")
-    if row["old_kind"] not in LIVE_KINDS:
-        return ItemError(index, entity_id, f"a {row['old_kind']} does not take pushes", "id")
-    if row["id"] is not None:
-        return None
-    capacity = row["old_capacity"]
+    kind, capacity = held
+    if kind not in LIVE_KINDS:
+        return ItemError(index, entity_id, f"a {kind} does not take pushes", "id")
     if available is not None and capacity is not None and available > capacity:
         return ItemError(index, entity_id, f"available exceeds capacity {capacity}", "available")
     return ItemError(index, entity_id, "older than the state held (seen_at)", "seen_at")
@@ -271,10 +270,18 @@ def outcome_error(index: int, row: Mapping[str, Any], available: int | None) -> 
 def run_batch(
     conn: psycopg.Connection, sql: str, params: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
-    """Run one statement in its own transaction and return its rows as dicts."""
+    """Run one update in its own transaction (commit not waiting for the WAL flush)."""
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(ASYNC_COMMIT)
         cur.execute(sql, params)
         return cur.fetchall()
+
+
+def held_state(conn: psycopg.Connection, ids: list[str]) -> dict[str, tuple[str, int | None]]:
+    """(kind, capacity) of each of ``ids`` that exists (to explain refusals)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(REFUSED_SQL, {"ids": ids})
+        return {entity_id: (kind, capacity) for entity_id, kind, capacity in cur.fetchall()}
 
 
 def apply_to_hot(hot: HotIndex, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -286,28 +293,26 @@ def apply_to_hot(hot: HotIndex, rows: Iterable[Mapping[str, Any]]) -> None:
 
 
 def finish(
+    conn: psycopg.Connection,
     hot: HotIndex,
     received: int,
     values: Sequence[Position] | Sequence[Availability],
     rows: list[dict[str, Any]],
     errors: list[ItemError],
 ) -> PushResult:
-    """Sort the statement's rows into changes and errors; apply the changes to Redis."""
-    by_id = {row["input_id"]: row for row in rows}
-    changed = []
-    moved = 0
-    for value in values:
-        row = by_id[value.id]
-        error = outcome_error(value.index, row, value.available)
-        if error is not None:
-            errors.append(error)
-            continue
-        changed.append(row)
-        moved += row["old_h3"] != row["h3"]
-    if changed:
-        apply_to_hot(hot, changed)
+    """Apply the changed rows to Redis; explain every item that did not change."""
+    if rows:
+        apply_to_hot(hot, rows)
+    moved = sum(row["old_h3"] != row["h3"] for row in rows)
+    if len(rows) < len(values):
+        changed = {row["id"] for row in rows}
+        refused = [value for value in values if value.id not in changed]
+        held = held_state(conn, [value.id for value in refused])
+        errors.extend(
+            refusal(value.index, value.id, held.get(value.id), value.available) for value in refused
+        )
     errors.sort(key=lambda error: error.index)
-    return PushResult(received, len(changed), moved, tuple(errors))
+    return PushResult(received, len(rows), moved, tuple(errors))
 
 
 def push_positions(
@@ -336,7 +341,7 @@ def push_positions(
         "seen": [p.seen_at for p in positions],
     }
     rows = run_batch(conn, POSITIONS_SQL, params) if positions else []
-    return finish(hot, len(items), positions, rows, errors)
+    return finish(conn, hot, len(items), positions, rows, errors)
 
 
 def push_availability(
@@ -358,7 +363,7 @@ def push_availability(
         "seen": [u.seen_at for u in updates],
     }
     rows = run_batch(conn, AVAILABILITY_SQL, params) if updates else []
-    return finish(hot, len(items), updates, rows, errors)
+    return finish(conn, hot, len(items), updates, rows, errors)
 
 
 # --- staleness ---------------------------------------------------------------
