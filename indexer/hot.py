@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 from itertools import islice
@@ -82,7 +83,6 @@ def place_of(lat: float, lng: float) -> str:
 
 # What json.dumps(..., ensure_ascii=False) writes a string with.
 _json_string = json.encoder.encode_basestring
-_FLOAT_FIELDS = frozenset({"lat", "lng", "popularity"})
 
 
 def json_scalar(value: Any) -> str:
@@ -113,27 +113,38 @@ def attrs_json(row: Mapping[str, Any]) -> str:
     return json_scalar(row.get("attrs"))
 
 
+@lru_cache(maxsize=4096)
+def iso_time(moment: datetime) -> str:
+    """``moment.isoformat()`` as a JSON string; a batch's rows share a few times."""
+    return _json_string(moment.isoformat())
+
+
+def json_time(moment: datetime | None) -> str:
+    """A time as layout's display document writes it (ISO 8601, or null)."""
+    return "null" if moment is None else iso_time(moment)
+
+
 def display_json(row: Mapping[str, Any]) -> str:
     """:func:`indexer.layout.display_document`, byte for byte, written without a dict.
 
-    A move re-sends each entity's whole document; building it piece by piece
-    (its attrs rewritten once per distinct text) costs a fraction of json.dumps.
+    A move re-sends each entity's whole document; writing it in one format
+    string (attrs rewritten once per distinct text, times once per distinct
+    time) costs a fraction of json.dumps. The field order is
+    layout.DISPLAY_FIELDS then updated_at, seen_at; a test pins the equality.
     """
-    parts = []
-    for name in layout.DISPLAY_FIELDS:
-        if name == "attrs":
-            text = attrs_json(row)
-        elif name in _FLOAT_FIELDS:
-            text = float.__repr__(float(row[name]))
-        else:
-            text = json_scalar(row.get(name))
-        parts.append(f'"{name}":{text}')
-    for name in ("updated_at", "seen_at"):
-        moment = row.get(name)
-        parts.append(
-            f'"{name}":' + ("null" if moment is None else _json_string(moment.isoformat()))
-        )
-    return "{" + ",".join(parts) + "}"
+    return (
+        f'{{"id":{_json_string(row["id"])},"kind":{_json_string(row["kind"])},'
+        f'"name":{json_scalar(row.get("name"))},"mini_app":{json_scalar(row.get("mini_app"))},'
+        f'"category":{json_scalar(row.get("category"))},'
+        f'"lat":{float.__repr__(float(row["lat"]))},"lng":{float.__repr__(float(row["lng"]))},'
+        f'"popularity":{float.__repr__(float(row["popularity"]))},'
+        f'"available":{json_scalar(row.get("available"))},'
+        f'"capacity":{json_scalar(row.get("capacity"))},'
+        f'"opening_hours":{json_scalar(row.get("opening_hours"))},'
+        f'"tz":{json_scalar(row.get("tz"))},"source":{json_scalar(row.get("source"))},'
+        f'"attrs":{attrs_json(row)},"updated_at":{json_time(row.get("updated_at"))},'
+        f'"seen_at":{json_time(row.get("seen_at"))}}}'
+    )
 
 
 def upsert_record(row: Mapping[str, Any]) -> list[Any]:

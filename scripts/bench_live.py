@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Live updates under load: position updates/s, and query latency beside idle.
 
-    scripts/bench_live.py [--bikes 100000] [--batch 1000] [--seconds 10] [--skip-http]
+    scripts/bench_live.py [--bikes 100000] [--batch 1000] [--seconds 10] [--senders 2]
+                          [--workers 2] [--query redis|postgis] [--skip-http]
 
 With ``--bikes`` bikes indexed (source ``bench``, around Seoul), it measures
-the same nearby queries, sent by another process, three times: with no
-updates, while the Python API (:func:`indexer.live.push_positions`) moves
-random bikes in batches, and while ``POST /v1/positions`` does (a gunicorn
-server started for the run). It prints updates/s and the queries' p50/p99,
-each beside the idle baseline of the same run.
+the same nearby searches (discovery.search, as GET /v1/nearby runs them),
+sent by another process: with no updates, while the Python API
+(:func:`indexer.live.push_positions`) moves random bikes in batches, and while
+``POST /v1/positions`` does (a gunicorn server started for the run), each with
+one sender and with ``--senders`` sender processes at once. It prints
+updates/s and the queries' p50/p99, each beside the idle baseline of the same
+run.
 
 Writes into the index named by DATABASE_URL, REDIS_URL and NEARBY_REDIS_PREFIX:
 point them at a scratch database, not the demo's.
@@ -17,6 +20,7 @@ point them at a scratch database, not the demo's.
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import multiprocessing as mp
@@ -31,10 +35,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import h3
 import psycopg
 
-from indexer import db, layout
+from discovery.postgis import postgis_search
+from discovery.query import NearbyQuery, StaleLimits
+from discovery.search import RedisSearch
+from indexer import db
 from indexer.hot import HotIndex, connect_redis
 from indexer.live import push_positions
 from indexer.model import Entity
@@ -74,38 +80,31 @@ def seed_bikes(settings: IndexSettings, count: int) -> None:
 
 
 # --- queries -----------------------------------------------------------------
-# HOOK: until discovery/search.py offers a stable entry point, a "query" here is
-# the raw read a nearby search cannot do without: the hot index's res-9 cell
-# sets covering the circle, read in one MULTI/EXEC round trip (``redis``), or
-# PostGIS ST_DWithin with <-> KNN ordering (``postgis``). Replace
-# ``make_query`` with the real search call when it lands.
+# A query is the real nearby search (discovery.search), the default page of
+# GET /v1/nearby for a 500 m circle: from the hot index (``redis``, one
+# nearby.lua call) or from PostGIS (``postgis``, the fallback path).
+
+
+def nearby_query(settings: IndexSettings, lat: float, lng: float) -> NearbyQuery:
+    """The default nearby query (top 20 by score) at (lat, lng), judged now."""
+    stale = StaleLimits(by_kind=dict(settings.stale_s), by_source=dict(settings.stale_sources))
+    return NearbyQuery(
+        lat=lat,
+        lng=lng,
+        radius_m=RADIUS_M,
+        scale_m=RADIUS_M / 2,
+        now_s=time.time(),
+        stale=stale,
+    )
 
 
 def make_query(settings: IndexSettings, kind: str) -> Callable[[float, float], int]:
-    """A function that runs one nearby query at (lat, lng) and returns its hit count."""
+    """A function that runs one nearby search at (lat, lng) and returns its hit count."""
     if kind == "postgis":
         conn = psycopg.connect(settings.database_url, autocommit=True)
-        sql = (
-            "SELECT id FROM entities WHERE ST_DWithin(geog, ST_MakePoint(%(lng)s, %(lat)s)"
-            "::geography, %(r)s) ORDER BY geog <-> ST_MakePoint(%(lng)s, %(lat)s)::geography"
-            " LIMIT 20"
-        )
-        return lambda lat, lng: len(
-            conn.execute(sql, {"lat": lat, "lng": lng, "r": RADIUS_M}).fetchall()
-        )
-    client = connect_redis(settings.redis_url)
-    hot = HotIndex(client, settings.redis_prefix)
-
-    def redis_query(lat: float, lng: float) -> int:
-        gen = hot.require_generation()
-        # Res-9 cells (~200 m across): k = 4 rings cover a 500 m circle.
-        cells = h3.grid_disk(h3.latlng_to_cell(lat, lng, 9), 4)
-        pipe = client.pipeline(transaction=True)
-        for cell in cells:
-            pipe.zrange(layout.cell_key(hot.prefix, gen, cell), 0, -1)
-        return sum(len(members) for members in pipe.execute())
-
-    return redis_query
+        return lambda lat, lng: len(postgis_search(conn, nearby_query(settings, lat, lng)).hits)
+    search = RedisSearch(HotIndex(connect_redis(settings.redis_url), settings.redis_prefix))
+    return lambda lat, lng: len(search.search(nearby_query(settings, lat, lng)).hits)
 
 
 def query_loop(settings: IndexSettings, kind: str, seconds: float, out: Any) -> None:
@@ -140,11 +139,13 @@ def move_batch(rng: random.Random, bikes: int, batch: int) -> list[dict[str, Any
     return items
 
 
-def python_updates(settings: IndexSettings, bikes: int, batch: int, seconds: float) -> float:
+def python_updates(
+    settings: IndexSettings, bikes: int, batch: int, seconds: float, seed: int
+) -> float:
     """Moves per second through push_positions for ``seconds``."""
     conn = db.connect(settings.database_url)
     hot = HotIndex(connect_redis(settings.redis_url), settings.redis_prefix)
-    rng = random.Random(2)
+    rng = random.Random(seed)
     applied = 0
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
@@ -186,11 +187,11 @@ def start_server(settings: IndexSettings, port: int, workers: int) -> subprocess
     raise RuntimeError("the API server did not start")
 
 
-def http_updates(port: int, bikes: int, batch: int, seconds: float) -> float:
+def http_updates(port: int, bikes: int, batch: int, seconds: float, seed: int) -> float:
     """Moves per second through POST /v1/positions (one keep-alive connection)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"}
-    rng = random.Random(3)
+    rng = random.Random(seed)
     applied = 0
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
@@ -201,6 +202,14 @@ def http_updates(port: int, bikes: int, batch: int, seconds: float) -> float:
             raise RuntimeError(f"POST /v1/positions answered {response.status}: {body}")
         applied += body["applied"]
     return applied / (time.perf_counter() - started)
+
+
+def in_senders(senders: int, work: Callable[..., float], *args: Any) -> float:
+    """Run ``work(*args, seed)`` in ``senders`` processes at once; the sum of their rates."""
+    if senders == 1:
+        return work(*args, 1)
+    with mp.get_context("spawn").Pool(senders) as pool:
+        return sum(pool.starmap(work, [(*args, seed) for seed in range(1, senders + 1)]))
 
 
 def with_queries(
@@ -218,6 +227,45 @@ def with_queries(
     return result, latencies
 
 
+Row = tuple[str, float | None, list[float]]
+
+
+def pause(seconds: float) -> float:
+    """The idle phase's work: nothing, for ``seconds``."""
+    time.sleep(seconds)
+    return 0.0
+
+
+def python_phases(settings: IndexSettings, args: argparse.Namespace) -> list[Row]:
+    """push_positions from one sender, then from ``--senders``, queries running."""
+    rows: list[Row] = []
+    for senders in sorted({1, args.senders}):
+        work = functools.partial(
+            in_senders, senders, python_updates, settings, args.bikes, args.batch, args.seconds
+        )
+        rate, busy = with_queries(settings, args.query, args.seconds, work)
+        rows.append((f"Python API x{senders}", rate, busy))
+    return rows
+
+
+def http_phases(settings: IndexSettings, args: argparse.Namespace) -> list[Row]:
+    """POST /v1/positions from one sender, then from ``--senders``, queries running."""
+    rows: list[Row] = []
+    port = free_port()
+    server = start_server(settings, port, args.workers)
+    try:
+        for senders in sorted({1, args.senders}):
+            work = functools.partial(
+                in_senders, senders, http_updates, port, args.bikes, args.batch, args.seconds
+            )
+            rate, busy = with_queries(settings, args.query, args.seconds, work)
+            rows.append((f"HTTP /v1/positions x{senders}", rate, busy))
+    finally:
+        server.terminate()
+        server.wait(10)
+    return rows
+
+
 def main() -> None:
     """Seed, measure idle, Python and HTTP phases, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -226,42 +274,29 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--query", choices=("redis", "postgis"), default="redis")
     parser.add_argument("--workers", type=int, default=2, help="API server workers")
+    parser.add_argument(
+        "--senders", type=int, default=2, help="also measure this many concurrent senders"
+    )
     parser.add_argument("--skip-http", action="store_true")
     args = parser.parse_args()
     settings = IndexSettings.from_env()
     seed_bikes(settings, args.bikes)
-    idle_s = args.seconds
-
-    _, idle = with_queries(settings, args.query, idle_s, lambda: time.sleep(idle_s) or 0.0)
-    rows = [("idle (no updates)", None, idle)]
-    rate, busy = with_queries(
-        settings, args.query, args.seconds,
-        lambda: python_updates(settings, args.bikes, args.batch, args.seconds),
-    )  # fmt: skip
-    rows.append(("Python API push_positions", rate, busy))
+    _, idle = with_queries(
+        settings, args.query, args.seconds, functools.partial(pause, args.seconds)
+    )
+    rows: list[Row] = [("idle (no updates)", None, idle)]
+    rows += python_phases(settings, args)
     if not args.skip_http:
-        port = free_port()
-        server = start_server(settings, port, args.workers)
-        try:
-            rate, busy = with_queries(
-                settings, args.query, args.seconds,
-                lambda: http_updates(port, args.bikes, args.batch, args.seconds),
-            )  # fmt: skip
-        finally:
-            server.terminate()
-            server.wait(10)
-        rows.append(("HTTP POST /v1/positions", rate, busy))
+        rows += http_phases(settings, args)
     print_table(args, rows)
 
 
-def print_table(
-    args: argparse.Namespace, rows: list[tuple[str, float | None, list[float]]]
-) -> None:
+def print_table(args: argparse.Namespace, rows: list[Row]) -> None:
     """One line per phase: updates/s, query p50/p99 and their ratio to idle."""
     idle_p50, idle_p99 = percentiles(rows[0][2])
     print(
         f"{args.bikes:,} bikes · batches of {args.batch:,} · {args.seconds:g} s a phase · "
-        f"query: {args.query} read of a {RADIUS_M:g} m circle (HOOK: raw, until search lands)"
+        f"query: nearby search ({args.query}), top 20 by score in {RADIUS_M:g} m"
     )
     print(f"{'phase':<28}{'updates/s':>12}{'queries':>9}{'p50 ms':>9}{'p99 ms':>9}{'p99/idle':>10}")
     for name, rate, latencies in rows:
