@@ -191,5 +191,8 @@ def cover(lat: float, lng: float, radius_m: float, res: int | None = None) -> Co
         k += 2
     keep = np.flatnonzero((dmin <= radius_m) & (block.ring < beyond))
     order = keep[np.argsort(dmin[keep], kind="stable")]
-    cells = tuple(CellCover(block.cells[i], block.tags[i], float(dmin[i])) for i in order.tolist())
+    cells = tuple(
+        CellCover(block.cells[i], block.tags[i], float(dmin[i]), block.parents[i])
+        for i in order.tolist()
+    )
     return Covering(res=res, radius_m=radius_m, rings=beyond - 1, cells=cells)
