@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import threading
 from datetime import UTC, datetime, timedelta
 
 import h3
@@ -313,84 +311,4 @@ def test_purge_deletes_what_is_past_its_limit(index: Index) -> None:
         left = [r[0] for r in cur.fetchall()]
     index.conn.commit()
     assert left == ["citybikes:never", "shops:1", "volt:c1"]
-    assert index.hot.verify(index.conn) == []
-
-
-# --- concurrency -------------------------------------------------------------
-
-
-def read_cells_atomically(index_hot_client: object, keys: list[str]) -> list[str]:
-    """Every member of ``keys`` read in one MULTI/EXEC (one consistent view)."""
-    pipe = index_hot_client.pipeline(transaction=True)  # type: ignore[attr-defined]
-    for key in keys:
-        pipe.zrange(key, 0, -1)
-    found: list[str] = []
-    for answer in pipe.execute():
-        found.extend(answer)
-    return found
-
-
-def test_moves_across_cells_are_never_seen_twice_or_missed(index: Index) -> None:
-    """10,000 random moves while queries run: every query sees each inside bike once.
-
-    Bikes of group "in" move among cells that the query reads; bikes of group
-    "out" move anywhere nearby. A query that read a bike twice or missed an
-    "in" bike would have seen a move half done.
-    """
-    rng = random.Random(20250301)
-    center = h3i.latlng_to_cell(*KAMPPI, 9)
-    inside = sorted(h3i.grid_disk(center, 2))
-    around = sorted(h3i.grid_disk(center, 5))
-
-    def spot(cells: list[int]) -> tuple[float, float]:
-        lat, lng = h3i.cell_to_latlng(rng.choice(cells))
-        return lat + rng.uniform(-1e-5, 1e-5), lng + rng.uniform(-1e-5, 1e-5)
-
-    in_ids = [f"citybikes:in{i}" for i in range(60)]
-    out_ids = [f"citybikes:out{i}" for i in range(60)]
-    write_entities(
-        index.conn,
-        index.hot,
-        "citybikes",
-        [bike(i.split(":")[1], *spot(inside)) for i in in_ids]
-        + [bike(i.split(":")[1], *spot(around)) for i in out_ids],
-    )
-    gen = index.hot.require_generation()
-    keys = [layout.cell_key(index.hot.prefix, gen, h3.int_to_str(c)) for c in inside]
-    problems: list[str] = []
-    queries = 0
-    done = threading.Event()
-
-    def query_loop() -> None:
-        nonlocal queries
-        client = index.hot.client.__class__(connection_pool=index.hot.client.connection_pool)
-        while not done.is_set():
-            seen = read_cells_atomically(client, keys)
-            queries += 1
-            if len(seen) != len(set(seen)):
-                problems.append(f"query {queries} saw a bike twice")
-            missing = set(in_ids) - set(seen)
-            if missing:
-                problems.append(f"query {queries} missed {sorted(missing)[:3]}")
-
-    reader = threading.Thread(target=query_loop)
-    reader.start()
-    moved = 0
-    try:
-        for batch in range(100):
-            items = []
-            for entity_id in rng.sample(in_ids, 50) + rng.sample(out_ids, 50):
-                lat, lng = spot(inside if entity_id in in_ids else around)
-                items.append({"id": entity_id, "lat": lat, "lng": lng})
-            result = push_positions(
-                index.conn, index.hot, items, now=NOW + timedelta(seconds=batch)
-            )
-            assert result.errors == ()
-            moved += result.moved
-    finally:
-        done.set()
-        reader.join()
-    assert problems == []
-    assert queries > 10
-    assert moved > 5000  # most of the 10,000 moves crossed a cell border
     assert index.hot.verify(index.conn) == []
