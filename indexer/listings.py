@@ -479,11 +479,11 @@ def record_to_entity(record: Record, source: str) -> Entity:
         coordinates, a negative popularity, unparseable opening hours, and the like.
     """
     fields = record.fields
+    if record.problem:
+        raise InvalidEntity(record.problem)
     identifier = entity_id(source, fields.get("id"))
     if not identifier:
         raise InvalidEntity("empty id")
-    if record.problem:
-        raise InvalidEntity(record.problem)
     lat, lng = parse_point(fields.get("lat"), fields.get("lng"))
     entity = Entity(
         id=identifier,

@@ -333,11 +333,11 @@ def test_record_to_entity() -> None:
     )
 
 
-def test_record_to_entity_reports_the_id_first_then_the_reading_problem() -> None:
-    with pytest.raises(InvalidEntity, match="^empty id$"):
-        record_to_entity(Record(2, {"id": "", "lat": "x"}), "s")
+def test_record_to_entity_reports_a_reading_problem_before_the_fields() -> None:
     with pytest.raises(InvalidEntity, match="^2 fields, the header has 3$"):
-        record_to_entity(Record(2, {"id": "1"}, problem="2 fields, the header has 3"), "s")
+        record_to_entity(Record(2, {"id": ""}, problem="2 fields, the header has 3"), "s")
+    with pytest.raises(InvalidEntity, match="^empty id$"):
+        record_to_entity(Record(2, {"id": " ", "lat": "x"}), "s")
 
 
 def test_record_to_entity_keeps_nothing_not_finite() -> None:
