@@ -1,0 +1,229 @@
+"""Benchmark of ``nearby import stores`` beside a raw baseline, in the same run, on the same rows.
+
+1. Write N stores of the generated city (DESIGN §7) to a CSV file (not timed).
+2. Import it into an empty index (a database and Redis namespace of the run's
+   own) with the real command in a child process: its time and peak memory.
+3. Import the same file again (nothing changes).
+4. Baseline: a raw ``COPY`` of the file into a bare PostGIS table (the same
+   columns and a geography, no index, no constraint), then a raw pipelined
+   ``GEOADD`` of its rows into one Redis key.
+
+    python -m scripts.bench_import --rows 100000
+
+Needs DATABASE_URL (a role that may create databases) and REDIS_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import redis
+
+from indexer import db
+from indexer.hot import HotIndex, connect_redis
+from indexer.settings import IndexSettings
+from scripts.gen_city import write_stores_csv
+
+RAW_TABLE = """
+CREATE TABLE raw_stores (
+    id text, name text, lat double precision, lng double precision, category text,
+    mini_app text, popularity double precision, opening_hours text,
+    geog geography(Point, 4326) GENERATED ALWAYS AS
+        (ST_SetSRID(ST_MakePoint(lng, lat), 4326)::geography) STORED
+)
+"""
+RAW_COPY = (
+    "COPY raw_stores (id, name, lat, lng, category, mini_app, popularity, opening_hours)"
+    " FROM STDIN (FORMAT csv, HEADER)"
+)
+#: GEOADD commands sent per pipeline round trip.
+GEOADD_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class Run:
+    """One timed step: seconds, and the child's peak resident memory (0 if in-process)."""
+
+    seconds: float
+    peak_rss_mb: float = 0.0
+
+
+@dataclass(frozen=True)
+class ImportBench:
+    """The figures of one benchmark run."""
+
+    rows: int
+    csv_mb: float
+    first: Run
+    again: Run
+    raw_copy: Run
+    raw_geoadd: Run
+
+    @property
+    def raw_s(self) -> float:
+        """The raw baseline: COPY plus GEOADD."""
+        return self.raw_copy.seconds + self.raw_geoadd.seconds
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL naming another database."""
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+@contextmanager
+def scratch_index(settings: IndexSettings) -> Iterator[IndexSettings]:
+    """A fresh database (from the PostGIS template when there is one) and Redis namespace."""
+    token = secrets.token_hex(4)
+    name = f"nearby_bench_import_{token}"
+    template = urlsplit(settings.database_url).path.strip("/") + "_template"
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (template,))
+        suffix = f' TEMPLATE "{template}"' if found.fetchone() else ""
+        conn.execute(f'CREATE DATABASE "{name}"{suffix}')
+    scratch = IndexSettings(
+        database_url=with_database(settings.database_url, name),
+        redis_url=settings.redis_url,
+        redis_prefix=f"bench-import-{token}",
+    )
+    try:
+        with psycopg.connect(scratch.database_url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        db.upgrade(scratch.database_url)
+        yield scratch
+    finally:
+        client = connect_redis(settings.redis_url)
+        HotIndex(client, scratch.redis_prefix).drop_all()
+        client.close()
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def empty_hot_index(settings: IndexSettings) -> None:
+    """Give the scratch namespace an empty generation, as ``nearby cache rebuild`` would."""
+    client = connect_redis(settings.redis_url)
+    with db.connect(settings.database_url) as conn:
+        HotIndex(client, settings.redis_prefix).rebuild(conn)
+    client.close()
+
+
+def timed_import(settings: IndexSettings, path: Path) -> Run:
+    """Run ``nearby import stores`` in a child process; its wall time and peak RSS."""
+    env = dict(
+        os.environ,
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=settings.redis_url,
+        NEARBY_REDIS_PREFIX=settings.redis_prefix,
+    )
+    command = [sys.executable, "-c", "from discovery.cli import main; main()"]
+    command += ["import", "stores", str(path), "--source", "city"]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    out, err = child.communicate()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"import exited {code}: {err.decode()[-2000:]}")
+    print("   ", out.decode().strip(), file=sys.stderr)
+    return Run(seconds, usage.ru_maxrss / 1024.0)  # ru_maxrss is in KiB on Linux
+
+
+def raw_copy(settings: IndexSettings, path: Path) -> Run:
+    """COPY the CSV file as it is into a bare PostGIS table."""
+    with db.connect(settings.database_url) as conn:
+        conn.execute(RAW_TABLE)
+        conn.commit()
+        started = time.perf_counter()
+        with conn.cursor() as cur, path.open("rb") as source, cur.copy(RAW_COPY) as copy:
+            while chunk := source.read(1 << 20):
+                copy.write(chunk)
+        conn.commit()
+        return Run(time.perf_counter() - started)
+
+
+def raw_geoadd(settings: IndexSettings, path: Path) -> Run:
+    """Read the CSV and GEOADD every row into one key, pipelined."""
+    client = redis.Redis.from_url(settings.redis_url)
+    key = f"{settings.redis_prefix}:raw-geo"
+    started = time.perf_counter()
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = csv.reader(handle)
+        next(rows)
+        pipe = client.pipeline(transaction=False)
+        for count, (native, _name, lat, lng, *_rest) in enumerate(rows, start=1):
+            pipe.execute_command("GEOADD", key, lng, lat, native)
+            if count % GEOADD_BATCH == 0:
+                pipe.execute()
+        pipe.execute()
+    seconds = time.perf_counter() - started
+    client.delete(key)
+    client.close()
+    return Run(seconds)
+
+
+def run(settings: IndexSettings, rows: int, seed: int, directory: Path) -> ImportBench:
+    """Generate the rows, then time the import, the re-import and the raw baseline."""
+    path = directory / "city_stores.csv"
+    with path.open("w", encoding="utf-8", newline="") as out:
+        write_stores_csv(out, seed, rows)
+    with scratch_index(settings) as scratch:
+        empty_hot_index(scratch)
+        first = timed_import(scratch, path)
+        again = timed_import(scratch, path)
+        copy = raw_copy(scratch, path)
+        geoadd = raw_geoadd(scratch, path)
+    return ImportBench(rows, path.stat().st_size / 2**20, first, again, copy, geoadd)
+
+
+def format_table(bench: ImportBench) -> str:
+    """The figures, each beside the raw baseline."""
+
+    def row(label: str, step: Run, note: str = "") -> str:
+        rate = bench.rows / step.seconds if step.seconds else 0.0
+        memory = f"{step.peak_rss_mb:8.0f}" if step.peak_rss_mb else "       -"
+        return f"{label:<28}{step.seconds:9.1f}{rate:12,.0f}{memory}  {note}".rstrip()
+
+    raw = Run(bench.raw_s)
+    versus_raw = f"{bench.first.seconds / bench.raw_s:.2f}× raw"
+    versus_first = f"{bench.again.seconds / bench.first.seconds:.2f}× import"
+    lines = [
+        f"import of {bench.rows:,} generated store rows (CSV, {bench.csv_mb:.0f} MB)",
+        f"{'':<28}{'seconds':>9}{'rows/s':>12}{'peak MB':>8}",
+        row("nearby import (empty index)", bench.first, versus_raw),
+        row("nearby re-import (unchanged)", bench.again, versus_first),
+        row("raw COPY into PostGIS", bench.raw_copy),
+        row("raw GEOADD, pipelined", bench.raw_geoadd),
+        row("raw total", raw),
+        "targets: import ≤ 1.5× raw; re-import < 0.33× import; peak < 1024 MB",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the import benchmark and print its table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    settings = IndexSettings.from_env()
+    with tempfile.TemporaryDirectory(prefix="bench-import-") as directory:
+        bench = run(settings, args.rows, args.seed, Path(directory))
+    print(format_table(bench))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
