@@ -18,7 +18,13 @@ import pytest
 import shapely
 from click.testing import Result
 
-from indexer.import_stores import default_source
+from indexer.import_stores import (
+    RejectLog,
+    Validation,
+    default_source,
+    estimate_records,
+    open_listing,
+)
 from tests.conftest import Index
 from tests.indexer.test_osm import BLOCK, write_pbf
 
@@ -529,3 +535,37 @@ def test_verify_finds_a_difference_and_rebuild_mends_it(
     assert "shops:2" in output
     assert nearby("cache", "rebuild").exit_code == 0
     assert_verified(nearby)
+
+
+def test_osm_from_stdin_is_spooled(nearby: Nearby, index: Index, tmp_path: Path) -> None:
+    path = tmp_path / "block.osm.pbf"
+    write_pbf(path)
+    result = nearby(
+        "import", "stores", "-", "--source", "osm", "--rejects", str(tmp_path / "r.csv"),
+        input=path.read_bytes(),
+    )  # fmt: skip
+    assert (result.exit_code, summary(result)) == (1, line(inserted=6, rejected=1, shapes=2))
+    assert rejects(tmp_path / "r.csv") == [("7", "osm:way/103", "missing coordinates")]
+
+
+def test_progress_counts_every_record(tmp_path: Path) -> None:
+    lines = [HEADER] + [f"{n},s,60.1,24.9,,,1," for n in range(12_345)] + [",empty,1,2,,,,"]
+    path = write(tmp_path / "many.csv", lines)
+    assert estimate_records(str(path), "csv") == 12_346
+    listing = open_listing(str(path), "many", "auto", {})
+    logs = {str(path): RejectLog(tmp_path / "many.rejects.csv", "line")}
+    steps: list[int] = []
+    validation = Validation("many", logs, steps.append)
+    assert sum(1 for _ in validation.entities([listing])) == 12_345
+    assert steps == [5000, 5000, 2346]
+    assert (validation.rejected, logs[str(path)].count) == (1, 1)
+    logs[str(path)].discard()
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_estimate_records_of_geojson(tmp_path: Path) -> None:
+    features = [{"type": "Feature", "id": n, "geometry": None} for n in range(7)]
+    path = tmp_path / "f.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    assert estimate_records(str(path), "geojson") == 7
+    assert estimate_records("-", "csv") == 0
