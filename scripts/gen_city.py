@@ -37,6 +37,9 @@ CLUSTERS = 120
 #: Share of points outside any cluster.
 BACKGROUND = 0.1
 METRES_PER_DEGREE = 111_320.0
+#: The standard data set's size, and the highest density a cluster reaches in it.
+STANDARD_STORES = 1_000_000
+PEAK_PER_KM2 = 30_000.0
 #: Digits kept of a coordinate (about 1 cm), so that a CSV round trip is exact.
 DIGITS = 7
 
@@ -84,14 +87,29 @@ class Cluster:
     weight: float
 
 
+def cluster_sigma_m(share: float, drawn_m: float) -> float:
+    """Spread of a cluster holding ``share`` of the points.
+
+    A busy cluster is wide: with the standard 1,000,000 stores no cluster peaks
+    above ``PEAK_PER_KM2`` (a Gaussian of n points peaks at n / (2 pi sigma^2)),
+    about the density of the busiest shopping streets of a large city.
+    """
+    needed_m = 1000.0 * math.sqrt(share * STANDARD_STORES / (2 * math.pi * PEAK_PER_KM2))
+    return max(drawn_m, needed_m)
+
+
 def city_clusters(seed: int) -> tuple[Cluster, ...]:
     """The clusters of the city of ``seed``; weights follow Zipf (1/rank)."""
     rng = random.Random(f"clusters-{seed}")
+    total = sum(1.0 / rank for rank in range(1, CLUSTERS + 1))
     return tuple(
         Cluster(
             lat=rng.gauss(CENTRE_LAT, CENTRE_SIGMA_LAT),
             lng=rng.gauss(CENTRE_LNG, CENTRE_SIGMA_LNG),
-            sigma_m=math.exp(rng.uniform(math.log(150.0), math.log(1500.0))),
+            sigma_m=cluster_sigma_m(
+                (1 - BACKGROUND) / rank / total,
+                math.exp(rng.uniform(math.log(150.0), math.log(1500.0))),
+            ),
             weight=1.0 / rank,
         )
         for rank in range(1, CLUSTERS + 1)
