@@ -1,8 +1,10 @@
 """``nearby import stores PATH…``: the batch import of store listings.
 
 Every path is opened (and its format told) before anything is written, so an
-unreadable input writes nothing. The paths of one source go to the writer in
-one call: PostGIS in one transaction, then Redis for exactly what changed.
+input that cannot be opened writes nothing. The paths of one source go to the
+writer in one call: PostGIS in one transaction, then Redis for exactly what
+changed; an input that breaks part-way rolls back its source's whole write
+(sources written before it, with several sources, stay).
 Bad records are left out and listed in a rejects file beside the input.
 
 Exit status: 0 all imported; 1 some records rejected (the others committed);
@@ -11,32 +13,31 @@ Exit status: 0 all imported; 1 some records rejected (the others committed);
 
 from __future__ import annotations
 
-import csv
-import json
-import os
 import re
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, NoReturn
 
 import click
 import psycopg
 import redis
 
 from indexer.hot import HotIndex
+from indexer.import_report import ImportSummary, RejectLog
+from indexer.listing_json import read_geojson, read_ndjson
 from indexer.listings import (
     FORMATS,
-    READERS,
     Record,
     UnreadableInput,
     detect_format,
     open_input,
     parse_column_map,
+    read_csv,
     record_to_entity,
 )
 from indexer.model import Entity, InvalidEntity
@@ -52,94 +53,13 @@ OSM_SUFFIXES = (".pbf", ".osm")
 SOURCE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 #: What a record's position counts, by format, for the rejects file.
 POSITION_UNITS = {"csv": "line", "ndjson": "line", "geojson": "feature", "osm": "element"}
+READERS: Mapping[str, Callable[[IO[bytes], Mapping[str, str] | None], Iterator[Record]]] = {
+    "csv": read_csv,
+    "geojson": read_geojson,
+    "ndjson": read_ndjson,
+}
 #: Records between two progress updates.
 PROGRESS_STEP = 5000
-
-
-@dataclass(frozen=True)
-class ImportSummary:
-    """What an import did, for the one-line summary."""
-
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    rejected: int = 0
-    reduced: int = 0
-    seconds: float = 0.0
-    hot_applied: bool = True
-
-    def line(self) -> str:
-        """``imported N · updated N · unchanged N · deleted N · rejected N in S s``."""
-        parts = [
-            f"imported {format_count(self.inserted)}",
-            f"updated {format_count(self.updated)}",
-            f"unchanged {format_count(self.unchanged)}",
-            f"deleted {format_count(self.deleted)}",
-            f"rejected {format_count(self.rejected)}",
-        ]
-        if self.reduced:
-            parts.append(f"{format_count(self.reduced)} shapes as points")
-        return " · ".join(parts) + f" in {self.seconds:.1f} s"
-
-    def __add__(self, other: ImportSummary) -> ImportSummary:
-        return ImportSummary(
-            self.inserted + other.inserted,
-            self.updated + other.updated,
-            self.unchanged + other.unchanged,
-            self.deleted + other.deleted,
-            self.rejected + other.rejected,
-            self.reduced + other.reduced,
-            self.seconds + other.seconds,
-            self.hot_applied and other.hot_applied,
-        )
-
-
-class RejectLog:
-    """Rejected records of one or more inputs, as CSV: file, position, id, reason, record.
-
-    Rows go to a temporary file beside the target; :meth:`commit` moves it into
-    place once the import has committed, :meth:`discard` removes it otherwise.
-    """
-
-    def __init__(self, target: Path, unit: str) -> None:
-        self.target = target
-        self.unit = unit
-        self.count = 0
-        self._file: IO[str] | None = None
-        self._writer: Any = None
-
-    def add(self, path: str, position: int, entity_id: str, reason: str, raw: object) -> None:
-        """Write one rejected record (``raw`` as JSON)."""
-        if self._writer is None:
-            self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed by commit/discard
-                "w",
-                dir=self.target.parent,
-                prefix=f".{self.target.name}.",
-                suffix=".tmp",
-                delete=False,
-                encoding="utf-8",
-                newline="",
-            )
-            self._writer = csv.writer(self._file)
-            self._writer.writerow(["file", self.unit, "id", "reason", "record"])
-        record = json.dumps(raw, ensure_ascii=False, default=str)
-        self._writer.writerow([path, position, entity_id, reason, record])
-        self.count += 1
-
-    def commit(self) -> None:
-        """Put the rejects file in place (nothing when no record was rejected)."""
-        if self._file is not None:
-            self._file.close()
-            os.replace(self._file.name, self.target)
-            self._file = self._writer = None
-
-    def discard(self) -> None:
-        """Remove the temporary file of a failed import."""
-        if self._file is not None:
-            self._file.close()
-            Path(self._file.name).unlink(missing_ok=True)
-            self._file = self._writer = None
 
 
 @dataclass

@@ -18,8 +18,8 @@ import pytest
 import shapely
 from click.testing import Result
 
+from indexer.import_report import RejectLog
 from indexer.import_stores import (
-    RejectLog,
     Validation,
     default_source,
     estimate_records,

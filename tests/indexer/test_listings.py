@@ -13,13 +13,12 @@ import shapely
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from indexer.listing_json import feature_to_record, geometry_to_point, read_geojson, read_ndjson
 from indexer.listings import (
     Record,
     UnreadableInput,
     detect_format,
     entity_id,
-    feature_to_record,
-    geometry_to_point,
     match_columns,
     open_input,
     parse_column_map,
@@ -27,8 +26,6 @@ from indexer.listings import (
     parse_point,
     parse_popularity,
     read_csv,
-    read_geojson,
-    read_ndjson,
     record_to_entity,
 )
 from indexer.model import Entity, InvalidEntity
