@@ -37,6 +37,15 @@ class Context:
                 raise click.ClickException(f"PostGIS is not reachable: {exc}") from exc
         return self._conn
 
+    def close(self) -> None:
+        """Close what was opened (a transaction left open would block other sessions)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._hot is not None:
+            self._hot.client.close()
+            self._hot = None
+
     def hot(self) -> HotIndex:
         """The hot index (Redis client made once)."""
         if self._hot is None:
@@ -57,6 +66,7 @@ def cli(ctx: click.Context) -> None:
     except ConfigError as exc:
         raise click.UsageError(f"bad configuration: {exc}") from exc
     ctx.obj = Context(settings)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @cli.group("db")
