@@ -28,8 +28,9 @@ import numpy as np
 from indexer.model import EARTH_RADIUS_M, INDEX_RESOLUTIONS, TAG_RES
 
 #: The finest indexed resolution whose cells suit a radius up to the given metres.
-#: Res 9 (~200 m edges) up to 1.5 km, res 7 (~1.4 km) up to 10 km, res 5 beyond.
-RESOLUTION_BY_RADIUS_M = ((1_500.0, 9), (10_000.0, 7), (math.inf, 5))
+#: Res 11 (~25 m edges) up to 200 m, res 9 (~175 m) up to 1.5 km, res 7 (~1.2 km)
+#: up to 10 km, res 5 beyond.
+RESOLUTION_BY_RADIUS_M = ((200.0, 11), (1_500.0, 9), (10_000.0, 7), (math.inf, 5))
 #: Circumradii are widened by this factor and this many metres, so that float
 #: rounding (numpy versus libm, vertex positions) never makes a bound too high.
 CIRCUM_FACTOR = 1.0001

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 #: whole would cost far more.  Each stage is exact on its own: when it fills
 #: the page, everything beyond its radius ranks after.  Within one stage cells
 #: are read nearest first and reading stops past the page's last distance.
-DISTANCE_STAGES = ((1_500.0, 9), (10_000.0, 7))
+DISTANCE_STAGES = ((150.0, 11), (1_500.0, 9), (10_000.0, 7))
 #: open_now is judged in Python: ask the script for this many times the page
 #: first, and four times more on each retry, until enough are open.
 OPEN_NOW_FACTOR = 2

@@ -7,7 +7,7 @@ share a hash tag, so that on Redis Cluster they live on one slot::
 
     {prefix}:gen                     current generation (absent: no hot index)
     {prefix}:building                generation being rebuilt, if any
-    {prefix}:{gen}:loc               HASH id -> "rev tag5 c5 tag7 c7 tag9 c9" ("rev": deleted)
+    {prefix}:{gen}:loc               HASH id -> "rev tag5 c5 .. tag11 c11" ("rev": deleted)
     {prefix}:{gen}:{{tag}}:z:{cell}  ZSET id by popularity, one per cell of INDEX_RESOLUTIONS
     {prefix}:{gen}:{{tag}}:r         HASH id -> rank payload (what ranking and filters read)
     {prefix}:{gen}:{{tag}}:d         HASH id -> display JSON (what a result shows)

@@ -17,8 +17,12 @@ LIVE_KINDS = ("bike", "charger")
 #: The resolution of the ``h3`` column: every coarser index cell derives from it.
 BASE_RES = 9
 #: Resolutions that the hot index keeps a popularity-ordered set for; a query
-#: picks one of them by its radius (coarser for larger circles).
-INDEX_RESOLUTIONS = (5, 7, 9)
+#: picks one of them by its radius (coarser for larger circles).  Res 11 (~25 m
+#: edges) serves small circles and the first stage of sort=distance: in the
+#: densest districts a res-9 cell holds thousands of entities, a res-11 cell
+#: tens.  Changing this tuple changes the Redis layout: run `nearby cache
+#: rebuild` after deploying such a change.
+INDEX_RESOLUTIONS = (5, 7, 9, 11)
 #: Redis keys are grouped under the hash tag of this coarse parent cell, so that
 #: one group's keys live on one Redis Cluster slot.
 TAG_RES = 3

@@ -33,7 +33,8 @@ def point_at(lat: float, lng: float, bearing: float, meters: float) -> tuple[flo
 
 
 @pytest.mark.parametrize(
-    ("radius_m", "res"), [(10, 9), (1_000, 9), (1_500, 9), (1_501, 7), (10_000, 7), (50_000, 5)]
+    ("radius_m", "res"),
+    [(10, 11), (200, 11), (201, 9), (1_000, 9), (1_500, 9), (1_501, 7), (10_000, 7), (50_000, 5)],
 )
 def test_resolution_by_radius(radius_m, res) -> None:
     assert resolution_for(radius_m) == res and res in INDEX_RESOLUTIONS
