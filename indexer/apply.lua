@@ -15,6 +15,13 @@
 -- A change touches only what differs: a cell it stays in is not left and
 -- re-entered (ZADD alone updates the popularity), a group it stays in is not
 -- cleared, so that the common move (one or two cells change) stays cheap.
+--
+-- The writes of a batch are gathered per key and sent as one command with many
+-- members (one HMGET reads every id's loc), instead of some seven commands per
+-- entity. Within one flush the ids are distinct, so the order of the gathered
+-- commands cannot matter: an entity never leaves a cell or group it enters.
+-- An id that comes again in the same batch flushes what was gathered first,
+-- so that its second record sees the first one applied.
 -- Returns the number of records applied to the first generation, or -1 when
 -- there is no generation to write to (the hot index must be rebuilt).
 
@@ -30,6 +37,9 @@ else
 end
 if #gens == 0 then return -1 end
 
+-- Arguments per command call: well under Lua's unpack limit (~8000).
+local CALL_ARGS = 4000
+
 local function words(text, from)
   local parts = {}
   for part in string.gmatch(text, '%S+') do parts[#parts + 1] = part end
@@ -37,57 +47,120 @@ local function words(text, from)
   return parts
 end
 
+-- One command on key with many arguments, in slices of CALL_ARGS (kept even,
+-- so that member/value pairs never split).
+local function call_many(command, key, args)
+  for first = 1, #args, CALL_ARGS do
+    redis.call(command, key, unpack(args, first, math.min(first + CALL_ARGS - 1, #args)))
+  end
+end
+
+local function gather(pending, key, a, b)
+  local args = pending[key]
+  if not args then
+    args = {}
+    pending[key] = args
+  end
+  args[#args + 1] = a
+  if b then args[#args + 1] = b end
+end
+
+local function new_batch()
+  return {zrem = {}, hdel = {}, zadd = {}, hset = {}, loc = {}, ids = {}}
+end
+
+local function flush(base, batch)
+  for key, args in pairs(batch.zrem) do call_many('ZREM', key, args) end
+  for key, args in pairs(batch.hdel) do call_many('HDEL', key, args) end
+  for key, args in pairs(batch.zadd) do call_many('ZADD', key, args) end
+  for key, args in pairs(batch.hset) do call_many('HSET', key, args) end
+  if #batch.loc > 0 then call_many('HSET', base .. 'loc', batch.loc) end
+end
+
 -- old, new = {tag_1, cell_1, .., tag_n, cell_n}, pairs in the same resolution
 -- order; new is empty for a delete.
-local function leave(base, id, old, new)
+local function leave(base, batch, id, old, new)
   local staying = {}
   for c = 1, #new, 2 do staying[new[c]] = true end
   local cleared = {}
   for c = 1, #old, 2 do
     local tag, cell = old[c], old[c + 1]
     if tag ~= new[c] or cell ~= new[c + 1] then
-      redis.call('ZREM', base .. '{' .. tag .. '}:z:' .. cell, id)
+      gather(batch.zrem, base .. '{' .. tag .. '}:z:' .. cell, id)
     end
     if not staying[tag] and not cleared[tag] then
       local group = base .. '{' .. tag .. '}:'
-      redis.call('HDEL', group .. 'r', id)
-      redis.call('HDEL', group .. 'd', id)
+      gather(batch.hdel, group .. 'r', id)
+      gather(batch.hdel, group .. 'd', id)
       cleared[tag] = true
     end
   end
 end
 
-local function enter(base, id, new, popularity, rank, display)
+local function enter(base, batch, id, new, popularity, rank, display)
   local written = {}
   for c = 1, #new, 2 do
     local group = base .. '{' .. new[c] .. '}:'
-    redis.call('ZADD', group .. 'z:' .. new[c + 1], popularity, id)
+    gather(batch.zadd, group .. 'z:' .. new[c + 1], popularity, id)
     if not written[group] then
-      redis.call('HSET', group .. 'r', id, rank)
-      redis.call('HSET', group .. 'd', id, display)
+      gather(batch.hset, group .. 'r', id, rank)
+      gather(batch.hset, group .. 'd', id, display)
       written[group] = true
     end
   end
 end
 
-local applied = 0
-for i = 3, #ARGV, 7 do
-  local op, id, rev, place = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local new = op == 'u' and words(place, 1) or {}
-  for g, gen in ipairs(gens) do
-    local base = prefix .. ':' .. gen .. ':'
-    local held = redis.call('HGET', base .. 'loc', id)
+-- What loc holds for every id of the batch, read with one HMGET per slice.
+local function held_locs(base)
+  local ids = {}
+  for i = 3, #ARGV, 7 do ids[#ids + 1] = ARGV[i + 1] end
+  local held = {}
+  for first = 1, #ids, CALL_ARGS do
+    local last = math.min(first + CALL_ARGS - 1, #ids)
+    local values = redis.call('HMGET', base .. 'loc', unpack(ids, first, last))
+    for k = 1, #values do held[first + k - 1] = values[k] end
+  end
+  return held
+end
+
+-- Apply every record to one generation; return how many were newer than it held.
+local function apply_to(gen)
+  local base = prefix .. ':' .. gen .. ':'
+  local read = held_locs(base)
+  local latest = {}
+  local batch = new_batch()
+  local applied = 0
+  for i = 3, #ARGV, 7 do
+    local op, id, rev, place = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    if batch.ids[id] then
+      flush(base, batch)
+      batch = new_batch()
+    end
+    local held = latest[id]
+    if held == nil then held = read[(i - 3) / 7 + 1] end
     local held_rev = held and tonumber(string.match(held, '^%S+'))
     if not held_rev or held_rev < tonumber(rev) then
-      if held then leave(base, id, words(held, 2), new) end
+      local new = op == 'u' and words(place, 1) or {}
+      if held then leave(base, batch, id, words(held, 2), new) end
+      local value = rev
       if op == 'u' then
-        enter(base, id, new, ARGV[i + 4], ARGV[i + 5], ARGV[i + 6])
-        redis.call('HSET', base .. 'loc', id, rev .. ' ' .. place)
-      else
-        redis.call('HSET', base .. 'loc', id, rev)
+        enter(base, batch, id, new, ARGV[i + 4], ARGV[i + 5], ARGV[i + 6])
+        value = rev .. ' ' .. place
       end
-      if g == 1 then applied = applied + 1 end
+      batch.loc[#batch.loc + 1] = id
+      batch.loc[#batch.loc + 1] = value
+      batch.ids[id] = true
+      latest[id] = value
+      applied = applied + 1
     end
   end
+  flush(base, batch)
+  return applied
+end
+
+local applied = 0
+for g, gen in ipairs(gens) do
+  local count = apply_to(gen)
+  if g == 1 then applied = count end
 end
 return applied

@@ -9,7 +9,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from indexer import layout
-from indexer.hot import ENTITY_COLUMNS, Difference, upsert_record
+from indexer.hot import ENTITY_COLUMNS, Difference, delete_record, upsert_record
 from indexer.model import INDEX_RESOLUTIONS, Entity
 from indexer.writer import WriteSummary, delete_entities, write_entities
 
@@ -149,4 +149,35 @@ def test_write_without_a_generation_is_reported(index: Index) -> None:
     assert not summary.hot_applied
     assert index.hot.verify(index.conn) == [Difference("*", "Redis holds no index generation")]
     assert index.hot.rebuild(index.conn) == 3
+    assert index.hot.verify(index.conn) == []
+
+
+def test_an_id_twice_in_one_script_batch_ends_where_its_newest_record_says(index: Index) -> None:
+    write_entities(index.conn, index.hot, "t", [store(1, lat=10.0, lng=10.0)])
+    with index.conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(f"SELECT {ENTITY_COLUMNS} FROM entities").fetchone()
+    first = {**row, "rev": row["rev"] + 10, "lat": 20.0, "lng": 20.0}
+    second = {**row, "rev": row["rev"] + 20, "lat": 30.0, "lng": 30.0}
+    stale = {**row, "rev": row["rev"] + 15, "lat": 40.0, "lng": 40.0}
+    records = [upsert_record(r) for r in (first, second, stale)]
+    assert index.hot.apply([*records, delete_record("t:1", row["rev"] + 30)]) == 3
+    gen = index.hot.require_generation()
+    assert index.hot.client.hget(layout.loc_key(index.hot.prefix, gen), "t:1") == str(
+        row["rev"] + 30
+    )
+    for lat in (10.0, 20.0, 30.0, 40.0):
+        assert set(members(index, store(1, lat=lat, lng=lat)).values()) == {None}
+
+
+def test_a_batch_moving_many_entities_within_shared_cells_matches_postgis(index: Index) -> None:
+    entities = random_stores(400)
+    write_entities(index.conn, index.hot, "t", entities)
+    moved = [
+        store(n, lat=e.lat + 0.001 * (n % 3), lng=e.lng, name=e.name, popularity=n * 1.5)
+        for n, e in enumerate(entities)
+    ]
+    summary = write_entities(index.conn, index.hot, "t", moved[::2], replace=True)
+    assert (summary.updated, summary.deleted) == (200, 200)
+    for entity in moved[::2]:
+        assert set(members(index, entity).values()) == {entity.popularity}
     assert index.hot.verify(index.conn) == []
