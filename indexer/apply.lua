@@ -66,7 +66,7 @@ local function gather(pending, key, a, b)
 end
 
 local function new_batch()
-  return {zrem = {}, hdel = {}, zadd = {}, hset = {}, loc = {}, ids = {}}
+  return {zrem = {}, hdel = {}, zadd = {}, hset = {}, loc = {}, ids = {}, names = {}}
 end
 
 local function flush(base, batch)
@@ -97,15 +97,35 @@ local function leave(base, batch, id, old, new)
   end
 end
 
+-- Group key prefixes ("base{tag}:") and cell set keys, built once per batch.
+local function group_of(names, base, tag)
+  local group = names[tag]
+  if not group then
+    group = base .. '{' .. tag .. '}:'
+    names[tag] = group
+  end
+  return group
+end
+
 local function enter(base, batch, id, new, popularity, rank, display)
-  local written = {}
+  local names, zadd, hset = batch.names, batch.zadd, batch.hset
   for c = 1, #new, 2 do
-    local group = base .. '{' .. new[c] .. '}:'
-    gather(batch.zadd, group .. 'z:' .. new[c + 1], popularity, id)
-    if not written[group] then
-      gather(batch.hset, group .. 'r', id, rank)
-      gather(batch.hset, group .. 'd', id, display)
-      written[group] = true
+    local tag = new[c]
+    local group = group_of(names, base, tag)
+    local zkey = names[new[c + 1]]
+    if not zkey then
+      zkey = group .. 'z:' .. new[c + 1]
+      names[new[c + 1]] = zkey
+    end
+    gather(zadd, zkey, popularity, id)
+    -- Payloads once per group: a tag seen at a coarser resolution has them.
+    local seen = false
+    for p = 1, c - 2, 2 do
+      if new[p] == tag then seen = true end
+    end
+    if not seen then
+      gather(hset, group .. 'r', id, rank)
+      gather(hset, group .. 'd', id, display)
     end
   end
 end
