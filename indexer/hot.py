@@ -9,7 +9,8 @@ revision-gated.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -36,6 +37,10 @@ ENTITY_COLUMNS = (
 APPLY_BATCH = 100
 #: Script calls sent per round trip (Redis serves other clients between them).
 PIPELINE_CALLS = 20
+#: Records per script call for bulk writes (imports, rebuilds): the script
+#: gathers a batch's writes per key, so larger batches cost less per entity;
+#: 500 records take about 10 ms of Redis time, which a query may wait behind.
+BULK_BATCH = 500
 
 
 class HotIndexMissing(RuntimeError):
@@ -190,17 +195,20 @@ class HotIndex:
 
     # -- writes ------------------------------------------------------------
 
-    def apply(self, records: Iterable[list[Any]], *, target: str = "live") -> int:
+    def apply(
+        self, records: Iterable[list[Any]], *, target: str = "live", batch: int = APPLY_BATCH
+    ) -> int:
         """Apply apply.lua records; return how many were newer than what Redis held.
 
-        Returns -1 when Redis holds no generation to write to (nothing written).
+        ``batch`` records go in one script call.  Returns -1 when Redis holds no
+        generation to write to (nothing written).
         """
         applied = 0
-        for calls in chunked(chunked(records, APPLY_BATCH), PIPELINE_CALLS):
+        for calls in chunked(chunked(records, batch), PIPELINE_CALLS):
             pipe = self.client.pipeline(transaction=False)
-            for batch in calls:
+            for call in calls:
                 args = [self.prefix, target]
-                for record in batch:
+                for record in call:
                     args.extend(record)
                 self._apply(keys=[], args=args, client=pipe)
             for result in pipe.execute():
@@ -212,6 +220,24 @@ class HotIndex:
     def apply_rows(self, rows: Iterable[Mapping[str, Any]], *, target: str = "live") -> int:
         """Apply new or changed entity rows (dicts with :data:`ENTITY_COLUMNS`)."""
         return self.apply((upsert_record(row) for row in rows), target=target)
+
+    def apply_row_batches(
+        self, batches: Iterable[Sequence[Mapping[str, Any]]], *, target: str = "live"
+    ) -> int:
+        """Apply batches of entity rows in bulk; return how many applied, or -1.
+
+        One batch is sent to Redis (a thread waiting on the socket) while the
+        next one is read and its records built, so that Redis running the script
+        and Python building records overlap.  -1: Redis holds no generation.
+        """
+        applied = 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hot-apply") as sender:
+            pending: Future[int] | None = None
+            for rows in batches:
+                records = [upsert_record(row) for row in rows]
+                applied = _add_applied(applied, pending)
+                pending = sender.submit(self.apply, records, target=target, batch=BULK_BATCH)
+            return _add_applied(applied, pending)
 
     def apply_deletes(self, deleted: Iterable[tuple[str, int]]) -> int:
         """Apply deletions given as (id, rev) pairs."""
@@ -230,13 +256,9 @@ class HotIndex:
         """
         new = str(self.client.incr(layout.counter_key(self.prefix)))
         self.client.set(layout.building_key(self.prefix), new)
-        count = 0
+        counts: list[int] = []
         try:
-            for rows in stream_entities(conn):
-                self.apply_rows(rows, target=new)
-                count += len(rows)
-                if progress:
-                    progress(len(rows))
+            self.apply_row_batches(_counted(stream_entities(conn), counts, progress), target=new)
         except BaseException:
             self.client.delete(layout.building_key(self.prefix))
             self.drop_generation(new)
@@ -248,7 +270,7 @@ class HotIndex:
         pipe.execute()
         if old is not None and old != new:
             self.drop_generation(old)
-        return count
+        return sum(counts)
 
     def drop_generation(self, gen: str) -> int:
         """Delete every key of generation ``gen``; return how many."""
@@ -273,13 +295,37 @@ class HotIndex:
         return verify_generation(self, gen, conn)
 
 
+def _counted(
+    batches: Iterable[list[Any]], counts: list[int], progress: Callable[[int], None] | None
+) -> Iterator[list[Any]]:
+    """The batches as they are, their sizes appended to ``counts`` and reported."""
+    for batch in batches:
+        counts.append(len(batch))
+        if progress:
+            progress(len(batch))
+        yield batch
+
+
+def _add_applied(applied: int, pending: Future[int] | None) -> int:
+    """``applied`` plus what a sent batch applied (its error raised); -1 stays -1."""
+    if pending is None:
+        return applied
+    result = pending.result()
+    return -1 if applied < 0 or result < 0 else applied + result
+
+
 def stream_entities(
     conn: psycopg.Connection, where: str = "", params: Mapping[str, Any] | None = None
 ) -> Iterator[list[dict[str, Any]]]:
     """Entity rows from PostGIS in batches, through a server-side cursor."""
     with conn.transaction(), conn.cursor(name="nearby_stream", row_factory=dict_row) as cur:
         cur.itersize = 5000
-        columns = ", ".join(f"entities.{name.strip()}" for name in ENTITY_COLUMNS.split(","))
+        # attrs as jsonb's text: rewritten once per distinct text (compact_json)
+        # instead of parsed into a dict and dumped again for every row.
+        columns = ", ".join(
+            "entities.attrs::text AS attrs_json" if name.strip() == "attrs" else f"entities.{name}"
+            for name in map(str.strip, ENTITY_COLUMNS.split(","))
+        )
         cur.execute(f"SELECT {columns} FROM entities {where}", params or {})
         while rows := cur.fetchmany(5000):
             yield rows

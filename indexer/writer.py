@@ -194,10 +194,10 @@ def apply_changes(conn: psycopg.Connection, hot: HotIndex) -> bool:
     """Send the rows listed in ``nearby_changed`` to Redis; False if it holds no index."""
     answers = []
     try:
-        for rows in stream_entities(
+        changed = stream_entities(
             conn, "JOIN nearby_changed c USING (id) WHERE NOT c.deleted ORDER BY entities.id"
-        ):
-            answers.append(hot.apply_rows(rows))
+        )
+        answers.append(hot.apply_row_batches(changed))
         with conn.cursor() as cur:
             cur.execute("SELECT id, rev FROM nearby_changed WHERE deleted ORDER BY id")
             while batch := cur.fetchmany(5000):
