@@ -141,7 +141,8 @@ def stage_row(entity: Entity) -> tuple[object, ...]:
         entity.capacity,
         entity.opening_hours,
         timezone_of(entity.lat, entity.lng) if entity.opening_hours else None,
-        json.dumps(entity.attrs, ensure_ascii=False, default=str),
+        # Most listings carry no extra columns: skip the encoder for them.
+        json.dumps(entity.attrs, ensure_ascii=False, default=str) if entity.attrs else "{}",
         entity.seen_at,
     )
 
