@@ -11,8 +11,10 @@
 -- ARGV[14] staleness cutoffs per live kind: kind \31 epoch \31 kind \31 epoch ...
 -- ARGV[15] per-source cutoffs (they override the kind's): source \31 epoch ...
 -- ARGV[16..18] the cursor: score, distance, id ('' score = no cursor)
--- ARGV[19..] per cell, nearest first: tag, cell, lower bound of its distance (m),
---          parent cell at the next coarser index resolution ('' at the coarsest)
+-- ARGV[19] the cells, nearest first: per cell its tag, hex id, parent at the next
+--          coarser index resolution ('' at the coarsest) and a lower bound of its
+--          distance (m), fields joined by \31, cells by \30 (one argument: a
+--          couple of hundred arguments cost more to send and unpack than to split)
 --
 -- Returns {'nogen'} when there is no index generation, else
 -- {'ok', cells read, members read, then per result: id, distance, score,
@@ -152,13 +154,22 @@ local function offer_after(id, d, s, app, tag)
   if after_cursor(s, d, id) then offer({id = id, d = d, s = s, tag = tag, count = 0}) end
 end
 
-local function cell_of(i)
-  local group = base .. ARGV[i] .. '}:'
-  local dmin = tonumber(ARGV[i + 2])
-  local parent = ARGV[i + 3]
-  return {z = group .. 'z:' .. ARGV[i + 1], r = group .. 'r', tag = ARGV[i],
+local function cell_of(tag, hex, parent, dmin_text)
+  local group = base .. tag .. '}:'
+  local dmin = tonumber(dmin_text)
+  return {z = group .. 'z:' .. hex, r = group .. 'r', tag = tag,
           parent = parent ~= '' and group .. 'z:' .. parent or nil,
-          dmin = dmin, dec = decay(dmin), off = 0, step = 4, ids = {}, pops = {}, pos = 1}
+          dmin = dmin, dec = decay(dmin), off = 0}
+end
+
+local CELL = '([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)'
+-- The query's cells, nearest first.
+local function cells()
+  local list = {}
+  for tag, hex, parent, dmin in string.gmatch(ARGV[19], CELL) do
+    list[#list + 1] = cell_of(tag, hex, parent, dmin)
+  end
+  return list
 end
 
 -- Every member of a cell, in chunks.
@@ -174,7 +185,7 @@ end
 
 local heap = {}
 local function push(cell, value)
-  cell.bound = value or cell.dec * boost(cell.pops[cell.pos])
+  cell.bound = value
   heap[#heap + 1] = cell
   local i = #heap
   while i > 1 do
@@ -202,78 +213,106 @@ local function pop()
   return first
 end
 
--- Read the next chunk of a cell's members (popularity descending); false when none.
-local function refill(cell)
-  local got = redis.call('ZREVRANGE', cell.z, cell.off, cell.off + cell.step - 1, 'WITHSCORES')
-  if cell.off == 0 then cells_read = cells_read + 1 end
-  cell.ids, cell.pops, cell.pos = {}, {}, 1
-  for i = 1, #got, 2 do
-    cell.ids[#cell.ids + 1] = got[i]
-    cell.pops[#cell.pops + 1] = tonumber(got[i + 1])
-  end
-  cell.off = cell.off + #cell.ids
-  cell.step = math.min(cell.step * 2, 64)
-  return #cell.ids > 0
-end
-
 local function reachable(value)
   return n < limit or value * (1 + SLACK) >= top[n].s
 end
 
--- Evaluate the members of a cell whose own bound can still reach the top, in one HMGET.
-local function evaluate_next(cell)
-  local last = cell.pos
-  while last < #cell.ids and reachable(cell.dec * boost(cell.pops[last + 1])) do
-    last = last + 1
-  end
-  evaluate(cell.r, cell.tag, cell.ids, cell.pos, last, offer_after)
-  cell.pos = last + 1
-  if cell.pos <= #cell.ids or refill(cell) then push(cell) end
+-- The lowest popularity that can still reach the top in a cell whose members
+-- decay by at most `dec`, lowered a little (reading more is always exact);
+-- nil while the top is not full, or when popularity cannot narrow the read.
+local function floor_for(dec)
+  if n < limit or w <= 0 or top[n].s <= 0 then return nil end
+  local p = math.exp((top[n].s / (dec * (1 + SLACK)) - 1) / w) - 1
+  if p ~= p or p <= 0 then return nil end
+  return p - 1e-9 * (1 + p)
 end
 
--- The top popularity of a parent's set bounds every member of its children:
--- a cell is read only once that bound can reach the top.
-local parent_top = {}
+-- The next members of a cell after those read (popularity descending): every
+-- one that can still reach the top, at most READ; or, while the top is not
+-- full, the next `step`.  Returns ids, popularities, and how many were asked.
+local READ = 64
+local function fetch(cell)
+  local floor = floor_for(cell.dec)
+  local got, asked
+  if floor then
+    asked = READ
+    got = redis.call('ZREVRANGEBYSCORE', cell.z, '+inf', string.format('%.17g', floor),
+      'WITHSCORES', 'LIMIT', cell.off, asked)
+  else
+    asked = cell.step or 8
+    cell.step = math.min(asked * 2, READ)
+    got = redis.call('ZREVRANGE', cell.z, cell.off, cell.off + asked - 1, 'WITHSCORES')
+  end
+  if cell.off == 0 then cells_read = cells_read + 1 end
+  local ids, pops = {}, {}
+  for i = 1, #got, 2 do
+    ids[#ids + 1] = got[i]
+    pops[#pops + 1] = tonumber(got[i + 1])
+  end
+  cell.off = cell.off + #ids
+  return ids, pops, asked
+end
+
+-- Evaluate members whose popularity is known (from the cell's set): a member
+-- whose score cannot enter the top is never parsed further.
+local function evaluate_scored(cell, ids, pops, last)
+  local payloads = redis.call('HMGET', cell.r, unpack(ids, 1, last))
+  members_read = members_read + last
+  for i = 1, last do
+    local payload = payloads[i]
+    if payload then
+      local lat, lng = string.match(payload, POINT)
+      local d = distance(tonumber(lat), tonumber(lng))
+      if d <= radius then
+        local s = decay(d) * boost(pops[i])
+        if n < limit or s >= top[n].s then
+          local _, _, kind, available, seen, source, app, cat = string.match(payload, PAYLOAD)
+          if keep(kind, available, seen, source, app, cat) then
+            offer_after(ids[i], d, s, app, cell.tag)
+          end
+        end
+      end
+    end
+  end
+end
+
+-- Read a cell's next members that can reach the top; back on the heap when
+-- more may follow.
+local function read_cell(cell)
+  local ids, pops, asked = fetch(cell)
+  local last = 0
+  while last < #ids and reachable(cell.dec * boost(pops[last + 1])) do last = last + 1 end
+  if last > 0 then evaluate_scored(cell, ids, pops, last) end
+  if last == asked then push(cell, cell.dec * boost(pops[last])) end
+end
+
+-- The top popularity of a set; cached, as the cells of one parent share it.
+local set_top = {}
 local function top_of(zkey)
-  local value = parent_top[zkey]
+  local value = set_top[zkey]
   if value == nil then
     local got = redis.call('ZREVRANGE', zkey, 0, 0, 'WITHSCORES')
     value = got[2] and tonumber(got[2]) or false
-    parent_top[zkey] = value
+    set_top[zkey] = value
   end
   return value
 end
 
-local function start(cell)
-  if not cell.parent then
-    if refill(cell) then push(cell) end
-    return
-  end
-  local top_popularity = top_of(cell.parent)
-  if top_popularity then
-    cell.unread = true
-    push(cell, cell.dec * boost(top_popularity))
-  end
-end
-
+-- The top popularity of a parent's set bounds every member of its children:
+-- a cell is read only once that bound can reach the top.  A cell at the
+-- coarsest resolution is bounded by its own top.
 local function by_score()
-  for i = 19, #ARGV, 4 do start(cell_of(i)) end
-  while #heap > 0 and reachable(heap[1].bound) do
-    local cell = pop()
-    if cell.unread then
-      cell.unread = false
-      if refill(cell) then push(cell) end
-    else
-      evaluate_next(cell)
-    end
+  for _, cell in ipairs(cells()) do
+    local top_popularity = top_of(cell.parent or cell.z)
+    if top_popularity then push(cell, cell.dec * boost(top_popularity)) end
   end
+  while #heap > 0 and reachable(heap[1].bound) do read_cell(pop()) end
 end
 
 -- -- top by distance: cells nearest first, stop past the limit-th distance --
 
 local function by_distance()
-  for i = 19, #ARGV, 4 do
-    local cell = cell_of(i)
+  for _, cell in ipairs(cells()) do
     if n == limit and cell.dmin > top[n].d * (1 + SLACK) then break end
     read_all(cell, offer_after)
   end
@@ -294,7 +333,7 @@ local function by_group()
       if better(hit, held.best) then held.best = hit end
     end
   end
-  for i = 19, #ARGV, 4 do read_all(cell_of(i), tally) end
+  for _, cell in ipairs(cells()) do read_all(cell, tally) end
   for _, held in pairs(groups) do
     local best = held.best
     best.count = held.count
@@ -308,7 +347,7 @@ local function everything()
     n = n + 1
     top[n] = {id = id, d = d, s = s, tag = tag, count = 0}
   end
-  for i = 19, #ARGV, 4 do read_all(cell_of(i), take) end
+  for _, cell in ipairs(cells()) do read_all(cell, take) end
 end
 
 if mode == 's' then by_score()

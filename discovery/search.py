@@ -93,9 +93,8 @@ def script_args(
         kind_cuts,
         source_cuts,
         *cursor,
+        "\x1e".join(f"{c.tag}\x1f{c.cell}\x1f{c.parent}\x1f{c.dmin_m!r}" for c in cover.cells),
     ]
-    for cell in cover.cells:
-        args += [cell.tag, cell.cell, repr(cell.dmin_m), cell.parent]
     return args
 
 

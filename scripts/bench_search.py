@@ -35,8 +35,9 @@ from discovery.finder import find_nearby, stale_limits
 from discovery.params import parse_nearby
 from discovery.services import services
 from discovery.settings import ApiSettings
-from indexer import db
+from indexer import db, layout
 from indexer.hot import HotIndex, connect_redis
+from indexer.model import INDEX_RESOLUTIONS
 from indexer.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, IndexSettings
 from indexer.writer import write_entities
 from scripts.gen_city import city_clusters, city_entities, city_points
@@ -117,6 +118,9 @@ def ensure_loaded(settings: IndexSettings, city: City, reload: bool) -> None:
     conn = db.connect(settings.database_url)
     hot = HotIndex(connect_redis(settings.redis_url), settings.redis_prefix)
     count = conn.execute("SELECT count(*) FROM entities").fetchone()[0]
+    if not reload and count == city.total and hot.generation() and not layout_matches(hot):
+        log("the hot index has another layout: rebuilding it from PostGIS …")
+        hot.rebuild(conn)
     if reload or count != city.total or hot.generation() is None:
         log(f"loading {city.total:,} entities …")
         started = time.perf_counter()
@@ -132,6 +136,15 @@ def ensure_loaded(settings: IndexSettings, city: City, reload: bool) -> None:
         log(f"loaded in {time.perf_counter() - started:.0f} s")
     conn.close()
     hot.client.close()
+
+
+def layout_matches(hot: HotIndex) -> bool:
+    """True when an entity's placement in Redis has a cell per indexed resolution."""
+    loc = layout.loc_key(hot.prefix, hot.require_generation())
+    some = hot.client.hrandfield(loc, 1)
+    if not some:
+        return False
+    return len(str(hot.client.hget(loc, some[0])).split()) == 1 + 2 * len(INDEX_RESOLUTIONS)
 
 
 def load_geo_set(conn: psycopg.Connection, hot: HotIndex) -> None:
