@@ -154,12 +154,41 @@ local function offer_after(id, d, s, app, tag)
   if after_cursor(s, d, id) then offer({id = id, d = d, s = s, tag = tag, count = 0}) end
 end
 
+-- Key names are built once per group and per parent, a cell's own when it is
+-- read: most cells of a covering are never read.
+local groups = {}
+local function group_of(tag)
+  local group = groups[tag]
+  if not group then
+    group = base .. tag .. '}:'
+    groups[tag] = group
+  end
+  return group
+end
+local parent_keys = {}
+local function parent_key(tag, parent)
+  if parent == '' then return nil end
+  local key = parent_keys[parent]
+  if not key then
+    key = group_of(tag) .. 'z:' .. parent
+    parent_keys[parent] = key
+  end
+  return key
+end
+
 local function cell_of(tag, hex, parent, dmin_text)
-  local group = base .. tag .. '}:'
   local dmin = tonumber(dmin_text)
-  return {z = group .. 'z:' .. hex, r = group .. 'r', tag = tag,
-          parent = parent ~= '' and group .. 'z:' .. parent or nil,
+  return {hex = hex, tag = tag, parent = parent_key(tag, parent),
           dmin = dmin, dec = decay(dmin), off = 0}
+end
+
+-- The cell's set and its group's rank hash.
+local function keys_of(cell)
+  if not cell.z then
+    local group = group_of(cell.tag)
+    cell.z, cell.r = group .. 'z:' .. cell.hex, group .. 'r'
+  end
+  return cell
 end
 
 local CELL = '([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)'
@@ -174,6 +203,7 @@ end
 
 -- Every member of a cell, in chunks.
 local function read_all(cell, visit)
+  keys_of(cell)
   local ids = redis.call('ZRANGE', cell.z, 0, -1)
   cells_read = cells_read + 1
   for first = 1, #ids, 1000 do
@@ -232,6 +262,7 @@ end
 -- full, the next `step`.  Returns ids, popularities, and how many were asked.
 local READ = 64
 local function fetch(cell)
+  keys_of(cell)
   local floor = floor_for(cell.dec)
   local got, asked
   if floor then
@@ -303,7 +334,7 @@ end
 -- coarsest resolution is bounded by its own top.
 local function by_score()
   for _, cell in ipairs(cells()) do
-    local top_popularity = top_of(cell.parent or cell.z)
+    local top_popularity = top_of(cell.parent or keys_of(cell).z)
     if top_popularity then push(cell, cell.dec * boost(top_popularity)) end
   end
   while #heap > 0 and reachable(heap[1].bound) do read_cell(pop()) end

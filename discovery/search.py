@@ -10,13 +10,13 @@ a LIMIT, that no row it left out could rank in the page (else asks for more).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import orjson
 import redis
 
 from discovery import coverage
@@ -102,7 +102,7 @@ def hits_of(reply: Sequence[Any], query: NearbyQuery) -> list[Hit]:
     """Parse the script's results, recomputing distance and score in Python."""
     hits = []
     for i in range(3, len(reply), 5):
-        doc = json.loads(reply[i + 3])
+        doc = orjson.loads(reply[i + 3])
         distance = distance_m(query.lat, query.lng, doc["lat"], doc["lng"])
         score = score_of(distance, doc["popularity"], query.scale_m, query.popularity_weight)
         count = int(reply[i + 4]) or None
