@@ -43,6 +43,10 @@ from indexer.writer import write_entities
 from scripts.gen_city import city_clusters, city_entities, city_points
 
 SEED = 1
+#: ``nearby serve`` as the HTTP figures run it, and wrk's threads and connections:
+#: one wrk thread, so that the load generator leaves the cores to the server.
+SERVE_ARGS = ("--workers", "2", "--threads", "4")
+WRK_THREADS, WRK_CONNECTIONS = 1, 8
 #: Live entities are loaded once and reused: keep them fresh for the benchmark.
 MONTH_S = 30 * 86400
 SCENARIOS = (
@@ -224,11 +228,13 @@ def in_process(settings: IndexSettings, points: list, baseline_points: list) -> 
     rows = []
     with app.app_context():
         for name, radius, sort in SCENARIOS:
-            timed(ours(app, radius, sort), points[:50])  # warm the caches
+            # A server that has seen each query point once: coverings are cached.
+            timed(ours(app, radius, sort), points)
             mine = timed(ours(app, radius, sort), points)
             sql = timed(postgis(conn, SCORE_SQL, radius), baseline_points)
             knn = timed(postgis(conn, KNN_SQL, radius), baseline_points)
-            geo = timed(geosearch(services().redis, f"{settings.redis_prefix}:geo", radius), points)
+            geo_key = f"{settings.redis_prefix}:geo"
+            geo = timed(geosearch(services().redis, geo_key, radius), baseline_points)
             rows.append([name, summary(mine), summary(sql), summary(knn), summary(geo)])
             log(" | ".join(rows[-1]))
     conn.close()
@@ -251,7 +257,7 @@ def http_rates(settings: IndexSettings, points: list, seconds: int) -> dict[str,
     }
     nearby = os.path.join(os.path.dirname(sys.executable), "nearby")
     server = subprocess.Popen(
-        [nearby, "serve", "--port", str(port), "--workers", "2"],
+        [nearby, "serve", "--port", str(port), *SERVE_ARGS],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -285,13 +291,33 @@ def wrk(port: int, points: list, radius: int, sort: str, seconds: int) -> float:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     url = f"http://127.0.0.1:{port}"
-    command = ["wrk", "-t2", "-c16", f"-d{seconds}s", "-s", handle.name, url]
+    command = [
+        "wrk",
+        f"-t{WRK_THREADS}",
+        f"-c{WRK_CONNECTIONS}",
+        f"-d{seconds}s",
+        "-s",
+        handle.name,
+    ]
+    command.append(url)
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     os.unlink(handle.name)
     for line in out.splitlines():
         if line.startswith("Requests/sec:"):
             return float(line.split()[1])
     return 0.0
+
+
+def how_run(args: argparse.Namespace) -> str:
+    """One line on how the figures were measured."""
+    return (
+        f"`python -m scripts.bench_search` on {os.cpu_count()} cores, PostgreSQL, Redis and the"
+        f" load generator on the same machine: {args.queries:,} query points drawn from the"
+        f" city's own distribution, each run once to warm the caches, then timed; the baselines"
+        f" on the first {args.baseline_queries:,}. HTTP: `nearby serve {' '.join(SERVE_ARGS)}`"
+        f" (no access log), wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} for {args.http_seconds} s"
+        " per query, cycling through the points."
+    )
 
 
 def table(rows: list[list[str]], rates: dict[str, float], city: City) -> Iterator[str]:
@@ -335,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = in_process(settings, points, points[: args.baseline_queries])
     rates = http_rates(settings, points, args.http_seconds) if args.http_seconds else {}
     print("\n".join(table(rows, rates, city)))
+    print()
+    print(how_run(args))
     return 0
 
 
