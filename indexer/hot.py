@@ -39,8 +39,9 @@ APPLY_BATCH = 100
 PIPELINE_CALLS = 20
 #: Records per script call for bulk writes (imports, rebuilds): the script
 #: gathers a batch's writes per key, so larger batches cost less per entity;
-#: 500 records take about 10 ms of Redis time, which a query may wait behind.
-BULK_BATCH = 500
+#: with a million entities indexed, 250 records take about 12 ms of Redis time,
+#: which a query may wait behind.
+BULK_BATCH = 250
 
 
 class HotIndexMissing(RuntimeError):
