@@ -176,7 +176,8 @@ class HotIndex:
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client = client
-        self.prefix = prefix
+        #: Every key of this index starts with it (the layout is part of it).
+        self.prefix = layout.layout_prefix(prefix)
         source = resources.files("indexer").joinpath("apply.lua").read_text()
         self._apply = client.register_script(source)
 

@@ -5,6 +5,7 @@ rebuild can fill a fresh generation while queries read the current one, then
 switch with one SET.  Keys of one coarse parent cell (resolution ``TAG_RES``)
 share a hash tag, so that on Redis Cluster they live on one slot::
 
+    ({prefix} below is the deployment's prefix followed by the layout, e.g. nearby:r5.7.9.11)
     {prefix}:gen                     current generation (absent: no hot index)
     {prefix}:building                generation being rebuilt, if any
     {prefix}:{gen}:loc               HASH id -> "rev tag5 c5 .. tag11 c11" ("rev": deleted)
@@ -47,6 +48,17 @@ RANK_FIELDS = (
     "category",
     "popularity",
 )
+
+
+#: Names the layout (the indexed resolutions) inside every key: an index built
+#: with other resolutions is invisible to this code, which then answers from
+#: PostGIS until ``nearby cache rebuild`` builds one in this layout.
+LAYOUT = "r" + ".".join(str(res) for res in INDEX_RESOLUTIONS)
+
+
+def layout_prefix(prefix: str) -> str:
+    """The deployment's prefix with the layout named: ``nearby`` -> ``nearby:r5.7.9.11``."""
+    return f"{prefix}:{LAYOUT}"
 
 
 def gen_key(prefix: str) -> str:

@@ -74,7 +74,7 @@ def test_moves_across_cells_are_never_seen_twice_or_missed(index: Index) -> None
     def query_loop() -> None:
         nonlocal queries
         client = connect_redis(index.settings.redis_url)
-        search = RedisSearch(HotIndex(client, index.hot.prefix))
+        search = RedisSearch(HotIndex(client, index.settings.redis_prefix))
         while not done.is_set():
             result = search.search(whole_circle(index.settings))
             queries += 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import h3
 
 from indexer import db, layout
+from indexer.hot import Difference
+from indexer.model import INDEX_RESOLUTIONS
 from indexer.writer import write_entities
 
 from ..conftest import Index
@@ -85,3 +87,16 @@ def test_rebuild_keeps_writes_made_while_it_runs(index: Index) -> None:
     assert index.hot.verify(index.conn) == []
     old_gens = list(index.hot.client.scan_iter(match=f"{index.hot.prefix}:1:*"))
     assert old_gens == []
+
+
+def test_an_index_of_another_layout_is_invisible(index: Index) -> None:
+    assert index.hot.prefix == f"{index.settings.redis_prefix}:{layout.LAYOUT}"
+    assert "r" + ".".join(map(str, INDEX_RESOLUTIONS)) == layout.LAYOUT
+    index.hot.drop_all()
+    # What an older layout left behind under the bare prefix is never taken for ours.
+    index.hot.client.set(f"{index.settings.redis_prefix}:gen", "1")
+    try:
+        assert index.hot.generation() is None
+        assert index.hot.verify(index.conn) == [Difference("*", "Redis holds no index generation")]
+    finally:
+        index.hot.client.delete(f"{index.settings.redis_prefix}:gen")
