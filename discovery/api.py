@@ -15,6 +15,7 @@ from discovery.query import NearbyQuery
 from discovery.ranking import Hit, distance_term, encode_cursor, popularity_term
 from discovery.search import SearchResult
 from discovery.services import services
+from indexer import layout
 
 bp = Blueprint("nearby", __name__)
 
@@ -23,24 +24,7 @@ SCORE_FORMULA = (
     "0.5 ** ((distance_m / scale_m) ** 2) * (1 + popularity_weight * ln(1 + popularity))"
 )
 #: What a result shows besides its ranking figures (the display document's fields).
-RESULT_FIELDS = (
-    "id",
-    "kind",
-    "name",
-    "mini_app",
-    "category",
-    "lat",
-    "lng",
-    "popularity",
-    "available",
-    "capacity",
-    "opening_hours",
-    "tz",
-    "source",
-    "attrs",
-    "updated_at",
-    "seen_at",
-)
+RESULT_FIELDS = (*layout.DISPLAY_FIELDS, "updated_at", "seen_at")
 
 
 def result_of(hit: Hit, query: NearbyQuery) -> dict[str, Any]:
