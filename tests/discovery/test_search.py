@@ -25,6 +25,8 @@ from indexer.model import Entity, normalize_lng
 from indexer.settings import DEFAULT_STALE_S
 from indexer.writer import timezone_of, write_entities
 
+from .test_coverage import point_at
+
 PENTAGON = h3.cell_to_latlng(h3.get_pentagons(9)[3])
 PLACES = {
     "seoul": (37.5665, 126.978),
@@ -39,18 +41,9 @@ NOW = datetime.now(UTC)
 
 
 def destination(lat: float, lng: float, bearing: float, distance_m: float) -> tuple[float, float]:
-    """The point ``distance_m`` from (lat, lng) along ``bearing`` (radians) on the sphere."""
-    delta = distance_m / 6371007.180918475
-    lat1, lng1 = math.radians(lat), math.radians(lng)
-    lat2 = math.asin(
-        math.sin(lat1) * math.cos(delta) + math.cos(lat1) * math.sin(delta) * math.cos(bearing)
-    )
-    lng2 = lng1 + math.atan2(
-        math.sin(bearing) * math.sin(delta) * math.cos(lat1),
-        math.cos(delta) - math.sin(lat1) * math.sin(lat2),
-    )
-    lng_deg = (math.degrees(lng2) + 180.0) % 360.0 - 180.0
-    return max(-90.0, min(90.0, math.degrees(lat2))), normalize_lng(lng_deg)
+    """``point_at``, clamped to a valid latitude and a longitude in [-180, 180)."""
+    lat2, lng2 = point_at(lat, lng, bearing, distance_m)
+    return max(-90.0, min(90.0, lat2)), normalize_lng(lng2)
 
 
 def random_entity(rnd: random.Random, i: int, lat: float, lng: float) -> Entity:
