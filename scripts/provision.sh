@@ -124,10 +124,22 @@ ensure_postgres_objects() {
     done
 }
 
+# Waits while a Redis that runs loads its data set (it answers LOADING meanwhile).
+wait_redis_loaded() {
+    local i
+    for i in $(seq 600); do
+        case "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" in
+            LOADING*) sleep 0.1 ;;
+            *) return 0 ;;
+        esac
+    done
+}
+
 ensure_redis() {
     if ! command -v redis-server >/dev/null 2>&1; then
         apt_install redis-server redis-tools
     fi
+    wait_redis_loaded
     if [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" != PONG ]; then
         need_root
         local dir=/var/lib/redis
@@ -137,6 +149,7 @@ ensure_redis() {
             --dir "$dir" --logfile "$dir/redis-nearby.log" >&2
         local i
         for i in $(seq 50); do
+            wait_redis_loaded
             [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
             sleep 0.1
         done
