@@ -164,7 +164,7 @@ main() {
         local v port
         read -r v port <<<"$(ensure_postgres_running)"
         local i
-        for i in $(seq 100); do
+        for i in $(seq 600); do  # up to a minute: recovery after an unclean stop
             as_postgres pg_isready -q -p "$port" && break
             sleep 0.1
         done
