@@ -9,20 +9,23 @@ connected set around the origin, no cell past such a ring can meet it either.
 Rings are ``grid_disk(k+1) - grid_disk(k)``: ``grid_ring`` can return wrong
 cells around pentagons.
 
-Everything per cell (centre, circumradius, hash tag) and per disk is cached:
-the same cells come back query after query, and DESIGN §7 shows the covering
-dominating the cost when it is recomputed.  The per-cell distance here is only
-a lower bound with a safety margin, so it may use numpy; exact distances are in
-:mod:`discovery.ranking`.
+Everything per cell (centre, circumradius) and per origin cell (its disk, grown
+when a query needs more rings, never recomputed) is cached; a new disk's geometry is
+computed in bulk on integer ids: the same cells come back query after query,
+and DESIGN §7 shows the covering dominating the cost when it is recomputed.  The
+per-cell distance here is only a lower bound with a safety margin, so it may use
+numpy; exact distances are in :mod:`discovery.ranking`.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from itertools import chain
 
 import h3
+import h3.api.numpy_int as h3i
 import numpy as np
 
 from indexer.model import EARTH_RADIUS_M, INDEX_RESOLUTIONS, TAG_RES
@@ -81,70 +84,183 @@ def resolution_for(radius_m: float) -> int:
     raise ValueError(f"no resolution for radius {radius_m}")
 
 
-def _haversine_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    lat1r, lat2r = math.radians(lat1), math.radians(lat2)
-    sl = math.sin((lat2r - lat1r) * 0.5)
-    sg = math.sin((math.radians(lng2) - math.radians(lng1)) * 0.5)
-    a = sl * sl + math.cos(lat1r) * math.cos(lat2r) * sg * sg
-    return 2 * math.atan2(math.sqrt(a), math.sqrt(1 - a)) * EARTH_RADIUS_M
-
-
 def coarser_resolution(res: int) -> int | None:
     """The next coarser index resolution (None for the coarsest)."""
     coarser = [r for r in INDEX_RESOLUTIONS if r < res]
     return max(coarser) if coarser else None
 
 
-@lru_cache(maxsize=1 << 18)
-def cell_geometry(cell: str) -> tuple[float, float, float, str, str]:
-    """(centre lat, centre lng, widened circumradius in m, hash tag, parent) of a cell.
+#: Where an H3 index holds its resolution (4 bits); its 15 digits of 3 bits lie below.
+_RES_SHIFT = 52
+_RES_MASK = np.uint64(0xF << _RES_SHIFT)
+#: A cell boundary has at most this many vertices (distortion vertices included).
+_MAX_VERTS = 10
 
-    The parent is the cell's parent at the next coarser index resolution ('' at
-    the coarsest): its set's top popularity bounds every member of the cell.
+
+def _parents(cells: np.ndarray, res: int) -> np.ndarray:
+    """The parents at ``res`` of H3 cells (uint64, all finer than ``res``), in bulk.
+
+    As ``cellToParent``: the resolution field set to ``res`` and the digits past it set to 7.
+    """
+    unused = np.uint64((1 << (3 * (15 - res))) - 1)
+    return (cells & ~_RES_MASK) | np.uint64(res << _RES_SHIFT) | unused
+
+
+def _hex(cells: np.ndarray) -> tuple[str, ...]:
+    return tuple(format(cell, "x") for cell in cells.tolist())
+
+
+#: Centre (degrees) and widened circumradius (m) of every cell met so far, by id: neighbouring
+#: origins share most of their disks.  Emptied when it reaches MAX_CELLS.
+_cells: dict[int, tuple[float, float, float]] = {}
+MAX_CELLS = 1 << 18
+
+
+def _geometry(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre latitudes and longitudes (degrees) and widened circumradii (m) of cells."""
+    ids = cells.tolist()
+    known = [_cells.get(cell) for cell in ids]
+    missing = [cell for cell, geometry in zip(ids, known, strict=True) if geometry is None]
+    if missing:
+        if len(_cells) + len(missing) > MAX_CELLS:
+            _cells.clear()
+        new = dict(zip(missing, zip(*_new_geometry(missing), strict=True), strict=True))
+        _cells.update(new)
+        known = [
+            new[cell] if geometry is None else geometry
+            for cell, geometry in zip(ids, known, strict=True)
+        ]
+    table = np.array(known, dtype=np.float64).reshape(-1, 3)
+    return table[:, 0], table[:, 1], table[:, 2]
+
+
+def _new_geometry(cells: list[int]) -> tuple[list[float], list[float], list[float]]:
+    """Centre latitudes, longitudes and widened circumradii of cells, computed.
 
     The circumradius is the largest distance from the centre to a boundary
     vertex (distortion vertices of cells crossing an icosahedron edge
     included); cell edges are great-circle arcs, so the cell lies inside it.
     """
-    lat, lng = h3.cell_to_latlng(cell)
-    far = max(_haversine_m(lat, lng, v_lat, v_lng) for v_lat, v_lng in h3.cell_to_boundary(cell))
+    flat_centres: list[float] = []
+    flat_verts: list[float] = []
+    for cell in cells:
+        centre = h3i.cell_to_latlng(cell)
+        boundary = h3i.cell_to_boundary(cell)
+        flat_centres.extend(centre)
+        flat_verts.extend(chain.from_iterable(boundary))
+        flat_verts.extend(centre * (_MAX_VERTS - len(boundary)))
+    centres = np.array(flat_centres, dtype=np.float64).reshape(-1, 2)
+    verts = np.array(flat_verts, dtype=np.float64).reshape(-1, _MAX_VERTS, 2)
+    c_lat = np.radians(centres[:, 0])[:, None]
+    c_lng = np.radians(centres[:, 1])[:, None]
+    v_lat, v_lng = np.radians(verts[:, :, 0]), np.radians(verts[:, :, 1])
+    sl = np.sin((v_lat - c_lat) * 0.5)
+    sg = np.sin((v_lng - c_lng) * 0.5)
+    a = np.clip(sl * sl + np.cos(c_lat) * np.cos(v_lat) * sg * sg, 0.0, 1.0)
+    far = (2 * np.arctan2(np.sqrt(a), np.sqrt(1 - a)) * EARTH_RADIUS_M).max(axis=1)
+    circum = far * CIRCUM_FACTOR + CIRCUM_SLACK_M
+    return centres[:, 0].tolist(), centres[:, 1].tolist(), circum.tolist()
+
+
+def cell_geometry(cell: str) -> tuple[float, float, float, str, str]:
+    """(centre lat, centre lng, widened circumradius in m, hash tag, parent) of a cell.
+
+    The parent is the cell's parent at the next coarser index resolution ('' at
+    the coarsest): its set's top popularity bounds every member of the cell.
+    """
+    cells = np.array([h3.str_to_int(cell)], dtype=np.uint64)
+    lat, lng, circum = _geometry(cells)
     coarser = coarser_resolution(h3.get_resolution(cell))
-    parent = "" if coarser is None else h3.cell_to_parent(cell, coarser)
-    tag = h3.cell_to_parent(cell, TAG_RES)
-    return lat, lng, far * CIRCUM_FACTOR + CIRCUM_SLACK_M, tag, parent
+    parent = "" if coarser is None else _hex(_parents(cells, coarser))[0]
+    tag = _hex(_parents(cells, TAG_RES))[0]
+    return float(lat[0]), float(lng[0]), float(circum[0]), tag, parent
 
 
-@lru_cache(maxsize=4096)
-def disk_rings(origin: str, k: int) -> tuple[tuple[str, ...], ...]:
-    """Rings 0..k around ``origin``, each as ``grid_disk(j) - grid_disk(j-1)`` (sorted)."""
-    if k == 0:
-        return ((origin,),)
-    inner = disk_rings(origin, k - 1)
-    seen = {cell for ring in inner for cell in ring}
-    ring = tuple(sorted(set(h3.grid_disk(origin, k)) - seen))
-    return (*inner, ring)
-
-
-@lru_cache(maxsize=4096)
-def disk_block(origin: str, k: int) -> DiskBlock:
-    """The geometry of every cell within ``k`` rings of ``origin``, ready for numpy."""
-    cells: list[str] = []
-    rings: list[int] = []
-    for j, ring in enumerate(disk_rings(origin, k)):
-        cells.extend(ring)
-        rings.extend([j] * len(ring))
-    geometry = [cell_geometry(cell) for cell in cells]
-    lat_r = np.radians(np.array([g[0] for g in geometry]))
+def _rings_block(cells: np.ndarray, ring: np.ndarray) -> DiskBlock:
+    """Cells (uint64) of the given rings with their geometry."""
+    lat, lng, circum = _geometry(cells)
+    coarser = coarser_resolution(h3i.get_resolution(int(cells[0])))
+    parents = ("",) * len(cells) if coarser is None else _hex(_parents(cells, coarser))
+    lat_r = np.radians(lat)
     return DiskBlock(
-        cells=tuple(cells),
-        tags=tuple(g[3] for g in geometry),
-        parents=tuple(g[4] for g in geometry),
-        ring=np.array(rings),
+        cells=_hex(cells),
+        tags=_hex(_parents(cells, TAG_RES)),
+        parents=parents,
+        ring=ring,
         lat_r=lat_r,
-        lng_r=np.radians(np.array([g[1] for g in geometry])),
+        lng_r=np.radians(lng),
         cos_lat=np.cos(lat_r),
-        circum_m=np.array([g[2] for g in geometry]),
+        circum_m=circum,
     )
+
+
+def _rings(origin: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cells of rings ``lo..hi`` around ``origin`` and their rings, by ring then id.
+
+    Ring j is ``grid_disk(j)`` less every ``grid_disk(i)``, i < j: each cell's
+    ring is the first disk it appears in.
+    """
+    disks = [h3i.grid_disk(origin, j) for j in range(hi + 1)]
+    labels = np.repeat(np.arange(hi + 1), [len(d) for d in disks])
+    ids, first = np.unique(np.concatenate(disks), return_index=True)
+    ring = labels[first]
+    order = np.lexsort((ids, ring))
+    order = order[ring[order] >= lo]
+    return ids[order], ring[order]
+
+
+class _Disk:
+    """The rings computed so far around one origin cell: grown when a query needs
+    more rings, never recomputed."""
+
+    def __init__(self, origin: int, k: int) -> None:
+        self.origin = origin
+        self.lock = threading.Lock()
+        self.block = _rings_block(*_rings(origin, 0, k))
+
+    def upto(self, k: int) -> DiskBlock:
+        """The block of rings 0..k (at least; more when already computed)."""
+        block = self.block
+        if int(block.ring[-1]) >= k:
+            return block
+        with self.lock:
+            block = self.block
+            top = int(block.ring[-1])
+            if top < k:
+                block = _join(block, _rings_block(*_rings(self.origin, top + 1, k)))
+                self.block = block
+        return block
+
+
+def _join(a: DiskBlock, b: DiskBlock) -> DiskBlock:
+    return DiskBlock(
+        cells=a.cells + b.cells,
+        tags=a.tags + b.tags,
+        parents=a.parents + b.parents,
+        ring=np.concatenate((a.ring, b.ring)),
+        lat_r=np.concatenate((a.lat_r, b.lat_r)),
+        lng_r=np.concatenate((a.lng_r, b.lng_r)),
+        cos_lat=np.concatenate((a.cos_lat, b.cos_lat)),
+        circum_m=np.concatenate((a.circum_m, b.circum_m)),
+    )
+
+
+_disks: dict[int, _Disk] = {}
+_disks_lock = threading.Lock()
+#: Origins whose disks are kept; past this the oldest are dropped.
+MAX_DISKS = 4096
+
+
+def disk_block(origin: int, k: int) -> DiskBlock:
+    """The geometry of every cell within ``k`` rings of ``origin`` (or more), ready for numpy."""
+    disk = _disks.get(origin)
+    if disk is None:
+        disk = _Disk(origin, k)
+        with _disks_lock:
+            disk = _disks.setdefault(origin, disk)
+            if len(_disks) > MAX_DISKS:
+                del _disks[next(iter(_disks))]
+    return disk.upto(k)
 
 
 def block_dmin_m(block: DiskBlock, lat: float, lng: float) -> np.ndarray:
@@ -171,7 +287,7 @@ def first_ring_beyond(block: DiskBlock, dmin_m: np.ndarray, radius_m: float) -> 
 def initial_rings(radius_m: float, res: int) -> int:
     """A first guess of the rings needed; the safe rule grows it when short."""
     edge_m = h3.average_hexagon_edge_length(res, "m")
-    return int(radius_m / (1.5 * edge_m)) + 2
+    return int(radius_m / (1.5 * edge_m) + 3.5)
 
 
 def cover(lat: float, lng: float, radius_m: float, res: int | None = None) -> Covering:
@@ -181,7 +297,7 @@ def cover(lat: float, lng: float, radius_m: float, res: int | None = None) -> Co
     lower bound ``dmin_m`` of its distance (0 for the cell holding the point).
     """
     res = resolution_for(radius_m) if res is None else res
-    origin = h3.latlng_to_cell(lat, lng, res)
+    origin = h3i.latlng_to_cell(lat, lng, res)
     k = initial_rings(radius_m, res)
     while True:
         block = disk_block(origin, k)
@@ -189,7 +305,7 @@ def cover(lat: float, lng: float, radius_m: float, res: int | None = None) -> Co
         beyond = first_ring_beyond(block, dmin, radius_m)
         if beyond is not None:
             break
-        k += 2
+        k = int(block.ring[-1]) + 2
     keep = np.flatnonzero((dmin <= radius_m) & (block.ring < beyond))
     order = keep[np.argsort(dmin[keep], kind="stable")]
     cells = tuple(

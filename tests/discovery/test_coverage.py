@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from discovery.coverage import cell_geometry, cover, resolution_for
+from discovery.coverage import cell_geometry, coarser_resolution, cover, resolution_for
 from discovery.ranking import distance_m
 from indexer.model import INDEX_RESOLUTIONS
 
@@ -81,7 +81,7 @@ def test_every_point_in_the_circle_is_covered(lat, lng, radius_m, bearing, fract
 @example(lat=PENTAGON_9[0], lng=PENTAGON_9[1], res=9, u=0.5, v=0.5)
 def test_circumradius_holds_the_cell(lat, lng, res, u, v) -> None:
     cell = h3.latlng_to_cell(lat, lng, res)
-    c_lat, c_lng, circum_m, tag, _parent = cell_geometry(cell)
+    c_lat, c_lng, circum_m, tag, parent = cell_geometry(cell)
     boundary = h3.cell_to_boundary(cell)
     a, b = boundary[int(u * len(boundary)) % len(boundary)], boundary[int(v * 3) % len(boundary)]
     # a point between the centre and the boundary stays within the circumradius
@@ -89,6 +89,8 @@ def test_circumradius_holds_the_cell(lat, lng, res, u, v) -> None:
     if h3.latlng_to_cell(*point, res) == cell:
         assert distance_m(c_lat, c_lng, *point) <= circum_m
     assert tag == h3.cell_to_parent(cell, 3)
+    coarser = coarser_resolution(res)
+    assert parent == ("" if coarser is None else h3.cell_to_parent(cell, coarser))
 
 
 def test_cells_come_nearest_first() -> None:
