@@ -233,7 +233,7 @@ def in_process(settings: IndexSettings, points: list, baseline_points: list) -> 
             mine = timed(ours(app, radius, sort), points)
             sql = timed(postgis(conn, SCORE_SQL, radius), baseline_points)
             knn = timed(postgis(conn, KNN_SQL, radius), baseline_points)
-            geo_key = f"{settings.redis_prefix}:geo"
+            geo_key = f"{services().hot.prefix}:geo"  # where load_geo_set put it
             geo = timed(geosearch(services().redis, geo_key, radius), baseline_points)
             rows.append([name, summary(mine), summary(sql), summary(knn), summary(geo)])
             log(" | ".join(rows[-1]))
