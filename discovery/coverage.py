@@ -60,6 +60,10 @@ class Covering:
     rings: int
     cells: tuple[CellCover, ...]
 
+    def parents(self) -> list[tuple[str, str]]:
+        """The distinct (tag, parent) pairs of the cells, sorted; none at the coarsest."""
+        return sorted({(c.tag, c.parent) for c in self.cells if c.parent})
+
 
 @dataclass(frozen=True, slots=True)
 class DiskBlock:

@@ -15,6 +15,8 @@
 --          coarser index resolution ('' at the coarsest) and a lower bound of its
 --          distance (m), fields joined by \31, cells by \30 (one argument: a
 --          couple of hundred arguments cost more to send and unpack than to split)
+-- ARGV[20] the distinct parents of those cells: tag \31 parent, joined by \30
+--          ('' at the coarsest resolution)
 --
 -- Returns {'nogen'} when there is no index generation, else
 -- {'ok', cells read, members read, then per result: id, distance, score,
@@ -332,12 +334,47 @@ end
 -- The top popularity of a parent's set bounds every member of its children:
 -- a cell is read only once that bound can reach the top.  A cell at the
 -- coarsest resolution is bounded by its own top.
-local function by_score()
-  for _, cell in ipairs(cells()) do
-    local top_popularity = top_of(cell.parent or keys_of(cell).z)
-    if top_popularity then push(cell, cell.dec * boost(top_popularity)) end
+--
+-- Cells come nearest first, so an upper bound for every cell not parsed yet
+-- is the next one's decay times the best boost of all parents (ARGV[20] lists
+-- them): cells are parsed and put on the heap only while that bound could
+-- still beat the heap's best or reach the top.  Far cells are never parsed.
+local PARENT = '([^\30\31]*)\31([^\30\31]*)'
+local function best_boost()
+  if ARGV[20] == '' then return math.huge end
+  local best = nil
+  for tag, parent in string.gmatch(ARGV[20], PARENT) do
+    local value = top_of(parent_key(tag, parent))
+    if value and (not best or value > best) then best = value end
   end
-  while #heap > 0 and reachable(heap[1].bound) do read_cell(pop()) end
+  return best and boost(best)
+end
+
+local NEXT_CELL = '^([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\30?'
+local function by_score()
+  local text, pos = ARGV[19], 1
+  local most = best_boost()
+  if not most then return end
+  local peeked, peek_bound = nil, nil
+  local function peek()
+    if peeked or pos > #text then return end
+    local _, last, tag, hex, parent, dmin = string.find(text, NEXT_CELL, pos)
+    pos = last + 1
+    peeked = cell_of(tag, hex, parent, dmin)
+    peek_bound = peeked.dec > 0 and peeked.dec * most or 0
+  end
+  while true do
+    peek()
+    while peeked and reachable(peek_bound) and (#heap == 0 or peek_bound > heap[1].bound) do
+      local cell = peeked
+      peeked = nil
+      local top_popularity = top_of(cell.parent or keys_of(cell).z)
+      if top_popularity then push(cell, cell.dec * boost(top_popularity)) end
+      peek()
+    end
+    if #heap == 0 or not reachable(heap[1].bound) then return end
+    read_cell(pop())
+  end
 end
 
 -- -- top by distance: cells nearest first, stop past the limit-th distance --

@@ -94,6 +94,7 @@ def script_args(
         source_cuts,
         *cursor,
         "\x1e".join(f"{c.tag}\x1f{c.cell}\x1f{c.parent}\x1f{c.dmin_m!r}" for c in cover.cells),
+        "\x1e".join(f"{tag}\x1f{parent}" for tag, parent in cover.parents()),
     ]
     return args
 
