@@ -40,15 +40,19 @@ CIRCUM_FACTOR = 1.0001
 CIRCUM_SLACK_M = 0.5
 
 
+#: Separators of a cell's bounding sets: tag and hex id, then one set from the next.
+BOUND_FIELD, BOUND_SEP = "\x1d", "\x1c"
+
+
 @dataclass(frozen=True, slots=True)
 class CellCover:
     """One cell of a covering: its hex id, hash tag, a lower bound of its distance, and
-    its parent at the next coarser index resolution ('' at the coarsest)."""
+    its bounding sets ('' at the coarsest index resolution): see :func:`bounding_sets`."""
 
     cell: str
     tag: str
     dmin_m: float
-    parent: str = ""
+    bounds: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +64,14 @@ class Covering:
     rings: int
     cells: tuple[CellCover, ...]
 
-    def parents(self) -> list[tuple[str, str]]:
-        """The distinct (tag, parent) pairs of the cells, sorted; none at the coarsest."""
-        return sorted({(c.tag, c.parent) for c in self.cells if c.parent})
+    def bounding_sets(self) -> list[tuple[str, str]]:
+        """Every (tag, hex id) bounding set of the cells once, sorted; none at the coarsest."""
+        found = {
+            tuple(pair.split(BOUND_FIELD))
+            for bounds in {c.bounds for c in self.cells if c.bounds}
+            for pair in bounds.split(BOUND_SEP)
+        }
+        return sorted((tag, cell) for tag, cell in found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +80,7 @@ class DiskBlock:
 
     cells: tuple[str, ...]
     tags: tuple[str, ...]
-    parents: tuple[str, ...]
+    bounds: tuple[str, ...]
     ring: np.ndarray
     lat_r: np.ndarray
     lng_r: np.ndarray
@@ -166,6 +175,50 @@ def _new_geometry(cells: list[int]) -> tuple[list[float], list[float], list[floa
     return centres[:, 0].tolist(), centres[:, 1].tolist(), circum.tolist()
 
 
+def _distances_m(
+    lat: np.ndarray, lng: np.ndarray, lat2: np.ndarray, lng2: np.ndarray
+) -> np.ndarray:
+    """Great-circle distances (m) between points given in degrees (arrays broadcast)."""
+    lat_r, lat2_r = np.radians(lat), np.radians(lat2)
+    sl = np.sin((lat2_r - lat_r) * 0.5)
+    sg = np.sin(np.radians(lng2 - lng) * 0.5)
+    a = np.clip(sl * sl + np.cos(lat_r) * np.cos(lat2_r) * sg * sg, 0.0, 1.0)
+    distances: np.ndarray = 2 * np.arctan2(np.sqrt(a), np.sqrt(1 - a)) * EARTH_RADIUS_M
+    return distances
+
+
+def bounding_sets(cells: np.ndarray, coarser: int) -> tuple[str, ...]:
+    """For each cell, the cells at resolution ``coarser`` whose sets can hold its members.
+
+    An entity sits in the cell containing it at every resolution, and an H3
+    child overhangs its parent: a member of a cell near its parent's edge may
+    belong to a neighbour of the parent at the coarser resolution.  So a cell's
+    members are bounded by the sets of its parent and of every neighbour of the
+    parent whose circumcircle meets the cell's (widened circumradii: no cell
+    that can overlap is left out).  Returned per cell as "tag\\x1dhex" pairs
+    joined by "\\x1c", the parent first.
+    """
+    parents = _parents(cells, coarser)
+    lat, lng, circum = _geometry(cells)
+    bounds = [""] * len(cells)
+    for parent in np.unique(parents).tolist():
+        ring = h3i.grid_disk(parent, 1)
+        own = np.array([parent], dtype=np.uint64)
+        ring = np.concatenate((own, ring[ring != own[0]]))
+        r_lat, r_lng, r_circum = _geometry(ring)
+        names = [
+            f"{tag}{BOUND_FIELD}{cell}"
+            for tag, cell in zip(_hex(_parents(ring, TAG_RES)), _hex(ring), strict=True)
+        ]
+        members = np.flatnonzero(parents == np.uint64(parent))
+        apart = _distances_m(lat[members, None], lng[members, None], r_lat[None], r_lng[None])
+        meets = apart <= circum[members, None] + r_circum[None]
+        meets[:, 0] = True
+        for row, i in enumerate(members.tolist()):
+            bounds[i] = BOUND_SEP.join(names[j] for j in np.flatnonzero(meets[row]).tolist())
+    return tuple(bounds)
+
+
 def cell_geometry(cell: str) -> tuple[float, float, float, str, str]:
     """(centre lat, centre lng, widened circumradius in m, hash tag, parent) of a cell.
 
@@ -184,12 +237,12 @@ def _rings_block(cells: np.ndarray, ring: np.ndarray) -> DiskBlock:
     """Cells (uint64) of the given rings with their geometry."""
     lat, lng, circum = _geometry(cells)
     coarser = coarser_resolution(h3i.get_resolution(int(cells[0])))
-    parents = ("",) * len(cells) if coarser is None else _hex(_parents(cells, coarser))
+    bounds = ("",) * len(cells) if coarser is None else bounding_sets(cells, coarser)
     lat_r = np.radians(lat)
     return DiskBlock(
         cells=_hex(cells),
         tags=_hex(_parents(cells, TAG_RES)),
-        parents=parents,
+        bounds=bounds,
         ring=ring,
         lat_r=lat_r,
         lng_r=np.radians(lng),
@@ -240,7 +293,7 @@ def _join(a: DiskBlock, b: DiskBlock) -> DiskBlock:
     return DiskBlock(
         cells=a.cells + b.cells,
         tags=a.tags + b.tags,
-        parents=a.parents + b.parents,
+        bounds=a.bounds + b.bounds,
         ring=np.concatenate((a.ring, b.ring)),
         lat_r=np.concatenate((a.lat_r, b.lat_r)),
         lng_r=np.concatenate((a.lng_r, b.lng_r)),
@@ -313,7 +366,7 @@ def cover(lat: float, lng: float, radius_m: float, res: int | None = None) -> Co
     keep = np.flatnonzero((dmin <= radius_m) & (block.ring < beyond))
     order = keep[np.argsort(dmin[keep], kind="stable")]
     cells = tuple(
-        CellCover(block.cells[i], block.tags[i], float(dmin[i]), block.parents[i])
+        CellCover(block.cells[i], block.tags[i], float(dmin[i]), block.bounds[i])
         for i in order.tolist()
     )
     return Covering(res=res, radius_m=radius_m, rings=beyond - 1, cells=cells)

@@ -11,12 +11,14 @@
 -- ARGV[14] staleness cutoffs per live kind: kind \31 epoch \31 kind \31 epoch ...
 -- ARGV[15] per-source cutoffs (they override the kind's): source \31 epoch ...
 -- ARGV[16..18] the cursor: score, distance, id ('' score = no cursor)
--- ARGV[19] the cells, nearest first: per cell its tag, hex id, parent at the next
---          coarser index resolution ('' at the coarsest) and a lower bound of its
---          distance (m), fields joined by \31, cells by \30 (one argument: a
---          couple of hundred arguments cost more to send and unpack than to split)
--- ARGV[20] the distinct parents of those cells: tag \31 parent, joined by \30
---          ('' at the coarsest resolution)
+-- ARGV[19] the cells, nearest first: per cell its tag, hex id, bounding sets and a
+--          lower bound of its distance (m), fields joined by \31, cells by \30 (one
+--          argument: a couple of hundred arguments cost more to send and unpack
+--          than to split).  The bounding sets are the cells at the next coarser
+--          index resolution whose sets can hold the cell's members (its H3 parent,
+--          and the parent's neighbours it overhangs): tag \29 hex, joined by \28;
+--          '' at the coarsest resolution, where a cell is bounded by its own set.
+-- ARGV[20] every bounding set of those cells once: tag \31 hex, joined by \30
 --
 -- Returns {'nogen'} when there is no index generation, else
 -- {'ok', cells read, members read, then per result: id, distance, score,
@@ -156,8 +158,8 @@ local function offer_after(id, d, s, app, tag)
   if after_cursor(s, d, id) then offer({id = id, d = d, s = s, tag = tag, count = 0}) end
 end
 
--- Key names are built once per group and per parent, a cell's own when it is
--- read: most cells of a covering are never read.
+-- Key names are built once per group and per bounding set, a cell's own when
+-- it is read: most cells of a covering are never read.
 local groups = {}
 local function group_of(tag)
   local group = groups[tag]
@@ -169,7 +171,6 @@ local function group_of(tag)
 end
 local parent_keys = {}
 local function parent_key(tag, parent)
-  if parent == '' then return nil end
   local key = parent_keys[parent]
   if not key then
     key = group_of(tag) .. 'z:' .. parent
@@ -178,9 +179,24 @@ local function parent_key(tag, parent)
   return key
 end
 
-local function cell_of(tag, hex, parent, dmin_text)
+-- The keys of a cell's bounding sets (nil at the coarsest); cells share them.
+local bounding_keys = {}
+local function bounds_of(field)
+  if field == '' then return nil end
+  local keys = bounding_keys[field]
+  if not keys then
+    keys = {}
+    for tag, hex in string.gmatch(field, '([^\28\29]+)\29([^\28]+)') do
+      keys[#keys + 1] = parent_key(tag, hex)
+    end
+    bounding_keys[field] = keys
+  end
+  return keys
+end
+
+local function cell_of(tag, hex, bounds, dmin_text)
   local dmin = tonumber(dmin_text)
-  return {hex = hex, tag = tag, parent = parent_key(tag, parent),
+  return {hex = hex, tag = tag, bounds = bounds_of(bounds),
           dmin = dmin, dec = decay(dmin), off = 0}
 end
 
@@ -319,7 +335,7 @@ local function read_cell(cell)
   if last == asked then push(cell, cell.dec * boost(pops[last])) end
 end
 
--- The top popularity of a set; cached, as the cells of one parent share it.
+-- The top popularity of a set; cached, as cells share their bounding sets.
 local set_top = {}
 local function top_of(zkey)
   local value = set_top[zkey]
@@ -331,14 +347,26 @@ local function top_of(zkey)
   return value
 end
 
--- The top popularity of a parent's set bounds every member of its children:
--- a cell is read only once that bound can reach the top.  A cell at the
+-- The top popularity of a cell's bounding sets bounds every member of it (an
+-- H3 child overhangs its parent: a member near the edge may sit in the
+-- parent's neighbour at the coarser resolution, whose set then bounds it).  A
+-- cell is read only once that bound can reach the top.  A cell at the
 -- coarsest resolution is bounded by its own top.
---
+local function top_bound(cell)
+  if not cell.bounds then return top_of(keys_of(cell).z) end
+  local best = false
+  for _, key in ipairs(cell.bounds) do
+    local value = top_of(key)
+    if value and (not best or value > best) then best = value end
+  end
+  return best
+end
+
 -- Cells come nearest first, so an upper bound for every cell not parsed yet
--- is the next one's decay times the best boost of all parents (ARGV[20] lists
--- them): cells are parsed and put on the heap only while that bound could
--- still beat the heap's best or reach the top.  Far cells are never parsed.
+-- is the next one's decay times the best boost of all bounding sets (ARGV[20]
+-- lists them): cells are parsed and put on the heap only while that bound
+-- could still beat the heap's best or reach the top.  Far cells are never
+-- parsed.
 local PARENT = '([^\30\31]*)\31([^\30\31]*)'
 local function best_boost()
   if ARGV[20] == '' then return math.huge end
@@ -368,7 +396,7 @@ local function by_score()
     while peeked and reachable(peek_bound) and (#heap == 0 or peek_bound > heap[1].bound) do
       local cell = peeked
       peeked = nil
-      local top_popularity = top_of(cell.parent or keys_of(cell).z)
+      local top_popularity = top_bound(cell)
       if top_popularity then push(cell, cell.dec * boost(top_popularity)) end
       peek()
     end

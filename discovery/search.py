@@ -93,8 +93,8 @@ def script_args(
         kind_cuts,
         source_cuts,
         *cursor,
-        "\x1e".join(f"{c.tag}\x1f{c.cell}\x1f{c.parent}\x1f{c.dmin_m!r}" for c in cover.cells),
-        "\x1e".join(f"{tag}\x1f{parent}" for tag, parent in cover.parents()),
+        "\x1e".join(f"{c.tag}\x1f{c.cell}\x1f{c.bounds}\x1f{c.dmin_m!r}" for c in cover.cells),
+        "\x1e".join(f"{tag}\x1f{cell}" for tag, cell in cover.bounding_sets()),
     ]
     return args
 

@@ -5,11 +5,20 @@ from __future__ import annotations
 import math
 
 import h3
+import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from discovery.coverage import cell_geometry, coarser_resolution, cover, resolution_for
+from discovery.coverage import (
+    BOUND_FIELD,
+    BOUND_SEP,
+    bounding_sets,
+    cell_geometry,
+    coarser_resolution,
+    cover,
+    resolution_for,
+)
 from discovery.ranking import distance_m
 from indexer.model import INDEX_RESOLUTIONS
 
@@ -97,3 +106,27 @@ def test_cells_come_nearest_first() -> None:
     covering = cover(PENTAGON_9[0], PENTAGON_9[1], 1_000)
     bounds = [c.dmin_m for c in covering.cells]
     assert bounds == sorted(bounds) and bounds[0] == 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lat=lats,
+    lng=lngs,
+    res=st.sampled_from([res for res in INDEX_RESOLUTIONS if coarser_resolution(res)]),
+    bearing=st.floats(0, 2 * math.pi),
+    meters=st.floats(0, 20_000),
+)
+@example(lat=PENTAGON_9[0], lng=PENTAGON_9[1], res=11, bearing=1.0, meters=150.0)
+@example(lat=PENTAGON_7[0], lng=PENTAGON_7[1], res=9, bearing=2.0, meters=1_000.0)
+@example(lat=PENTAGON_5[0], lng=PENTAGON_5[1], res=7, bearing=3.0, meters=10_000.0)
+# A child overhanging its parent: its member sits in the parent's neighbour.
+@example(lat=23.72019490737445, lng=-67.12847255706872, res=11, bearing=0.0, meters=0.0)
+def test_bounding_sets_hold_every_member(lat, lng, res, bearing, meters) -> None:
+    """The set an entity is in at the coarser resolution is among its cell's bounding sets."""
+    point = point_at(lat, lng, bearing, meters)
+    coarser = coarser_resolution(res)
+    cell = np.array([h3.str_to_int(h3.latlng_to_cell(*point, res))], dtype=np.uint64)
+    pairs = [pair.split(BOUND_FIELD) for pair in bounding_sets(cell, coarser)[0].split(BOUND_SEP)]
+    own = h3.latlng_to_cell(*point, coarser)
+    assert [own, h3.cell_to_parent(own, 3)] in [[hex_id, tag] for tag, hex_id in pairs]
+    assert pairs[0][1] == h3.cell_to_parent(h3.latlng_to_cell(*point, res), coarser)

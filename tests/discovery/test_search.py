@@ -187,6 +187,13 @@ queries = st.fixed_dictionaries(
     asks=[{"radius": 20_000.0, "sort": "score", "limit": 30, "offset_m": 400.0, "bearing": 2.0}]
     * 4,
 )
+# A res-11 cell whose member lies outside the cell's H3 parent (children overhang):
+# the member's own res-9 set, not the parent's, bounds it.
+@example(
+    place="pentagon",
+    seed=1313,
+    asks=[{"radius": 120.0, "sort": "score", "limit": 1, "offset_m": 400.0, "bearing": 1.0}] * 4,
+)
 @example(
     place="south_pole",
     seed=4,
