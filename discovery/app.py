@@ -7,6 +7,7 @@ import logging
 from flask import Flask
 
 from discovery import api, debug, errors, health, push
+from discovery.jsonio import OrjsonProvider
 from discovery.services import Services
 from discovery.settings import ApiSettings
 
@@ -14,7 +15,7 @@ from discovery.settings import ApiSettings
 def create_app(settings: ApiSettings | None = None) -> Flask:
     """Make the API app; settings come from the environment unless given."""
     app = Flask(__name__)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = OrjsonProvider(app)
     settings = settings if settings is not None else ApiSettings.from_env()
     app.config["NEARBY"] = settings
     app.extensions["nearby"] = Services(settings)
