@@ -36,4 +36,4 @@ class OrjsonProvider(DefaultJSONProvider):
         """A JSON response, as :meth:`DefaultJSONProvider.response` makes it."""
         obj = self._prepare_response_obj(args, kwargs)
         indent = (self.compact is None and self._app.debug) or self.compact is False
-        return self._app.response_class(self.encode(obj, indent) + b"\n", mimetype=self.mimetype)
+        return Response(self.encode(obj, indent) + b"\n", mimetype=self.mimetype)
