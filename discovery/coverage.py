@@ -64,15 +64,6 @@ class Covering:
     rings: int
     cells: tuple[CellCover, ...]
 
-    def bounding_sets(self) -> list[tuple[str, str]]:
-        """Every (tag, hex id) bounding set of the cells once, sorted; none at the coarsest."""
-        found = {
-            tuple(pair.split(BOUND_FIELD))
-            for bounds in {c.bounds for c in self.cells if c.bounds}
-            for pair in bounds.split(BOUND_SEP)
-        }
-        return sorted((tag, cell) for tag, cell in found)
-
 
 @dataclass(frozen=True, slots=True)
 class DiskBlock:
@@ -81,6 +72,8 @@ class DiskBlock:
     cells: tuple[str, ...]
     tags: tuple[str, ...]
     bounds: tuple[str, ...]
+    #: Per cell "tag \\x1f hex \\x1f bounds \\x1f", as the search script reads it.
+    heads: tuple[str, ...]
     ring: np.ndarray
     lat_r: np.ndarray
     lng_r: np.ndarray
@@ -239,10 +232,15 @@ def _rings_block(cells: np.ndarray, ring: np.ndarray) -> DiskBlock:
     coarser = coarser_resolution(h3i.get_resolution(int(cells[0])))
     bounds = ("",) * len(cells) if coarser is None else bounding_sets(cells, coarser)
     lat_r = np.radians(lat)
+    hexes, tags = _hex(cells), _hex(_parents(cells, TAG_RES))
     return DiskBlock(
-        cells=_hex(cells),
-        tags=_hex(_parents(cells, TAG_RES)),
+        cells=hexes,
+        tags=tags,
         bounds=bounds,
+        heads=tuple(
+            f"{tag}\x1f{cell}\x1f{bound}\x1f"
+            for tag, cell, bound in zip(tags, hexes, bounds, strict=True)
+        ),
         ring=ring,
         lat_r=lat_r,
         lng_r=np.radians(lng),
@@ -294,6 +292,7 @@ def _join(a: DiskBlock, b: DiskBlock) -> DiskBlock:
         cells=a.cells + b.cells,
         tags=a.tags + b.tags,
         bounds=a.bounds + b.bounds,
+        heads=a.heads + b.heads,
         ring=np.concatenate((a.ring, b.ring)),
         lat_r=np.concatenate((a.lat_r, b.lat_r)),
         lng_r=np.concatenate((a.lng_r, b.lng_r)),
@@ -347,13 +346,11 @@ def initial_rings(radius_m: float, res: int) -> int:
     return int(radius_m / (1.5 * edge_m) + 3.5)
 
 
-def cover(lat: float, lng: float, radius_m: float, res: int | None = None) -> Covering:
-    """Cover the circle of ``radius_m`` around (lat, lng) with cells, nearest first.
-
-    Every cell that could hold a point within the radius is returned, with a
-    lower bound ``dmin_m`` of its distance (0 for the cell holding the point).
-    """
-    res = resolution_for(radius_m) if res is None else res
+def _covered(
+    lat: float, lng: float, radius_m: float, res: int
+) -> tuple[DiskBlock, np.ndarray, np.ndarray, int]:
+    """The block, distance bounds, covering cells' positions (nearest first) and first ring
+    beyond the circle."""
     origin = h3i.latlng_to_cell(lat, lng, res)
     k = initial_rings(radius_m, res)
     while True:
@@ -364,9 +361,35 @@ def cover(lat: float, lng: float, radius_m: float, res: int | None = None) -> Co
             break
         k = int(block.ring[-1]) + 2
     keep = np.flatnonzero((dmin <= radius_m) & (block.ring < beyond))
-    order = keep[np.argsort(dmin[keep], kind="stable")]
+    return block, dmin, keep[np.argsort(dmin[keep], kind="stable")], beyond
+
+
+def cover(lat: float, lng: float, radius_m: float, res: int | None = None) -> Covering:
+    """Cover the circle of ``radius_m`` around (lat, lng) with cells, nearest first.
+
+    Every cell that could hold a point within the radius is returned, with a
+    lower bound ``dmin_m`` of its distance (0 for the cell holding the point).
+    """
+    res = resolution_for(radius_m) if res is None else res
+    block, dmin, order, beyond = _covered(lat, lng, radius_m, res)
     cells = tuple(
         CellCover(block.cells[i], block.tags[i], float(dmin[i]), block.bounds[i])
         for i in order.tolist()
     )
     return Covering(res=res, radius_m=radius_m, rings=beyond - 1, cells=cells)
+
+
+def script_cells(lat: float, lng: float, radius_m: float, res: int) -> tuple[str, str]:
+    """The covering as the search script reads it: its cells, and their bounding sets.
+
+    The same cells as :func:`cover`, written straight from the cached block.
+    """
+    block, dmin, order, _ = _covered(lat, lng, radius_m, res)
+    positions = order.tolist()
+    heads = block.heads
+    cells = "\x1e".join(
+        [heads[i] + repr(d) for i, d in zip(positions, dmin[order].tolist(), strict=True)]
+    )
+    distinct = {block.bounds[i] for i in positions} - {""}
+    pairs = sorted({pair for bounds in distinct for pair in bounds.split(BOUND_SEP)})
+    return cells, "\x1e".join(pair.replace(BOUND_FIELD, "\x1f") for pair in pairs)

@@ -68,9 +68,10 @@ def stale_args(query: NearbyQuery) -> tuple[str, str]:
 
 
 def script_args(
-    prefix: str, query: NearbyQuery, mode: str, radius_m: float, want: int, cover: coverage.Covering
+    prefix: str, query: NearbyQuery, mode: str, radius_m: float, want: int, cells: tuple[str, str]
 ) -> list[Any]:
-    """Every ARGV of one nearby.lua call (see the script's header)."""
+    """Every ARGV of one nearby.lua call (see the script's header); ``cells`` as
+    :func:`discovery.coverage.script_cells` writes them."""
     kind_cuts, source_cuts = stale_args(query)
     cursor: list[Any] = ["", "", ""]
     if query.after is not None:
@@ -93,8 +94,7 @@ def script_args(
         kind_cuts,
         source_cuts,
         *cursor,
-        "\x1e".join(f"{c.tag}\x1f{c.cell}\x1f{c.bounds}\x1f{c.dmin_m!r}" for c in cover.cells),
-        "\x1e".join(f"{tag}\x1f{cell}" for tag, cell in cover.bounding_sets()),
+        *cells,
     ]
     return args
 
@@ -141,8 +141,8 @@ class RedisSearch:
         self, query: NearbyQuery, mode: str, radius_m: float, want: int, res: int, stats: Stats
     ) -> list[Hit]:
         """One script call over the covering of ``radius_m`` at ``res``."""
-        cover = coverage.cover(query.lat, query.lng, radius_m, res)
-        args = script_args(self.hot.prefix, query, mode, radius_m, want, cover)
+        cells = coverage.script_cells(query.lat, query.lng, radius_m, res)
+        args = script_args(self.hot.prefix, query, mode, radius_m, want, cells)
         reply = self.script(keys=[], args=args)
         if not reply or reply[0] == "nogen":
             raise NoHotIndex

@@ -18,6 +18,7 @@ from discovery.coverage import (
     coarser_resolution,
     cover,
     resolution_for,
+    script_cells,
 )
 from discovery.ranking import distance_m
 from indexer.model import INDEX_RESOLUTIONS
@@ -130,3 +131,25 @@ def test_bounding_sets_hold_every_member(lat, lng, res, bearing, meters) -> None
     own = h3.latlng_to_cell(*point, coarser)
     assert [own, h3.cell_to_parent(own, 3)] in [[hex_id, tag] for tag, hex_id in pairs]
     assert pairs[0][1] == h3.cell_to_parent(h3.latlng_to_cell(*point, res), coarser)
+
+
+@pytest.mark.parametrize(
+    ("lat", "lng", "radius_m"),
+    [
+        (37.5665, 126.978, 1_000.0),
+        (*PENTAGON_9, 150.0),
+        (*PENTAGON_7, 7_000.0),
+        (89.9, 10.0, 50_000.0),
+    ],
+)
+def test_script_cells_write_the_covering(lat, lng, radius_m) -> None:
+    res = resolution_for(radius_m)
+    covering = cover(lat, lng, radius_m, res)
+    cells, bounds = script_cells(lat, lng, radius_m, res)
+    assert cells.split("\x1e") == [
+        f"{c.tag}\x1f{c.cell}\x1f{c.bounds}\x1f{c.dmin_m!r}" for c in covering.cells
+    ]
+    every = {pair for c in covering.cells if c.bounds for pair in c.bounds.split(BOUND_SEP)}
+    assert sorted(bounds.split("\x1e") if bounds else []) == sorted(
+        p.replace(BOUND_FIELD, "\x1f") for p in every
+    )
