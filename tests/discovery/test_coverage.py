@@ -147,7 +147,7 @@ def test_script_cells_write_the_covering(lat, lng, radius_m) -> None:
     covering = cover(lat, lng, radius_m, res)
     cells, bounds = script_cells(lat, lng, radius_m, res)
     assert cells.split("\x1e") == [
-        f"{c.tag}\x1f{c.cell}\x1f{c.bounds}\x1f{c.dmin_m!r}" for c in covering.cells
+        f"{c.tag}\x1f{c.cell}\x1f{c.bounds}\x1f{math.floor(c.dmin_m)}" for c in covering.cells
     ]
     every = {pair for c in covering.cells if c.bounds for pair in c.bounds.split(BOUND_SEP)}
     assert sorted(bounds.split("\x1e") if bounds else []) == sorted(
