@@ -15,7 +15,7 @@ import psycopg
 import redis
 
 from indexer import db
-from indexer.hot import HotIndex, connect_redis
+from indexer.hot import HotIndex, RebuildSuperseded, connect_redis
 from indexer.progress import format_count, progress_bar
 from indexer.settings import ConfigError, IndexSettings
 
@@ -118,6 +118,8 @@ def cache_rebuild(context: Context) -> None:
         rebuild_hot_index(context)
     except redis.RedisError as exc:
         raise click.ClickException(f"Redis is not reachable: {exc}") from exc
+    except RebuildSuperseded as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @cache_group.command("verify")

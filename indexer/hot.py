@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -44,8 +45,28 @@ PIPELINE_CALLS = 20
 BULK_BATCH = 250
 
 
+#: Make generation ARGV[1] current if it is still the one building; return the
+#: generation it replaces ('' when none), or nil when another build took its place.
+SWITCH = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return nil end
+local old = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+return old or ''
+"""
+#: Stop marking generation ARGV[1] as building (unless another build has taken its place).
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class HotIndexMissing(RuntimeError):
     """Redis holds no generation of the index: run ``nearby cache rebuild``."""
+
+
+class RebuildSuperseded(RuntimeError):
+    """Another rebuild started while this one ran; its generation becomes current."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +201,8 @@ class HotIndex:
         self.prefix = layout.layout_prefix(prefix)
         source = resources.files("indexer").joinpath("apply.lua").read_text()
         self._apply = client.register_script(source)
+        self._switch = client.register_script(SWITCH)
+        self._release = client.register_script(RELEASE)
 
     # -- generations -------------------------------------------------------
 
@@ -253,26 +276,66 @@ class HotIndex:
         """Fill a fresh generation from PostGIS, then make it current.
 
         Safe while queries and writes run: queries read the old generation until
-        the switch; writes meanwhile go to both (see apply.lua).  Returns the
-        number of entities indexed.
+        the switch; writes meanwhile go to both (see apply.lua and
+        :mod:`indexer.bulk`).  Returns the number of entities indexed;
+        RebuildSuperseded when another rebuild started meanwhile (its generation
+        is the one that becomes current).
         """
+        count = self._build(conn, progress, alone=False)
+        if count is None:
+            raise RebuildSuperseded(
+                "another rebuild started meanwhile: its generation becomes current when it ends"
+            )
+        return count
+
+    def rebuild_alone(
+        self,
+        conn: psycopg.Connection,
+        progress: Callable[[int], None] | None = None,
+        deleted: Iterable[Sequence[tuple[str, int]]] = (),
+    ) -> int | None:
+        """:meth:`rebuild`, unless another one is running or starts before this one ends.
+
+        None then: this one changes nothing (its generation is dropped).
+        ``deleted``: batches of (id, rev) that a write has just deleted, whose
+        tombstones the new generation keeps (as applying the deletions would).
+        """
+        return self._build(conn, progress, alone=True, deleted=deleted)
+
+    def _build(
+        self,
+        conn: psycopg.Connection,
+        progress: Callable[[int], None] | None,
+        *,
+        alone: bool,
+        deleted: Iterable[Sequence[tuple[str, int]]] = (),
+    ) -> int | None:
+        """Mark a new generation building, fill it, switch; None if another build won.
+
+        The generation is marked before the snapshot is taken, so that every
+        write the snapshot misses reaches it.  On any error it is dropped and
+        the current one stays as it was.
+        """
+        from indexer.bulk import fill_generation
+
         new = str(self.client.incr(layout.counter_key(self.prefix)))
-        self.client.set(layout.building_key(self.prefix), new)
-        counts: list[int] = []
+        if not self.client.set(layout.building_key(self.prefix), new, nx=alone):
+            return None
+        keys = [layout.gen_key(self.prefix), layout.building_key(self.prefix)]
         try:
-            self.apply_row_batches(_counted(stream_entities(conn), counts, progress), target=new)
+            count = fill_generation(self, conn, new, progress, deleted)
+            old = self._switch(keys=keys, args=[new])
         except BaseException:
-            self.client.delete(layout.building_key(self.prefix))
-            self.drop_generation(new)
+            with suppress(redis.RedisError):
+                self._release(keys=keys[1:], args=[new])
+                self.drop_generation(new)
             raise
-        old = self.generation()
-        pipe = self.client.pipeline(transaction=True)
-        pipe.set(layout.gen_key(self.prefix), new)
-        pipe.delete(layout.building_key(self.prefix))
-        pipe.execute()
-        if old is not None and old != new:
+        if old is None:
+            self.drop_generation(new)
+            return None
+        if old and old != new:
             self.drop_generation(old)
-        return sum(counts)
+        return count
 
     def drop_generation(self, gen: str) -> int:
         """Delete every key of generation ``gen``; return how many."""
@@ -295,17 +358,6 @@ class HotIndex:
         if gen is None:
             return [Difference("*", "Redis holds no index generation")]
         return verify_generation(self, gen, conn)
-
-
-def _counted(
-    batches: Iterable[list[Any]], counts: list[int], progress: Callable[[int], None] | None
-) -> Iterator[list[Any]]:
-    """The batches as they are, their sizes appended to ``counts`` and reported."""
-    for batch in batches:
-        counts.append(len(batch))
-        if progress:
-            progress(len(batch))
-        yield batch
 
 
 def _add_applied(applied: int, pending: Future[int] | None) -> int:

@@ -2,14 +2,17 @@
 
 Rows are COPYed into a staging table and merged with set-based statements; the
 ids that changed are kept aside so that exactly those are applied to Redis once
-PostGIS has committed.  A crash between the two leaves a difference that
+PostGIS has committed.  When they are many beside what the index will hold (an
+import into an empty index), a fresh generation is filled from PostGIS instead
+and made current (:meth:`indexer.hot.HotIndex.rebuild_alone`), which costs far
+less per entity.  A crash between the two leaves a difference that
 ``nearby cache verify`` reports and ``nearby cache rebuild`` mends.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -84,6 +87,10 @@ WITH gone AS (
 )
 INSERT INTO nearby_changed SELECT id, nextval('entity_rev'), false, true FROM gone
 """
+
+#: A write changing at least this many entities, and more than half of those the
+#: index holds after it, fills a fresh generation instead of applying each change.
+BULK_MIN_CHANGES = 10_000
 
 COUNT_CHANGES = """
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted AND NOT deleted),
@@ -187,22 +194,42 @@ def write_entities(
             cur.execute(DELETE_MISSING, {"source": source})
         cur.execute(COUNT_CHANGES)
         inserted, updated, deleted = cur.fetchone() or (0, 0, 0)
-    hot_applied = apply_changes(conn, hot)
+    hot_applied = apply_changes(conn, hot, inserted + updated + deleted)
     return WriteSummary(received, inserted, updated, deleted, conflicts, hot_applied)
 
 
-def apply_changes(conn: psycopg.Connection, hot: HotIndex) -> bool:
-    """Send the rows listed in ``nearby_changed`` to Redis; False if it holds no index."""
+def worth_refilling(conn: psycopg.Connection, hot: HotIndex, changes: int) -> bool:
+    """Whether ``changes`` committed changes are better written by filling a generation.
+
+    Only when Redis holds a generation (without one, the write reports that
+    the index needs a rebuild, as always) and the changes are many: at least
+    :data:`BULK_MIN_CHANGES` and more than half of the entities there now are.
+    """
+    if changes < BULK_MIN_CHANGES or hot.generation() is None:
+        return False
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM entities")
+        total = (cur.fetchone() or (0,))[0]
+    return 2 * changes > total
+
+
+def apply_changes(conn: psycopg.Connection, hot: HotIndex, changes: int = 0) -> bool:
+    """Send the rows listed in ``nearby_changed`` to Redis; False if it holds no index.
+
+    ``changes`` (how many rows are listed) large beside the index: a fresh
+    generation is filled from PostGIS and made current instead, unless another
+    rebuild is running (the changes are then applied one by one, as it expects).
+    """
     answers = []
     try:
+        refill = worth_refilling(conn, hot, changes)
+        if refill and hot.rebuild_alone(conn, deleted=deleted_changes(conn)) is not None:
+            return True
         changed = stream_entities(
             conn, "JOIN nearby_changed c USING (id) WHERE NOT c.deleted ORDER BY entities.id"
         )
         answers.append(hot.apply_row_batches(changed))
-        with conn.cursor() as cur:
-            cur.execute("SELECT id, rev FROM nearby_changed WHERE deleted ORDER BY id")
-            while batch := cur.fetchmany(5000):
-                answers.append(hot.apply_deletes(batch))
+        answers.extend(hot.apply_deletes(batch) for batch in deleted_changes(conn))
     except redis.RedisError as exc:
         raise HotIndexUnavailable(f"Redis could not be updated: {exc}") from exc
     finally:
@@ -210,6 +237,14 @@ def apply_changes(conn: psycopg.Connection, hot: HotIndex) -> bool:
             cur.execute("DROP TABLE IF EXISTS nearby_changed")
         conn.commit()
     return all(answer >= 0 for answer in answers)
+
+
+def deleted_changes(conn: psycopg.Connection) -> Iterator[list[tuple[str, int]]]:
+    """The (id, rev) of the rows that ``nearby_changed`` lists as deleted, in batches."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, rev FROM nearby_changed WHERE deleted ORDER BY id")
+        while batch := cur.fetchmany(5000):
+            yield batch
 
 
 def delete_entities(conn: psycopg.Connection, hot: HotIndex, ids: Iterable[str]) -> int:

@@ -1,0 +1,398 @@
+"""The bulk fill of a generation, against real PostGIS and Redis: what it writes, and
+that no write running meanwhile is lost."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import h3
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from psycopg.rows import dict_row
+
+from indexer import bulk, db, layout, writer
+from indexer.hot import (
+    ENTITY_COLUMNS,
+    Difference,
+    HotIndex,
+    RebuildSuperseded,
+    connect_redis,
+    upsert_record,
+    verify_generation,
+)
+from indexer.model import INDEX_RESOLUTIONS, Entity
+from indexer.writer import HotIndexUnavailable, write_entities
+
+from ..conftest import Index
+from .test_hot_records import json_values, moments, texts
+from .test_writer import random_stores, store
+
+#: A point whose res-11 cell lies in another hash-tag group than its coarser cells.
+STRADDLING = (60.137023697443446, 24.88052576115534)
+
+
+def varied_entities(count: int) -> list[Entity]:
+    """Stores and bikes with every optional field, one of them straddling two groups."""
+    entities: list[Entity] = random_stores(count)
+    seen = datetime(2026, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
+    entities += [
+        Entity(
+            id=f"t:bike{n}",
+            kind="bike",
+            lat=60.15 + n * 0.001,
+            lng=24.9,
+            name=f"Pyörä {n} \u2028",
+            category="station",
+            mini_app="citybikes",
+            popularity=n + 0.5,
+            available=n % 4,
+            capacity=10,
+            opening_hours="24/7" if n % 2 else None,
+            attrs={"b": [1.5, None], "a": "é", "n": n},
+            seen_at=seen + timedelta(seconds=n),
+        )
+        for n in range(20)
+    ]
+    entities.append(store(99_999, lat=STRADDLING[0], lng=STRADDLING[1], name="edge"))
+    return entities
+
+
+def contents(hot: HotIndex, gen: str) -> dict[str, Any]:
+    """Every key of generation ``gen`` (named without the generation) and what it holds."""
+    held: dict[str, Any] = {}
+    start = f"{hot.prefix}:{gen}:"
+    for key in hot.client.scan_iter(match=start + "*", count=1000):
+        kind = hot.client.type(key)
+        if kind == "hash":
+            value: Any = hot.client.hgetall(key)
+        elif kind == "zset":
+            value = hot.client.zrange(key, 0, -1, withscores=True)
+        else:
+            value = (kind, hot.client.get(key))
+        held[key.removeprefix(start)] = value
+    return held
+
+
+def snapshot_entities(index: Index, names: bulk.FillNames) -> list[bulk.FillEntity]:
+    """Every entity as the fill writes it, from one snapshot taken now."""
+    return [bulk.fill_entity(row, names) for rows in bulk.snapshot_rows(index.conn) for row in rows]
+
+
+def start_building(hot: HotIndex) -> str:
+    """Mark a fresh generation as building, as a rebuild does before its snapshot."""
+    gen = str(hot.client.incr(layout.counter_key(hot.prefix)))
+    hot.client.set(layout.building_key(hot.prefix), gen)
+    return gen
+
+
+def entity_row(index: Index, entity_id: str) -> dict[str, Any]:
+    with index.conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(f"SELECT {ENTITY_COLUMNS} FROM entities WHERE id = %s", (entity_id,))
+        row = cur.fetchone()
+    index.conn.commit()
+    assert row is not None
+    return row
+
+
+def verified(index: Index, gen: str) -> list[Difference]:
+    """Every difference between PostGIS and generation ``gen``."""
+    problems = verify_generation(index.hot, gen, index.conn)
+    index.conn.commit()
+    return problems
+
+
+# -- what the fill writes ----------------------------------------------------------
+
+
+@given(
+    name=texts,
+    lat=st.floats(-90, 90),
+    lng=st.floats(-180, 180, exclude_max=True),
+    popularity=st.floats(0, 1e300),
+    available=st.none() | st.integers(0, 2**31 - 1),
+    capacity=st.none() | st.integers(0, 2**31 - 1),
+    hours=st.none() | texts,
+    tz=st.none() | st.sampled_from(["Europe/Helsinki", "Asia/Seoul"]),
+    attrs=st.dictionaries(texts, json_values, max_size=4),
+    updated_at=st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=9))])),
+    seen_at=moments,
+)
+def test_a_fill_entity_is_the_apply_record_of_the_row(
+    name: str,
+    lat: float,
+    lng: float,
+    popularity: float,
+    available: int | None,
+    capacity: int | None,
+    hours: str | None,
+    tz: str | None,
+    attrs: dict[str, object],
+    updated_at: datetime,
+    seen_at: datetime | None,
+) -> None:
+    printed = json.dumps(attrs, ensure_ascii=False)
+    row = {
+        "id": "src:1", "kind": "bike", "name": name, "category": "free\x1fbike",
+        "mini_app": "app", "lat": lat, "lng": lng, "popularity": popularity,
+        "available": available, "capacity": capacity, "opening_hours": hours, "tz": tz,
+        "attrs": None, "attrs_json": printed, "source": "src", "rev": 12, "updated_at": updated_at,
+        "seen_at": seen_at,
+    }  # fmt: skip
+    columns = [column.strip() for column in bulk.FILL_COLUMNS.split(",")]
+    values = tuple(row["attrs_json" if column == "attrs::text" else column] for column in columns)
+    names = bulk.FillNames("p", "7")
+    entity = bulk.fill_entity(values, names)
+    assert bulk.apply_record(entity) == upsert_record(row)
+    cells = [h3.latlng_to_cell(lat, lng, res) for res in INDEX_RESOLUTIONS]
+    assert entity[6] == tuple(layout.cell_key("p", "7", cell) for cell in cells)
+    tags = dict.fromkeys(layout.tag_of(cell) for cell in cells)
+    assert entity[7] == tuple(layout.group_base("p", "7", tag) for tag in tags)
+
+
+def test_a_filled_generation_holds_what_applying_each_entity_holds(index: Index) -> None:
+    entities = varied_entities(3000)
+    summary = write_entities(index.conn, index.hot, "t", entities)
+    assert summary.inserted == len(entities) and summary.hot_applied
+    applied_gen = index.hot.require_generation()
+    applied = contents(index.hot, applied_gen)
+    assert index.hot.rebuild(index.conn) == len(entities)
+    filled_gen = index.hot.require_generation()
+    assert filled_gen != applied_gen
+    assert contents(index.hot, filled_gen) == applied
+    assert contents(index.hot, applied_gen) == {}
+    assert index.hot.client.get(layout.building_key(index.hot.prefix)) is None
+    assert index.hot.verify(index.conn) == []
+
+
+# -- the import ---------------------------------------------------------------------
+
+
+def test_a_large_import_fills_a_fresh_generation(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    first_gen = index.hot.require_generation()
+    entities = varied_entities(400)
+    summary = write_entities(index.conn, index.hot, "t", entities)
+    assert (summary.inserted, summary.hot_applied) == (len(entities), True)
+    filled_gen = index.hot.require_generation()
+    assert filled_gen != first_gen
+    assert contents(index.hot, first_gen) == {}
+    assert index.hot.verify(index.conn) == []
+    # Fewer changes than half the index: applied one by one, in the same generation.
+    moved = [store(n, lat=61.0, lng=25.0 + n * 0.01, popularity=7.0) for n in range(150)]
+    summary = write_entities(index.conn, index.hot, "t", moved)
+    assert summary.updated == 150
+    assert index.hot.require_generation() == filled_gen
+    assert index.hot.verify(index.conn) == []
+    # Replacing most of the source fills a generation again, without the deleted ids.
+    summary = write_entities(index.conn, index.hot, "t", moved, replace=True)
+    assert summary.deleted == len(entities) - 150
+    assert index.hot.require_generation() != filled_gen
+    assert index.hot.verify(index.conn) == []
+    # The deleted ids keep their tombstones, as applying each deletion leaves them.
+    loc = index.hot.client.hgetall(layout.loc_key(index.hot.prefix, index.hot.require_generation()))
+    placed = sorted(entity_id for entity_id, value in loc.items() if " " in value)
+    assert placed == sorted(entity.id for entity in moved)
+    assert sorted(set(loc) - set(placed)) == sorted(e.id for e in entities[150:])
+
+
+def test_an_older_write_arriving_late_does_not_bring_back_what_a_large_import_deleted(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    entities = random_stores(300)
+    write_entities(index.conn, index.hot, "t", entities)
+    old_row = entity_row(index, entities[-1].id)
+    gen = index.hot.require_generation()
+    summary = write_entities(index.conn, index.hot, "t", entities[:100], replace=True)
+    assert summary.deleted == 200
+    assert index.hot.require_generation() != gen
+    assert index.hot.apply([upsert_record(old_row)]) == 0
+    assert index.hot.verify(index.conn) == []
+
+
+def test_a_large_import_while_a_rebuild_runs_is_applied_one_by_one(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    gen = index.hot.require_generation()
+    other = start_building(index.hot)
+    try:
+        summary = write_entities(index.conn, index.hot, "t", varied_entities(300))
+        assert summary.hot_applied
+        assert index.hot.require_generation() == gen
+        assert index.hot.client.get(layout.building_key(index.hot.prefix)) == other
+        assert index.hot.verify(index.conn) == []
+        # The rebuild's generation got the writes too.
+        assert verified(index, other) == []
+    finally:
+        index.hot.client.delete(layout.building_key(index.hot.prefix))
+        index.hot.drop_generation(other)
+
+
+def test_a_fill_that_fails_leaves_the_current_generation(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entities = random_stores(200)
+    write_entities(index.conn, index.hot, "t", entities)
+    gen = index.hot.require_generation()
+    before = contents(index.hot, gen)
+    moved = [store(n, lat=e.lat + 0.01, lng=e.lng, popularity=2.0) for n, e in enumerate(entities)]
+    # The next generation's set of one cell is already a string: its ZADD fails.
+    upcoming = str(int(index.hot.client.get(layout.counter_key(index.hot.prefix))) + 1)
+    cell = h3.latlng_to_cell(moved[0].lat, moved[0].lng, 11)
+    index.hot.client.set(layout.cell_key(index.hot.prefix, upcoming, cell), "in the way")
+    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    with pytest.raises(HotIndexUnavailable, match="WRONGTYPE"):
+        write_entities(index.conn, index.hot, "t", moved)
+    index.conn.rollback()
+    assert index.hot.require_generation() == gen
+    assert contents(index.hot, gen) == before
+    assert index.hot.client.get(layout.building_key(index.hot.prefix)) is None
+    assert contents(index.hot, upcoming) == {}
+    # PostGIS has the write (it committed first); a rebuild mends Redis.
+    assert {problem.id for problem in index.hot.verify(index.conn)} == {e.id for e in entities}
+    index.hot.rebuild(index.conn)
+    assert index.hot.verify(index.conn) == []
+
+
+def test_a_rebuild_stopped_midway_drops_its_generation(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "FETCH_ROWS", 100)
+    write_entities(index.conn, index.hot, "t", random_stores(500))
+    gen = index.hot.require_generation()
+    before = contents(index.hot, gen)
+
+    def stop(count: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        index.hot.rebuild(index.conn, stop)
+    assert index.hot.require_generation() == gen
+    assert contents(index.hot, gen) == before
+    assert index.hot.client.get(layout.building_key(index.hot.prefix)) is None
+    leftovers = list(index.hot.client.scan_iter(match=f"{index.hot.prefix}:*", count=1000))
+    assert sorted(leftovers) == sorted(
+        [f"{index.hot.prefix}:{gen}:{name}" for name in before]
+        + [layout.gen_key(index.hot.prefix), layout.counter_key(index.hot.prefix)]
+    )
+
+
+def test_a_rebuild_that_another_replaces_changes_nothing(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "FETCH_ROWS", 100)
+    write_entities(index.conn, index.hot, "t", random_stores(300))
+    other = HotIndex(connect_redis(index.settings.redis_url), index.settings.redis_prefix)
+    conn = db.connect(index.settings.database_url)
+    gens: list[str] = []
+
+    def rebuild_meanwhile(count: int) -> None:
+        if not gens:
+            other.rebuild(conn)
+            gens.append(other.require_generation())
+
+    try:
+        with pytest.raises(RebuildSuperseded):
+            index.hot.rebuild(index.conn, rebuild_meanwhile)
+    finally:
+        conn.close()
+        other.client.close()
+    assert index.hot.require_generation() == gens[0]
+    assert index.hot.verify(index.conn) == []
+    keys = index.hot.client.scan_iter(match=f"{index.hot.prefix}:*:loc", count=1000)
+    assert list(keys) == [layout.loc_key(index.hot.prefix, gens[0])]
+
+
+# -- writes while the fill runs -------------------------------------------------------
+
+
+def test_a_live_write_before_the_fill_reaches_its_id_is_kept(index: Index) -> None:
+    entities = random_stores(50)
+    write_entities(index.conn, index.hot, "t", entities)
+    gen = start_building(index.hot)
+    names = bulk.FillNames(index.hot.prefix, gen)
+    snapshot = snapshot_entities(index, names)
+    # After the snapshot: one entity moves, one is deleted, through the usual writer
+    # (apply.lua to the current and the building generation).
+    write_entities(index.conn, index.hot, "t", [store(0, lat=61.5, lng=23.7, popularity=9.0)])
+    writer.delete_entities(index.conn, index.hot, [entities[1].id])
+    # A late copy of an older write reaches the building generation too.
+    stale = {**entity_row(index, entities[2].id), "rev": 1, "lat": 10.0, "lng": 10.0}
+    assert index.hot.apply([upsert_record(stale)], target=gen) == 1
+    sender = bulk.FillSender(index.hot, gen)
+    sender.send(bulk.FillBatch.of(snapshot, sender.loc))
+    index.hot.client.delete(layout.building_key(index.hot.prefix))
+    assert verified(index, gen) == []
+    moved = index.hot.client.hget(layout.loc_key(index.hot.prefix, gen), entities[0].id)
+    assert moved is not None and moved.split()[1:] == layout.placement_of(61.5, 23.7).pairs()
+    index.hot.drop_generation(gen)
+
+
+def test_a_live_write_between_the_check_and_the_transaction_makes_it_try_again(
+    index: Index,
+) -> None:
+    entities = random_stores(50)
+    write_entities(index.conn, index.hot, "t", entities)
+    gen = start_building(index.hot)
+    names = bulk.FillNames(index.hot.prefix, gen)
+    batch = bulk.FillBatch.of(
+        snapshot_entities(index, names), layout.loc_key(index.hot.prefix, gen)
+    )
+    sender = bulk.FillSender(index.hot, gen)
+    with index.hot.client.pipeline(transaction=True) as pipe:
+        assert sender.watch(pipe, [entity[0] for entity in batch.entities]) == frozenset()
+        write_entities(index.conn, index.hot, "t", [store(3, lat=62.0, lng=22.0)])
+        assert not sender.commit(pipe, batch.packed)
+    assert index.hot.client.hlen(layout.loc_key(index.hot.prefix, gen)) == 1
+    sender.send(batch)
+    index.hot.client.delete(layout.building_key(index.hot.prefix))
+    assert verified(index, gen) == []
+    index.hot.drop_generation(gen)
+
+
+def test_writes_racing_a_rebuild_are_never_lost(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "FETCH_ROWS", 500)
+    monkeypatch.setattr(bulk, "FILL_BATCH", 100)
+    entities = random_stores(6000)
+    write_entities(index.conn, index.hot, "t", entities)
+    done = threading.Event()
+    rounds: list[int] = []
+
+    def write_until_done() -> None:
+        conn = db.connect(index.settings.database_url)
+        hot = HotIndex(connect_redis(index.settings.redis_url), index.settings.redis_prefix)
+        try:
+            step = 0
+            while not done.is_set() or step < 3:
+                picked = entities[(step * 97) % 5000 :][:40]
+                moved = [
+                    store(int(e.id.split(":")[1]), lat=e.lat + 0.002 * (step % 5), lng=e.lng,
+                          popularity=float(step))
+                    for e in picked
+                ]  # fmt: skip
+                write_entities(conn, hot, "t", moved)
+                writer.delete_entities(conn, hot, [entities[5000 + step % 1000].id])
+                step += 1
+            rounds.append(step)
+        finally:
+            conn.close()
+            hot.client.close()
+
+    thread = threading.Thread(target=write_until_done)
+    thread.start()
+    try:
+        index.hot.rebuild(index.conn)
+    finally:
+        done.set()
+        thread.join()
+    assert rounds and rounds[0] >= 3
+    assert index.hot.verify(index.conn) == []
