@@ -3,7 +3,7 @@
 PostGIS is the truth; everything here can be thrown away and rebuilt.  The key
 layout is in :mod:`indexer.layout`; writes go through ``apply.lua`` so that each
 entity's change (a move from one cell to another included) is atomic and
-revision-gated.
+revision-gated.  A rebuild fills a fresh generation in bulk (:mod:`indexer.bulk`).
 """
 
 from __future__ import annotations
