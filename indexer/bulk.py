@@ -1,10 +1,11 @@
 """Filling a generation of the hot index in bulk, from one PostGIS snapshot.
 
 A rebuild (and a write that changes most of the index) fills a fresh generation,
-marked ``building``, with plain commands gathered per key: a transaction's
-members of each cell set in one ZADD, each group's payloads in one HSET, loc in
-one HSET, instead of one apply.lua record per entity.  Rows stream in H3 order,
-so that neighbours, which share cell sets, are written together.
+marked ``building``, with its writes gathered per key instead of one apply.lua
+record per entity: in each transaction, every cell set's new members in one
+call of :data:`ZADDS`, each group's payloads in one HSET, loc in one HSET.  Rows
+stream in H3 order, so that neighbours, which share cell sets, are written
+together.
 
 Writes that run meanwhile go to the building generation too (apply.lua, gated
 by revision); the fill must never undo one.  Every record that apply.lua
