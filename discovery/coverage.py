@@ -40,19 +40,13 @@ CIRCUM_FACTOR = 1.0001
 CIRCUM_SLACK_M = 0.5
 
 
-#: Separators of a cell's bounding sets: tag and hex id, then one set from the next.
-BOUND_FIELD, BOUND_SEP = "\x1d", "\x1c"
-
-
 @dataclass(frozen=True, slots=True)
 class CellCover:
-    """One cell of a covering: its hex id, hash tag, a lower bound of its distance, and
-    its bounding sets ('' at the coarsest index resolution): see :func:`bounding_sets`."""
+    """One cell of a covering: its hex id, hash tag and a lower bound of its distance."""
 
     cell: str
     tag: str
     dmin_m: float
-    bounds: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +65,9 @@ class DiskBlock:
 
     cells: tuple[str, ...]
     tags: tuple[str, ...]
-    bounds: tuple[str, ...]
-    #: Per cell "tag \\x1f hex \\x1f bounds \\x1f", as the search script reads it.
+    #: The distinct tags of the block, in the order the heads number them (from 1).
+    tag_list: tuple[str, ...]
+    #: Per cell "tag number \\x1f hex \\x1f", as the search script reads it.
     heads: tuple[str, ...]
     ring: np.ndarray
     lat_r: np.ndarray
@@ -88,12 +83,6 @@ def resolution_for(radius_m: float) -> int:
             assert res in INDEX_RESOLUTIONS
             return res
     raise ValueError(f"no resolution for radius {radius_m}")
-
-
-def coarser_resolution(res: int) -> int | None:
-    """The next coarser index resolution (None for the coarsest)."""
-    coarser = [r for r in INDEX_RESOLUTIONS if r < res]
-    return max(coarser) if coarser else None
 
 
 #: Where an H3 index holds its resolution (4 bits); its 15 digits of 3 bits lie below.
@@ -180,67 +169,27 @@ def _distances_m(
     return distances
 
 
-def bounding_sets(cells: np.ndarray, coarser: int) -> tuple[str, ...]:
-    """For each cell, the cells at resolution ``coarser`` whose sets can hold its members.
-
-    An entity sits in the cell containing it at every resolution, and an H3
-    child overhangs its parent: a member of a cell near its parent's edge may
-    belong to a neighbour of the parent at the coarser resolution.  So a cell's
-    members are bounded by the sets of its parent and of every neighbour of the
-    parent whose circumcircle meets the cell's (widened circumradii: no cell
-    that can overlap is left out).  Returned per cell as "tag\\x1dhex" pairs
-    joined by "\\x1c", the parent first.
-    """
-    parents = _parents(cells, coarser)
-    lat, lng, circum = _geometry(cells)
-    bounds = [""] * len(cells)
-    for parent in np.unique(parents).tolist():
-        ring = h3i.grid_disk(parent, 1)
-        own = np.array([parent], dtype=np.uint64)
-        ring = np.concatenate((own, ring[ring != own[0]]))
-        r_lat, r_lng, r_circum = _geometry(ring)
-        names = [
-            f"{tag}{BOUND_FIELD}{cell}"
-            for tag, cell in zip(_hex(_parents(ring, TAG_RES)), _hex(ring), strict=True)
-        ]
-        members = np.flatnonzero(parents == np.uint64(parent))
-        apart = _distances_m(lat[members, None], lng[members, None], r_lat[None], r_lng[None])
-        meets = apart <= circum[members, None] + r_circum[None]
-        meets[:, 0] = True
-        for row, i in enumerate(members.tolist()):
-            bounds[i] = BOUND_SEP.join(names[j] for j in np.flatnonzero(meets[row]).tolist())
-    return tuple(bounds)
-
-
-def cell_geometry(cell: str) -> tuple[float, float, float, str, str]:
-    """(centre lat, centre lng, widened circumradius in m, hash tag, parent) of a cell.
-
-    The parent is the cell's parent at the next coarser index resolution ('' at
-    the coarsest): its set's top popularity bounds every member of the cell.
-    """
+def cell_geometry(cell: str) -> tuple[float, float, float, str]:
+    """(centre lat, centre lng, widened circumradius in m, hash tag) of a cell."""
     cells = np.array([h3.str_to_int(cell)], dtype=np.uint64)
     lat, lng, circum = _geometry(cells)
-    coarser = coarser_resolution(h3.get_resolution(cell))
-    parent = "" if coarser is None else _hex(_parents(cells, coarser))[0]
-    tag = _hex(_parents(cells, TAG_RES))[0]
-    return float(lat[0]), float(lng[0]), float(circum[0]), tag, parent
+    return float(lat[0]), float(lng[0]), float(circum[0]), _hex(_parents(cells, TAG_RES))[0]
 
 
-def _rings_block(cells: np.ndarray, ring: np.ndarray) -> DiskBlock:
-    """Cells (uint64) of the given rings with their geometry."""
+def _rings_block(cells: np.ndarray, ring: np.ndarray, tag_list: tuple[str, ...] = ()) -> DiskBlock:
+    """Cells (uint64) of the given rings with their geometry; ``tag_list`` the tags
+    already numbered (a block joined to this one)."""
     lat, lng, circum = _geometry(cells)
-    coarser = coarser_resolution(h3i.get_resolution(int(cells[0])))
-    bounds = ("",) * len(cells) if coarser is None else bounding_sets(cells, coarser)
     lat_r = np.radians(lat)
     hexes, tags = _hex(cells), _hex(_parents(cells, TAG_RES))
+    numbers = {tag: n for n, tag in enumerate(tag_list, 1)}
+    for tag in tags:
+        numbers.setdefault(tag, len(numbers) + 1)
     return DiskBlock(
         cells=hexes,
         tags=tags,
-        bounds=bounds,
-        heads=tuple(
-            f"{tag}\x1f{cell}\x1f{bound}\x1f"
-            for tag, cell, bound in zip(tags, hexes, bounds, strict=True)
-        ),
+        tag_list=tuple(numbers),
+        heads=tuple(f"{numbers[tag]}\x1f{cell}\x1f" for tag, cell in zip(tags, hexes, strict=True)),
         ring=ring,
         lat_r=lat_r,
         lng_r=np.radians(lng),
@@ -282,16 +231,18 @@ class _Disk:
             block = self.block
             top = int(block.ring[-1])
             if top < k:
-                block = _join(block, _rings_block(*_rings(self.origin, top + 1, k)))
+                more = _rings_block(*_rings(self.origin, top + 1, k), block.tag_list)
+                block = _join(block, more)
                 self.block = block
         return block
 
 
 def _join(a: DiskBlock, b: DiskBlock) -> DiskBlock:
+    """Block ``a`` followed by ``b`` (whose tag list extends a's)."""
     return DiskBlock(
         cells=a.cells + b.cells,
         tags=a.tags + b.tags,
-        bounds=a.bounds + b.bounds,
+        tag_list=b.tag_list,
         heads=a.heads + b.heads,
         ring=np.concatenate((a.ring, b.ring)),
         lat_r=np.concatenate((a.lat_r, b.lat_r)),
@@ -372,25 +323,20 @@ def cover(lat: float, lng: float, radius_m: float, res: int | None = None) -> Co
     """
     res = resolution_for(radius_m) if res is None else res
     block, dmin, order, beyond = _covered(lat, lng, radius_m, res)
-    cells = tuple(
-        CellCover(block.cells[i], block.tags[i], float(dmin[i]), block.bounds[i])
-        for i in order.tolist()
-    )
+    cells = tuple(CellCover(block.cells[i], block.tags[i], float(dmin[i])) for i in order.tolist())
     return Covering(res=res, radius_m=radius_m, rings=beyond - 1, cells=cells)
 
 
-def script_cells(lat: float, lng: float, radius_m: float, res: int) -> tuple[str, str]:
-    """The covering as the search script reads it: its cells, and their bounding sets.
+def script_cells(lat: float, lng: float, radius_m: float, res: int) -> tuple[str, str, str]:
+    """The covering as the search script reads it: the cells' resolution (its hex
+    digit), the hash tags they are numbered by, and the cells.
 
-    The same cells as :func:`cover`, written straight from the cached block, each
-    distance bound rounded down to whole metres (still a lower bound; shorter to
-    write, send and read).
+    The same cells as :func:`cover`, nearest first, written straight from the
+    cached block, each distance bound rounded down to whole metres (still a
+    lower bound; shorter to write, send and read).
     """
     block, dmin, order, _ = _covered(lat, lng, radius_m, res)
-    positions = order.tolist()
     heads = block.heads
     metres = np.floor(dmin[order]).astype(np.int64).tolist()
-    cells = "\x1e".join([heads[i] + str(d) for i, d in zip(positions, metres, strict=True)])
-    distinct = {block.bounds[i] for i in positions} - {""}
-    pairs = sorted({pair for bounds in distinct for pair in bounds.split(BOUND_SEP)})
-    return cells, "\x1e".join(pair.replace(BOUND_FIELD, "\x1f") for pair in pairs)
+    cells = "\x1e".join([heads[i] + str(d) for i, d in zip(order.tolist(), metres, strict=True)])
+    return format(res, "x"), "\x1f".join(block.tag_list), cells

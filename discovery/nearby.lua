@@ -11,18 +11,21 @@
 -- ARGV[14] staleness cutoffs per live kind: kind \31 epoch \31 kind \31 epoch ...
 -- ARGV[15] per-source cutoffs (they override the kind's): source \31 epoch ...
 -- ARGV[16..18] the cursor: score, distance, id ('' score = no cursor)
--- ARGV[19] the cells, nearest first: per cell its tag, hex id, bounding sets and a
---          lower bound of its distance (m), fields joined by \31, cells by \30 (one
---          argument: a couple of hundred arguments cost more to send and unpack
---          than to split).  The bounding sets are the cells at the next coarser
---          index resolution whose sets can hold the cell's members (its H3 parent,
---          and the parent's neighbours it overhangs): tag \29 hex, joined by \28;
---          '' at the coarsest resolution, where a cell is bounded by its own set.
--- ARGV[20] every bounding set of those cells once: tag \31 hex, joined by \30
+-- ARGV[19] the cells' resolution, as its hex digit (the t hash they are in)
+-- ARGV[20] the hash tags the cells use, joined by \31
+-- ARGV[21] the cells, nearest first: per cell the number of its tag in ARGV[20],
+--          its hex id and a lower bound of its distance (m), fields joined by
+--          \31, cells by \30 (one argument: a couple of hundred cost more to
+--          send and unpack than to split)
+--
+-- A cell set's members are the entities themselves (indexer/layout.py): lat,
+-- lng and popularity as little-endian doubles, then id \31 kind \31 available
+-- \31 seen \31 source \31 mini-app \31 category.  Each group's t hash holds
+-- the top popularity of each of its sets (field '*': at least all of them).
 --
 -- Returns {'nogen'} when there is no index generation, else
--- {'ok', cells read, members read, then per result: id, distance, score,
---  display JSON, count (mode g) or 0}; numbers as '%.17g' text so they read back exactly.
+-- {'ok', cells read, members read, then per result: id, distance and score
+--  (two little-endian doubles, exact), display JSON, count (mode g) or 0}.
 --
 -- Distance and score use the operations of discovery/ranking.py in the same
 -- order, so the doubles equal Python's bit for bit.
@@ -33,9 +36,11 @@ local radius, scale, w = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local limit = tonumber(ARGV[9])
 local gen = redis.call('GET', prefix .. ':gen')
 if not gen then return {'nogen'} end
-local base = prefix .. ':' .. gen .. ':{'
+local base = prefix .. ':' .. gen .. ':'
+local tkey = 't' .. ARGV[19]
 
 local sin, cos, atan2, sqrt, log = math.sin, math.cos, math.atan2, math.sqrt, math.log
+local unpack_head = struct.unpack
 local rad = math.pi / 180
 local qlatr, qlngr = qlat * rad, qlng * rad
 local qcos = cos(qlatr)
@@ -62,6 +67,9 @@ local need_available = ARGV[13] == '1'
 local kind_cut, source_cut = cutoffs_of(ARGV[14]), cutoffs_of(ARGV[15])
 local has_cursor = ARGV[16] ~= ''
 local cs, cd, cid = tonumber(ARGV[16]), tonumber(ARGV[17]), ARGV[18]
+-- Whether a member's text fields must be read to keep it (or its mini-app to group it).
+local filtered = kinds or cats or apps or need_available or next(kind_cut) ~= nil
+  or mode == 'g'
 
 local function distance(lat, lng)
   local la = lat * rad
@@ -97,17 +105,25 @@ local function after_cursor(s, d, id)
   return bytes_less(cid, id)
 end
 
-local function keep(kind, available, seen, source, app, cat)
-  if kinds and not kinds[kind] then return false end
-  if cats and not cats[cat] then return false end
-  if apps and not apps[app] then return false end
-  if need_available and (available == '' or tonumber(available) < 1) then return false end
+-- A member's text after its head: id, then the fields filters read.
+local HEAD = 25
+local TAIL = '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31(.*)$'
+local ID = '^[^\31]*'
+
+-- The member's id and, unless a filter refuses it, its mini-app.
+local function admit(member)
+  if not filtered then return string.match(member, ID, HEAD), nil end
+  local id, kind, available, seen, source, app, cat = string.match(member, TAIL, HEAD)
+  if kinds and not kinds[kind] then return nil end
+  if cats and not cats[cat] then return nil end
+  if apps and not apps[app] then return nil end
+  if need_available and (available == '' or tonumber(available) < 1) then return nil end
   local cut = kind_cut[kind]
   if cut and seen ~= '' then
     cut = source_cut[source] or cut
-    if tonumber(seen) < cut then return false end
+    if tonumber(seen) < cut then return nil end
   end
-  return true
+  return id, app
 end
 
 -- The best `limit` so far, best first.
@@ -123,110 +139,97 @@ local function offer(hit)
   top[i] = hit
 end
 
-local PAYLOAD = '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31'
-  .. '([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$'
-local POINT = '^([^\31]*)\31([^\31]*)\31'
--- In mode d a member farther than the limit-th distance so far cannot rank.
-local by_distance_only = mode == 'd'
 local cells_read, members_read = 0, 0
 
--- Calls visit(id, distance, score, mini_app, tag) for each of `ids` within the
--- radius that passes the filters.
-local function evaluate(rkey, tag, ids, first, last, visit)
-  local chunk = {}
-  for i = first, last do chunk[#chunk + 1] = ids[i] end
-  if #chunk == 0 then return end
-  local payloads = redis.call('HMGET', rkey, unpack(chunk))
-  members_read = members_read + #chunk
-  for i = 1, #chunk do
-    local payload = payloads[i]
-    if payload then
-      -- The point first: most members of a cell read whole never rank.
-      local lat, lng = string.match(payload, POINT)
-      local d = distance(tonumber(lat), tonumber(lng))
-      if d <= radius and not (by_distance_only and n == limit and d > top[n].d) then
-        local _, _, kind, available, seen, source, app, cat, pop = string.match(payload, PAYLOAD)
-        if keep(kind, available, seen, source, app, cat) then
-          visit(chunk[i], d, decay(d) * boost(tonumber(pop)), app, tag)
-        end
+-- -- the cells: parsed in chunks, nearest first, each with its set's top ----
+
+local tags, groups = {}, {}
+for tag in string.gmatch(ARGV[20], '[^\31]+') do
+  tags[#tags + 1] = tag
+  groups[#groups + 1] = base .. '{' .. tag .. '}:'
+end
+
+local text, pos = ARGV[21], 1
+local CELL = '^(%d+)\31([^\30\31]*)\31([^\30\31]*)\30?'
+-- The next cell not parsed yet (nil dmin: none left).
+local next_group, next_hex, next_dmin
+local function peek()
+  if pos > #text then next_dmin = nil; return end
+  local _, last, ti, hex, dmin = string.find(text, CELL, pos)
+  pos = last + 1
+  next_group, next_hex, next_dmin = groups[tonumber(ti)], hex, tonumber(dmin)
+end
+peek()
+
+-- The next CHUNK cells that hold members, with their tops (one HMGET per group),
+-- nearest first.
+local CHUNK = 16
+local function next_cells()
+  local by_group, order_of, list = {}, {}, {}
+  for k = 1, CHUNK do
+    if not next_dmin then break end
+    local cells = by_group[next_group]
+    if not cells then
+      cells = {}
+      by_group[next_group] = cells
+    end
+    local cell = {group = next_group, hex = next_hex, dmin = next_dmin, off = 0}
+    cells[#cells + 1] = cell
+    order_of[cell] = k
+    peek()
+  end
+  for group, cells in pairs(by_group) do
+    local hexes = {}
+    for i = 1, #cells do hexes[i] = cells[i].hex end
+    local got = redis.call('HMGET', group .. tkey, unpack(hexes))
+    for i = 1, #cells do
+      if got[i] then
+        local cell = cells[i]
+        cell.top = tonumber(got[i])
+        cell.z = group .. 'z:' .. cell.hex
+        list[#list + 1] = cell
       end
     end
   end
-end
-
-local function offer_after(id, d, s, app, tag)
-  if after_cursor(s, d, id) then offer({id = id, d = d, s = s, tag = tag, count = 0}) end
-end
-
--- Key names are built once per group and per bounding set, a cell's own when
--- it is read: most cells of a covering are never read.
-local groups = {}
-local function group_of(tag)
-  local group = groups[tag]
-  if not group then
-    group = base .. tag .. '}:'
-    groups[tag] = group
-  end
-  return group
-end
-local parent_keys = {}
-local function parent_key(tag, parent)
-  local key = parent_keys[parent]
-  if not key then
-    key = group_of(tag) .. 'z:' .. parent
-    parent_keys[parent] = key
-  end
-  return key
-end
-
--- The keys of a cell's bounding sets (nil at the coarsest); cells share them.
-local bounding_keys = {}
-local function bounds_of(field)
-  if field == '' then return nil end
-  local keys = bounding_keys[field]
-  if not keys then
-    keys = {}
-    for tag, hex in string.gmatch(field, '([^\28\29]+)\29([^\28]+)') do
-      keys[#keys + 1] = parent_key(tag, hex)
-    end
-    bounding_keys[field] = keys
-  end
-  return keys
-end
-
-local function cell_of(tag, hex, bounds, dmin_text)
-  local dmin = tonumber(dmin_text)
-  return {hex = hex, tag = tag, bounds = bounds_of(bounds),
-          dmin = dmin, dec = decay(dmin), off = 0}
-end
-
--- The cell's set and its group's rank hash.
-local function keys_of(cell)
-  if not cell.z then
-    local group = group_of(cell.tag)
-    cell.z, cell.r = group .. 'z:' .. cell.hex, group .. 'r'
-  end
-  return cell
-end
-
-local CELL = '([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)'
--- The query's cells, nearest first.
-local function cells()
-  local list = {}
-  for tag, hex, parent, dmin in string.gmatch(ARGV[19], CELL) do
-    list[#list + 1] = cell_of(tag, hex, parent, dmin)
-  end
+  table.sort(list, function(a, b) return order_of[a] < order_of[b] end)
   return list
 end
 
--- Every member of a cell, in chunks.
-local function read_all(cell, visit)
-  keys_of(cell)
-  local ids = redis.call('ZRANGE', cell.z, 0, -1)
-  cells_read = cells_read + 1
-  for first = 1, #ids, 1000 do
-    evaluate(cell.r, cell.tag, ids, first, math.min(first + 999, #ids), visit)
+-- Calls visit(id, distance, score, mini_app, group) for each member of `members`
+-- within the radius that passes the filters; in mode d, only those that can
+-- still enter the top by distance.
+local by_distance_only = mode == 'd'
+local function evaluate(cell, members, visit)
+  members_read = members_read + #members
+  for i = 1, #members do
+    local member = members[i]
+    local lat, lng, popularity = unpack_head('<ddd', member)
+    local d = distance(lat, lng)
+    if d <= radius and not (by_distance_only and n == limit and d > top[n].d) then
+      local id, app = admit(member)
+      if id then visit(id, d, decay(d) * boost(popularity), app, cell.group) end
+    end
   end
+end
+
+-- Every member of a cell.
+local function read_all(cell, visit)
+  cells_read = cells_read + 1
+  evaluate(cell, redis.call('ZRANGE', cell.z, 0, -1), visit)
+end
+
+-- Every cell in order, until stop(cell) says the rest cannot matter.
+local function each_cell(stop, visit)
+  while next_dmin do
+    for _, cell in ipairs(next_cells()) do
+      if stop(cell) then return end
+      read_all(cell, visit)
+    end
+  end
+end
+
+local function offer_after(id, d, s, app, group)
+  if after_cursor(s, d, id) then offer({id = id, d = d, s = s, group = group, count = 0}) end
 end
 
 -- -- top by score: best-first over cells, members in popularity order -------
@@ -277,128 +280,74 @@ end
 
 -- The next members of a cell after those read (popularity descending): every
 -- one that can still reach the top, at most READ; or, while the top is not
--- full, the next `step`.  Returns ids, popularities, and how many were asked.
+-- full, the next `step`.  Returns them and how many were asked.
 local READ = 64
 local function fetch(cell)
-  keys_of(cell)
   local floor = floor_for(cell.dec)
   local got, asked
   if floor then
     asked = READ
     got = redis.call('ZREVRANGEBYSCORE', cell.z, '+inf', string.format('%.17g', floor),
-      'WITHSCORES', 'LIMIT', cell.off, asked)
+      'LIMIT', cell.off, asked)
   else
     asked = cell.step or 8
     cell.step = math.min(asked * 2, READ)
-    got = redis.call('ZREVRANGE', cell.z, cell.off, cell.off + asked - 1, 'WITHSCORES')
+    got = redis.call('ZREVRANGE', cell.z, cell.off, cell.off + asked - 1)
   end
   if cell.off == 0 then cells_read = cells_read + 1 end
-  local ids, pops = {}, {}
-  for i = 1, #got, 2 do
-    ids[#ids + 1] = got[i]
-    pops[#pops + 1] = tonumber(got[i + 1])
-  end
-  cell.off = cell.off + #ids
-  return ids, pops, asked
-end
-
--- Evaluate members whose popularity is known (from the cell's set): a member
--- whose score cannot enter the top is never parsed further.
-local function evaluate_scored(cell, ids, pops, last)
-  local payloads = redis.call('HMGET', cell.r, unpack(ids, 1, last))
-  members_read = members_read + last
-  for i = 1, last do
-    local payload = payloads[i]
-    if payload then
-      local lat, lng = string.match(payload, POINT)
-      local d = distance(tonumber(lat), tonumber(lng))
-      if d <= radius then
-        local s = decay(d) * boost(pops[i])
-        if n < limit or s >= top[n].s then
-          local _, _, kind, available, seen, source, app, cat = string.match(payload, PAYLOAD)
-          if keep(kind, available, seen, source, app, cat) then
-            offer_after(ids[i], d, s, app, cell.tag)
-          end
-        end
-      end
-    end
-  end
+  cell.off = cell.off + #got
+  return got, asked
 end
 
 -- Read a cell's next members that can reach the top; back on the heap when
--- more may follow.
+-- more may follow.  A member whose bound cannot reach the top ends the read:
+-- the rest have less popularity.
 local function read_cell(cell)
-  local ids, pops, asked = fetch(cell)
-  local last = 0
-  while last < #ids and reachable(cell.dec * boost(pops[last + 1])) do last = last + 1 end
-  if last > 0 then evaluate_scored(cell, ids, pops, last) end
-  if last == asked then push(cell, cell.dec * boost(pops[last])) end
-end
-
--- The top popularity of a set; cached, as cells share their bounding sets.
-local set_top = {}
-local function top_of(zkey)
-  local value = set_top[zkey]
-  if value == nil then
-    local got = redis.call('ZREVRANGE', zkey, 0, 0, 'WITHSCORES')
-    value = got[2] and tonumber(got[2]) or false
-    set_top[zkey] = value
+  local got, asked = fetch(cell)
+  for i = 1, #got do
+    local member = got[i]
+    local lat, lng, popularity = unpack_head('<ddd', member)
+    local bound = cell.dec * boost(popularity)
+    if not reachable(bound) then return end
+    members_read = members_read + 1
+    local d = distance(lat, lng)
+    if d <= radius then
+      local s = decay(d) * boost(popularity)
+      if n < limit or s >= top[n].s then
+        local id, app = admit(member)
+        if id then offer_after(id, d, s, app, cell.group) end
+      end
+    end
+    if i == asked then push(cell, bound) end
   end
-  return value
 end
 
--- The top popularity of a cell's bounding sets bounds every member of it (an
--- H3 child overhangs its parent: a member near the edge may sit in the
--- parent's neighbour at the coarser resolution, whose set then bounds it).  A
--- cell is read only once that bound can reach the top.  A cell at the
--- coarsest resolution is bounded by its own top.
-local function top_bound(cell)
-  if not cell.bounds then return top_of(keys_of(cell).z) end
-  local best = false
-  for _, key in ipairs(cell.bounds) do
-    local value = top_of(key)
-    if value and (not best or value > best) then best = value end
-  end
-  return best
-end
-
--- Cells come nearest first, so an upper bound for every cell not parsed yet
--- is the next one's decay times the best boost of all bounding sets (ARGV[20]
--- lists them): cells are parsed and put on the heap only while that bound
--- could still beat the heap's best or reach the top.  Far cells are never
--- parsed.
-local PARENT = '([^\30\31]*)\31([^\30\31]*)'
+-- The top popularity of every set of the cells' groups bounds every cell not
+-- parsed yet (they come nearest first): cells are parsed and put on the heap
+-- only while that bound could still beat the heap's best or reach the top.
 local function best_boost()
-  if ARGV[20] == '' then return math.huge end
   local best = nil
-  for tag, parent in string.gmatch(ARGV[20], PARENT) do
-    local value = top_of(parent_key(tag, parent))
-    if value and (not best or value > best) then best = value end
+  for i = 1, #groups do
+    local value = redis.call('HGET', groups[i] .. tkey, '*')
+    if value then
+      value = tonumber(value)
+      if not best or value > best then best = value end
+    end
   end
   return best and boost(best)
 end
 
-local NEXT_CELL = '^([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\31([^\30\31]*)\30?'
 local function by_score()
-  local text, pos = ARGV[19], 1
   local most = best_boost()
   if not most then return end
-  local peeked, peek_bound = nil, nil
-  local function peek()
-    if peeked or pos > #text then return end
-    local _, last, tag, hex, parent, dmin = string.find(text, NEXT_CELL, pos)
-    pos = last + 1
-    peeked = cell_of(tag, hex, parent, dmin)
-    peek_bound = peeked.dec > 0 and peeked.dec * most or 0
-  end
   while true do
-    peek()
-    while peeked and reachable(peek_bound) and (#heap == 0 or peek_bound > heap[1].bound) do
-      local cell = peeked
-      peeked = nil
-      local top_popularity = top_bound(cell)
-      if top_popularity then push(cell, cell.dec * boost(top_popularity)) end
-      peek()
+    while next_dmin do
+      local unparsed = decay(next_dmin) * most
+      if not reachable(unparsed) or (#heap > 0 and unparsed <= heap[1].bound) then break end
+      for _, cell in ipairs(next_cells()) do
+        cell.dec = decay(cell.dmin)
+        push(cell, cell.dec * boost(cell.top))
+      end
     end
     if #heap == 0 or not reachable(heap[1].bound) then return end
     read_cell(pop())
@@ -408,29 +357,27 @@ end
 -- -- top by distance: cells nearest first, stop past the limit-th distance --
 
 local function by_distance()
-  for _, cell in ipairs(cells()) do
-    if n == limit and cell.dmin > top[n].d * (1 + SLACK) then break end
-    read_all(cell, offer_after)
-  end
+  each_cell(function(cell) return n == limit and cell.dmin > top[n].d * (1 + SLACK) end,
+    offer_after)
 end
 
 -- -- one per mini-app: every candidate counts ----------------------------
 
 local function by_group()
-  local groups = {}
-  local function tally(id, d, s, app, tag)
+  local best_of = {}
+  local function tally(id, d, s, app, group)
     if app == '' then return end
-    local hit = {id = id, d = d, s = s, tag = tag, count = 0}
-    local held = groups[app]
+    local hit = {id = id, d = d, s = s, group = group, count = 0}
+    local held = best_of[app]
     if not held then
-      groups[app] = {best = hit, count = 1}
+      best_of[app] = {best = hit, count = 1}
     else
       held.count = held.count + 1
       if better(hit, held.best) then held.best = hit end
     end
   end
-  for _, cell in ipairs(cells()) do read_all(cell, tally) end
-  for _, held in pairs(groups) do
+  each_cell(function() return false end, tally)
+  for _, held in pairs(best_of) do
     local best = held.best
     best.count = held.count
     if after_cursor(best.s, best.d, best.id) then offer(best) end
@@ -439,11 +386,11 @@ end
 
 local function everything()
   limit = math.huge
-  local function take(id, d, s, app, tag)
+  local function take(id, d, s, app, group)
     n = n + 1
-    top[n] = {id = id, d = d, s = s, tag = tag, count = 0}
+    top[n] = {id = id, d = d, s = s, group = group, count = 0}
   end
-  for _, cell in ipairs(cells()) do read_all(cell, take) end
+  each_cell(function() return false end, take)
 end
 
 if mode == 's' then by_score()
@@ -452,16 +399,19 @@ elseif mode == 'g' then by_group()
 else everything() end
 
 -- Display documents: one HMGET per group (in chunks).
-local by_tag, docs = {}, {}
+local by_group_ids, docs = {}, {}
 for i = 1, n do
-  local ids = by_tag[top[i].tag] or {}
+  local ids = by_group_ids[top[i].group]
+  if not ids then
+    ids = {}
+    by_group_ids[top[i].group] = ids
+  end
   ids[#ids + 1] = top[i].id
-  by_tag[top[i].tag] = ids
 end
-for tag, ids in pairs(by_tag) do
+for group, ids in pairs(by_group_ids) do
   for first = 1, #ids, 1000 do
     local chunk = {unpack(ids, first, math.min(first + 999, #ids))}
-    local got = redis.call('HMGET', base .. tag .. '}:d', unpack(chunk))
+    local got = redis.call('HMGET', group .. 'd', unpack(chunk))
     for j = 1, #chunk do docs[chunk[j]] = got[j] or '' end
   end
 end
@@ -470,8 +420,7 @@ local out = {'ok', cells_read, members_read}
 for i = 1, n do
   local hit = top[i]
   out[#out + 1] = hit.id
-  out[#out + 1] = string.format('%.17g', hit.d)
-  out[#out + 1] = string.format('%.17g', hit.s)
+  out[#out + 1] = struct.pack('<dd', hit.d, hit.s)
   out[#out + 1] = docs[hit.id]
   out[#out + 1] = hit.count
 end

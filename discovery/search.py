@@ -11,6 +11,7 @@ a LIMIT, that no row it left out could rank in the page (else asks for more).
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -68,7 +69,12 @@ def stale_args(query: NearbyQuery) -> tuple[str, str]:
 
 
 def script_args(
-    prefix: str, query: NearbyQuery, mode: str, radius_m: float, want: int, cells: tuple[str, str]
+    prefix: str,
+    query: NearbyQuery,
+    mode: str,
+    radius_m: float,
+    want: int,
+    cells: tuple[str, str, str],
 ) -> list[Any]:
     """Every ARGV of one nearby.lua call (see the script's header); ``cells`` as
     :func:`discovery.coverage.script_cells` writes them."""
@@ -99,15 +105,19 @@ def script_args(
     return args
 
 
+#: The distance and score of a result, as the script packs them.
+_FIGURES = struct.Struct("<dd")
+
+
 def hits_of(reply: Sequence[Any], query: NearbyQuery) -> list[Hit]:
-    """Parse the script's results, recomputing distance and score in Python."""
+    """Parse the script's results (replies as bytes), recomputing distance and score."""
     hits = []
-    for i in range(3, len(reply), 5):
-        doc = orjson.loads(reply[i + 3])
+    for i in range(3, len(reply), 4):
+        doc = orjson.loads(reply[i + 2])
         distance = distance_m(query.lat, query.lng, doc["lat"], doc["lng"])
         score = score_of(distance, doc["popularity"], query.scale_m, query.popularity_weight)
-        count = int(reply[i + 4]) or None
-        hits.append(Hit(reply[i], distance, score, doc["popularity"], doc, count))
+        count = int(reply[i + 3]) or None
+        hits.append(Hit(reply[i].decode(), distance, score, doc["popularity"], doc, count))
     return hits
 
 
@@ -130,7 +140,8 @@ class RedisSearch:
 
     def __init__(self, hot: HotIndex) -> None:
         self.hot = hot
-        self.script = load_script(hot.client, "nearby.lua")
+        # The script's replies are binary (packed doubles): read them as bytes.
+        self.script = load_script(hot.raw, "nearby.lua")
         self.entity_script = load_script(hot.client, "entity.lua")
 
     def entity(self, entity_id: str) -> list[Any]:
@@ -144,7 +155,7 @@ class RedisSearch:
         cells = coverage.script_cells(query.lat, query.lng, radius_m, res)
         args = script_args(self.hot.prefix, query, mode, radius_m, want, cells)
         reply = self.script(keys=[], args=args)
-        if not reply or reply[0] == "nogen":
+        if not reply or reply[0] == b"nogen":
             raise NoHotIndex
         stats.calls += 1
         stats.cells += int(reply[1])

@@ -6,18 +6,25 @@
 -- then one record per entity, 7 fields:
 --          op ('u' upsert | 'd' delete), id, rev,
 --          place ("tag_1 cell_1 .. tag_n cell_n", as loc holds it; '' for a delete),
---          popularity, rank payload, display JSON ('' for a delete)
+--          popularity, member (as indexer.layout.member_of writes it),
+--          display JSON ('' for a delete)
 --
 -- A record applies only when its rev is newer than what the generation holds
 -- for that id, so late, replayed or reordered writes never undo newer ones.
 -- A deleted id keeps a tombstone ("rev") in loc for the same reason.
--- An entity's payloads are kept in every group (tag) one of its cells is in.
--- A change touches only what differs: a cell it stays in is not left and
--- re-entered (ZADD alone updates the popularity), a group it stays in is not
--- cleared, so that the common move (one or two cells change) stays cheap.
+-- An entity's member and document are kept in every group (tag) one of its
+-- cells is in; its old member, read from the group's member hash, is what
+-- leaves the cell sets.  A change touches only what differs: a set that keeps
+-- the same member is not left and re-entered, a group it stays in is not
+-- cleared.
+--
+-- Each group keeps the top popularity of each of its cell sets (the t hashes):
+-- raised when a member enters with more, read again from the set when a member
+-- that could have been the top leaves (and removed when the set is empty).
+-- Field '*' of a t hash is never lowered: it bounds every top of the hash.
 --
 -- The writes of a batch are gathered per key and sent as one command with many
--- members (one HMGET reads every id's loc), instead of some seven commands per
+-- members (one HMGET reads every id's loc), instead of several commands per
 -- entity. Within one flush the ids are distinct, so the order of the gathered
 -- commands cannot matter: an entity never leaves a cell or group it enters.
 -- An id that comes again in the same batch flushes what was gathered first,
@@ -66,7 +73,77 @@ local function gather(pending, key, a, b)
 end
 
 local function new_batch()
-  return {zrem = {}, hdel = {}, zadd = {}, hset = {}, loc = {}, ids = {}, names = {}}
+  -- tops: per t hash, per cell: {z = set key, left = highest popularity that
+  -- left, entered = highest that entered (number and its text)}
+  return {zrem = {}, hdel = {}, zadd = {}, hset = {}, loc = {}, ids = {}, names = {},
+          tops = {}}
+end
+
+-- Names of a cell, made once per batch: its set key and its t hash.
+local function names_of(batch, base, tag, cell)
+  local names = batch.names[cell]
+  if not names then
+    local group = base .. '{' .. tag .. '}:'
+    names = {z = group .. 'z:' .. cell, t = group .. 't' .. string.sub(cell, 2, 2),
+             group = group}
+    batch.names[cell] = names
+  end
+  return names
+end
+
+local function top_of(batch, names, cell)
+  local by_cell = batch.tops[names.t]
+  if not by_cell then
+    by_cell = {}
+    batch.tops[names.t] = by_cell
+  end
+  local top = by_cell[cell]
+  if not top then
+    top = {z = names.z}
+    by_cell[cell] = top
+  end
+  return top
+end
+
+-- After the sets changed: each touched cell's top raised, or read again when
+-- what left could have been it.
+local function fix_tops(batch)
+  for tkey, by_cell in pairs(batch.tops) do
+    local raised, raised_cells, most = {}, {}, nil
+    for cell, top in pairs(by_cell) do
+      if top.left and (not top.entered or top.left > top.entered) then
+        local got = redis.call('ZREVRANGE', top.z, 0, 0, 'WITHSCORES')
+        if got[2] then
+          redis.call('HSET', tkey, cell, got[2])
+        else
+          redis.call('HDEL', tkey, cell)
+        end
+      elseif top.entered then
+        raised_cells[#raised_cells + 1] = cell
+        raised[#raised + 1] = top
+        if not most or top.entered > most.entered then most = top end
+      end
+    end
+    for first = 1, #raised_cells, CALL_ARGS do
+      local last = math.min(first + CALL_ARGS - 1, #raised_cells)
+      local held = redis.call('HMGET', tkey, unpack(raised_cells, first, last))
+      local set = {}
+      for k = 1, #held do
+        local top = raised[first + k - 1]
+        if not held[k] or tonumber(held[k]) < top.entered then
+          set[#set + 1] = raised_cells[first + k - 1]
+          set[#set + 1] = top.text
+        end
+      end
+      if #set > 0 then redis.call('HSET', tkey, unpack(set)) end
+    end
+    if most then
+      local bound = redis.call('HGET', tkey, '*')
+      if not bound or tonumber(bound) < most.entered then
+        redis.call('HSET', tkey, '*', most.text)
+      end
+    end
+  end
 end
 
 local function flush(base, batch)
@@ -75,57 +152,53 @@ local function flush(base, batch)
   for key, args in pairs(batch.zadd) do call_many('ZADD', key, args) end
   for key, args in pairs(batch.hset) do call_many('HSET', key, args) end
   if #batch.loc > 0 then call_many('HSET', base .. 'loc', batch.loc) end
+  fix_tops(batch)
 end
 
 -- old, new = {tag_1, cell_1, .., tag_n, cell_n}, pairs in the same resolution
--- order; new is empty for a delete.
-local function leave(base, batch, id, old, new)
+-- order; new is empty for a delete.  A set is left when the cell changes or
+-- the member does (its fields or popularity).
+local function leave(base, batch, id, old, new, old_member, member)
   local staying = {}
   for c = 1, #new, 2 do staying[new[c]] = true end
+  local popularity = old_member and struct.unpack('<d', old_member, 17)
   local cleared = {}
   for c = 1, #old, 2 do
     local tag, cell = old[c], old[c + 1]
-    if tag ~= new[c] or cell ~= new[c + 1] then
-      gather(batch.zrem, base .. '{' .. tag .. '}:z:' .. cell, id)
+    if old_member and (tag ~= new[c] or cell ~= new[c + 1] or old_member ~= member) then
+      local names = names_of(batch, base, tag, cell)
+      gather(batch.zrem, names.z, old_member)
+      local top = top_of(batch, names, cell)
+      if not top.left or popularity > top.left then top.left = popularity end
     end
     if not staying[tag] and not cleared[tag] then
       local group = base .. '{' .. tag .. '}:'
-      gather(batch.hdel, group .. 'r', id)
+      gather(batch.hdel, group .. 'm', id)
       gather(batch.hdel, group .. 'd', id)
       cleared[tag] = true
     end
   end
 end
 
--- Group key prefixes ("base{tag}:") and cell set keys, built once per batch.
-local function group_of(names, base, tag)
-  local group = names[tag]
-  if not group then
-    group = base .. '{' .. tag .. '}:'
-    names[tag] = group
-  end
-  return group
-end
-
-local function enter(base, batch, id, new, popularity, rank, display)
-  local names, zadd, hset = batch.names, batch.zadd, batch.hset
+local function enter(base, batch, id, new, popularity, member, display)
+  local value = tonumber(popularity)
   for c = 1, #new, 2 do
-    local tag = new[c]
-    local group = group_of(names, base, tag)
-    local zkey = names[new[c + 1]]
-    if not zkey then
-      zkey = group .. 'z:' .. new[c + 1]
-      names[new[c + 1]] = zkey
+    local tag, cell = new[c], new[c + 1]
+    local names = names_of(batch, base, tag, cell)
+    gather(batch.zadd, names.z, popularity, member)
+    local top = top_of(batch, names, cell)
+    if not top.entered or value > top.entered then
+      -- As Redis writes a score (ZREVRANGE ... WITHSCORES): the same text either way.
+      top.entered, top.text = value, string.format('%.17g', value)
     end
-    gather(zadd, zkey, popularity, id)
-    -- Payloads once per group: a tag seen at a coarser resolution has them.
+    -- Member and document once per group: a tag seen at a coarser resolution has them.
     local seen = false
     for p = 1, c - 2, 2 do
       if new[p] == tag then seen = true end
     end
     if not seen then
-      gather(hset, group .. 'r', id, rank)
-      gather(hset, group .. 'd', id, display)
+      gather(batch.hset, names.group .. 'm', id, member)
+      gather(batch.hset, names.group .. 'd', id, display)
     end
   end
 end
@@ -143,11 +216,37 @@ local function held_locs(base)
   return held
 end
 
+-- The member each id had (from the member hash of its first cell's group), by
+-- record number; nil where loc holds nothing or a tombstone.
+local function held_members(base, locs)
+  local by_tag = {}
+  for k, held in pairs(locs) do
+    if held then
+      local tag = string.match(held, '^%S+ (%S+)')
+      if tag then gather(by_tag, tag, k) end
+    end
+  end
+  local members = {}
+  for tag, records in pairs(by_tag) do
+    local ids = {}
+    for j = 1, #records do ids[j] = ARGV[3 + 7 * (records[j] - 1) + 1] end
+    for first = 1, #ids, CALL_ARGS do
+      local last = math.min(first + CALL_ARGS - 1, #ids)
+      local values = redis.call('HMGET', base .. '{' .. tag .. '}:m', unpack(ids, first, last))
+      for j = 1, #values do
+        if values[j] then members[records[first + j - 1]] = values[j] end
+      end
+    end
+  end
+  return members
+end
+
 -- Apply every record to one generation; return how many were newer than it held.
 local function apply_to(gen)
   local base = prefix .. ':' .. gen .. ':'
   local read = held_locs(base)
-  local latest = {}
+  local read_members = held_members(base, read)
+  local latest, latest_member = {}, {}
   local batch = new_batch()
   local applied = 0
   for i = 3, #ARGV, 7 do
@@ -156,21 +255,24 @@ local function apply_to(gen)
       flush(base, batch)
       batch = new_batch()
     end
-    local held = latest[id]
-    if held == nil then held = read[(i - 3) / 7 + 1] end
+    local k = (i - 3) / 7 + 1
+    local held, old_member = latest[id], latest_member[id]
+    if held == nil then held, old_member = read[k], read_members[k] end
     local held_rev = held and tonumber(string.match(held, '^%S+'))
     if not held_rev or held_rev < tonumber(rev) then
       local new = op == 'u' and words(place, 1) or {}
-      if held then leave(base, batch, id, words(held, 2), new) end
+      local member = op == 'u' and ARGV[i + 5] or nil
+      if held then leave(base, batch, id, words(held, 2), new, old_member, member) end
       local value = rev
       if op == 'u' then
-        enter(base, batch, id, new, ARGV[i + 4], ARGV[i + 5], ARGV[i + 6])
+        enter(base, batch, id, new, ARGV[i + 4], member, ARGV[i + 6])
         value = rev .. ' ' .. place
       end
       batch.loc[#batch.loc + 1] = id
       batch.loc[#batch.loc + 1] = value
       batch.ids[id] = true
       latest[id] = value
+      latest_member[id] = member or false
       applied = applied + 1
     end
   end

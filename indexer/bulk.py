@@ -2,8 +2,9 @@
 
 A rebuild (and a write that changes most of the index) fills a fresh generation,
 marked ``building``, with its writes gathered per key instead of one apply.lua
-record per entity: in each transaction, every cell set's new members in one
-call of :data:`ZADDS`, each group's payloads in one HSET, loc in one HSET.  Rows
+record per entity: in each transaction, every cell set's new members (and the
+sets' tops) in one call of :data:`ZADDS`, each group's members and documents in
+one HSET each, loc in one HSET.  Rows
 stream in H3 order, so that neighbours, which share cell sets, are written
 together.
 
@@ -66,16 +67,28 @@ CELL_NAMES_KEPT = 1 << 16
 #: Batches sent or waiting to be sent while the next rows are read and built.
 IN_FLIGHT = 3
 
-#: ZADD into many sets in one call; ARGV: key, n, n score/member pairs, key, n, …
-#: A batch writes to hundreds of small cell sets: one reply instead of one each.
+#: ZADD into many sets in one call, and set each set's top in its t hash (raising
+#: the hash's '*' bound); ARGV: set key, t hash, cell, n, n score/member pairs,
+#: then the next set.  A batch writes to hundreds of small cell sets: one reply
+#: instead of one each.
 ZADDS = """
 local i = 1
+local most = {}
 while i <= #ARGV do
-  local last = i + 1 + 2 * tonumber(ARGV[i + 1])
-  for first = i + 2, last, 4000 do
-    redis.call('ZADD', ARGV[i], unpack(ARGV, first, math.min(first + 3999, last)))
+  local zkey, tkey, cell = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local last = i + 3 + 2 * tonumber(ARGV[i + 3])
+  for first = i + 4, last, 4000 do
+    redis.call('ZADD', zkey, unpack(ARGV, first, math.min(first + 3999, last)))
   end
+  local top = redis.call('ZREVRANGE', zkey, 0, 0, 'WITHSCORES')[2]
+  redis.call('HSET', tkey, cell, top)
+  local value = tonumber(top)
+  if not most[tkey] or value > most[tkey][1] then most[tkey] = {value, top} end
   i = last + 1
+end
+for tkey, top in pairs(most) do
+  local bound = redis.call('HGET', tkey, '*')
+  if not bound or tonumber(bound) < top[1] then redis.call('HSET', tkey, '*', top[2]) end
 end
 return 0
 """
@@ -84,8 +97,8 @@ _json_string = json.encoder.encode_basestring
 _SEP = layout.SEP
 
 #: What the fill writes for one entity: id, rev, place (as loc holds it, after the
-#: rev), popularity, rank payload, display document, cell set keys, group key bases.
-FillEntity = tuple[str, int, str, str, str, str, tuple[str, ...], tuple[str, ...]]
+#: rev), popularity, member, display document, cell set keys, group key bases.
+FillEntity = tuple[str, int, str, str, bytes, str, tuple[str, ...], tuple[str, ...]]
 
 
 class FillNames(dict[int, tuple[str, str, str]]):
@@ -116,7 +129,7 @@ class FillNames(dict[int, tuple[str, str, str]]):
 def fill_entity(row: Sequence[Any], names: FillNames) -> FillEntity:
     """What the fill writes for a row of :data:`FILL_COLUMNS`.
 
-    The same place, payloads and document as :func:`indexer.hot.upsert_record`
+    The same place, member and document as :func:`indexer.hot.upsert_record`
     (a test pins it), from a tuple, each float written once, and the text
     columns that the table holds NOT NULL encoded without a check for None.
     """
@@ -124,18 +137,19 @@ def fill_entity(row: Sequence[Any], names: FillNames) -> FillEntity:
      hours, tz, attrs, source, rev, updated_at, seen_at) = row  # fmt: skip
     lat_text, lng_text, score = float.__repr__(lat), float.__repr__(lng), float.__repr__(popularity)
     available_text = "null" if available is None else int.__repr__(available)
-    rank = _SEP.join(
-        (
-            lat_text,
-            lng_text,
-            kind,
-            "" if available is None else available_text,
-            "" if seen_at is None else layout.epoch_s(seen_at),
-            source.replace(_SEP, " "),
-            mini_app.replace(_SEP, " "),
-            category.replace(_SEP, " "),
-            score,
-        )
+    member = (
+        _pack_head(lat, lng, popularity)
+        + _SEP.join(
+            (
+                eid,
+                kind,
+                "" if available is None else available_text,
+                "" if seen_at is None else layout.epoch_s(seen_at),
+                source.replace(_SEP, " "),
+                mini_app.replace(_SEP, " "),
+                category.replace(_SEP, " "),
+            )
+        ).encode()
     )
     if updated_at != names.updated_at:
         names.updated_at, names.updated_json = updated_at, json_time(updated_at)
@@ -159,73 +173,85 @@ def fill_entity(row: Sequence[Any], names: FillNames) -> FillEntity:
     else:
         groups = tuple(dict.fromkeys((group, group7, group9, group11)))
     place = f"{word5} {word7} {word9} {word11}"
-    return eid, rev, place, score, rank, display, (key5, key7, key9, key11), groups
+    return eid, rev, place, score, member, display, (key5, key7, key9, key11), groups
+
+
+_pack_head = layout.MEMBER_HEAD.pack
+
+#: A command's words: text, or bytes for members.
+Word = str | bytes
 
 
 def tombstone(entity_id: str, rev: int) -> FillEntity:
     """What the fill writes for an id deleted at revision ``rev``: loc's tombstone only."""
-    return entity_id, rev, "", "", "", "", (), ()
+    return entity_id, rev, "", "", b"", "", (), ()
 
 
 def apply_record(entity: FillEntity) -> list[Any]:
     """The apply.lua record of a fill entity (as :func:`indexer.hot.upsert_record`)."""
-    eid, rev, place, score, rank, display, _keys, _groups = entity
+    eid, rev, place, score, member, display, _keys, _groups = entity
     if not place:
         return delete_record(eid, rev)
-    return ["u", eid, rev, place, score, rank, display]
+    return ["u", eid, rev, place, score, member, display]
+
+
+def tops_of(set_key: str) -> tuple[str, str]:
+    """The t hash of a cell set's key, and the cell's field there."""
+    group, _, cell = set_key.rpartition("z:")
+    return f"{group}t{cell[1]}", cell
 
 
 def gather(
     entities: Iterable[FillEntity], loc: str, skip: frozenset[str] = frozenset()
-) -> list[list[str]]:
+) -> list[list[Word]]:
     """The commands that write ``entities`` (but the ``skip`` ids) into empty places.
 
-    Every cell set's members in one call of :data:`ZADDS`, each payload hash in
-    one HSET, loc in one HSET.
+    Every cell set's members (and its top) in one call of :data:`ZADDS`, each
+    group's member and document hashes in one HSET each, loc in one HSET.
     """
-    sets: dict[str, list[str]] = {}
-    payloads: dict[str, tuple[list[str], list[str]]] = {}
-    locs = ["HSET", loc]
-    for eid, rev, place, score, rank, display, keys, groups in entities:
+    sets: dict[str, list[Word]] = {}
+    payloads: dict[str, tuple[list[Word], list[Word]]] = {}
+    locs: list[Word] = ["HSET", loc]
+    for eid, rev, place, score, member, display, keys, groups in entities:
         if eid in skip:
             continue
         for key in keys:
             members = sets.get(key)
             if members is None:
-                sets[key] = [score, eid]
+                sets[key] = [score, member]
             else:
-                members += (score, eid)
+                members += (score, member)
         for group in groups:
             pair = payloads.get(group)
             if pair is None:
-                pair = payloads[group] = (["HSET", group + "r"], ["HSET", group + "d"])
-            pair[0].extend((eid, rank))
+                pair = payloads[group] = (["HSET", group + "m"], ["HSET", group + "d"])
+            pair[0].extend((eid, member))
             pair[1].extend((eid, display))
         locs += (eid, f"{rev} {place}" if place else str(rev))
     if len(locs) == 2:
         return []
     commands = [zadds(sets)] if sets else []
-    for ranks, displays in payloads.values():
-        commands += (ranks, displays)
+    for held, displays in payloads.values():
+        commands += (held, displays)
     commands.append(locs)
     return commands
 
 
-def zadds(sets: dict[str, list[str]]) -> list[str]:
+def zadds(sets: dict[str, list[Word]]) -> list[Word]:
     """The :data:`ZADDS` call that adds each set's members (score, member, …)."""
-    command = ["EVAL", ZADDS, "0"]
+    command: list[Word] = ["EVAL", ZADDS, "0"]
     for key, members in sets.items():
-        command += (key, str(len(members) // 2))
+        command += (key, *tops_of(key), str(len(members) // 2))
         command += members
     return command
 
 
-def pack(commands: list[list[str]]) -> list[bytes]:
+def pack(commands: list[list[Word]]) -> list[bytes]:
     """``commands`` in MULTI/EXEC, each in the Redis protocol."""
     return [_MULTI, *map(packed_command, commands), _EXEC]
 
 
-def packed_command(command: Sequence[str]) -> bytes:
+def packed_command(command: Sequence[Word]) -> bytes:
     """One command in the Redis protocol, packed by hiredis."""
     return hiredis.pack_command(tuple(command))  # type: ignore[arg-type]  # stubs: a 1-tuple
 

@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from itertools import islice
 from typing import Any
@@ -85,6 +85,13 @@ def connect_redis(url: str) -> redis.Redis:
     return redis.Redis.from_url(
         url, decode_responses=True, socket_connect_timeout=1.0, socket_timeout=5.0
     )
+
+
+def raw_client(client: redis.Redis) -> redis.Redis:
+    """A client of the same server that leaves replies as bytes (members are binary)."""
+    kwargs = {**client.connection_pool.connection_kwargs, "decode_responses": False}
+    pool = redis.ConnectionPool(connection_class=client.connection_pool.connection_class, **kwargs)
+    return redis.Redis(connection_pool=pool)
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -182,7 +189,7 @@ def upsert_record(row: Mapping[str, Any]) -> list[Any]:
         row["rev"],
         place_of(row["lat"], row["lng"]),
         repr(float(row["popularity"])),
-        layout.rank_payload(row),
+        layout.member_of(row),
         display_json(row),
     ]
 
@@ -203,6 +210,17 @@ class HotIndex:
         self._apply = client.register_script(source)
         self._switch = client.register_script(SWITCH)
         self._release = client.register_script(RELEASE)
+
+    @cached_property
+    def raw(self) -> redis.Redis:
+        """The same server, replies left as bytes: set members are binary."""
+        return raw_client(self.client)
+
+    def close(self) -> None:
+        """Close both clients' connections."""
+        if "raw" in self.__dict__:
+            self.raw.close()
+        self.client.close()
 
     # -- generations -------------------------------------------------------
 
@@ -354,6 +372,8 @@ class HotIndex:
 
     def verify(self, conn: psycopg.Connection) -> list[Difference]:
         """Every difference between PostGIS and the current generation."""
+        from indexer.verify import verify_generation
+
         gen = self.generation()
         if gen is None:
             return [Difference("*", "Redis holds no index generation")]
@@ -383,85 +403,3 @@ def stream_entities(
         cur.execute(f"SELECT {columns} FROM entities {where}", params or {})
         while rows := cur.fetchmany(5000):
             yield rows
-
-
-def verify_generation(hot: HotIndex, gen: str, conn: psycopg.Connection) -> list[Difference]:
-    """Compare PostGIS with generation ``gen``: locations, revisions, set members."""
-    expected: dict[str, tuple[int, layout.Placement, float]] = {}
-    with conn.cursor() as cur:
-        cur.execute("SELECT id, rev, lat, lng, popularity FROM entities")
-        for entity_id, rev, lat, lng, popularity in cur:
-            expected[entity_id] = (rev, layout.placement_of(lat, lng), popularity)
-    held = hot.client.hgetall(layout.loc_key(hot.prefix, gen))
-    differences: list[Difference] = []
-    live: dict[str, list[str]] = {}
-    for entity_id, value in held.items():
-        parts = value.split()
-        if len(parts) > 1:
-            live[entity_id] = parts
-    for entity_id in sorted(set(live) - set(expected)):
-        differences.append(Difference(entity_id, "in Redis, not in PostGIS"))
-    for entity_id, (rev, place, _popularity) in sorted(expected.items()):
-        where = live.get(entity_id)
-        if where is None:
-            differences.append(Difference(entity_id, "in PostGIS, not in Redis"))
-            continue
-        if int(where[0]) != rev:
-            differences.append(Difference(entity_id, f"Redis has rev {where[0]}, PostGIS {rev}"))
-        elif where[1:] != place.pairs():
-            differences.append(Difference(entity_id, "Redis places it in another cell"))
-    differences.extend(verify_members(hot, gen, live, expected))
-    return differences
-
-
-def verify_members(
-    hot: HotIndex,
-    gen: str,
-    live: Mapping[str, list[str]],
-    expected: Mapping[str, tuple[int, layout.Placement, float]],
-) -> list[Difference]:
-    """Check every cell set member against where loc says each id is."""
-    differences: list[Difference] = []
-    seen: dict[str, int] = {}
-    cell_sets = hot.client.scan_iter(match=f"{hot.prefix}:{gen}:{{*}}:z:*", count=1000)
-    for keys in chunked(cell_sets, 200):
-        pipe = hot.client.pipeline(transaction=False)
-        for key in keys:
-            pipe.zrange(key, 0, -1, withscores=True)
-        for key, members in zip(keys, pipe.execute(), strict=True):
-            cell = key.rsplit(":", 1)[1]
-            for entity_id, score in members:
-                where = live.get(entity_id)
-                if where is None or cell not in where[2::2]:
-                    differences.append(Difference(entity_id, f"stray member of {key}"))
-                    continue
-                seen[entity_id] = seen.get(entity_id, 0) + 1
-                want = expected.get(entity_id)
-                if want is not None and score != want[2]:
-                    differences.append(Difference(entity_id, f"popularity {score} in {key}"))
-    for entity_id in sorted(live):
-        if entity_id in expected and seen.get(entity_id, 0) != len(INDEX_RESOLUTIONS):
-            differences.append(Difference(entity_id, "missing from a cell set"))
-    differences.extend(verify_payloads(hot, gen, live))
-    return differences
-
-
-def verify_payloads(hot: HotIndex, gen: str, live: Mapping[str, list[str]]) -> list[Difference]:
-    """Check that every live id has its rank payload and display document in each group."""
-    differences: list[Difference] = []
-    for batch in chunked(sorted(live.items()), 1000):
-        pipe = hot.client.pipeline(transaction=False)
-        asked = []
-        for entity_id, where in batch:
-            for tag in sorted(set(where[1::2])):
-                pipe.hexists(layout.rank_key(hot.prefix, gen, tag), entity_id)
-                pipe.hexists(layout.display_key(hot.prefix, gen, tag), entity_id)
-                asked.append(entity_id)
-        answers = pipe.execute()
-        missing = {
-            asked[i] for i in range(len(asked)) if not (answers[2 * i] and answers[2 * i + 1])
-        }
-        differences.extend(
-            Difference(entity_id, "payload missing") for entity_id in sorted(missing)
-        )
-    return differences

@@ -1,23 +1,33 @@
-"""The hot index's Redis layout: key names and the payloads stored per entity.
+"""The hot index's Redis layout: key names and the values stored per entity.
 
 Every key starts with the deployment's prefix and a generation number, so that a
 rebuild can fill a fresh generation while queries read the current one, then
 switch with one SET.  Keys of one coarse parent cell (resolution ``TAG_RES``)
 share a hash tag, so that on Redis Cluster they live on one slot::
 
-    ({prefix} below is the deployment's prefix followed by the layout, e.g. nearby:r5.7.9.11)
+    ({prefix} below is the deployment's prefix followed by the layout, e.g. nearby:l2.r5.7.9.11)
     {prefix}:gen                     current generation (absent: no hot index)
     {prefix}:building                generation being rebuilt, if any
     {prefix}:{gen}:loc               HASH id -> "rev tag5 c5 .. tag11 c11" ("rev": deleted)
-    {prefix}:{gen}:{{tag}}:z:{cell}  ZSET id by popularity, one per cell of INDEX_RESOLUTIONS
-    {prefix}:{gen}:{{tag}}:r         HASH id -> rank payload (what ranking and filters read)
+    {prefix}:{gen}:{{tag}}:z:{cell}  ZSET of members by popularity, one per cell of
+                                     INDEX_RESOLUTIONS
+    {prefix}:{gen}:{{tag}}:t{r}      HASH cell -> the top popularity of its set, for
+                                     the group's cells of resolution r (hex digit:
+                                     t5, t7, t9, tb); field "*": at least every top
+    {prefix}:{gen}:{{tag}}:m         HASH id -> the entity's member (what writers remove)
     {prefix}:{gen}:{{tag}}:d         HASH id -> display JSON (what a result shows)
+
+A set's member is the entity itself, as the search reads it (:func:`member_of`):
+lat, lng and popularity as three little-endian doubles, then the id and the
+fields that filters read.  A search ranks a cell's members from the set alone,
+in popularity order, and bounds a cell it has not read by its top.
 
 An entity belongs to the cell that contains it at each indexed resolution
 (``latlng_to_cell``, not the parent of its base cell: H3 children overhang
 their parent, and a search bounds distances by each cell's own outline).  Its
-cells usually share one group; when they do not, its payloads are kept in each
-group its cells belong to, so that a cell's members are read from its own group.
+cells usually share one group; when they do not, its member and document are
+kept in each group its cells belong to, so that a cell's members are read from
+its own group.
 
 The Lua scripts build the same names; tests/indexer/test_writer.py pins both.
 """
@@ -25,6 +35,7 @@ The Lua scripts build the same names; tests/indexer/test_writer.py pins both.
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,26 +45,18 @@ import h3
 
 from indexer.model import INDEX_RESOLUTIONS, TAG_RES
 
-#: Separates the fields of a rank payload (never present in slugs or ids we keep).
+#: Separates the text fields of a member (never present in slugs or ids we keep).
 SEP = "\x1f"
-#: Field order of the rank payload, as the Lua scripts read it.
-RANK_FIELDS = (
-    "lat",
-    "lng",
-    "kind",
-    "available",
-    "seen_at",
-    "source",
-    "mini_app",
-    "category",
-    "popularity",
-)
+#: The member's head: lat, lng, popularity (read by the scripts with struct.unpack).
+MEMBER_HEAD = struct.Struct("<ddd")
+#: The text fields after the head, in order, as the Lua scripts read them.
+MEMBER_FIELDS = ("id", "kind", "available", "seen_at", "source", "mini_app", "category")
 
-
-#: Names the layout (the indexed resolutions) inside every key: an index built
-#: with other resolutions is invisible to this code, which then answers from
-#: PostGIS until ``nearby cache rebuild`` builds one in this layout.
-LAYOUT = "r" + ".".join(str(res) for res in INDEX_RESOLUTIONS)
+#: The layout's version and indexed resolutions, named inside every key: an index
+#: in another layout is invisible to this code, which then answers from PostGIS
+#: until ``nearby cache rebuild`` builds one in this layout.
+LAYOUT_VERSION = 2
+LAYOUT = f"l{LAYOUT_VERSION}.r" + ".".join(str(res) for res in INDEX_RESOLUTIONS)
 
 
 def layout_prefix(prefix: str) -> str:
@@ -91,9 +94,14 @@ def cell_key(prefix: str, gen: str, cell: str) -> str:
     return group_base(prefix, gen, tag_of(cell)) + "z:" + cell
 
 
-def rank_key(prefix: str, gen: str, tag: str) -> str:
-    """The hash of rank payloads of one group."""
-    return group_base(prefix, gen, tag) + "r"
+def member_key(prefix: str, gen: str, tag: str) -> str:
+    """The hash of members (id -> member) of one group."""
+    return group_base(prefix, gen, tag) + "m"
+
+
+def tops_key(prefix: str, gen: str, tag: str, res: int) -> str:
+    """The hash of top popularities of one group's cells at resolution ``res``."""
+    return group_base(prefix, gen, tag) + f"t{res:x}"
 
 
 def display_key(prefix: str, gen: str, tag: str) -> str:
@@ -130,43 +138,49 @@ def epoch_s(moment: datetime | None) -> str:
 
 
 def clean(text: str | None) -> str:
-    """Text safe inside a rank payload (no separator)."""
+    """Text safe inside a member (no separator)."""
     return "" if text is None else text.replace(SEP, " ")
 
 
-def rank_payload(row: Mapping[str, Any]) -> str:
-    """The compact string that ranking and filters read, from an entity row.
+def member_of(row: Mapping[str, Any]) -> bytes:
+    """The set member of an entity row: what ranking and filters read.
 
-    Floats are written with ``repr`` so that they read back bit-identical.
+    The head's doubles are the row's own (bit for bit); ``available`` and
+    ``seen_at`` are '' when unknown.
     """
     available = row.get("available")
-    return SEP.join(
+    head = MEMBER_HEAD.pack(float(row["lat"]), float(row["lng"]), float(row["popularity"]))
+    tail = SEP.join(
         (
-            repr(float(row["lat"])),
-            repr(float(row["lng"])),
+            row["id"],
             row["kind"],
             "" if available is None else str(int(available)),
             epoch_s(row.get("seen_at")),
             clean(row["source"]),
             clean(row.get("mini_app")),
             clean(row.get("category")),
-            repr(float(row["popularity"])),
         )
     )
+    return head + tail.encode()
 
 
-def parse_rank_payload(payload: str) -> dict[str, Any]:
-    """The inverse of :func:`rank_payload` (for tests and tools)."""
-    values = payload.split(SEP)
-    fields = dict(zip(RANK_FIELDS, values, strict=True))
+def parse_member(member: bytes) -> dict[str, Any]:
+    """The inverse of :func:`member_of` (for tools and tests)."""
+    lat, lng, popularity = MEMBER_HEAD.unpack_from(member)
+    fields = dict(zip(MEMBER_FIELDS, member[MEMBER_HEAD.size :].decode().split(SEP), strict=True))
     return {
         **fields,
-        "lat": float(fields["lat"]),
-        "lng": float(fields["lng"]),
+        "lat": lat,
+        "lng": lng,
+        "popularity": popularity,
         "available": int(fields["available"]) if fields["available"] else None,
         "seen_at": float(fields["seen_at"]) if fields["seen_at"] else None,
-        "popularity": float(fields["popularity"]),
     }
+
+
+def member_id(member: bytes) -> str:
+    """The id a member carries."""
+    return member[MEMBER_HEAD.size :].split(SEP.encode(), 1)[0].decode()
 
 
 DISPLAY_FIELDS = (

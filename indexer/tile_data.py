@@ -49,7 +49,8 @@ LIMIT %(limit)s
 """
 
 TRUTH = f"""
-SELECT r.cell, e.id, e.rev, e.lat, e.lng, e.popularity FROM {RANGES}
+SELECT r.cell, e.id, e.rev, e.lat, e.lng, e.popularity, e.kind, e.available, e.seen_at,
+       e.source, e.mini_app, e.category FROM {RANGES}
 JOIN entities e ON e.h3 BETWEEN r.lo AND r.hi
 ORDER BY e.id COLLATE "C"
 LIMIT %(limit)s
@@ -112,6 +113,8 @@ class Truth:
     rev: int
     place: layout.Placement
     popularity: float
+    #: Its member in the cell sets, as PostGIS says it should be.
+    member: bytes
 
 
 def read_truth(conn: psycopg.Connection, cells: Sequence[str]) -> list[Truth]:
@@ -123,18 +126,25 @@ def read_truth(conn: psycopg.Connection, cells: Sequence[str]) -> list[Truth]:
         rows = cur.fetchall()
     if len(rows) > MAX_DIFF_ENTITIES:
         raise TileTooLarge(f"more than {MAX_DIFF_ENTITIES} entities to compare: zoom in")
-    return [
-        Truth(h3.int_to_str(cell), entity_id, rev, layout.placement_of(lat, lng), popularity)
-        for cell, entity_id, rev, lat, lng, popularity in rows
-    ]
+    names = ("id", "rev", "lat", "lng", "popularity", "kind", "available", "seen_at", "source",
+             "mini_app", "category")  # fmt: skip
+    truth = []
+    for cell, *values in rows:
+        row = dict(zip(names, values, strict=True))
+        place = layout.placement_of(row["lat"], row["lng"])
+        member = layout.member_of(row)
+        truth.append(
+            Truth(h3.int_to_str(cell), row["id"], row["rev"], place, row["popularity"], member)
+        )
+    return truth
 
 
 def entity_problems(hot: HotIndex, gen: str, entity: Truth, answers: list[object]) -> list[str]:
     """What is wrong in Redis with one entity, given the answers of :func:`ask_entity`."""
     loc = answers[0]
-    if not isinstance(loc, str) or len(loc.split()) < 2:
+    if not isinstance(loc, bytes) or len(loc.split()) < 2:
         return [f"{entity.id}: in PostGIS, not in Redis"]
-    where = loc.split()
+    where = loc.decode().split()
     if int(where[0]) != entity.rev:
         return [f"{entity.id}: Redis has rev {where[0]}, PostGIS {entity.rev}"]
     if where[1:] != entity.place.pairs():
@@ -158,10 +168,10 @@ def ask_entity(pipe: redis.client.Pipeline, hot: HotIndex, gen: str, entity: Tru
     """Queue what :func:`entity_problems` needs on ``pipe``; return how many answers."""
     pipe.hget(layout.loc_key(hot.prefix, gen), entity.id)
     for cell in entity.place.cells:
-        pipe.zscore(layout.cell_key(hot.prefix, gen, cell), entity.id)
+        pipe.zscore(layout.cell_key(hot.prefix, gen, cell), entity.member)
     tags = sorted(set(entity.place.tags))
     for tag in tags:
-        pipe.hexists(layout.rank_key(hot.prefix, gen, tag), entity.id)
+        pipe.hexists(layout.member_key(hot.prefix, gen, tag), entity.id)
         pipe.hexists(layout.display_key(hot.prefix, gen, tag), entity.id)
     return 1 + len(entity.place.cells) + 2 * len(tags)
 
@@ -169,7 +179,7 @@ def ask_entity(pipe: redis.client.Pipeline, hot: HotIndex, gen: str, entity: Tru
 def check_entities(hot: HotIndex, gen: str, truth: Sequence[Truth]) -> Iterable[tuple[str, str]]:
     """(cell, problem) for every entity that Redis holds otherwise than PostGIS."""
     for batch in chunked(truth, 500):
-        pipe = hot.client.pipeline(transaction=False)
+        pipe = hot.raw.pipeline(transaction=False)
         sizes = [ask_entity(pipe, hot, gen, entity) for entity in batch]
         answers = pipe.execute()
         start = 0
@@ -187,11 +197,11 @@ def check_strays(
     for entity in truth:
         expected[entity.cell].add(entity.id)
     for batch in chunked(cells, 200):
-        pipe = hot.client.pipeline(transaction=False)
+        pipe = hot.raw.pipeline(transaction=False)
         for cell in batch:
             pipe.zrange(layout.cell_key(hot.prefix, gen, cell), 0, -1)
         for cell, members in zip(batch, pipe.execute(), strict=True):
-            for member in sorted(set(members) - expected[cell]):
+            for member in sorted({layout.member_id(member) for member in members} - expected[cell]):
                 yield cell, f"{member}: in the res-{BASE_RES} set of {cell}, not there in PostGIS"
 
 

@@ -23,7 +23,7 @@ from flask.testing import FlaskClient
 from discovery.app import create_app
 from discovery.cli import cli
 from discovery.settings import ApiSettings
-from indexer import db
+from indexer import db, layout
 from indexer.hot import HotIndex, connect_redis
 from indexer.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, IndexSettings
 
@@ -102,6 +102,16 @@ class Index:
         with self.conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM entities")
             return int((cur.fetchone() or (0,))[0])
+
+    def member(self, entity_id: str) -> bytes | None:
+        """The entity's member in its cell sets, as its group holds it (None: not indexed)."""
+        gen = self.hot.require_generation()
+        held = self.hot.client.hget(layout.loc_key(self.hot.prefix, gen), entity_id)
+        if held is None or len(held.split()) < 2:
+            return None
+        tag = held.split()[1]
+        found = self.hot.raw.hget(layout.member_key(self.hot.prefix, gen, tag), entity_id)
+        return None if found is None else bytes(found)
 
 
 @pytest.fixture

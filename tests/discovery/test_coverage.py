@@ -5,21 +5,11 @@ from __future__ import annotations
 import math
 
 import h3
-import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from discovery.coverage import (
-    BOUND_FIELD,
-    BOUND_SEP,
-    bounding_sets,
-    cell_geometry,
-    coarser_resolution,
-    cover,
-    resolution_for,
-    script_cells,
-)
+from discovery.coverage import cell_geometry, cover, resolution_for, script_cells
 from discovery.ranking import distance_m
 from indexer.model import INDEX_RESOLUTIONS
 
@@ -91,7 +81,7 @@ def test_every_point_in_the_circle_is_covered(lat, lng, radius_m, bearing, fract
 @example(lat=PENTAGON_9[0], lng=PENTAGON_9[1], res=9, u=0.5, v=0.5)
 def test_circumradius_holds_the_cell(lat, lng, res, u, v) -> None:
     cell = h3.latlng_to_cell(lat, lng, res)
-    c_lat, c_lng, circum_m, tag, parent = cell_geometry(cell)
+    c_lat, c_lng, circum_m, tag = cell_geometry(cell)
     boundary = h3.cell_to_boundary(cell)
     a, b = boundary[int(u * len(boundary)) % len(boundary)], boundary[int(v * 3) % len(boundary)]
     # a point between the centre and the boundary stays within the circumradius
@@ -99,38 +89,12 @@ def test_circumradius_holds_the_cell(lat, lng, res, u, v) -> None:
     if h3.latlng_to_cell(*point, res) == cell:
         assert distance_m(c_lat, c_lng, *point) <= circum_m
     assert tag == h3.cell_to_parent(cell, 3)
-    coarser = coarser_resolution(res)
-    assert parent == ("" if coarser is None else h3.cell_to_parent(cell, coarser))
 
 
 def test_cells_come_nearest_first() -> None:
     covering = cover(PENTAGON_9[0], PENTAGON_9[1], 1_000)
     bounds = [c.dmin_m for c in covering.cells]
     assert bounds == sorted(bounds) and bounds[0] == 0.0
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    lat=lats,
-    lng=lngs,
-    res=st.sampled_from([res for res in INDEX_RESOLUTIONS if coarser_resolution(res)]),
-    bearing=st.floats(0, 2 * math.pi),
-    meters=st.floats(0, 20_000),
-)
-@example(lat=PENTAGON_9[0], lng=PENTAGON_9[1], res=11, bearing=1.0, meters=150.0)
-@example(lat=PENTAGON_7[0], lng=PENTAGON_7[1], res=9, bearing=2.0, meters=1_000.0)
-@example(lat=PENTAGON_5[0], lng=PENTAGON_5[1], res=7, bearing=3.0, meters=10_000.0)
-# A child overhanging its parent: its member sits in the parent's neighbour.
-@example(lat=23.72019490737445, lng=-67.12847255706872, res=11, bearing=0.0, meters=0.0)
-def test_bounding_sets_hold_every_member(lat, lng, res, bearing, meters) -> None:
-    """The set an entity is in at the coarser resolution is among its cell's bounding sets."""
-    point = point_at(lat, lng, bearing, meters)
-    coarser = coarser_resolution(res)
-    cell = np.array([h3.str_to_int(h3.latlng_to_cell(*point, res))], dtype=np.uint64)
-    pairs = [pair.split(BOUND_FIELD) for pair in bounding_sets(cell, coarser)[0].split(BOUND_SEP)]
-    own = h3.latlng_to_cell(*point, coarser)
-    assert [own, h3.cell_to_parent(own, 3)] in [[hex_id, tag] for tag, hex_id in pairs]
-    assert pairs[0][1] == h3.cell_to_parent(h3.latlng_to_cell(*point, res), coarser)
 
 
 @pytest.mark.parametrize(
@@ -145,11 +109,11 @@ def test_bounding_sets_hold_every_member(lat, lng, res, bearing, meters) -> None
 def test_script_cells_write_the_covering(lat, lng, radius_m) -> None:
     res = resolution_for(radius_m)
     covering = cover(lat, lng, radius_m, res)
-    cells, bounds = script_cells(lat, lng, radius_m, res)
-    assert cells.split("\x1e") == [
-        f"{c.tag}\x1f{c.cell}\x1f{c.bounds}\x1f{math.floor(c.dmin_m)}" for c in covering.cells
+    digit, tags, cells = script_cells(lat, lng, radius_m, res)
+    assert int(digit, 16) == res
+    numbered = tags.split("\x1f")
+    assert len(set(numbered)) == len(numbered)
+    written = [cell.split("\x1f") for cell in cells.split("\x1e")]
+    assert [(numbered[int(n) - 1], hex_id, int(d)) for n, hex_id, d in written] == [
+        (c.tag, c.cell, math.floor(c.dmin_m)) for c in covering.cells
     ]
-    every = {pair for c in covering.cells if c.bounds for pair in c.bounds.split(BOUND_SEP)}
-    assert sorted(bounds.split("\x1e") if bounds else []) == sorted(
-        p.replace(BOUND_FIELD, "\x1f") for p in every
-    )

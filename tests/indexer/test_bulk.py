@@ -22,9 +22,9 @@ from indexer.hot import (
     RebuildSuperseded,
     connect_redis,
     upsert_record,
-    verify_generation,
 )
 from indexer.model import INDEX_RESOLUTIONS, Entity
+from indexer.verify import verify_generation
 from indexer.writer import HotIndexUnavailable, write_entities
 
 from ..conftest import Index
@@ -65,15 +65,15 @@ def contents(hot: HotIndex, gen: str) -> dict[str, Any]:
     """Every key of generation ``gen`` (named without the generation) and what it holds."""
     held: dict[str, Any] = {}
     start = f"{hot.prefix}:{gen}:"
-    for key in hot.client.scan_iter(match=start + "*", count=1000):
-        kind = hot.client.type(key)
-        if kind == "hash":
-            value: Any = hot.client.hgetall(key)
-        elif kind == "zset":
-            value = hot.client.zrange(key, 0, -1, withscores=True)
+    for key in hot.raw.scan_iter(match=start + "*", count=1000):
+        kind = hot.raw.type(key)
+        if kind == b"hash":
+            value: Any = hot.raw.hgetall(key)
+        elif kind == b"zset":
+            value = hot.raw.zrange(key, 0, -1, withscores=True)
         else:
-            value = (kind, hot.client.get(key))
-        held[key.removeprefix(start)] = value
+            value = (kind, hot.raw.get(key))
+        held[key.decode().removeprefix(start)] = value
     return held
 
 

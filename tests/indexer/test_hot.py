@@ -23,10 +23,17 @@ def test_verify_finds_a_missing_member_and_rebuild_mends_it(index: Index) -> Non
     entities = loaded(index)
     gen = index.hot.require_generation()
     victim = entities[3]
-    cell = h3.latlng_to_cell(victim.lat, victim.lng, 9)
-    index.hot.client.zrem(layout.cell_key(index.hot.prefix, gen, cell), victim.id)
+    cell = h3.latlng_to_cell(victim.lat, victim.lng, 11)
+    key = layout.cell_key(index.hot.prefix, gen, cell)
+    assert index.hot.raw.zrem(key, index.member(victim.id)) == 1
     problems = index.hot.verify(index.conn)
-    assert [(d.id, d.problem) for d in problems] == [(victim.id, "missing from a cell set")]
+    # The stores lie far apart: the set is now empty, and the top kept for it a stray.
+    assert index.hot.raw.zcard(key) == 0
+    tops = layout.tops_key(index.hot.prefix, gen, layout.tag_of(cell), 11)
+    assert [(d.id, d.problem) for d in problems] == [
+        (victim.id, "missing from a cell set"),
+        (cell, f"top {victim.popularity} in {tops}, the set's is None"),
+    ]
     index.hot.rebuild(index.conn)
     assert index.hot.verify(index.conn) == []
 
@@ -52,7 +59,8 @@ def test_verify_finds_a_stale_revision_and_a_stray_member(index: Index) -> None:
         )
     gen = index.hot.require_generation()
     far = h3.latlng_to_cell(-45.0, 100.0, 9)
-    index.hot.client.zadd(layout.cell_key(index.hot.prefix, gen, far), {entities[5].id: 1.0})
+    stray = index.member(entities[5].id)
+    index.hot.raw.zadd(layout.cell_key(index.hot.prefix, gen, far), {stray: 1.0})
     problems = {(d.id, d.problem.split(" ")[0]) for d in index.hot.verify(index.conn)}
     assert (entities[2].id, "Redis") in problems
     assert (entities[5].id, "stray") in problems
@@ -91,7 +99,7 @@ def test_rebuild_keeps_writes_made_while_it_runs(index: Index) -> None:
 
 def test_an_index_of_another_layout_is_invisible(index: Index) -> None:
     assert index.hot.prefix == f"{index.settings.redis_prefix}:{layout.LAYOUT}"
-    assert "r" + ".".join(map(str, INDEX_RESOLUTIONS)) == layout.LAYOUT
+    assert "l2.r" + ".".join(map(str, INDEX_RESOLUTIONS)) == layout.LAYOUT
     index.hot.drop_all()
     # What an older layout left behind under the bare prefix is never taken for ours.
     index.hot.client.set(f"{index.settings.redis_prefix}:gen", "1")
@@ -100,3 +108,24 @@ def test_an_index_of_another_layout_is_invisible(index: Index) -> None:
         assert index.hot.verify(index.conn) == [Difference("*", "Redis holds no index generation")]
     finally:
         index.hot.client.delete(f"{index.settings.redis_prefix}:gen")
+
+
+def test_verify_finds_a_wrong_top_and_a_stale_member(index: Index) -> None:
+    entities = loaded(index)
+    gen = index.hot.require_generation()
+    first = entities[0]
+    cell = h3.latlng_to_cell(first.lat, first.lng, 7)
+    tops = layout.tops_key(index.hot.prefix, gen, layout.tag_of(cell), 7)
+    index.hot.client.hset(tops, cell, "0.25")
+    second = entities[1]
+    cell_11 = h3.latlng_to_cell(second.lat, second.lng, 11)
+    key = layout.cell_key(index.hot.prefix, gen, cell_11)
+    old = index.member(second.id)
+    assert old is not None
+    index.hot.raw.zrem(key, old)
+    index.hot.raw.zadd(key, {old.replace(b"\x1fstore\x1f", b"\x1fbike\x1f"): second.popularity})
+    problems = {(d.id, d.problem.split(" ")[0]) for d in index.hot.verify(index.conn)}
+    assert (cell, "top") in problems
+    assert (second.id, "stale") in problems
+    index.hot.rebuild(index.conn)
+    assert index.hot.verify(index.conn) == []

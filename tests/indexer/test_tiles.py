@@ -313,7 +313,8 @@ def test_diff_finds_a_member_deleted_from_redis(
     cell = planted_cells()[2]
     victim = f"t:{cell}:4"
     gen = index.hot.require_generation()
-    assert index.hot.client.zrem(layout.cell_key(index.hot.prefix, gen, cell), victim) == 1
+    key = layout.cell_key(index.hot.prefix, gen, cell)
+    assert index.hot.raw.zrem(key, index.member(victim)) == 1
     result, data = render(*zxy(), "--diff", "--format", "geojson")
     assert result.exit_code == 1
     assert result.output.splitlines() == [
@@ -337,9 +338,11 @@ def test_diff_finds_a_stray_member_and_a_wrong_popularity(
 ) -> None:
     first, second = planted_cells()[:2]
     gen = index.hot.require_generation()
-    client, prefix = index.hot.client, index.hot.prefix
-    client.zadd(layout.cell_key(prefix, gen, first), {"t:ghost": 1.0})
-    client.zadd(layout.cell_key(prefix, gen, second), {f"t:{second}:1": 99.0})
+    raw, prefix = index.hot.raw, index.hot.prefix
+    lat, lng = h3.cell_to_latlng(first)
+    ghost = {"id": "t:ghost", "kind": "store", "lat": lat, "lng": lng, "popularity": 1.0}
+    raw.zadd(layout.cell_key(prefix, gen, first), {layout.member_of({**ghost, "source": "t"}): 1.0})
+    raw.zadd(layout.cell_key(prefix, gen, second), {index.member(f"t:{second}:1"): 99.0})
     result, png = render(*zxy(), "--diff")
     assert result.exit_code == 1
     problems = {

@@ -35,14 +35,15 @@ def random_stores(count: int, seed: int = 1) -> list[Entity]:
 
 
 def members(index: Index, entity: Entity) -> dict[str, float | None]:
-    """The entity's score in each of its cell sets, keyed by cell."""
+    """The entity's score in each set of the cells at its (lat, lng), keyed by cell
+    (None where its current member is not there, or it is not indexed)."""
     gen = index.hot.require_generation()
+    member = index.member(entity.id)
     scores = {}
     for res in INDEX_RESOLUTIONS:
         cell = h3.latlng_to_cell(entity.lat, entity.lng, res)
-        scores[cell] = index.hot.client.zscore(
-            layout.cell_key(index.hot.prefix, gen, cell), entity.id
-        )
+        key = layout.cell_key(index.hot.prefix, gen, cell)
+        scores[cell] = None if member is None else index.hot.raw.zscore(key, member)
     return scores
 
 
@@ -56,7 +57,7 @@ def test_first_write_inserts_everything_and_indexes_it(index: Index) -> None:
     assert index.hot.verify(index.conn) == []
 
 
-def test_rank_payload_reads_back_exactly(index: Index) -> None:
+def test_a_member_reads_back_exactly(index: Index) -> None:
     entity = store(
         1,
         lat=-33.123456789012345,
@@ -67,12 +68,15 @@ def test_rank_payload_reads_back_exactly(index: Index) -> None:
     )
     write_entities(index.conn, index.hot, "t", [entity])
     gen = index.hot.require_generation()
-    tag = h3.cell_to_parent(h3.latlng_to_cell(entity.lat, entity.lng, 9), 3)
-    payload = index.hot.client.hget(layout.rank_key(index.hot.prefix, gen, tag), entity.id)
-    parsed = layout.parse_rank_payload(payload)
+    cell = h3.latlng_to_cell(entity.lat, entity.lng, 9)
+    [member] = index.hot.raw.zrange(layout.cell_key(index.hot.prefix, gen, cell), 0, -1)
+    assert member == index.member(entity.id)
+    parsed = layout.parse_member(member)
     assert (parsed["lat"], parsed["lng"]) == (entity.lat, entity.lng)
-    assert (parsed["kind"], parsed["category"], parsed["mini_app"]) == ("store", "cafe", "brew")
-    assert parsed["popularity"] == 12.5 and parsed["source"] == "t"
+    assert (parsed["id"], parsed["kind"], parsed["category"]) == ("t:1", "store", "cafe")
+    assert (parsed["mini_app"], parsed["source"]) == ("brew", "t")
+    assert (parsed["popularity"], parsed["available"], parsed["seen_at"]) == (12.5, None, None)
+    assert layout.member_id(member) == "t:1"
 
 
 def test_same_write_again_changes_nothing(index: Index) -> None:
