@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 from flask import Blueprint, Flask, Response, jsonify, request
 
 from discovery.errors import NotFound
@@ -29,7 +30,8 @@ RESULT_FIELDS = (*layout.DISPLAY_FIELDS, "updated_at", "seen_at")
 
 def result_of(hit: Hit, query: NearbyQuery) -> dict[str, Any]:
     """One result as JSON: the entity's fields, its distance and score (and explain terms)."""
-    item = {name: hit.doc.get(name) for name in RESULT_FIELDS}
+    doc = hit.document()
+    item = {name: doc.get(name) for name in RESULT_FIELDS}
     item["distance_m"] = hit.distance_m
     item["score"] = hit.score
     if hit.count is not None:
@@ -73,6 +75,33 @@ def body_of(query: NearbyQuery, result: SearchResult) -> dict[str, Any]:
     return body
 
 
+def result_json(hit: Hit, query: NearbyQuery) -> bytes:
+    """:func:`result_of` as JSON; a document stored as JSON is written as it is.
+
+    A stored document holds :data:`RESULT_FIELDS` in that order, so the result
+    is the document with its figures appended: no parsing, no dict.
+    """
+    if hit.raw is None or query.explain:
+        return orjson.dumps(result_of(hit, query))
+    figures = b',"distance_m":' + orjson.dumps(hit.distance_m) + b',"score":'
+    figures += orjson.dumps(hit.score)
+    if hit.count is not None:
+        figures += b',"count":' + orjson.dumps(hit.count)
+    return hit.raw[:-1] + figures + b"}"
+
+
+def body_json(query: NearbyQuery, result: SearchResult) -> bytes:
+    """:func:`body_of` as JSON (the same keys, in the same order), written piece by piece."""
+    if query.explain:
+        return orjson.dumps(body_of(query, result))
+    results = b",".join([result_json(hit, query) for hit in result.hits])
+    cursor = encode_cursor(result.hits[-1], query) if result.more and result.hits else None
+    return (
+        b'{"results":[' + results + b'],"next_cursor":' + orjson.dumps(cursor)
+        + b',"source":' + orjson.dumps(result.source) + b"}"
+    )  # fmt: skip
+
+
 def feature_collection(body: dict[str, Any]) -> dict[str, Any]:
     """The same answer as a GeoJSON FeatureCollection (lng before lat)."""
     features = [
@@ -90,7 +119,13 @@ def feature_collection(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def wants_geojson() -> bool:
-    """True when the client prefers GeoJSON to JSON."""
+    """True when the client prefers GeoJSON to JSON.
+
+    Most requests name no GeoJSON at all: they are told apart without parsing
+    the Accept header (a noticeable share of a request's time).
+    """
+    if "geo+json" not in request.headers.get("Accept", "").lower():
+        return False
     best = request.accept_mimetypes.best_match(["application/json", GEOJSON])
     return best == GEOJSON and request.accept_mimetypes[GEOJSON] > 0
 
@@ -101,12 +136,12 @@ def nearby() -> Response:
     svc = services()
     args = request.args.to_dict(flat=False)
     query = parse_nearby(args, svc.settings.ranking, stale_limits(svc), time.time())
-    body = body_of(query, find_nearby(query))
+    found = find_nearby(query)
     if wants_geojson():
-        response = jsonify(feature_collection(body))
+        response = jsonify(feature_collection(body_of(query, found)))
         response.mimetype = GEOJSON
         return response
-    return jsonify(body)
+    return Response(body_json(query, found) + b"\n", content_type="application/json")
 
 
 @bp.get("/v1/entities/<path:entity_id>")

@@ -65,10 +65,10 @@ class DiskBlock:
 
     cells: tuple[str, ...]
     tags: tuple[str, ...]
-    #: The distinct tags of the block, in the order the heads number them (from 1).
+    #: The distinct tags of the block, in the order ``numbers`` counts them (from 1).
     tag_list: tuple[str, ...]
-    #: Per cell "tag number \\x1f hex \\x1f", as the search script reads it.
-    heads: tuple[str, ...]
+    #: Per cell the number of its tag in ``tag_list`` (the search script's argument).
+    numbers: np.ndarray
     ring: np.ndarray
     lat_r: np.ndarray
     lng_r: np.ndarray
@@ -185,11 +185,13 @@ def _rings_block(cells: np.ndarray, ring: np.ndarray, tag_list: tuple[str, ...] 
     numbers = {tag: n for n, tag in enumerate(tag_list, 1)}
     for tag in tags:
         numbers.setdefault(tag, len(numbers) + 1)
+    # One byte each: a block spans a few resolution-3 cells, never 255.
+    assert len(numbers) < 256
     return DiskBlock(
         cells=hexes,
         tags=tags,
         tag_list=tuple(numbers),
-        heads=tuple(f"{numbers[tag]}\x1f{cell}\x1f" for tag, cell in zip(tags, hexes, strict=True)),
+        numbers=np.array([numbers[tag] for tag in tags], dtype=np.uint8),
         ring=ring,
         lat_r=lat_r,
         lng_r=np.radians(lng),
@@ -243,7 +245,7 @@ def _join(a: DiskBlock, b: DiskBlock) -> DiskBlock:
         cells=a.cells + b.cells,
         tags=a.tags + b.tags,
         tag_list=b.tag_list,
-        heads=a.heads + b.heads,
+        numbers=np.concatenate((a.numbers, b.numbers)),
         ring=np.concatenate((a.ring, b.ring)),
         lat_r=np.concatenate((a.lat_r, b.lat_r)),
         lng_r=np.concatenate((a.lng_r, b.lng_r)),
@@ -327,16 +329,27 @@ def cover(lat: float, lng: float, radius_m: float, res: int | None = None) -> Co
     return Covering(res=res, radius_m=radius_m, rings=beyond - 1, cells=cells)
 
 
-def script_cells(lat: float, lng: float, radius_m: float, res: int) -> tuple[str, str, str]:
+#: The script reads distance bounds as little-endian doubles.
+_BOUNDS = np.dtype("<f8")
+
+
+def script_cells(
+    lat: float, lng: float, radius_m: float, res: int
+) -> tuple[str, str, bytes, bytes, str]:
     """The covering as the search script reads it: the cells' resolution (its hex
-    digit), the hash tags they are numbered by, and the cells.
+    digit), the hash tags they are numbered by, each cell's tag number (a byte
+    each), each cell's distance bound (packed doubles) and the cells' hex ids
+    (15 characters each, as every H3 cell's, unseparated).
 
     The same cells as :func:`cover`, nearest first, written straight from the
-    cached block, each distance bound rounded down to whole metres (still a
-    lower bound; shorter to write, send and read).
+    cached block.
     """
     block, dmin, order, _ = _covered(lat, lng, radius_m, res)
-    heads = block.heads
-    metres = np.floor(dmin[order]).astype(np.int64).tolist()
-    cells = "\x1e".join([heads[i] + str(d) for i, d in zip(order.tolist(), metres, strict=True)])
-    return format(res, "x"), "\x1f".join(block.tag_list), cells
+    cells = block.cells
+    return (
+        format(res, "x"),
+        "\x1f".join(block.tag_list),
+        block.numbers[order].tobytes(),
+        dmin[order].astype(_BOUNDS).tobytes(),
+        "".join([cells[i] for i in order.tolist()]),
+    )

@@ -131,9 +131,10 @@ def query_overlay(
     covering = coverage.cover(
         query.lat, query.lng, query.radius_m, coverage.resolution_for(query.radius_m)
     )
+    docs = [(hit.id, hit.document()) for hit in answer.hits]
     results = tuple(
-        Dot(id=hit.id, kind=hit.doc.get("kind", ""), lat=hit.doc["lat"], lng=hit.doc["lng"])
-        for hit in answer.hits
+        Dot(id=entity_id, kind=doc.get("kind", ""), lat=doc["lat"], lng=doc["lng"])
+        for entity_id, doc in docs
     )
     return QueryOverlay(
         query.lat,

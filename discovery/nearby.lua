@@ -13,19 +13,22 @@
 -- ARGV[16..18] the cursor: score, distance, id ('' score = no cursor)
 -- ARGV[19] the cells' resolution, as its hex digit (the t hash they are in)
 -- ARGV[20] the hash tags the cells use, joined by \31
--- ARGV[21] the cells, nearest first: per cell the number of its tag in ARGV[20],
---          its hex id and a lower bound of its distance (m), fields joined by
---          \31, cells by \30 (one argument: a couple of hundred cost more to
---          send and unpack than to split)
+-- ARGV[21] per cell, nearest first, the number of its tag in ARGV[20]: one byte each
+-- ARGV[22] per cell a lower bound of its distance (m): little-endian doubles
+-- ARGV[23] the cells' hex ids, nearest first, 15 characters each, unseparated
+-- (Cells come packed so that the script reads them in bulk, 16 at a time, and
+-- only as far as it needs them: no pattern match, no argument per cell.)
 --
--- A cell set's members are the entities themselves (indexer/layout.py): lat,
--- lng and popularity as little-endian doubles, then id \31 kind \31 available
--- \31 seen \31 source \31 mini-app \31 category.  Each group's t hash holds
+-- A cell set's members are the entities themselves (indexer/layout.py): a
+-- packed head (lat, lng, popularity, ln(1 + popularity) and cos(lat) as
+-- little-endian doubles, the kind's code, the id's length), the id, then \31
+-- available \31 seen \31 source \31 mini-app \31 category.  Each group's t hash holds
 -- the top popularity of each of its sets (field '*': at least all of them).
 --
 -- Returns {'nogen'} when there is no index generation, else
--- {'ok', cells read, members read, then per result: id, distance and score
---  (two little-endian doubles, exact), display JSON, count (mode g) or 0}.
+-- {'ok', cells read, members read, then per result: id, distance, score and
+--  popularity (three little-endian doubles, exact), display JSON, count (mode g)
+--  or 0}.
 --
 -- Distance and score use the operations of discovery/ranking.py in the same
 -- order, so the doubles equal Python's bit for bit.
@@ -71,11 +74,12 @@ local cs, cd, cid = tonumber(ARGV[16]), tonumber(ARGV[17]), ARGV[18]
 local filtered = kinds or cats or apps or need_available or next(kind_cut) ~= nil
   or mode == 'g'
 
-local function distance(lat, lng)
-  local la = lat * rad
-  local sl = sin((la - qlatr) * 0.5)
+-- The haversine of discovery/ranking.py; cos_lat is cos(lat * rad), as the
+-- member's head holds it.
+local function distance(lat, lng, cos_lat)
+  local sl = sin((lat * rad - qlatr) * 0.5)
   local sg = sin((lng * rad - qlngr) * 0.5)
-  local a = sl * sl + qcos * cos(la) * sg * sg
+  local a = sl * sl + qcos * cos_lat * sg * sg
   return 2 * atan2(sqrt(a), sqrt(1 - a)) * 6371.007180918475 * 1000
 end
 
@@ -105,16 +109,26 @@ local function after_cursor(s, d, id)
   return bytes_less(cid, id)
 end
 
--- A member's text after its head: id, then the fields filters read.
-local HEAD = 25
-local TAIL = '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31(.*)$'
-local ID = '^[^\31]*'
+-- A member: its head (lat, lng, popularity, ln(1 + popularity), cos(lat), kind
+-- code, id length: HEAD_FORMAT, 43 bytes), its id, then \31 available \31 seen
+-- \31 source \31 mini-app \31 category.
+local HEAD_FORMAT = '<dddddBH'
+local ID_AT = 44
+local REST = '^\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31(.*)$'
+local KIND = {[115] = 'store', [98] = 'bike', [99] = 'charger'}
+-- Whether a kind's members need their fields read (a filter on them, staleness,
+-- or grouping by mini-app).
+local read_fields = cats or apps or need_available or mode == 'g'
 
 -- The member's id and, unless a filter refuses it, its mini-app.
-local function admit(member)
-  if not filtered then return string.match(member, ID, HEAD), nil end
-  local id, kind, available, seen, source, app, cat = string.match(member, TAIL, HEAD)
+local function admit(member, code, length)
+  local last = ID_AT + length - 1
+  local id = string.sub(member, ID_AT, last)
+  if not filtered then return id, nil end
+  local kind = KIND[code]
   if kinds and not kinds[kind] then return nil end
+  if not (read_fields or kind_cut[kind]) then return id, nil end
+  local available, seen, source, app, cat = string.match(member, REST, last + 1)
   if cats and not cats[cat] then return nil end
   if apps and not apps[app] then return nil end
   if need_available and (available == '' or tonumber(available) < 1) then return nil end
@@ -149,116 +163,146 @@ for tag in string.gmatch(ARGV[20], '[^\31]+') do
   groups[#groups + 1] = base .. '{' .. tag .. '}:'
 end
 
-local text, pos = ARGV[21], 1
-local CELL = '^(%d+)\31([^\30\31]*)\31([^\30\31]*)\30?'
--- The next cell not parsed yet (nil dmin: none left).
-local next_group, next_hex, next_dmin
-local function peek()
-  if pos > #text then next_dmin = nil; return end
-  local _, last, ti, hex, dmin = string.find(text, CELL, pos)
-  pos = last + 1
-  next_group, next_hex, next_dmin = groups[tonumber(ti)], hex, tonumber(dmin)
-end
-peek()
+-- Per cell number i (1.. nearest first): its hex id, group, distance bound,
+-- top popularity, decay bound, members read so far, next read size and heap
+-- bound live in arrays (no table per cell).
+local numbers, dmins, hexes = ARGV[21], ARGV[22], ARGV[23]
+local HEX = 15
+local ncells = #numbers
+local c_hex, c_group, c_dmin, c_top, c_dec = {}, {}, {}, {}, {}
+local c_off, c_step, c_bound, c_key = {}, {}, {}, {}
+local parsed = 0
+-- The distance bound of the next cell not parsed yet (nil: none left).
+local next_dmin = ncells > 0 and struct.unpack('<d', dmins, 1) or nil
 
--- The next CHUNK cells that hold members, with their tops (one HMGET per group),
--- nearest first.
+-- Parse the next CHUNK cells; return the numbers of those whose sets hold
+-- members (their tops read with one HMGET per group), nearest first.
 local CHUNK = 16
 local function next_cells()
-  local by_group, order_of, list = {}, {}, {}
-  for k = 1, CHUNK do
-    if not next_dmin then break end
-    local cells = by_group[next_group]
-    if not cells then
-      cells = {}
-      by_group[next_group] = cells
-    end
-    local cell = {group = next_group, hex = next_hex, dmin = next_dmin, off = 0}
-    cells[#cells + 1] = cell
-    order_of[cell] = k
-    peek()
+  local a = parsed + 1
+  local b = math.min(parsed + CHUNK, ncells)
+  parsed = b
+  local count = b - a + 1
+  local tag_numbers = {string.byte(numbers, a, b)}
+  local bounds = {struct.unpack('<' .. string.rep('d', count), dmins, 8 * (a - 1) + 1)}
+  next_dmin = b < ncells and struct.unpack('<d', dmins, 8 * b + 1) or nil
+  local one = true
+  for k = 2, count do
+    if tag_numbers[k] ~= tag_numbers[1] then one = false; break end
   end
-  for group, cells in pairs(by_group) do
-    local hexes = {}
-    for i = 1, #cells do hexes[i] = cells[i].hex end
-    local got = redis.call('HMGET', group .. tkey, unpack(hexes))
-    for i = 1, #cells do
-      if got[i] then
-        local cell = cells[i]
-        cell.top = tonumber(got[i])
-        cell.z = group .. 'z:' .. cell.hex
-        list[#list + 1] = cell
+  local cells = {}
+  for k = 1, count do
+    local at = (a + k - 2) * HEX
+    cells[k] = string.sub(hexes, at + 1, at + HEX)
+  end
+  local got = {}
+  if one then
+    got = redis.call('HMGET', groups[tag_numbers[1]] .. tkey, unpack(cells))
+  else
+    for number, group in ipairs(groups) do
+      local asked, at = {}, {}
+      for k = 1, count do
+        if tag_numbers[k] == number then
+          asked[#asked + 1] = cells[k]
+          at[#asked] = k
+        end
+      end
+      if #asked > 0 then
+        local tops = redis.call('HMGET', group .. tkey, unpack(asked))
+        for j = 1, #asked do got[at[j]] = tops[j] end
       end
     end
   end
-  table.sort(list, function(a, b) return order_of[a] < order_of[b] end)
+  local list = {}
+  for k = 1, count do
+    if got[k] then
+      local i = a + k - 1
+      c_hex[i] = cells[k]
+      c_group[i] = groups[tag_numbers[k]]
+      c_dmin[i] = bounds[k]
+      c_top[i] = tonumber(got[k])
+      c_off[i] = 0
+      list[#list + 1] = i
+    end
+  end
   return list
 end
 
--- Calls visit(id, distance, score, mini_app, group) for each member of `members`
+-- The key of cell i's set.
+local function set_key(i)
+  local key = c_key[i]
+  if not key then
+    key = c_group[i] .. 'z:' .. c_hex[i]
+    c_key[i] = key
+  end
+  return key
+end
+
+-- Calls visit(id, distance, score, popularity, mini_app, group) for each member of `members`
 -- within the radius that passes the filters; in mode d, only those that can
 -- still enter the top by distance.
 local by_distance_only = mode == 'd'
-local function evaluate(cell, members, visit)
+local function evaluate(group, members, visit)
   members_read = members_read + #members
-  for i = 1, #members do
-    local member = members[i]
-    local lat, lng, popularity = unpack_head('<ddd', member)
-    local d = distance(lat, lng)
+  for k = 1, #members do
+    local member = members[k]
+    local lat, lng, popularity, log_boost, cos_lat, code, length = unpack_head(HEAD_FORMAT, member)
+    local d = distance(lat, lng, cos_lat)
     if d <= radius and not (by_distance_only and n == limit and d > top[n].d) then
-      local id, app = admit(member)
-      if id then visit(id, d, decay(d) * boost(popularity), app, cell.group) end
+      local id, app = admit(member, code, length)
+      if id then visit(id, d, decay(d) * (1 + w * log_boost), popularity, app, group) end
     end
   end
 end
 
--- Every member of a cell.
-local function read_all(cell, visit)
+-- Every member of cell i.
+local function read_all(i, visit)
   cells_read = cells_read + 1
-  evaluate(cell, redis.call('ZRANGE', cell.z, 0, -1), visit)
+  evaluate(c_group[i], redis.call('ZRANGE', set_key(i), 0, -1), visit)
 end
 
--- Every cell in order, until stop(cell) says the rest cannot matter.
+-- Every cell in order, until stop(i) says the rest cannot matter.
 local function each_cell(stop, visit)
   while next_dmin do
-    for _, cell in ipairs(next_cells()) do
-      if stop(cell) then return end
-      read_all(cell, visit)
+    for _, i in ipairs(next_cells()) do
+      if stop(i) then return end
+      read_all(i, visit)
     end
   end
 end
 
-local function offer_after(id, d, s, app, group)
-  if after_cursor(s, d, id) then offer({id = id, d = d, s = s, group = group, count = 0}) end
+local function offer_after(id, d, s, p, app, group)
+  if after_cursor(s, d, id) then offer({id = id, d = d, s = s, p = p, group = group, count = 0}) end
 end
 
 -- -- top by score: best-first over cells, members in popularity order -------
 
 local heap = {}
-local function push(cell, value)
-  cell.bound = value
-  heap[#heap + 1] = cell
-  local i = #heap
-  while i > 1 do
-    local up = math.floor(i / 2)
-    if heap[up].bound >= heap[i].bound then break end
-    heap[up], heap[i] = heap[i], heap[up]
-    i = up
+local function push(i, value)
+  c_bound[i] = value
+  heap[#heap + 1] = i
+  local at = #heap
+  while at > 1 do
+    local up = math.floor(at / 2)
+    if c_bound[heap[up]] >= value then break end
+    heap[up], heap[at] = heap[at], heap[up]
+    at = up
   end
 end
 local function pop()
   local first = heap[1]
   local last = table.remove(heap)
-  if #heap > 0 then
+  local size = #heap
+  if size > 0 then
     heap[1] = last
-    local i = 1
+    local at, value = 1, c_bound[last]
     while true do
-      local l, r, m = 2 * i, 2 * i + 1, i
-      if l <= #heap and heap[l].bound > heap[m].bound then m = l end
-      if r <= #heap and heap[r].bound > heap[m].bound then m = r end
-      if m == i then break end
-      heap[m], heap[i] = heap[i], heap[m]
-      i = m
+      local l, r, m, best = 2 * at, 2 * at + 1, at, value
+      if l <= size and c_bound[heap[l]] > best then m, best = l, c_bound[heap[l]] end
+      if r <= size and c_bound[heap[r]] > best then m = r end
+      if m == at then break end
+      heap[m], heap[at] = heap[at], heap[m]
+      at = m
     end
   end
   return first
@@ -268,57 +312,43 @@ local function reachable(value)
   return n < limit or value * (1 + SLACK) >= top[n].s
 end
 
--- The lowest popularity that can still reach the top in a cell whose members
--- decay by at most `dec`, lowered a little (reading more is always exact);
--- nil while the top is not full, or when popularity cannot narrow the read.
-local function floor_for(dec)
-  if n < limit or w <= 0 or top[n].s <= 0 then return nil end
-  local p = math.exp((top[n].s / (dec * (1 + SLACK)) - 1) / w) - 1
-  if p ~= p or p <= 0 then return nil end
-  return p - 1e-9 * (1 + p)
-end
-
--- The next members of a cell after those read (popularity descending): every
--- one that can still reach the top, at most READ; or, while the top is not
--- full, the next `step`.  Returns them and how many were asked.
+-- The next members of cell i after those read (popularity descending): 4 at
+-- first, twice as many each time after, at most READ.  (Reading by rank costs
+-- Redis less than by score from a floor, and a cell's first few members are
+-- usually all it takes: measured.)  Returns them and how many were asked.
 local READ = 64
-local function fetch(cell)
-  local floor = floor_for(cell.dec)
-  local got, asked
-  if floor then
-    asked = READ
-    got = redis.call('ZREVRANGEBYSCORE', cell.z, '+inf', string.format('%.17g', floor),
-      'LIMIT', cell.off, asked)
-  else
-    asked = cell.step or 8
-    cell.step = math.min(asked * 2, READ)
-    got = redis.call('ZREVRANGE', cell.z, cell.off, cell.off + asked - 1)
-  end
-  if cell.off == 0 then cells_read = cells_read + 1 end
-  cell.off = cell.off + #got
+local function fetch(i)
+  local off = c_off[i]
+  local asked = c_step[i] or 4
+  c_step[i] = math.min(asked * 2, READ)
+  local got = redis.call('ZREVRANGE', set_key(i), off, off + asked - 1)
+  if off == 0 then cells_read = cells_read + 1 end
+  c_off[i] = off + #got
   return got, asked
 end
 
--- Read a cell's next members that can reach the top; back on the heap when
+-- Read cell i's next members that can reach the top; back on the heap when
 -- more may follow.  A member whose bound cannot reach the top ends the read:
 -- the rest have less popularity.
-local function read_cell(cell)
-  local got, asked = fetch(cell)
-  for i = 1, #got do
-    local member = got[i]
-    local lat, lng, popularity = unpack_head('<ddd', member)
-    local bound = cell.dec * boost(popularity)
-    if not reachable(bound) then return end
+local function read_cell(i)
+  local got, asked = fetch(i)
+  local dec, group = c_dec[i], c_group[i]
+  for k = 1, #got do
+    local member = got[k]
+    local lat, lng, popularity, log_boost, cos_lat, code, length = unpack_head(HEAD_FORMAT, member)
+    local lift = 1 + w * log_boost
+    -- reachable(dec * lift), inline: this runs for every member read.
+    if n == limit and dec * lift * (1 + SLACK) < top[n].s then return end
     members_read = members_read + 1
-    local d = distance(lat, lng)
+    local d = distance(lat, lng, cos_lat)
     if d <= radius then
-      local s = decay(d) * boost(popularity)
+      local s = decay(d) * lift
       if n < limit or s >= top[n].s then
-        local id, app = admit(member)
-        if id then offer_after(id, d, s, app, cell.group) end
+        local id, app = admit(member, code, length)
+        if id then offer_after(id, d, s, popularity, app, group) end
       end
     end
-    if i == asked then push(cell, bound) end
+    if k == asked then push(i, dec * lift) end
   end
 end
 
@@ -327,8 +357,8 @@ end
 -- only while that bound could still beat the heap's best or reach the top.
 local function best_boost()
   local best = nil
-  for i = 1, #groups do
-    local value = redis.call('HGET', groups[i] .. tkey, '*')
+  for k = 1, #groups do
+    local value = redis.call('HGET', groups[k] .. tkey, '*')
     if value then
       value = tonumber(value)
       if not best or value > best then best = value end
@@ -343,13 +373,14 @@ local function by_score()
   while true do
     while next_dmin do
       local unparsed = decay(next_dmin) * most
-      if not reachable(unparsed) or (#heap > 0 and unparsed <= heap[1].bound) then break end
-      for _, cell in ipairs(next_cells()) do
-        cell.dec = decay(cell.dmin)
-        push(cell, cell.dec * boost(cell.top))
+      if not reachable(unparsed) or (#heap > 0 and unparsed <= c_bound[heap[1]]) then break end
+      for _, i in ipairs(next_cells()) do
+        local dec = decay(c_dmin[i])
+        c_dec[i] = dec
+        push(i, dec * boost(c_top[i]))
       end
     end
-    if #heap == 0 or not reachable(heap[1].bound) then return end
+    if #heap == 0 or not reachable(c_bound[heap[1]]) then return end
     read_cell(pop())
   end
 end
@@ -357,7 +388,7 @@ end
 -- -- top by distance: cells nearest first, stop past the limit-th distance --
 
 local function by_distance()
-  each_cell(function(cell) return n == limit and cell.dmin > top[n].d * (1 + SLACK) end,
+  each_cell(function(i) return n == limit and c_dmin[i] > top[n].d * (1 + SLACK) end,
     offer_after)
 end
 
@@ -365,9 +396,9 @@ end
 
 local function by_group()
   local best_of = {}
-  local function tally(id, d, s, app, group)
+  local function tally(id, d, s, p, app, group)
     if app == '' then return end
-    local hit = {id = id, d = d, s = s, group = group, count = 0}
+    local hit = {id = id, d = d, s = s, p = p, group = group, count = 0}
     local held = best_of[app]
     if not held then
       best_of[app] = {best = hit, count = 1}
@@ -386,9 +417,9 @@ end
 
 local function everything()
   limit = math.huge
-  local function take(id, d, s, app, group)
+  local function take(id, d, s, p, app, group)
     n = n + 1
-    top[n] = {id = id, d = d, s = s, group = group, count = 0}
+    top[n] = {id = id, d = d, s = s, p = p, group = group, count = 0}
   end
   each_cell(function() return false end, take)
 end
@@ -420,7 +451,7 @@ local out = {'ok', cells_read, members_read}
 for i = 1, n do
   local hit = top[i]
   out[#out + 1] = hit.id
-  out[#out + 1] = struct.pack('<dd', hit.d, hit.s)
+  out[#out + 1] = struct.pack('<ddd', hit.d, hit.s, hit.p)
   out[#out + 1] = docs[hit.id]
   out[#out + 1] = hit.count
 end

@@ -19,8 +19,10 @@ import hashlib
 import math
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+import orjson
 
 from discovery.query import Candidate, NearbyQuery, passes
 from indexer.model import EARTH_RADIUS_M
@@ -66,6 +68,16 @@ class Hit:
     doc: dict[str, Any] = field(default_factory=dict, compare=False)
     #: With group=mini_app: how many of the mini-app's entities are in the radius.
     count: int | None = None
+    #: The display document as JSON text, when it came so (from the hot index):
+    #: parsed only when something needs its fields.
+    raw: bytes | None = field(default=None, compare=False)
+
+    def document(self) -> dict[str, Any]:
+        """What the entity shows: its display document."""
+        if self.raw is not None:
+            parsed: dict[str, Any] = orjson.loads(self.raw)
+            return parsed
+        return self.doc
 
 
 def sort_key(hit: Hit, sort: str) -> SortKey:
@@ -97,17 +109,14 @@ def group_hits(hits: Iterable[Hit], query: NearbyQuery) -> list[Hit]:
     best: dict[str, Hit] = {}
     counts: dict[str, int] = {}
     for hit in hits:
-        app = hit.doc.get("mini_app") or ""
+        app = hit.document().get("mini_app") or ""
         if not app:
             continue
         counts[app] = counts.get(app, 0) + 1
         held = best.get(app)
         if held is None or sort_key(hit, query.sort) < sort_key(held, query.sort):
             best[app] = hit
-    grouped = [
-        Hit(h.id, h.distance_m, h.score, h.popularity, h.doc, counts[app])
-        for app, h in best.items()
-    ]
+    grouped = [replace(h, count=counts[app]) for app, h in best.items()]
     return rank(grouped, query.sort)
 
 

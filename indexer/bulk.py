@@ -138,17 +138,12 @@ def fill_entity(row: Sequence[Any], names: FillNames) -> FillEntity:
     lat_text, lng_text, score = float.__repr__(lat), float.__repr__(lng), float.__repr__(popularity)
     available_text = "null" if available is None else int.__repr__(available)
     member = (
-        _pack_head(lat, lng, popularity)
-        + _SEP.join(
-            (
-                eid,
-                kind,
-                "" if available is None else available_text,
-                "" if seen_at is None else layout.epoch_s(seen_at),
-                source.replace(_SEP, " "),
-                mini_app.replace(_SEP, " "),
-                category.replace(_SEP, " "),
-            )
+        _member_head(lat, lng, popularity, kind, eid.encode())
+        + (
+            f"{_SEP}{'' if available is None else available_text}"
+            f"{_SEP}{'' if seen_at is None else layout.epoch_s(seen_at)}"
+            f"{_SEP}{source.replace(_SEP, ' ')}{_SEP}{mini_app.replace(_SEP, ' ')}"
+            f"{_SEP}{category.replace(_SEP, ' ')}"
         ).encode()
     )
     if updated_at != names.updated_at:
@@ -176,7 +171,7 @@ def fill_entity(row: Sequence[Any], names: FillNames) -> FillEntity:
     return eid, rev, place, score, member, display, (key5, key7, key9, key11), groups
 
 
-_pack_head = layout.MEMBER_HEAD.pack
+_member_head = layout.member_head
 
 #: A command's words: text, or bytes for members.
 Word = str | bytes

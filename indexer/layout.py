@@ -18,9 +18,10 @@ share a hash tag, so that on Redis Cluster they live on one slot::
     {prefix}:{gen}:{{tag}}:d         HASH id -> display JSON (what a result shows)
 
 A set's member is the entity itself, as the search reads it (:func:`member_of`):
-lat, lng and popularity as three little-endian doubles, then the id and the
-fields that filters read.  A search ranks a cell's members from the set alone,
-in popularity order, and bounds a cell it has not read by its top.
+a packed head (lat, lng, popularity, ln(1 + popularity), cos(lat), the kind's
+code and the id's length), the id, then the fields that filters read.  A search ranks a
+cell's members from the set alone, in popularity order, and bounds a cell it
+has not read by its top.
 
 An entity belongs to the cell that contains it at each indexed resolution
 (``latlng_to_cell``, not the parent of its base cell: H3 children overhang
@@ -35,6 +36,7 @@ The Lua scripts build the same names; tests/indexer/test_writer.py pins both.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,14 +45,21 @@ from typing import Any
 
 import h3
 
-from indexer.model import INDEX_RESOLUTIONS, TAG_RES
+from indexer.model import INDEX_RESOLUTIONS, KINDS, TAG_RES
 
 #: Separates the text fields of a member (never present in slugs or ids we keep).
 SEP = "\x1f"
-#: The member's head: lat, lng, popularity (read by the scripts with struct.unpack).
-MEMBER_HEAD = struct.Struct("<ddd")
-#: The text fields after the head, in order, as the Lua scripts read them.
-MEMBER_FIELDS = ("id", "kind", "available", "seen_at", "source", "mini_app", "category")
+#: The member's head, as the scripts read it with one struct.unpack: lat, lng,
+#: popularity, ln(1 + popularity) and cos(lat) (so that a search computes
+#: neither per member: each C call costs a Lua script dearly), the kind's code
+#: and the id's length in bytes.
+MEMBER_HEAD = struct.Struct("<dddddBH")
+#: The text fields after the id, in order, each after a separator.
+MEMBER_FIELDS = ("available", "seen_at", "source", "mini_app", "category")
+#: A kind's code in a member's head: its first letter.
+KIND_CODES = {kind: ord(kind[0]) for kind in KINDS}
+assert len(set(KIND_CODES.values())) == len(KINDS)
+KIND_OF_CODE = {code: kind for kind, code in KIND_CODES.items()}
 
 #: The layout's version and indexed resolutions, named inside every key: an index
 #: in another layout is invisible to this code, which then answers from PostGIS
@@ -142,6 +151,21 @@ def clean(text: str | None) -> str:
     return "" if text is None else text.replace(SEP, " ")
 
 
+def member_head(lat: float, lng: float, popularity: float, kind: str, entity_id: bytes) -> bytes:
+    """A member's head and id: what the search reads of every member it scores.
+
+    ``ln(1 + popularity)`` and ``cos(lat)`` are computed as the search and the
+    reference ranking would (the C library's log and cos, of the same doubles),
+    so the distances and boosts they give are bit for bit the same.
+    """
+    log_boost = math.log(1.0 + popularity)
+    cos_lat = math.cos(math.radians(lat))
+    code = KIND_CODES[kind]
+    return (
+        MEMBER_HEAD.pack(lat, lng, popularity, log_boost, cos_lat, code, len(entity_id)) + entity_id
+    )
+
+
 def member_of(row: Mapping[str, Any]) -> bytes:
     """The set member of an entity row: what ranking and filters read.
 
@@ -149,11 +173,13 @@ def member_of(row: Mapping[str, Any]) -> bytes:
     ``seen_at`` are '' when unknown.
     """
     available = row.get("available")
-    head = MEMBER_HEAD.pack(float(row["lat"]), float(row["lng"]), float(row["popularity"]))
-    tail = SEP.join(
-        (
-            row["id"],
-            row["kind"],
+    head = member_head(
+        float(row["lat"]), float(row["lng"]), float(row["popularity"]), row["kind"],
+        row["id"].encode(),
+    )  # fmt: skip
+    tail = "".join(
+        SEP + field
+        for field in (
             "" if available is None else str(int(available)),
             epoch_s(row.get("seen_at")),
             clean(row["source"]),
@@ -166,10 +192,15 @@ def member_of(row: Mapping[str, Any]) -> bytes:
 
 def parse_member(member: bytes) -> dict[str, Any]:
     """The inverse of :func:`member_of` (for tools and tests)."""
-    lat, lng, popularity = MEMBER_HEAD.unpack_from(member)
-    fields = dict(zip(MEMBER_FIELDS, member[MEMBER_HEAD.size :].decode().split(SEP), strict=True))
+    lat, lng, popularity, _, _, code, length = MEMBER_HEAD.unpack_from(member)
+    start = MEMBER_HEAD.size
+    entity_id = member[start : start + length].decode()
+    tail = member[start + length + 1 :].decode().split(SEP)
+    fields = dict(zip(MEMBER_FIELDS, tail, strict=True))
     return {
         **fields,
+        "id": entity_id,
+        "kind": KIND_OF_CODE[code],
         "lat": lat,
         "lng": lng,
         "popularity": popularity,
@@ -180,7 +211,8 @@ def parse_member(member: bytes) -> dict[str, Any]:
 
 def member_id(member: bytes) -> str:
     """The id a member carries."""
-    return member[MEMBER_HEAD.size :].split(SEP.encode(), 1)[0].decode()
+    length = MEMBER_HEAD.unpack_from(member)[6]
+    return member[MEMBER_HEAD.size : MEMBER_HEAD.size + length].decode()
 
 
 DISPLAY_FIELDS = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import struct
 
 import h3
 import pytest
@@ -109,11 +110,12 @@ def test_cells_come_nearest_first() -> None:
 def test_script_cells_write_the_covering(lat, lng, radius_m) -> None:
     res = resolution_for(radius_m)
     covering = cover(lat, lng, radius_m, res)
-    digit, tags, cells = script_cells(lat, lng, radius_m, res)
+    digit, tags, numbers, bounds, packed = script_cells(lat, lng, radius_m, res)
+    cells = [packed[at : at + 15] for at in range(0, len(packed), 15)]
     assert int(digit, 16) == res
     numbered = tags.split("\x1f")
     assert len(set(numbered)) == len(numbered)
-    written = [cell.split("\x1f") for cell in cells.split("\x1e")]
-    assert [(numbered[int(n) - 1], hex_id, int(d)) for n, hex_id, d in written] == [
-        (c.tag, c.cell, math.floor(c.dmin_m)) for c in covering.cells
-    ]
+    dmins = struct.unpack(f"<{len(cells)}d", bounds)
+    triples = zip(numbers, cells, dmins, strict=True)
+    written = [(numbered[n - 1], hex_id, d) for n, hex_id, d in triples]
+    assert written == [(c.tag, c.cell, c.dmin_m) for c in covering.cells]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -11,12 +12,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import h3
+import orjson
 import pytest
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from discovery.api import body_json, body_of
 from discovery.app import create_app
+from discovery.finder import find_nearby
 from discovery.params import parse_nearby
 from discovery.query import Candidate, NearbyQuery, StaleLimits
 from discovery.ranking import brute_force
@@ -320,6 +324,17 @@ def test_geojson(seoul, client) -> None:
         first["properties"]["lng"],
         first["properties"]["lat"],
     ]
+
+
+@pytest.mark.parametrize(
+    "extra", [{}, {"group": "mini_app"}, {"sort": "distance", "limit": 3}, {"kinds": "bike"}]
+)
+def test_the_body_written_piece_by_piece_is_the_answer(seoul, app, extra) -> None:
+    query = reference_query({"lat": 37.5665, "lng": 126.978, **extra})
+    with app.app_context():
+        found = find_nearby(query)
+    assert found.source == "redis" and found.hits
+    assert json.loads(body_json(query, found)) == json.loads(orjson.dumps(body_of(query, found)))
 
 
 def test_entities(seoul, client) -> None:

@@ -123,7 +123,10 @@ def test_verify_finds_a_wrong_top_and_a_stale_member(index: Index) -> None:
     old = index.member(second.id)
     assert old is not None
     index.hot.raw.zrem(key, old)
-    index.hot.raw.zadd(key, {old.replace(b"\x1fstore\x1f", b"\x1fbike\x1f"): second.popularity})
+    # The same member but for its category: what a write that was lost would leave.
+    stale = old.replace(b"\x1ft\x1f\x1f", b"\x1ft\x1f\x1fcafe")
+    assert stale != old
+    index.hot.raw.zadd(key, {stale: second.popularity})
     problems = {(d.id, d.problem.split(" ")[0]) for d in index.hot.verify(index.conn)}
     assert (cell, "top") in problems
     assert (second.id, "stale") in problems
