@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 import redis
-from flask import current_app
+from flask import Flask, current_app
 
 from discovery.postgis import entity_document, postgis_search
 from discovery.query import NearbyQuery, StaleLimits
@@ -29,23 +29,33 @@ def stale_limits(svc: Services) -> StaleLimits:
 
 
 def redis_search() -> RedisSearch:
-    """The app's Redis searcher (made on first use)."""
-    found = current_app.extensions.get("nearby_search")
+    """The current app's Redis searcher (made on first use)."""
+    return searcher_of(current_app)
+
+
+def searcher_of(app: Flask) -> RedisSearch:
+    """``app``'s Redis searcher (made on first use)."""
+    found: RedisSearch | None = app.extensions.get("nearby_search")
     if found is None:
-        found = RedisSearch(services().hot)
-        current_app.extensions["nearby_search"] = found
+        found = RedisSearch(app.extensions["nearby"].hot)
+        app.extensions["nearby_search"] = found
     return found
 
 
 def find_nearby(query: NearbyQuery) -> SearchResult:
     """The exact page for ``query``; ServiceUnavailable when neither store answers."""
+    return find_nearby_with(services(), redis_search(), query)
+
+
+def find_nearby_with(svc: Services, search: RedisSearch, query: NearbyQuery) -> SearchResult:
+    """:func:`find_nearby` with the app's services and searcher given (no app context)."""
     try:
-        return redis_search().search(query)
+        return search.search(query)
     except NoHotIndex:
         log.warning("Redis holds no index generation: answering from PostGIS")
     except redis.RedisError as exc:
         log.warning("Redis unavailable (%s): answering from PostGIS", type(exc).__name__)
-    with services().postgis() as conn:
+    with svc.postgis() as conn:
         return postgis_search(conn, query)
 
 
