@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 from flask import Flask
 
 from discovery.api import body_json
-from discovery.finder import find_nearby_with, searcher_of, stale_limits
+from discovery.finder import find_nearby_with, stale_limits
 from discovery.params import parse_nearby
 from discovery.services import Services
 
@@ -55,7 +55,7 @@ class NearbyFastPath:
         svc = self.services
         args = parse_qs(query_string, keep_blank_values=True)
         query = parse_nearby(args, svc.settings.ranking, stale_limits(svc), time.time())
-        found = find_nearby_with(svc, searcher_of(self.app), query)
+        found = find_nearby_with(svc, query)
         return body_json(query, found) + b"\n"
 
 

@@ -12,7 +12,6 @@ import logging
 from typing import Any
 
 import redis
-from flask import Flask, current_app
 
 from discovery.postgis import entity_document, postgis_search
 from discovery.query import NearbyQuery, StaleLimits
@@ -29,28 +28,19 @@ def stale_limits(svc: Services) -> StaleLimits:
 
 
 def redis_search() -> RedisSearch:
-    """The current app's Redis searcher (made on first use)."""
-    return searcher_of(current_app)
-
-
-def searcher_of(app: Flask) -> RedisSearch:
-    """``app``'s Redis searcher (made on first use)."""
-    found: RedisSearch | None = app.extensions.get("nearby_search")
-    if found is None:
-        found = RedisSearch(app.extensions["nearby"].hot)
-        app.extensions["nearby_search"] = found
-    return found
+    """The current app's Redis searcher."""
+    return services().search
 
 
 def find_nearby(query: NearbyQuery) -> SearchResult:
     """The exact page for ``query``; ServiceUnavailable when neither store answers."""
-    return find_nearby_with(services(), redis_search(), query)
+    return find_nearby_with(services(), query)
 
 
-def find_nearby_with(svc: Services, search: RedisSearch, query: NearbyQuery) -> SearchResult:
-    """:func:`find_nearby` with the app's services and searcher given (no app context)."""
+def find_nearby_with(svc: Services, query: NearbyQuery) -> SearchResult:
+    """:func:`find_nearby` with the app's services given (no app context needed)."""
     try:
-        return search.search(query)
+        return svc.search.search(query)
     except NoHotIndex:
         log.warning("Redis holds no index generation: answering from PostGIS")
     except redis.RedisError as exc:

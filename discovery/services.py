@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 
 import psycopg
 import redis
@@ -16,6 +17,7 @@ from flask import current_app
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from discovery.errors import ServiceUnavailable
+from discovery.search import RedisSearch
 from discovery.settings import ApiSettings
 from indexer.hot import HotIndex, connect_redis
 
@@ -50,11 +52,18 @@ class Services:
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise ServiceUnavailable("PostGIS is not reachable") from exc
 
+    @cached_property
+    def search(self) -> RedisSearch:
+        """Nearby queries over the hot index (made on first use)."""
+        return RedisSearch(self.hot)
+
     def close(self) -> None:
         """Close the pool and the Redis connections."""
         if self._opened:
             self.pool.close()
-        self.redis.close()
+        if "search" in self.__dict__:
+            self.search.close()
+        self.hot.close()
 
 
 def services() -> Services:

@@ -47,7 +47,7 @@ from scripts.gen_city import city_clusters, city_entities, city_points
 SEED = 1
 #: ``nearby serve`` as the HTTP figures run it, and wrk's threads and connections:
 #: one wrk thread, so that the load generator leaves the cores to the server.
-SERVE_ARGS = ("--workers", "2", "--threads", "4")
+SERVE_ARGS = ("--workers", "2")
 WRK_THREADS, WRK_CONNECTIONS = 1, 8
 #: Live entities are loaded once and reused: keep them fresh for the benchmark.
 MONTH_S = 30 * 86400

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import pytest
 from gunicorn.config import Config
 
-from discovery.cli import gunicorn_options
+from discovery.cli import WORKER_CLASSES, gunicorn_options
 
 
-def test_threads_run_gthread_without_access_log_by_default() -> None:
-    options = gunicorn_options("127.0.0.1:8000", 2, 4, access_log=False)
-    assert options["worker_class"] == "gthread" and options["accesslog"] is None
+def test_gevent_serves_without_access_log_by_default() -> None:
+    options = gunicorn_options("127.0.0.1:8000", 2, "gevent", 4, access_log=False)
+    assert options["worker_class"] == "gevent_pywsgi" and options["accesslog"] is None
+    assert "threads" not in options
 
 
-def test_one_thread_runs_sync_and_the_access_log_goes_to_stdout_when_asked() -> None:
-    options = gunicorn_options("127.0.0.1:8000", 3, 1, access_log=True)
-    assert options["worker_class"] == "sync" and options["accesslog"] == "-"
-    assert options["workers"] == 3
+def test_gthread_takes_the_threads_and_the_access_log_goes_to_stdout_when_asked() -> None:
+    options = gunicorn_options("127.0.0.1:8000", 3, "gthread", 6, access_log=True)
+    assert options["worker_class"] == "gthread" and options["accesslog"] == "-"
+    assert (options["workers"], options["threads"]) == (3, 6)
 
 
-def test_gunicorn_accepts_every_setting() -> None:
+@pytest.mark.parametrize("worker_class", sorted(WORKER_CLASSES))
+def test_gunicorn_accepts_every_setting(worker_class: str) -> None:
     config = Config()
-    for name, value in gunicorn_options("127.0.0.1:8000", 2, 4, access_log=False).items():
+    for name, value in gunicorn_options("127.0.0.1:8000", 2, worker_class, 4, False).items():
         config.set(name, value)
-    assert config.worker_class_str == "gthread" and config.threads == 4
+    assert config.worker_class_str == WORKER_CLASSES[worker_class]
     assert config.accesslog is None
+    # gunicorn can load the class (gevent is installed).
+    assert config.worker_class is not None
