@@ -24,6 +24,7 @@ GEOJSON = "application/geo+json"
 SCORE_FORMULA = (
     "0.5 ** ((distance_m / scale_m) ** 2) * (1 + popularity_weight * ln(1 + popularity))"
 )
+_dumps = orjson.dumps
 #: What a result shows besides its ranking figures (the display document's fields).
 RESULT_FIELDS = (*layout.DISPLAY_FIELDS, "updated_at", "seen_at")
 
@@ -34,8 +35,8 @@ def result_of(hit: Hit, query: NearbyQuery) -> dict[str, Any]:
     item = {name: doc.get(name) for name in RESULT_FIELDS}
     item["distance_m"] = hit.distance_m
     item["score"] = hit.score
-    if hit.count is not None:
-        item["count"] = hit.count
+    if hit.group_count is not None:
+        item["count"] = hit.group_count
     if query.explain:
         item["explain"] = {
             "distance_term": distance_term(hit.distance_m, query.scale_m),
@@ -81,13 +82,16 @@ def result_json(hit: Hit, query: NearbyQuery) -> bytes:
     A stored document holds :data:`RESULT_FIELDS` in that order, so the result
     is the document with its figures appended: no parsing, no dict.
     """
-    if hit.raw is None or query.explain:
-        return orjson.dumps(result_of(hit, query))
-    figures = b',"distance_m":' + orjson.dumps(hit.distance_m) + b',"score":'
-    figures += orjson.dumps(hit.score)
-    if hit.count is not None:
-        figures += b',"count":' + orjson.dumps(hit.count)
-    return hit.raw[:-1] + figures + b"}"
+    raw = hit.raw
+    if raw is None or query.explain:
+        return _dumps(result_of(hit, query))
+    if hit.group_count is None:
+        return b'%s,"distance_m":%s,"score":%s}' % (
+            raw[:-1], _dumps(hit.distance_m), _dumps(hit.score)
+        )  # fmt: skip
+    return b'%s,"distance_m":%s,"score":%s,"count":%d}' % (
+        raw[:-1], _dumps(hit.distance_m), _dumps(hit.score), hit.group_count
+    )  # fmt: skip
 
 
 def body_json(query: NearbyQuery, result: SearchResult) -> bytes:

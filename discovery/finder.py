@@ -23,8 +23,7 @@ log = logging.getLogger(__name__)
 
 def stale_limits(svc: Services) -> StaleLimits:
     """The deployment's staleness limits."""
-    index = svc.settings.index
-    return StaleLimits(by_kind=dict(index.stale_s), by_source=dict(index.stale_sources))
+    return svc.stale
 
 
 def redis_search() -> RedisSearch:

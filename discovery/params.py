@@ -129,7 +129,9 @@ def parse_nearby(
 ) -> NearbyQuery:
     """A validated NearbyQuery from the request's parameters (each a list of values)."""
     check_names(args)
-    get = {name: single(args, name) for name in PARAMETERS}
+    get: dict[str, str | None] = dict.fromkeys(PARAMETERS)
+    for name in args:
+        get[name] = single(args, name)
     radius_m = number(get["radius"], "radius", RADIUS_M, 1000.0)
     query = NearbyQuery(
         lat=number(get["lat"], "lat", (-90.0, 90.0), None),

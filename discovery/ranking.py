@@ -19,8 +19,7 @@ import hashlib
 import math
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -57,27 +56,31 @@ def score_of(distance: float, popularity: float, scale_m: float, weight: float) 
     return distance_term(distance, scale_m) * popularity_term(popularity, weight)
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """One ranked result: the entity's id, its exact distance and score, and what it shows."""
+class Hit(NamedTuple):
+    """One ranked result: the entity's id, its exact distance and score, and what it shows.
+
+    A named tuple: a page makes a few dozen, and a frozen dataclass costs three
+    times as much to make.
+    """
 
     id: str
     distance_m: float
     score: float
     popularity: float
-    doc: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: The display document, when it came parsed (None: see ``raw``).
+    doc: dict[str, Any] | None = None
     #: With group=mini_app: how many of the mini-app's entities are in the radius.
-    count: int | None = None
+    group_count: int | None = None
     #: The display document as JSON text, when it came so (from the hot index):
     #: parsed only when something needs its fields.
-    raw: bytes | None = field(default=None, compare=False)
+    raw: bytes | None = None
 
     def document(self) -> dict[str, Any]:
         """What the entity shows: its display document."""
         if self.raw is not None:
             parsed: dict[str, Any] = orjson.loads(self.raw)
             return parsed
-        return self.doc
+        return self.doc or {}
 
 
 def sort_key(hit: Hit, sort: str) -> SortKey:
@@ -116,7 +119,7 @@ def group_hits(hits: Iterable[Hit], query: NearbyQuery) -> list[Hit]:
         held = best.get(app)
         if held is None or sort_key(hit, query.sort) < sort_key(held, query.sort):
             best[app] = hit
-    grouped = [replace(h, count=counts[app]) for app, h in best.items()]
+    grouped = [h._replace(group_count=counts[app]) for app, h in best.items()]
     return rank(grouped, query.sort)
 
 

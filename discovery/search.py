@@ -179,7 +179,7 @@ def hits_of(reply: Sequence[Any]) -> list[Hit]:
         distance, score, popularity = unpack(reply[i + 1])
         count = int(reply[i + 3]) or None
         hits.append(
-            Hit(reply[i].decode(), distance, score, popularity, count=count, raw=reply[i + 2])
+            Hit(reply[i].decode(), distance, score, popularity, group_count=count, raw=reply[i + 2])
         )
     return hits
 

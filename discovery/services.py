@@ -17,6 +17,7 @@ from flask import current_app
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from discovery.errors import ServiceUnavailable
+from discovery.query import StaleLimits
 from discovery.search import RedisSearch
 from discovery.settings import ApiSettings
 from indexer.hot import HotIndex, connect_redis
@@ -51,6 +52,12 @@ class Services:
                 yield conn
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise ServiceUnavailable("PostGIS is not reachable") from exc
+
+    @cached_property
+    def stale(self) -> StaleLimits:
+        """The deployment's staleness limits."""
+        index = self.settings.index
+        return StaleLimits(by_kind=dict(index.stale_s), by_source=dict(index.stale_sources))
 
     @cached_property
     def search(self) -> RedisSearch:

@@ -113,7 +113,7 @@ def expected(args: dict[str, Any], entities: list[Entity]) -> tuple[list[tuple],
     """The brute force's page for the API arguments ``args``: (id, distance, score) and more."""
     query = reference_query(args)
     hits, more = brute_force(query, [candidate_of(e) for e in entities])
-    return [(h.id, h.distance_m, h.score, h.count) for h in hits], more
+    return [(h.id, h.distance_m, h.score, h.group_count) for h in hits], more
 
 
 def reference_query(args: dict[str, Any]) -> NearbyQuery:
