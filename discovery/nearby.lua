@@ -20,15 +20,17 @@
 -- only as far as it needs them: no pattern match, no argument per cell.)
 --
 -- A cell set's members are the entities themselves (indexer/layout.py): a
--- packed head (lat, lng, popularity, ln(1 + popularity) and cos(lat) as
--- little-endian doubles, the kind's code, the id's length), the id, then \31
--- available \31 seen \31 source \31 mini-app \31 category.  Each group's t hash holds
+-- packed head (lat, lng, popularity, ln(1 + popularity), cos(lat) and the
+-- revision as little-endian doubles, the kind's code, the id's length), the
+-- id, then \31 available \31 seen \31 source \31 mini-app \31 category.  Each group's t hash holds
 -- the top popularity of each of its sets (field '*': at least all of them).
 --
 -- Returns {'nogen'} when there is no index generation, else
--- {'ok', cells read, members read, then per result: id, distance, score and
---  popularity (three little-endian doubles, exact), display JSON, count (mode g)
---  or 0}.
+-- {'ok', cells read, members read, the generation, then per result: its id;
+--  its distance, score, popularity and revision (four little-endian doubles,
+--  exact) and the number of its group's tag in ARGV[20] (an unsigned short);
+--  its count (mode g) or 0}.  Display documents are the caller's to read (and
+--  keep: a revision's document never changes).
 --
 -- Distance and score use the operations of discovery/ranking.py in the same
 -- order, so the doubles equal Python's bit for bit.
@@ -109,11 +111,11 @@ local function after_cursor(s, d, id)
   return bytes_less(cid, id)
 end
 
--- A member: its head (lat, lng, popularity, ln(1 + popularity), cos(lat), kind
--- code, id length: HEAD_FORMAT, 43 bytes), its id, then \31 available \31 seen
--- \31 source \31 mini-app \31 category.
-local HEAD_FORMAT = '<dddddBH'
-local ID_AT = 44
+-- A member: its head (lat, lng, popularity, ln(1 + popularity), cos(lat), rev,
+-- kind code, id length: HEAD_FORMAT, 51 bytes), its id, then \31 available \31
+-- seen \31 source \31 mini-app \31 category.
+local HEAD_FORMAT = '<ddddddBH'
+local ID_AT = 52
 local REST = '^\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31(.*)$'
 local KIND = {[115] = 'store', [98] = 'bike', [99] = 'charger'}
 -- Whether a kind's members need their fields read (a filter on them, staleness,
@@ -169,7 +171,7 @@ end
 local numbers, dmins, hexes = ARGV[21], ARGV[22], ARGV[23]
 local HEX = 15
 local ncells = #numbers
-local c_hex, c_group, c_dmin, c_top, c_dec = {}, {}, {}, {}, {}
+local c_hex, c_group, c_tag, c_dmin, c_top, c_dec = {}, {}, {}, {}, {}, {}
 local c_off, c_step, c_bound, c_key = {}, {}, {}, {}
 local parsed = 0
 -- The distance bound of the next cell not parsed yet (nil: none left).
@@ -219,6 +221,7 @@ local function next_cells()
       local i = a + k - 1
       c_hex[i] = cells[k]
       c_group[i] = groups[tag_numbers[k]]
+      c_tag[i] = tag_numbers[k]
       c_dmin[i] = bounds[k]
       c_top[i] = tonumber(got[k])
       c_off[i] = 0
@@ -238,19 +241,21 @@ local function set_key(i)
   return key
 end
 
--- Calls visit(id, distance, score, popularity, mini_app, group) for each member of `members`
+-- Calls visit(id, distance, score, popularity, rev, mini_app, tag number) for each
+-- member of `members`
 -- within the radius that passes the filters; in mode d, only those that can
 -- still enter the top by distance.
 local by_distance_only = mode == 'd'
-local function evaluate(group, members, visit)
+local function evaluate(tag, members, visit)
   members_read = members_read + #members
   for k = 1, #members do
     local member = members[k]
-    local lat, lng, popularity, log_boost, cos_lat, code, length = unpack_head(HEAD_FORMAT, member)
+    local lat, lng, popularity, log_boost, cos_lat, rev, code, length =
+      unpack_head(HEAD_FORMAT, member)
     local d = distance(lat, lng, cos_lat)
     if d <= radius and not (by_distance_only and n == limit and d > top[n].d) then
       local id, app = admit(member, code, length)
-      if id then visit(id, d, decay(d) * (1 + w * log_boost), popularity, app, group) end
+      if id then visit(id, d, decay(d) * (1 + w * log_boost), popularity, rev, app, tag) end
     end
   end
 end
@@ -258,7 +263,7 @@ end
 -- Every member of cell i.
 local function read_all(i, visit)
   cells_read = cells_read + 1
-  evaluate(c_group[i], redis.call('ZRANGE', set_key(i), 0, -1), visit)
+  evaluate(c_tag[i], redis.call('ZRANGE', set_key(i), 0, -1), visit)
 end
 
 -- Every cell in order, until stop(i) says the rest cannot matter.
@@ -271,8 +276,10 @@ local function each_cell(stop, visit)
   end
 end
 
-local function offer_after(id, d, s, p, app, group)
-  if after_cursor(s, d, id) then offer({id = id, d = d, s = s, p = p, group = group, count = 0}) end
+local function offer_after(id, d, s, p, rev, app, tag)
+  if after_cursor(s, d, id) then
+    offer({id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0})
+  end
 end
 
 -- -- top by score: best-first over cells, members in popularity order -------
@@ -332,10 +339,11 @@ end
 -- the rest have less popularity.
 local function read_cell(i)
   local got, asked = fetch(i)
-  local dec, group = c_dec[i], c_group[i]
+  local dec, tag = c_dec[i], c_tag[i]
   for k = 1, #got do
     local member = got[k]
-    local lat, lng, popularity, log_boost, cos_lat, code, length = unpack_head(HEAD_FORMAT, member)
+    local lat, lng, popularity, log_boost, cos_lat, rev, code, length =
+      unpack_head(HEAD_FORMAT, member)
     local lift = 1 + w * log_boost
     -- reachable(dec * lift), inline: this runs for every member read.
     if n == limit and dec * lift * (1 + SLACK) < top[n].s then return end
@@ -345,7 +353,7 @@ local function read_cell(i)
       local s = decay(d) * lift
       if n < limit or s >= top[n].s then
         local id, app = admit(member, code, length)
-        if id then offer_after(id, d, s, popularity, app, group) end
+        if id then offer_after(id, d, s, popularity, rev, app, tag) end
       end
     end
     if k == asked then push(i, dec * lift) end
@@ -396,9 +404,9 @@ end
 
 local function by_group()
   local best_of = {}
-  local function tally(id, d, s, p, app, group)
+  local function tally(id, d, s, p, rev, app, tag)
     if app == '' then return end
-    local hit = {id = id, d = d, s = s, p = p, group = group, count = 0}
+    local hit = {id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0}
     local held = best_of[app]
     if not held then
       best_of[app] = {best = hit, count = 1}
@@ -417,9 +425,9 @@ end
 
 local function everything()
   limit = math.huge
-  local function take(id, d, s, p, app, group)
+  local function take(id, d, s, p, rev, app, tag)
     n = n + 1
-    top[n] = {id = id, d = d, s = s, p = p, group = group, count = 0}
+    top[n] = {id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0}
   end
   each_cell(function() return false end, take)
 end
@@ -429,30 +437,11 @@ elseif mode == 'd' then by_distance()
 elseif mode == 'g' then by_group()
 else everything() end
 
--- Display documents: one HMGET per group (in chunks).
-local by_group_ids, docs = {}, {}
-for i = 1, n do
-  local ids = by_group_ids[top[i].group]
-  if not ids then
-    ids = {}
-    by_group_ids[top[i].group] = ids
-  end
-  ids[#ids + 1] = top[i].id
-end
-for group, ids in pairs(by_group_ids) do
-  for first = 1, #ids, 1000 do
-    local chunk = {unpack(ids, first, math.min(first + 999, #ids))}
-    local got = redis.call('HMGET', group .. 'd', unpack(chunk))
-    for j = 1, #chunk do docs[chunk[j]] = got[j] or '' end
-  end
-end
-
-local out = {'ok', cells_read, members_read}
+local out = {'ok', cells_read, members_read, gen}
 for i = 1, n do
   local hit = top[i]
   out[#out + 1] = hit.id
-  out[#out + 1] = struct.pack('<ddd', hit.d, hit.s, hit.p)
-  out[#out + 1] = docs[hit.id]
+  out[#out + 1] = struct.pack('<ddddH', hit.d, hit.s, hit.p, hit.rev, hit.tag)
   out[#out + 1] = hit.count
 end
 return out

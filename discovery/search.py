@@ -23,6 +23,7 @@ import hiredis
 import redis
 
 from discovery import coverage
+from discovery.documents import Changed, Documents
 from discovery.query import NearbyQuery, is_open
 from discovery.ranking import Hit, group_hits, page
 from indexer.hot import HotIndex
@@ -161,12 +162,15 @@ def script_args(
     return args
 
 
-#: The distance, score and popularity of a result, as the script packs them.
-_FIGURES = struct.Struct("<ddd")
+#: The distance, score, popularity and revision of a result, and its tag's number,
+#: as the script packs them.
+_FIGURES = struct.Struct("<ddddH")
+#: Searches run again when a result changed before its document was read.
+CHANGED_TRIES = 3
 
 
-def hits_of(reply: Sequence[Any]) -> list[Hit]:
-    """The script's results (replies as bytes), their documents left as JSON text.
+def hits_of(reply: Sequence[Any], docs: Sequence[bytes]) -> list[Hit]:
+    """The script's results (replies as bytes), with their documents as JSON text.
 
     The script computes distance and score with the operations of
     :mod:`discovery.ranking` in the same order, so its doubles are the
@@ -175,13 +179,23 @@ def hits_of(reply: Sequence[Any]) -> list[Hit]:
     """
     hits = []
     unpack = _FIGURES.unpack
-    for i in range(3, len(reply), 4):
-        distance, score, popularity = unpack(reply[i + 1])
-        count = int(reply[i + 3]) or None
+    for n, i in enumerate(range(4, len(reply), 3)):
+        distance, score, popularity, _, _ = unpack(reply[i + 1])
+        count = int(reply[i + 2]) or None
         hits.append(
-            Hit(reply[i].decode(), distance, score, popularity, group_count=count, raw=reply[i + 2])
+            Hit(reply[i].decode(), distance, score, popularity, group_count=count, raw=docs[n])
         )
     return hits
+
+
+def wanted_of(reply: Sequence[Any]) -> list[tuple[str, int, int]]:
+    """(id, revision, tag number) of each of the script's results."""
+    unpack = _FIGURES.unpack
+    wanted = []
+    for i in range(4, len(reply), 3):
+        _, _, _, rev, tag = unpack(reply[i + 1])
+        wanted.append((reply[i].decode(), int(rev), tag))
+    return wanted
 
 
 @dataclass
@@ -205,6 +219,7 @@ class RedisSearch:
         self.hot = hot
         # The script's replies are binary (packed doubles): read them as bytes.
         self.script = ScriptCaller(hot.raw, "nearby.lua")
+        self.documents = Documents(hot)
         self.entity_script = load_script(hot.client, "entity.lua")
 
     def close(self) -> None:
@@ -218,17 +233,25 @@ class RedisSearch:
     def call(
         self, query: NearbyQuery, mode: str, radius_m: float, want: int, res: int, stats: Stats
     ) -> list[Hit]:
-        """One script call over the covering of ``radius_m`` at ``res``."""
+        """One script call over the covering of ``radius_m`` at ``res``, the results'
+        documents attached (the call made again when one changed meanwhile)."""
         cells = coverage.script_cells(query.lat, query.lng, radius_m, res)
         args = script_args(self.hot.prefix, query, mode, radius_m, want, cells)
-        reply = self.script(args)
-        if not reply or reply[0] == b"nogen":
-            raise NoHotIndex
-        stats.calls += 1
-        stats.cells += int(reply[1])
-        stats.members += int(reply[2])
-        stats.res.append(res)
-        return hits_of(reply)
+        tags = cells[1].split("\x1f")
+        for _ in range(CHANGED_TRIES):
+            reply = self.script(args)
+            if not reply or reply[0] == b"nogen":
+                raise NoHotIndex
+            stats.calls += 1
+            stats.cells += int(reply[1])
+            stats.members += int(reply[2])
+            stats.res.append(res)
+            try:
+                docs = self.documents.documents(reply[3].decode(), tags, wanted_of(reply))
+            except Changed:
+                continue
+            return hits_of(reply, docs)
+        raise NoHotIndex  # the index changes faster than it can be read: PostGIS answers
 
     def search(self, query: NearbyQuery) -> SearchResult:
         """The exact page for ``query``; NoHotIndex when Redis holds no index."""

@@ -138,7 +138,7 @@ def fill_entity(row: Sequence[Any], names: FillNames) -> FillEntity:
     lat_text, lng_text, score = float.__repr__(lat), float.__repr__(lng), float.__repr__(popularity)
     available_text = "null" if available is None else int.__repr__(available)
     member = (
-        _member_head(lat, lng, popularity, kind, eid.encode())
+        _member_head(lat, lng, popularity, rev, kind, eid.encode())
         + (
             f"{_SEP}{'' if available is None else available_text}"
             f"{_SEP}{'' if seen_at is None else layout.epoch_s(seen_at)}"

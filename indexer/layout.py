@@ -18,8 +18,8 @@ share a hash tag, so that on Redis Cluster they live on one slot::
     {prefix}:{gen}:{{tag}}:d         HASH id -> display JSON (what a result shows)
 
 A set's member is the entity itself, as the search reads it (:func:`member_of`):
-a packed head (lat, lng, popularity, ln(1 + popularity), cos(lat), the kind's
-code and the id's length), the id, then the fields that filters read.  A search ranks a
+a packed head (lat, lng, popularity, ln(1 + popularity), cos(lat), the revision,
+the kind's code and the id's length), the id, then the fields that filters read.  A search ranks a
 cell's members from the set alone, in popularity order, and bounds a cell it
 has not read by its top.
 
@@ -51,9 +51,10 @@ from indexer.model import INDEX_RESOLUTIONS, KINDS, TAG_RES
 SEP = "\x1f"
 #: The member's head, as the scripts read it with one struct.unpack: lat, lng,
 #: popularity, ln(1 + popularity) and cos(lat) (so that a search computes
-#: neither per member: each C call costs a Lua script dearly), the kind's code
-#: and the id's length in bytes.
-MEMBER_HEAD = struct.Struct("<dddddBH")
+#: neither per member: each C call costs a Lua script dearly), the entity's
+#: revision (what tells a search whether a display document it keeps is the
+#: current one), the kind's code and the id's length in bytes.
+MEMBER_HEAD = struct.Struct("<ddddddBH")
 #: The text fields after the id, in order, each after a separator.
 MEMBER_FIELDS = ("available", "seen_at", "source", "mini_app", "category")
 #: A kind's code in a member's head: its first letter.
@@ -151,7 +152,9 @@ def clean(text: str | None) -> str:
     return "" if text is None else text.replace(SEP, " ")
 
 
-def member_head(lat: float, lng: float, popularity: float, kind: str, entity_id: bytes) -> bytes:
+def member_head(
+    lat: float, lng: float, popularity: float, rev: int, kind: str, entity_id: bytes
+) -> bytes:
     """A member's head and id: what the search reads of every member it scores.
 
     ``ln(1 + popularity)`` and ``cos(lat)`` are computed as the search and the
@@ -161,9 +164,8 @@ def member_head(lat: float, lng: float, popularity: float, kind: str, entity_id:
     log_boost = math.log(1.0 + popularity)
     cos_lat = math.cos(math.radians(lat))
     code = KIND_CODES[kind]
-    return (
-        MEMBER_HEAD.pack(lat, lng, popularity, log_boost, cos_lat, code, len(entity_id)) + entity_id
-    )
+    head = MEMBER_HEAD.pack(lat, lng, popularity, log_boost, cos_lat, rev, code, len(entity_id))
+    return head + entity_id
 
 
 def member_of(row: Mapping[str, Any]) -> bytes:
@@ -174,8 +176,8 @@ def member_of(row: Mapping[str, Any]) -> bytes:
     """
     available = row.get("available")
     head = member_head(
-        float(row["lat"]), float(row["lng"]), float(row["popularity"]), row["kind"],
-        row["id"].encode(),
+        float(row["lat"]), float(row["lng"]), float(row["popularity"]), int(row["rev"]),
+        row["kind"], row["id"].encode(),
     )  # fmt: skip
     tail = "".join(
         SEP + field
@@ -192,7 +194,7 @@ def member_of(row: Mapping[str, Any]) -> bytes:
 
 def parse_member(member: bytes) -> dict[str, Any]:
     """The inverse of :func:`member_of` (for tools and tests)."""
-    lat, lng, popularity, _, _, code, length = MEMBER_HEAD.unpack_from(member)
+    lat, lng, popularity, _, _, rev, code, length = MEMBER_HEAD.unpack_from(member)
     start = MEMBER_HEAD.size
     entity_id = member[start : start + length].decode()
     tail = member[start + length + 1 :].decode().split(SEP)
@@ -204,6 +206,7 @@ def parse_member(member: bytes) -> dict[str, Any]:
         "lat": lat,
         "lng": lng,
         "popularity": popularity,
+        "rev": int(rev),
         "available": int(fields["available"]) if fields["available"] else None,
         "seen_at": float(fields["seen_at"]) if fields["seen_at"] else None,
     }
@@ -211,7 +214,7 @@ def parse_member(member: bytes) -> dict[str, Any]:
 
 def member_id(member: bytes) -> str:
     """The id a member carries."""
-    length = MEMBER_HEAD.unpack_from(member)[6]
+    length = MEMBER_HEAD.unpack_from(member)[7]
     return member[MEMBER_HEAD.size : MEMBER_HEAD.size + length].decode()
 
 

@@ -1,0 +1,59 @@
+"""Display documents kept by the searching process: shown again only while current."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+
+from discovery.documents import Changed, Documents
+from indexer import layout
+from indexer.model import Entity
+from indexer.writer import write_entities
+
+from ..conftest import Index
+
+
+def shop(name: str, popularity: float = 1.0) -> Entity:
+    return Entity(id="t:1", kind="store", lat=60.17, lng=24.94, name=name, popularity=popularity)
+
+
+def names(client: FlaskClient) -> list[str]:
+    body = client.get("/v1/nearby?lat=60.17&lng=24.94&radius=100").get_json()
+    assert body["source"] == "redis"
+    return [result["name"] for result in body["results"]]
+
+
+def test_a_changed_entity_shows_its_new_document(index: Index, client: FlaskClient) -> None:
+    write_entities(index.conn, index.hot, "t", [shop("Old name")])
+    assert names(client) == ["Old name"]
+    write_entities(index.conn, index.hot, "t", [shop("New name")])
+    assert names(client) == ["New name"]
+
+
+def test_a_kept_document_is_not_read_again(index: Index, client: FlaskClient) -> None:
+    write_entities(index.conn, index.hot, "t", [shop("Kept")])
+    assert names(client) == ["Kept"]
+    gen = index.hot.require_generation()
+    tag = layout.tag_of(layout.placement_of(60.17, 24.94).cells[0])
+    index.hot.client.hset(layout.display_key(index.hot.prefix, gen, tag), "t:1", '{"x":1}')
+    # The revision did not change: the document kept is still the current one.
+    assert names(client) == ["Kept"]
+
+
+def test_a_revision_that_moved_on_is_reported(index: Index) -> None:
+    write_entities(index.conn, index.hot, "t", [shop("One")])
+    gen = index.hot.require_generation()
+    rev = int(index.hot.client.hget(layout.loc_key(index.hot.prefix, gen), "t:1").split()[0])
+    tag = layout.tag_of(layout.placement_of(60.17, 24.94).cells[0])
+    documents = Documents(index.hot)
+    [doc] = documents.documents(gen, [tag], [("t:1", rev, 1)])
+    assert b'"name":"One"' in doc
+    with pytest.raises(Changed):
+        Documents(index.hot).documents(gen, [tag], [("t:1", rev - 1, 1)])
+
+
+def test_the_oldest_kept_go_first(index: Index) -> None:
+    documents = Documents(index.hot, limit=2)
+    for n in range(3):
+        documents.keep(f"t:{n}", n, b"{}")
+    assert list(documents.kept) == ["t:1", "t:2"]
