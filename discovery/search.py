@@ -169,33 +169,23 @@ _FIGURES = struct.Struct("<ddddH")
 CHANGED_TRIES = 3
 
 
-def hits_of(reply: Sequence[Any], docs: Sequence[bytes]) -> list[Hit]:
-    """The script's results (replies as bytes), with their documents as JSON text.
+def results_of(reply: Sequence[Any]) -> list[tuple[str, float, float, float, int, int, int]]:
+    """The script's results (replies as bytes): (id, distance, score, popularity,
+    revision, tag number, count) each.
 
     The script computes distance and score with the operations of
     :mod:`discovery.ranking` in the same order, so its doubles are the
     reference's (the search tests compare them with the brute force's, bit for
     bit).
     """
-    hits = []
     unpack = _FIGURES.unpack
-    for n, i in enumerate(range(4, len(reply), 3)):
-        distance, score, popularity, _, _ = unpack(reply[i + 1])
-        count = int(reply[i + 2]) or None
-        hits.append(
-            Hit(reply[i].decode(), distance, score, popularity, group_count=count, raw=docs[n])
-        )
-    return hits
-
-
-def wanted_of(reply: Sequence[Any]) -> list[tuple[str, int, int]]:
-    """(id, revision, tag number) of each of the script's results."""
-    unpack = _FIGURES.unpack
-    wanted = []
+    results = []
     for i in range(4, len(reply), 3):
-        _, _, _, rev, tag = unpack(reply[i + 1])
-        wanted.append((reply[i].decode(), int(rev), tag))
-    return wanted
+        distance, score, popularity, rev, tag = unpack(reply[i + 1])
+        results.append(
+            (reply[i].decode(), distance, score, popularity, int(rev), tag, reply[i + 2])
+        )
+    return results
 
 
 @dataclass
@@ -246,11 +236,18 @@ class RedisSearch:
             stats.cells += int(reply[1])
             stats.members += int(reply[2])
             stats.res.append(res)
+            results = results_of(reply)
+            wanted = [(result[0], result[4], result[5]) for result in results]
             try:
-                docs = self.documents.documents(reply[3].decode(), tags, wanted_of(reply))
+                docs = self.documents.documents(reply[3].decode(), tags, wanted)
             except Changed:
                 continue
-            return hits_of(reply, docs)
+            return [
+                Hit(eid, distance, score, popularity, group_count=int(count) or None, raw=doc)
+                for (eid, distance, score, popularity, _, _, count), doc in zip(
+                    results, docs, strict=True
+                )
+            ]
         raise NoHotIndex  # the index changes faster than it can be read: PostGIS answers
 
     def search(self, query: NearbyQuery) -> SearchResult:

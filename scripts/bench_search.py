@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bikes", type=int, default=100_000)
     parser.add_argument("--chargers", type=int, default=50_000)
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--baseline-queries", type=int, default=100)
+    parser.add_argument("--baseline-queries", type=int, default=30)
     parser.add_argument("--http-seconds", type=int, default=10)
     parser.add_argument("--reload", action="store_true", help="load the city again")
     args = parser.parse_args(argv)
