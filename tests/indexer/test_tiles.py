@@ -340,7 +340,7 @@ def test_diff_finds_a_stray_member_and_a_wrong_popularity(
     gen = index.hot.require_generation()
     raw, prefix = index.hot.raw, index.hot.prefix
     lat, lng = h3.cell_to_latlng(first)
-    ghost = {"id": "t:ghost", "kind": "store", "lat": lat, "lng": lng, "popularity": 1.0}
+    ghost = {"id": "t:ghost", "kind": "store", "lat": lat, "lng": lng, "popularity": 1.0, "rev": 1}
     raw.zadd(layout.cell_key(prefix, gen, first), {layout.member_of({**ghost, "source": "t"}): 1.0})
     raw.zadd(layout.cell_key(prefix, gen, second), {index.member(f"t:{second}:1"): 99.0})
     result, png = render(*zxy(), "--diff")
