@@ -13,13 +13,16 @@ one sender and with ``--senders`` sender processes at once. It prints
 updates/s and the queries' p50/p99, each beside the idle baseline of the same
 run.
 
-Writes into the index named by DATABASE_URL, REDIS_URL and NEARBY_REDIS_PREFIX:
-point them at a scratch database, not the demo's.
+Writes into a scratch index of its own: the database ``nearby_bench_live`` beside
+the one DATABASE_URL names (made from its PostGIS template when missing) and
+the Redis prefix ``nearby-bench-live`` on REDIS_URL; the demo's index is never
+touched.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import http.client
 import json
@@ -60,6 +63,22 @@ def random_point(rng: random.Random) -> tuple[float, float]:
         CENTER[0] + rng.uniform(-SPAN_DEG, SPAN_DEG),
         CENTER[1] + rng.uniform(-SPAN_DEG, SPAN_DEG),
     )
+
+
+def scratch_settings() -> IndexSettings:
+    """The bench's own index: a database beside DATABASE_URL's, its own Redis prefix."""
+    admin = IndexSettings.from_env()
+    base, _, name = admin.database_url.rpartition("/")
+    settings = dataclasses.replace(
+        admin, database_url=f"{base}/nearby_bench_live", redis_prefix="nearby-bench-live"
+    )
+    with psycopg.connect(admin.database_url, autocommit=True) as conn:
+        if not conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = 'nearby_bench_live'"
+        ).fetchone():
+            conn.execute(f'CREATE DATABASE nearby_bench_live TEMPLATE "{name}_template"')
+    db.upgrade(settings.database_url)
+    return settings
 
 
 def seed_bikes(settings: IndexSettings, count: int) -> None:
@@ -279,7 +298,7 @@ def main() -> None:
     )
     parser.add_argument("--skip-http", action="store_true")
     args = parser.parse_args()
-    settings = IndexSettings.from_env()
+    settings = scratch_settings()
     seed_bikes(settings, args.bikes)
     _, idle = with_queries(
         settings, args.query, args.seconds, functools.partial(pause, args.seconds)
