@@ -105,37 +105,44 @@ local function top_of(batch, names, cell)
   return top
 end
 
--- After the sets changed: each touched cell's top raised, or read again when
--- what left could have been it.
+-- After the sets changed: each touched cell's top made exact again, from the
+-- top held before the batch (one HMGET per t hash).  Every member that left
+-- had at most top.left; one that entered had at most top.entered.  When less
+-- left than the held top, the member holding it is still there: the new top
+-- is the higher of it and what entered.  Otherwise the top may have left (or
+-- none was held), and the set is read again.  A field is written only when its
+-- value changes.
 local function fix_tops(batch)
   for tkey, by_cell in pairs(batch.tops) do
-    local raised, raised_cells, most = {}, {}, nil
+    local cells, tops = {}, {}
     for cell, top in pairs(by_cell) do
-      if top.left and (not top.entered or top.left > top.entered) then
-        local got = redis.call('ZREVRANGE', top.z, 0, 0, 'WITHSCORES')
-        if got[2] then
-          redis.call('HSET', tkey, cell, got[2])
-        else
-          redis.call('HDEL', tkey, cell)
-        end
-      elseif top.entered then
-        raised_cells[#raised_cells + 1] = cell
-        raised[#raised + 1] = top
-        if not most or top.entered > most.entered then most = top end
-      end
+      cells[#cells + 1] = cell
+      tops[#tops + 1] = top
     end
-    for first = 1, #raised_cells, CALL_ARGS do
-      local last = math.min(first + CALL_ARGS - 1, #raised_cells)
-      local held = redis.call('HMGET', tkey, unpack(raised_cells, first, last))
-      local set = {}
-      for k = 1, #held do
-        local top = raised[first + k - 1]
-        if not held[k] or tonumber(held[k]) < top.entered then
-          set[#set + 1] = raised_cells[first + k - 1]
+    local set, most = {}, nil
+    for first = 1, #cells, CALL_ARGS do
+      local last = math.min(first + CALL_ARGS - 1, #cells)
+      local held = redis.call('HMGET', tkey, unpack(cells, first, last))
+      for k = 1, last - first + 1 do
+        local cell, top, text = cells[first + k - 1], tops[first + k - 1], held[k]
+        local value = text and tonumber(text)
+        if top.left and (not value or top.left >= value) then
+          local got = redis.call('ZREVRANGE', top.z, 0, 0, 'WITHSCORES')
+          if not got[2] then
+            if text then redis.call('HDEL', tkey, cell) end
+          elseif tonumber(got[2]) ~= value then
+            set[#set + 1] = cell
+            set[#set + 1] = got[2]
+          end
+        elseif top.entered and (not value or value < top.entered) then
+          set[#set + 1] = cell
           set[#set + 1] = top.text
         end
+        if top.entered and (not most or top.entered > most.entered) then most = top end
       end
-      if #set > 0 then redis.call('HSET', tkey, unpack(set)) end
+    end
+    for first = 1, #set, CALL_ARGS do
+      redis.call('HSET', tkey, unpack(set, first, math.min(first + CALL_ARGS - 1, #set)))
     end
     if most then
       local bound = redis.call('HGET', tkey, '*')

@@ -185,3 +185,32 @@ def test_a_batch_moving_many_entities_within_shared_cells_matches_postgis(index:
     for entity in moved[::2]:
         assert set(members(index, entity).values()) == {entity.popularity}
     assert index.hot.verify(index.conn) == []
+
+
+def test_tops_stay_exact_through_rounds_of_random_changes(index: Index) -> None:
+    """Popularity raised, lowered and tied, moves and deletions, many to a cell:
+    after every round each set's top in its t hash is the set's true top (verify)."""
+    rng = random.Random(7)
+
+    # A few hundred metres square: entities share cells at every resolution.
+    def spot() -> tuple[float, float]:
+        return 60.17 + rng.random() * 0.004, 24.94 + rng.random() * 0.008
+
+    held: dict[int, Entity] = {}
+    for _ in range(12):
+        changed = []
+        for number in rng.sample(range(60), 25):
+            lat, lng = (
+                spot()
+                if number not in held or rng.random() < 0.5
+                else (held[number].lat, held[number].lng)
+            )
+            popularity = float(rng.choice([0, 0, 1, 5, 5, 40, rng.randint(0, 100)]))
+            changed.append(store(number, lat=lat, lng=lng, popularity=popularity))
+        write_entities(index.conn, index.hot, "t", changed)
+        held.update({int(e.id.split(":")[1]): e for e in changed})
+        gone = [number for number in list(held) if rng.random() < 0.15]
+        delete_entities(index.conn, index.hot, [f"t:{number}" for number in gone])
+        for number in gone:
+            del held[number]
+        assert index.hot.verify(index.conn) == []
