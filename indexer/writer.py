@@ -59,11 +59,21 @@ CREATE TEMP TABLE IF NOT EXISTS nearby_changed (
 TRUNCATE nearby_changed;
 """
 
-# Ids held by another source are not ours to change: they are reported.
-TAKE_CONFLICTS = """
-DELETE FROM nearby_stage s USING entities e
-WHERE e.id = s.id AND e.source <> %(source)s
-RETURNING s.id
+_STAGED = ", ".join(f"s.{name}" for name in STAGE_COLUMNS[1:])
+
+# Two kinds of rows leave the stage before the upsert, in one join. Ids held by
+# another source are not ours to change: they are reported. Rows the index
+# already holds exactly as given need nothing: left in, ON CONFLICT DO UPDATE
+# would lock each of them (a WAL record and a dirtied page a row) even though
+# its WHERE leaves them as they are, and a re-import would lock the whole source.
+TAKE_CONFLICTS_AND_UNCHANGED = f"""
+WITH taken AS (
+    DELETE FROM nearby_stage s USING entities e
+    WHERE e.id = s.id
+      AND (e.source <> %(source)s OR ({_OLD}) IS NOT DISTINCT FROM ({_STAGED}))
+    RETURNING s.id, e.source <> %(source)s AS conflict
+)
+SELECT id FROM taken WHERE conflict
 """
 
 UPSERT = f"""
@@ -187,11 +197,11 @@ def write_entities(
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(CREATE_STAGE)
         received = copy_to_stage(cur, entities, progress)
-        cur.execute(TAKE_CONFLICTS, {"source": source})
+        if replace:  # while the stage still lists every id of the input
+            cur.execute(DELETE_MISSING, {"source": source})
+        cur.execute(TAKE_CONFLICTS_AND_UNCHANGED, {"source": source})
         conflicts = tuple(sorted(row[0] for row in cur.fetchall()))
         cur.execute(UPSERT, {"source": source})
-        if replace:
-            cur.execute(DELETE_MISSING, {"source": source})
         cur.execute(COUNT_CHANGES)
         inserted, updated, deleted = cur.fetchone() or (0, 0, 0)
     hot_applied = apply_changes(conn, hot, inserted + updated + deleted)

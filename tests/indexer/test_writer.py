@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import h3
@@ -95,6 +96,38 @@ def test_changed_rows_are_updated_and_moved(index: Index) -> None:
     assert (summary.inserted, summary.updated, summary.unchanged) == (0, 1, 19)
     assert set(members(index, entities[0]).values()) == {None}
     assert set(members(index, moved).values()) == {3.0}
+    assert index.hot.verify(index.conn) == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"name": "renamed"},
+        {"category": "bakery"},
+        {"mini_app": "wx-app"},
+        {"lat": 60.1700001},
+        {"lng": 24.9400001},
+        {"popularity": 7.5},
+        {"opening_hours": "Mo-Fr 09:00-17:00"},
+        {"attrs": {"floor": "2"}},
+        {"attrs": {}},
+        {"name": "", "category": ""},
+    ],
+)
+def test_a_change_to_any_one_field_is_an_update(index: Index, change: dict[str, object]) -> None:
+    base = store(999, name="shop", category="cafe", mini_app="app", popularity=1.0,
+                 opening_hours="24/7", attrs={"floor": "1"})  # fmt: skip
+    others = random_stores(4, seed=3)
+    write_entities(index.conn, index.hot, "t", [base, *others])
+    changed = dataclasses.replace(base, **change)  # type: ignore[arg-type]
+    summary = write_entities(index.conn, index.hot, "t", [changed, *others])
+    assert (summary.inserted, summary.updated, summary.unchanged) == (0, 1, 4)
+    row = index.conn.execute(
+        "SELECT name, category, mini_app, lat, lng, popularity, opening_hours, attrs"
+        " FROM entities WHERE id = 't:999'"
+    ).fetchone()
+    assert row == (changed.name, changed.category, changed.mini_app, changed.lat, changed.lng,
+                   changed.popularity, changed.opening_hours, changed.attrs)  # fmt: skip
     assert index.hot.verify(index.conn) == []
 
 
