@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from indexer.cli import cli
@@ -39,6 +42,26 @@ def gunicorn_options(
     return options
 
 
+#: gunicorn's command-line flag for each of :func:`gunicorn_options`' settings.
+FLAGS = {
+    "bind": "--bind",
+    "workers": "--workers",
+    "worker_class": "--worker-class",
+    "accesslog": "--access-logfile",
+    "keepalive": "--keep-alive",
+    "threads": "--threads",
+}
+
+
+def gunicorn_command(options: dict[str, object]) -> list[str]:
+    """The gunicorn command line that runs the API with ``options`` (None: left unset)."""
+    command = [sys.executable, "-m", "gunicorn"]
+    for name, value in options.items():
+        if value is not None:
+            command += [FLAGS[name], str(value)]
+    return [*command, "discovery.wsgi:application"]
+
+
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
@@ -61,28 +84,25 @@ def gunicorn_options(
 def serve(
     host: str, port: int, workers: int, worker_class: str, threads: int, access_log: bool
 ) -> None:
-    """Serve the HTTP API with gunicorn."""
-    from gunicorn.app.base import BaseApplication
+    """Serve the HTTP API with gunicorn.
 
-    from discovery.app import create_app
+    The settings are checked here; then this process becomes gunicorn's master
+    (same pid, so signals reach it), a fresh interpreter that has imported none
+    of the app: each worker imports it after its worker class has set up (see
+    :mod:`discovery.wsgi`).
+    """
     from discovery.settings import ApiSettings
     from indexer.settings import ConfigError
 
     try:
-        settings = ApiSettings.from_env()
+        ApiSettings.from_env()
     except ConfigError as exc:
         raise click.UsageError(f"bad configuration: {exc}") from exc
     options = gunicorn_options(f"{host}:{port}", workers, worker_class, threads, access_log)
-
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            for name, value in options.items():
-                self.cfg.set(name, value)
-
-        def load(self) -> object:
-            return create_app(settings)
-
-    Server().run()
+    command = gunicorn_command(options)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(command[0], command)
 
 
 def main() -> None:

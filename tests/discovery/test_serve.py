@@ -66,6 +66,9 @@ def served(index: Index, cli_env: dict[str, str], tmp_path: Path) -> Iterator[st
                 time.sleep(0.1)
         else:
             raise AssertionError(f"nearby serve did not start:\n{log.read_text()}")
+        # Its worker booted (it answered) without a warning: gevent patched the
+        # standard library before redis-py and psycopg were imported.
+        assert "Warning" not in log.read_text(), log.read_text()
         yield base
     finally:
         server.terminate()
