@@ -74,7 +74,7 @@ end
 
 local function new_batch()
   -- tops: per t hash, per cell: {z = set key, left = highest popularity that
-  -- left, entered = highest that entered (number and its text)}
+  -- left, entered = highest that entered}
   return {zrem = {}, hdel = {}, zadd = {}, hset = {}, loc = {}, ids = {}, names = {},
           tops = {}}
 end
@@ -104,6 +104,10 @@ local function top_of(batch, names, cell)
   end
   return top
 end
+
+-- A popularity as Redis writes a score (ZREVRANGE ... WITHSCORES), so that a
+-- top reads the same whichever wrote it; made only for what is written.
+local function score_text(value) return string.format('%.17g', value) end
 
 -- After the sets changed: each touched cell's top made exact again, from the
 -- top held before the batch (one HMGET per t hash).  Every member that left
@@ -136,7 +140,7 @@ local function fix_tops(batch)
           end
         elseif top.entered and (not value or value < top.entered) then
           set[#set + 1] = cell
-          set[#set + 1] = top.text
+          set[#set + 1] = score_text(top.entered)
         end
         if top.entered and (not most or top.entered > most.entered) then most = top end
       end
@@ -147,7 +151,7 @@ local function fix_tops(batch)
     if most then
       local bound = redis.call('HGET', tkey, '*')
       if not bound or tonumber(bound) < most.entered then
-        redis.call('HSET', tkey, '*', most.text)
+        redis.call('HSET', tkey, '*', score_text(most.entered))
       end
     end
   end
@@ -194,10 +198,7 @@ local function enter(base, batch, id, new, popularity, member, display)
     local names = names_of(batch, base, tag, cell)
     gather(batch.zadd, names.z, popularity, member)
     local top = top_of(batch, names, cell)
-    if not top.entered or value > top.entered then
-      -- As Redis writes a score (ZREVRANGE ... WITHSCORES): the same text either way.
-      top.entered, top.text = value, string.format('%.17g', value)
-    end
+    if not top.entered or value > top.entered then top.entered = value end
     -- Member and document once per group: a tag seen at a coarser resolution has them.
     local seen = false
     for p = 1, c - 2, 2 do
