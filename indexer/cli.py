@@ -140,6 +140,17 @@ def cache_verify(context: Context, limit: int) -> None:
         raise SystemExit(1)
 
 
+@cache_group.command("prune")
+@pass_context
+def cache_prune(context: Context) -> None:
+    """Delete the keys an older layout of the hot index left under this prefix."""
+    try:
+        dropped = context.hot().drop_other_layouts()
+    except redis.RedisError as exc:
+        raise click.ClickException(f"Redis is not reachable: {exc}") from exc
+    click.echo(f"deleted {format_count(dropped)} keys of other layouts")
+
+
 @cli.group("feeds")
 def feeds_group() -> None:
     """Live feeds of bikes and chargers."""

@@ -363,6 +363,26 @@ class HotIndex:
         """Delete every key of this deployment's prefix (tests, `cache drop`)."""
         return self.drop_matching(f"{self.prefix}:*")
 
+    def drop_other_layouts(self) -> int:
+        """Delete what this deployment's prefix holds in any other layout; return how many keys.
+
+        An upgrade that changes the layout leaves the old one's keys behind
+        (nothing reads them: queries answer from PostGIS until ``cache
+        rebuild``). Prefixes cannot hold ':', so every key under
+        ``{prefix}:`` is this deployment's; those outside ``{prefix}:{LAYOUT}:``
+        belong to other layouts.
+        """
+        base = self.prefix[: -len(layout.LAYOUT) - 1]
+        ours = self.prefix + ":"
+        stale = (
+            key for key in self.client.scan_iter(match=f"{base}:*", count=1000)
+            if not key.startswith(ours)
+        )  # fmt: skip
+        dropped = 0
+        for keys in chunked(stale, 1000):
+            dropped += int(self.client.unlink(*keys))
+        return dropped
+
     def drop_matching(self, pattern: str) -> int:
         """UNLINK the keys matching ``pattern`` in batches; return how many."""
         dropped = 0

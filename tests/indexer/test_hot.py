@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import h3
+from click.testing import Result
 
 from indexer import db, layout
 from indexer.hot import Difference
@@ -108,6 +111,29 @@ def test_an_index_of_another_layout_is_invisible(index: Index) -> None:
         assert index.hot.verify(index.conn) == [Difference("*", "Redis holds no index generation")]
     finally:
         index.hot.client.delete(f"{index.settings.redis_prefix}:gen")
+
+
+def test_prune_deletes_other_layouts_keys_and_nothing_else(
+    index: Index, nearby: Callable[..., Result]
+) -> None:
+    loaded(index)
+    base = index.settings.redis_prefix
+    client = index.hot.client
+    left_behind = [f"{base}:gen", f"{base}:3:loc", f"{base}:r5.7.9.11:gen",
+                   f"{base}:r5.7.9.11:2:{{831126fffffffff}}:z:891126d3307ffff"]  # fmt: skip
+    neighbours = [f"{base}-other:r5.7.9.11:gen", f"{base}x:gen"]
+    for key in left_behind + neighbours:
+        client.set(key, "1")
+    ours = sorted(client.scan_iter(match=f"{index.hot.prefix}:*"))
+    try:
+        result = nearby("cache", "prune")
+        assert result.output == f"deleted {len(left_behind)} keys of other layouts\n"
+        assert [key for key in left_behind + neighbours if client.exists(key)] == neighbours
+        assert sorted(client.scan_iter(match=f"{index.hot.prefix}:*")) == ours
+        assert index.hot.verify(index.conn) == []
+        assert nearby("cache", "prune").output == "deleted 0 keys of other layouts\n"
+    finally:
+        client.delete(*left_behind, *neighbours)
 
 
 def test_verify_finds_a_wrong_top_and_a_stale_member(index: Index) -> None:
