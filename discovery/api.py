@@ -9,7 +9,7 @@ import orjson
 from flask import Blueprint, Flask, Response, jsonify, request
 
 from discovery.errors import NotFound
-from discovery.finder import find_entity, find_nearby, stale_limits
+from discovery.finder import find_entity, find_nearby
 from discovery.openapi import openapi_document
 from discovery.params import parse_nearby
 from discovery.query import NearbyQuery
@@ -97,12 +97,12 @@ def result_json(hit: Hit, query: NearbyQuery) -> bytes:
 def body_json(query: NearbyQuery, result: SearchResult) -> bytes:
     """:func:`body_of` as JSON (the same keys, in the same order), written piece by piece."""
     if query.explain:
-        return orjson.dumps(body_of(query, result))
+        return _dumps(body_of(query, result))
     results = b",".join([result_json(hit, query) for hit in result.hits])
     cursor = encode_cursor(result.hits[-1], query) if result.more and result.hits else None
     return (
-        b'{"results":[' + results + b'],"next_cursor":' + orjson.dumps(cursor)
-        + b',"source":' + orjson.dumps(result.source) + b"}"
+        b'{"results":[' + results + b'],"next_cursor":' + _dumps(cursor)
+        + b',"source":' + _dumps(result.source) + b"}"
     )  # fmt: skip
 
 
@@ -139,7 +139,7 @@ def nearby() -> Response:
     """Entities around a point, ranked by score or distance."""
     svc = services()
     args = request.args.to_dict(flat=False)
-    query = parse_nearby(args, svc.settings.ranking, stale_limits(svc), time.time())
+    query = parse_nearby(args, svc.settings.ranking, svc.stale, time.time())
     found = find_nearby(query)
     if wants_geojson():
         response = jsonify(feature_collection(body_of(query, found)))

@@ -23,7 +23,6 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request, sen
 
 from discovery import coverage
 from discovery.errors import BadParameter, NotFound
-from discovery.finder import stale_limits
 from discovery.params import parse_nearby
 from discovery.postgis import postgis_search
 from discovery.query import NearbyQuery, StaleLimits
@@ -154,7 +153,7 @@ def query() -> Response:
     svc = services()
     args = request.args.to_dict()
     with svc.postgis() as conn:
-        overlay = query_overlay(conn, svc.hot, args, svc.settings.ranking, stale_limits(svc))
+        overlay = query_overlay(conn, svc.hot, args, svc.settings.ranking, svc.stale)
     return jsonify(query_to_geojson(overlay))
 
 

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 from flask import Flask
 
 from discovery.api import body_json
-from discovery.finder import find_nearby_with, stale_limits
+from discovery.finder import find_nearby_with
 from discovery.params import parse_nearby
 from discovery.services import Services
 
@@ -54,7 +54,7 @@ class NearbyFastPath:
         """The JSON body of a nearby request with these parameters."""
         svc = self.services
         args = parse_qs(query_string, keep_blank_values=True)
-        query = parse_nearby(args, svc.settings.ranking, stale_limits(svc), time.time())
+        query = parse_nearby(args, svc.settings.ranking, svc.stale, time.time())
         found = find_nearby_with(svc, query)
         return body_json(query, found) + b"\n"
 

@@ -14,21 +14,11 @@ from typing import Any
 import redis
 
 from discovery.postgis import entity_document, postgis_search
-from discovery.query import NearbyQuery, StaleLimits
-from discovery.search import NoHotIndex, RedisSearch, SearchResult
+from discovery.query import NearbyQuery
+from discovery.search import NoHotIndex, SearchResult
 from discovery.services import Services, services
 
 log = logging.getLogger(__name__)
-
-
-def stale_limits(svc: Services) -> StaleLimits:
-    """The deployment's staleness limits."""
-    return svc.stale
-
-
-def redis_search() -> RedisSearch:
-    """The current app's Redis searcher."""
-    return services().search
 
 
 def find_nearby(query: NearbyQuery) -> SearchResult:
@@ -51,7 +41,7 @@ def find_nearby_with(svc: Services, query: NearbyQuery) -> SearchResult:
 def find_entity(entity_id: str) -> dict[str, Any] | None:
     """One entity's display document from Redis, else PostGIS; None when unknown."""
     try:
-        reply = redis_search().entity(entity_id)
+        reply = services().search.entity(entity_id)
         if reply[0] == "ok":
             found: dict[str, Any] = json.loads(reply[1])
             return found

@@ -22,8 +22,9 @@
 -- A cell set's members are the entities themselves (indexer/layout.py): a
 -- packed head (lat, lng, popularity, ln(1 + popularity), cos(lat) and the
 -- revision as little-endian doubles, the kind's code, the id's length), the
--- id, then \31 available \31 seen \31 source \31 mini-app \31 category.  Each group's t hash holds
--- the top popularity of each of its sets (field '*': at least all of them).
+-- id, then \31 available \31 seen \31 source \31 mini-app \31 category.
+-- Each group's t hash holds the top popularity of each of its sets (field '*':
+-- at least all of them).
 --
 -- Returns {'nogen'} when there is no index generation, else
 -- {'ok', cells read, members read, the generation, then per result: its id;

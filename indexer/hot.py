@@ -374,21 +374,18 @@ class HotIndex:
         """
         base = self.prefix[: -len(layout.LAYOUT) - 1]
         ours = self.prefix + ":"
-        stale = (
+        return self.unlink(
             key for key in self.client.scan_iter(match=f"{base}:*", count=1000)
             if not key.startswith(ours)
         )  # fmt: skip
-        dropped = 0
-        for keys in chunked(stale, 1000):
-            dropped += int(self.client.unlink(*keys))
-        return dropped
 
     def drop_matching(self, pattern: str) -> int:
-        """UNLINK the keys matching ``pattern`` in batches; return how many."""
-        dropped = 0
-        for keys in chunked(self.client.scan_iter(match=pattern, count=1000), 1000):
-            dropped += int(self.client.unlink(*keys))
-        return dropped
+        """UNLINK the keys matching ``pattern``; return how many."""
+        return self.unlink(self.client.scan_iter(match=pattern, count=1000))
+
+    def unlink(self, keys: Iterable[str]) -> int:
+        """UNLINK ``keys`` in batches of 1,000; return how many existed."""
+        return sum(int(self.client.unlink(*batch)) for batch in chunked(keys, 1000))
 
     def verify(self, conn: psycopg.Connection) -> list[Difference]:
         """Every difference between PostGIS and the current generation."""

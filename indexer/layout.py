@@ -18,10 +18,10 @@ share a hash tag, so that on Redis Cluster they live on one slot::
     {prefix}:{gen}:{{tag}}:d         HASH id -> display JSON (what a result shows)
 
 A set's member is the entity itself, as the search reads it (:func:`member_of`):
-a packed head (lat, lng, popularity, ln(1 + popularity), cos(lat), the revision,
-the kind's code and the id's length), the id, then the fields that filters read.  A search ranks a
-cell's members from the set alone, in popularity order, and bounds a cell it
-has not read by its top.
+a packed head (lat, lng, popularity, ln(1 + popularity), cos(lat), the
+revision, the kind's code and the id's length), the id, then the fields that
+filters read.  A search ranks a cell's members from the set alone, in
+popularity order, and bounds a cell it has not read by its top.
 
 An entity belongs to the cell that contains it at each indexed resolution
 (``latlng_to_cell``, not the parent of its base cell: H3 children overhang

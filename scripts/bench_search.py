@@ -33,7 +33,7 @@ import redis
 
 from discovery.api import body_of
 from discovery.app import create_app
-from discovery.finder import find_nearby, stale_limits
+from discovery.finder import find_nearby
 from discovery.params import parse_nearby
 from discovery.services import services
 from discovery.settings import ApiSettings
@@ -218,7 +218,7 @@ def ours(app: Any, radius: int, sort: str) -> Callable[[float, float], Any]:
     def run(lat: float, lng: float) -> Any:
         args = {"lat": [repr(lat)], "lng": [repr(lng)], "radius": [str(radius)], "sort": [sort]}
         svc = services()
-        query = parse_nearby(args, svc.settings.ranking, stale_limits(svc), time.time())
+        query = parse_nearby(args, svc.settings.ranking, svc.stale, time.time())
         return body_of(query, find_nearby(query))
 
     return run

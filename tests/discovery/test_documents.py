@@ -57,3 +57,35 @@ def test_the_oldest_kept_go_first(index: Index) -> None:
     for n in range(3):
         documents.keep(f"t:{n}", n, b"{}")
     assert list(documents.kept) == ["t:1", "t:2"]
+
+
+def test_a_change_between_the_search_and_its_documents_runs_the_search_again(
+    index: Index, client: FlaskClient
+) -> None:
+    """The page shows the entity as it is after the change, never the old figures
+    beside the new document."""
+    write_entities(index.conn, index.hot, "t", [shop("Before", popularity=1.0)])
+    search = client.application.extensions["nearby"].search
+    reads: list[int] = []
+
+    class ChangedMeanwhile(Documents):
+        def read(self, gen, tags, wanted):  # type: ignore[no-untyped-def]
+            reads.append(len(wanted))
+            if len(reads) == 1:  # the entity changes after the script answered
+                write_entities(index.conn, index.hot, "t", [shop("After", popularity=9.0)])
+            return super().read(gen, tags, wanted)
+
+    search.documents = ChangedMeanwhile(index.hot)
+    body = client.get("/v1/nearby?lat=60.17&lng=24.94&radius=100").get_json()
+    assert body["source"] == "redis"
+    [result] = body["results"]
+    assert (result["name"], result["popularity"]) == ("After", 9.0)
+    assert len(reads) == 2
+
+
+def test_a_script_the_server_lost_is_loaded_again(index: Index, client: FlaskClient) -> None:
+    write_entities(index.conn, index.hot, "t", [shop("Shop")])
+    assert names(client) == ["Shop"]
+    index.hot.client.script_flush()
+    # Still from Redis (names() checks the source): the script was sent again.
+    assert names(client) == ["Shop"]
