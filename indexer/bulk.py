@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
@@ -357,6 +357,7 @@ def fill_generation(
     gen: str,
     progress: Callable[[int], None] | None = None,
     deleted: Iterable[Sequence[tuple[str, int]]] = (),
+    chunks: Generator[list[tuple[Any, ...]], None, None] | None = None,
 ) -> int:
     """Write every entity of one PostGIS snapshot into ``gen``; return how many.
 
@@ -364,13 +365,14 @@ def fill_generation(
     it) when this starts: the snapshot is taken here.  A thread sends each
     batch to Redis while the next one is read and built.  Then the tombstones
     of ``deleted`` (batches of id, rev, read after the snapshot), so that a late
-    copy of an older write does not bring such an id back.
+    copy of an older write does not bring such an id back.  ``chunks``: lists of
+    rows of :data:`FILL_COLUMNS` to write instead of the snapshot's (in H3 order).
     """
     names = FillNames(hot.prefix, gen)
     count = 0
     with FillSender(hot, gen) as sender:
-        with closing(snapshot_rows(conn)) as chunks:
-            for rows in chunks:
+        with closing(chunks or snapshot_rows(conn)) as lists:
+            for rows in lists:
                 sender.write([fill_entity(row, names) for row in rows])
                 count += len(rows)
                 if progress:
@@ -380,13 +382,18 @@ def fill_generation(
     return count
 
 
-def snapshot_rows(conn: psycopg.Connection) -> Generator[list[tuple[Any, ...]], None, None]:
-    """Every entity row of one snapshot, in H3 order, in lists of :data:`FETCH_ROWS`."""
+def snapshot_rows(
+    conn: psycopg.Connection,
+    query: str = f"SELECT {FILL_COLUMNS} FROM entities ORDER BY h3",
+    params: Mapping[str, Any] | None = None,
+) -> Generator[list[tuple[Any, ...]], None, None]:
+    """The rows of ``query`` (every entity of one snapshot, in H3 order), in lists of
+    :data:`FETCH_ROWS`."""
     with (
         conn.transaction(),
         conn.cursor(name="nearby_fill", row_factory=tuple_row, binary=True) as cur,
     ):
         cur.itersize = FETCH_ROWS
-        cur.execute(f"SELECT {FILL_COLUMNS} FROM entities ORDER BY h3")
+        cur.execute(query, params)
         while rows := cur.fetchmany(FETCH_ROWS):
             yield rows

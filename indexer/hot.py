@@ -299,7 +299,9 @@ class HotIndex:
         RebuildSuperseded when another rebuild started meanwhile (its generation
         is the one that becomes current).
         """
-        count = self._build(conn, progress, alone=False)
+        from indexer.bulk import fill_generation
+
+        count = self.build(lambda gen: fill_generation(self, conn, gen, progress), alone=False)
         if count is None:
             raise RebuildSuperseded(
                 "another rebuild started meanwhile: its generation becomes current when it ends"
@@ -318,30 +320,26 @@ class HotIndex:
         ``deleted``: batches of (id, rev) that a write has just deleted, whose
         tombstones the new generation keeps (as applying the deletions would).
         """
-        return self._build(conn, progress, alone=True, deleted=deleted)
-
-    def _build(
-        self,
-        conn: psycopg.Connection,
-        progress: Callable[[int], None] | None,
-        *,
-        alone: bool,
-        deleted: Iterable[Sequence[tuple[str, int]]] = (),
-    ) -> int | None:
-        """Mark a new generation building, fill it, switch; None if another build won.
-
-        The generation is marked before the snapshot is taken, so that every
-        write the snapshot misses reaches it.  On any error it is dropped and
-        the current one stays as it was.
-        """
         from indexer.bulk import fill_generation
 
+        return self.build(
+            lambda gen: fill_generation(self, conn, gen, progress, deleted), alone=True
+        )
+
+    def build(self, fill: Callable[[str], int], *, alone: bool) -> int | None:
+        """Mark a new generation building, ``fill(gen)`` it, switch; None if another build won.
+
+        The generation is marked before ``fill`` takes its snapshot, so that every
+        write the snapshot misses reaches it.  With ``alone``, nothing is marked
+        (and None returned) while another build runs.  On any error the new
+        generation is dropped and the current one stays as it was.
+        """
         new = str(self.client.incr(layout.counter_key(self.prefix)))
         if not self.client.set(layout.building_key(self.prefix), new, nx=alone):
             return None
         keys = [layout.gen_key(self.prefix), layout.building_key(self.prefix)]
         try:
-            count = fill_generation(self, conn, new, progress, deleted)
+            count = fill(new)
             old = self._switch(keys=keys, args=[new])
         except BaseException:
             with suppress(redis.RedisError):

@@ -5,14 +5,18 @@ ids that changed are kept aside so that exactly those are applied to Redis once
 PostGIS has committed.  When they are many beside what the index will hold (an
 import into an empty index), a fresh generation is filled from PostGIS instead
 and made current (:meth:`indexer.hot.HotIndex.rebuild_alone`), which costs far
-less per entity.  A crash between the two leaves a difference that
+less per entity.  Into an index that holds nothing yet, the two run at once: a
+second connection fills the generation from the committed load table while the
+first inserts it (:class:`FreshLoad`).  A crash between the two leaves a difference that
 ``nearby cache verify`` reports and ``nearby cache rebuild`` mends.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -21,6 +25,7 @@ import psycopg
 import redis
 import tzfpy
 
+from indexer.bulk import fill_generation, snapshot_rows
 from indexer.hot import HotIndex, stream_entities
 from indexer.model import BASE_RES, Entity
 
@@ -46,13 +51,14 @@ _CHANGE_SET = ", ".join(f"{name} = EXCLUDED.{name}" for name in STAGE_COLUMNS[1:
 _OLD = ", ".join(f"e.{name}" for name in STAGE_COLUMNS[1:])
 _NEW = ", ".join(f"EXCLUDED.{name}" for name in STAGE_COLUMNS[1:])
 
-CREATE_STAGE = """
-CREATE TEMP TABLE nearby_stage (
-    id text PRIMARY KEY, kind text, name text, category text, mini_app text,
+_STAGE_TYPES = """
+    kind text, name text, category text, mini_app text,
     lat double precision, lng double precision, h3 bigint, popularity double precision,
     available integer, capacity integer, opening_hours text, tz text, attrs jsonb,
     seen_at timestamptz
-) ON COMMIT DROP;
+"""
+CREATE_STAGE = f"""
+CREATE TEMP TABLE nearby_stage (id text PRIMARY KEY, {_STAGE_TYPES}) ON COMMIT DROP;
 CREATE TEMP TABLE IF NOT EXISTS nearby_changed (
     id text, rev bigint, inserted boolean, deleted boolean
 ) ON COMMIT PRESERVE ROWS;
@@ -107,6 +113,36 @@ SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted AND
        count(*) FILTER (WHERE deleted)
 FROM nearby_changed
 """
+
+
+# A write into an index that holds nothing yet is COPYed into a table of its own,
+# committed at once (unlogged: it lives for one write), so that a second
+# connection can fill a fresh generation from it while the first inserts it into
+# the entities.  Each row is numbered: its revision is the number past a base
+# taken once the entities are locked against other writers.
+LOAD_PREFIX = "nearby_load_"
+CREATE_LOAD = f"CREATE UNLOGGED TABLE {{table}} (id text, {_STAGE_TYPES}, n bigint)"
+INSERT_LOADED = f"""
+INSERT INTO entities ({_COLUMNS}, source, rev, updated_at)
+SELECT {_COLUMNS}, %(source)s, %(base)s + n, %(now)s FROM {{table}}
+"""
+#: The loaded rows as the entities will hold them (:data:`indexer.bulk.FILL_COLUMNS`).
+LOADED_FILL_ROWS = """
+SELECT id, kind, name, category, mini_app, lat, lng, popularity, available, capacity,
+       opening_hours, tz, attrs::text, %(source)s::text, %(base)s::bigint + n,
+       %(now)s::timestamptz, seen_at
+FROM {table} ORDER BY h3
+"""
+#: Load tables whose connection is gone (a write that crashed).
+LEFTOVER_LOADS = f"""
+SELECT c.relname FROM pg_class c
+WHERE starts_with(c.relname, '{LOAD_PREFIX}') AND c.relkind = 'r' AND pg_table_is_visible(c.oid)
+  AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE c.relname = '{LOAD_PREFIX}' || a.pid)
+"""
+
+
+class IndexNotEmpty(Exception):
+    """The entities were found not empty once locked: the load is merged instead."""
 
 
 class HotIndexUnavailable(RuntimeError):
@@ -164,14 +200,18 @@ def stage_row(entity: Entity) -> tuple[object, ...]:
     )
 
 
-def copy_to_stage(
-    cur: psycopg.Cursor, entities: Iterable[Entity], progress: Callable[[int], None] | None
+def copy_rows(
+    cur: psycopg.Cursor,
+    table: str,
+    columns: str,
+    rows: Iterable[Sequence[object]],
+    progress: Callable[[int], None] | None,
 ) -> int:
-    """COPY entities into the staging table; return how many."""
+    """COPY rows into ``table``; return how many."""
     count = 0
-    with cur.copy(f"COPY nearby_stage ({_COLUMNS}) FROM STDIN") as copy:
-        for entity in entities:
-            copy.write_row(stage_row(entity))
+    with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
             count += 1
             if progress and count % 5000 == 0:
                 progress(5000)
@@ -194,9 +234,27 @@ def write_entities(
     Ids must be unique within one call.  PostGIS changes in one transaction: on
     any error nothing is written.  Then exactly the changed entities go to Redis.
     """
+    if holds_nothing(conn, hot):
+        return write_fresh(conn, hot, source, entities, replace=replace, progress=progress)
+    rows = map(stage_row, entities)
+    return merge(
+        conn, hot, source, lambda cur: copy_rows(cur, "nearby_stage", _COLUMNS, rows, progress),
+        replace=replace,
+    )  # fmt: skip
+
+
+def merge(
+    conn: psycopg.Connection,
+    hot: HotIndex,
+    source: str,
+    stage: Callable[[psycopg.Cursor], int],
+    *,
+    replace: bool,
+) -> WriteSummary:
+    """Merge the rows that ``stage`` puts into the staging table (it returns how many)."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(CREATE_STAGE)
-        received = copy_to_stage(cur, entities, progress)
+        received = stage(cur)
         if replace:  # while the stage still lists every id of the input
             cur.execute(DELETE_MISSING, {"source": source})
         cur.execute(TAKE_CONFLICTS_AND_UNCHANGED, {"source": source})
@@ -206,6 +264,121 @@ def write_entities(
         inserted, updated, deleted = cur.fetchone() or (0, 0, 0)
     hot_applied = apply_changes(conn, hot, inserted + updated + deleted)
     return WriteSummary(received, inserted, updated, deleted, conflicts, hot_applied)
+
+
+# -- a write into an empty index -----------------------------------------------------
+
+
+def holds_nothing(conn: psycopg.Connection, hot: HotIndex) -> bool:
+    """Whether PostGIS holds no entity and Redis a generation (to be replaced)."""
+    if hot.generation() is None:
+        return False
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT NOT EXISTS (SELECT 1 FROM entities)")
+        return bool((cur.fetchone() or (False,))[0])
+
+
+def drop_leftover_loads(conn: psycopg.Connection) -> None:
+    """Drop the load tables of writes whose connection is gone."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(LEFTOVER_LOADS)
+        for (table,) in cur.fetchall():
+            cur.execute(f'DROP TABLE IF EXISTS "{table}"')
+
+
+def write_fresh(
+    conn: psycopg.Connection,
+    hot: HotIndex,
+    source: str,
+    entities: Iterable[Entity],
+    *,
+    replace: bool,
+    progress: Callable[[int], None] | None,
+) -> WriteSummary:
+    """:func:`write_entities` into an index that holds nothing.
+
+    The rows go to a load table first.  If they are :data:`BULK_MIN_CHANGES` or
+    more and the entities are still empty once locked, a fresh generation is
+    filled from the load table while the same rows are inserted, and made
+    current once they are committed.  Otherwise (few rows, a write came first,
+    another build runs) the load table is merged as any write is.
+    """
+    drop_leftover_loads(conn)
+    table = f"{LOAD_PREFIX}{conn.info.backend_pid}"
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(CREATE_LOAD.format(table=table))
+            numbered = ((*stage_row(entity), n) for n, entity in enumerate(entities, start=1))
+            received = copy_rows(cur, table, f"{_COLUMNS}, n", numbered, progress)
+        if received >= BULK_MIN_CHANGES:
+            load = FreshLoad(conn, hot, source, table, received)
+            with suppress(IndexNotEmpty):
+                filled = hot.build(load.fill, alone=True)
+                if filled is None and load.committed:
+                    # Another build took over once the rows were in: as any write would.
+                    rows = stream_entities(conn, "WHERE source = %(s)s", {"s": source})
+                    hot.apply_row_batches(rows)
+            if load.committed:
+                return WriteSummary(received, inserted=received)
+        copied = f"INSERT INTO nearby_stage ({_COLUMNS}) SELECT {_COLUMNS} FROM {table}"
+        return merge(conn, hot, source, lambda cur: cur.execute(copied).rowcount, replace=replace)
+    finally:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+@dataclass
+class FreshLoad:
+    """The rows of a load table, inserted into empty entities and filled into a generation."""
+
+    conn: psycopg.Connection
+    hot: HotIndex
+    source: str
+    table: str
+    received: int
+    #: Whether the entities hold the rows (the generation may still be dropped).
+    committed: bool = False
+
+    def fill(self, gen: str) -> int:
+        """Insert the rows and fill ``gen`` with them at once, on two connections; commit.
+
+        The entities are locked against other writers first (readers go on) and
+        must still be empty (IndexNotEmpty otherwise): every revision handed out
+        before is then smaller than the rows' own, and no write can reach Redis
+        before the commit but the late copy of one that PostGIS has since undone.
+        """
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("LOCK TABLE entities IN SHARE ROW EXCLUSIVE MODE")
+            cur.execute("SELECT EXISTS (SELECT 1 FROM entities), nextval('entity_rev'), now()")
+            taken, base, now = cur.fetchone() or (True, 0, None)
+            if taken:
+                raise IndexNotEmpty(self.source)
+            cur.execute("SELECT setval('entity_rev', %s)", (base + self.received,))
+            params = {"source": self.source, "base": base, "now": now}
+            query = LOADED_FILL_ROWS.format(table=self.table)
+            with (
+                psycopg.connect(
+                    self.conn.info.dsn, password=self.conn.info.password, connect_timeout=5
+                ) as reader,
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-insert") as pool,
+            ):
+                reader.execute("SET work_mem = '256MB'")  # the sort by cell, in memory
+                inserting = pool.submit(cur.execute, INSERT_LOADED.format(table=self.table), params)
+
+                def insert_failed(_rows: int) -> None:
+                    if inserting.done() and inserting.exception():
+                        inserting.result()
+
+                try:
+                    chunks = snapshot_rows(reader, query, params)
+                    count = fill_generation(self.hot, reader, gen, insert_failed, chunks=chunks)
+                except BaseException:
+                    self.conn.cancel_safe()
+                    wait([inserting])
+                    raise
+                inserting.result()
+        self.committed = True
+        return count
 
 
 def worth_refilling(conn: psycopg.Connection, hot: HotIndex, changes: int) -> bool:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import h3
+import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -199,6 +200,119 @@ def test_a_large_import_fills_a_fresh_generation(
     placed = sorted(entity_id for entity_id, value in loc.items() if " " in value)
     assert placed == sorted(entity.id for entity in moved)
     assert sorted(set(loc) - set(placed)) == sorted(e.id for e in entities[150:])
+
+
+def load_tables(index: Index) -> list[str]:
+    with index.conn.cursor() as cur:
+        cur.execute("SELECT relname FROM pg_class WHERE starts_with(relname, 'nearby_load_')")
+        tables = sorted(row[0] for row in cur.fetchall())
+    index.conn.commit()
+    return tables
+
+
+def test_a_large_write_into_an_empty_index_is_inserted_and_filled_at_once(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    fills: list[str] = []
+    fill = writer.FreshLoad.fill
+    monkeypatch.setattr(
+        writer.FreshLoad, "fill", lambda load, gen: fills.append(gen) or fill(load, gen)
+    )
+    with index.conn.cursor() as cur:
+        cur.execute("SELECT nextval('entity_rev')")
+        before = (cur.fetchone() or (0,))[0]
+    index.conn.commit()
+    first_gen = index.hot.require_generation()
+    entities = varied_entities(400)
+    summary = write_entities(index.conn, index.hot, "t", entities)
+    assert (summary.received, summary.inserted, summary.hot_applied) == (len(entities),) * 2 + (
+        True,
+    )
+    assert fills == [index.hot.require_generation()] and fills[0] != first_gen
+    assert contents(index.hot, first_gen) == {}
+    assert load_tables(index) == []
+    assert index.hot.verify(index.conn) == []
+    # Each row has a revision of its own, above every earlier one, and the next
+    # write's is above them all.
+    with index.conn.cursor() as cur:
+        cur.execute("SELECT count(DISTINCT rev), min(rev), max(rev) FROM entities")
+        distinct, low, high = cur.fetchone() or (0, 0, 0)
+        cur.execute("SELECT nextval('entity_rev')")
+        after = (cur.fetchone() or (0,))[0]
+    index.conn.commit()
+    assert distinct == len(entities) and low > before and after > high
+    # What it filled is what a rebuild from the committed rows fills.
+    loaded = contents(index.hot, fills[0])
+    index.hot.rebuild(index.conn)
+    assert contents(index.hot, index.hot.require_generation()) == loaded
+
+
+def test_a_row_refused_while_loading_an_empty_index_leaves_it_empty(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    gen = index.hot.require_generation()
+    entities = random_stores(3000)
+    entities[2500] = store(2500, name="poison")
+    with index.conn.cursor() as cur:
+        cur.execute(
+            """
+            CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.name = 'poison' THEN RAISE EXCEPTION 'refused by test'; END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER refuse_poison BEFORE INSERT ON entities
+                FOR EACH ROW EXECUTE FUNCTION refuse_poison();
+            """
+        )
+    index.conn.commit()
+    upcoming = str(int(index.hot.client.get(layout.counter_key(index.hot.prefix))) + 1)
+    try:
+        with pytest.raises(psycopg.errors.RaiseException, match="refused by test"):
+            write_entities(index.conn, index.hot, "t", entities)
+    finally:
+        index.conn.rollback()
+        with index.conn.cursor() as cur:
+            cur.execute("DROP TRIGGER refuse_poison ON entities; DROP FUNCTION refuse_poison()")
+        index.conn.commit()
+    assert index.count() == 0
+    assert index.hot.require_generation() == gen
+    assert index.hot.client.get(layout.building_key(index.hot.prefix)) is None
+    assert contents(index.hot, upcoming) == {}
+    assert load_tables(index) == []
+    assert index.hot.verify(index.conn) == []
+
+
+def test_a_write_that_comes_first_makes_the_load_a_merge(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    write_entities(index.conn, index.hot, "other", [store(0, name="taken")])
+    entities = random_stores(300)
+    # As if the index was found empty just before another write landed.
+    monkeypatch.setattr(writer, "holds_nothing", lambda conn, hot: True)
+    summary = write_entities(index.conn, index.hot, "t", entities)
+    assert (summary.inserted, summary.conflicts) == (len(entities) - 1, (entities[0].id,))
+    assert index.count() == len(entities)
+    assert load_tables(index) == []
+    assert index.hot.verify(index.conn) == []
+
+
+def test_a_load_table_whose_connection_is_gone_is_dropped(index: Index) -> None:
+    other = db.connect(index.settings.database_url, autocommit=True)
+    alive = f"nearby_load_{other.info.backend_pid}"
+    try:
+        with index.conn.cursor() as cur:
+            cur.execute("CREATE UNLOGGED TABLE nearby_load_999999999 (id text)")
+            cur.execute(f"CREATE UNLOGGED TABLE {alive} (id text)")
+        index.conn.commit()
+        write_entities(index.conn, index.hot, "t", random_stores(10))
+        assert load_tables(index) == [alive]
+    finally:
+        other.execute(f"DROP TABLE IF EXISTS {alive}, nearby_load_999999999")
+        other.close()
 
 
 def test_an_older_write_arriving_late_does_not_bring_back_what_a_large_import_deleted(
