@@ -32,7 +32,9 @@ TAG_RES = 3
 EARTH_RADIUS_M = 6371.007180918475 * 1000.0
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: imports make one per row, and a frozen dataclass's __init__ costs
+# far more. Nothing changes an entity once made.
+@dataclass(slots=True)
 class Entity:
     """One thing that can be found: a store, a bike (station or vehicle) or a charger.
 
