@@ -24,7 +24,7 @@ from typing import IO, Any
 
 import opening_hours
 
-from indexer.model import Entity, InvalidEntity, check_entity, normalize_lng
+from indexer.model import Entity, InvalidEntity, normalize_lng
 
 FORMATS = ("csv", "geojson", "ndjson", "osm")
 #: The fields of a listing and the names they go by, first match wins. Headers
@@ -256,7 +256,9 @@ def _csv_rows(rows: Any, headers: Sequence[str], positions: dict[str, int]) -> I
         yield Record(
             position=start,
             fields={name: values[index] for name, index in fields},
-            attrs={header: values[index] for index, header in extra if values[index] != ""},
+            attrs={header: values[index] for index, header in extra if values[index] != ""}
+            if extra
+            else {},
             problem=problem,
             raw=row,
         )
@@ -355,7 +357,9 @@ def record_to_entity(record: Record, source: str) -> Entity:
     if not identifier:
         raise InvalidEntity("empty id")
     lat, lng = parse_point(fields.get("lat"), fields.get("lng"))
-    entity = Entity(
+    # Every rule of check_entity holds by now (the id, parse_point's finite and
+    # in-range point, parse_popularity's): an import checks each row only once.
+    return Entity(
         id=identifier,
         kind="store",
         lat=lat,
@@ -367,5 +371,3 @@ def record_to_entity(record: Record, source: str) -> Entity:
         opening_hours=parse_opening_hours(fields.get("opening_hours")),
         attrs=record.attrs,
     )
-    check_entity(entity)
-    return entity

@@ -28,7 +28,7 @@ from indexer.listings import (
     read_csv,
     record_to_entity,
 )
-from indexer.model import Entity, InvalidEntity
+from indexer.model import Entity, InvalidEntity, check_entity
 
 #: An L-shaped ring, lng-lat: its centroid lies outside it.
 L_SHAPE = [[0, 0], [4, 0], [4, 1], [1, 1], [1, 4], [0, 4], [0, 0]]
@@ -340,3 +340,37 @@ def test_record_to_entity_reports_a_reading_problem_before_the_fields() -> None:
 def test_record_to_entity_keeps_nothing_not_finite() -> None:
     entity = record_to_entity(Record(1, {"id": "a", "lat": 1e-300, "lng": -0.0}), "s")
     assert math.isfinite(entity.lat) and entity.lng == 0.0
+
+
+_odd_values = st.none() | st.booleans() | st.floats() | st.text(max_size=8)
+_numbers = st.floats(-200, 200) | st.integers(-200, 200) | st.floats(-200, 200).map(str)
+_record_fields = {
+    "id": st.text(max_size=6) | st.integers() | _odd_values,
+    "name": _odd_values,
+    "lat": st.floats(-90, 90)
+    | _numbers
+    | st.sampled_from(["", "nan", "-inf", "1e308", "90", "-90.0"])
+    | _odd_values,
+    "lng": st.floats(-180, 180)
+    | _numbers
+    | st.sampled_from(["", "nan", "inf", "180", "-180"])
+    | _odd_values,
+    "popularity": _numbers | st.sampled_from(["", "-0", "nan", "1e400"]) | _odd_values,
+    "opening_hours": st.sampled_from(["", " ", "24/7", "Mo-Fr 08:00-18:00", "never"]) | _odd_values,
+}
+
+
+@given(
+    st.fixed_dictionaries(
+        {name: _record_fields[name] for name in ("id", "lat", "lng", "popularity")},
+        optional={name: _record_fields[name] for name in ("name", "opening_hours")},
+    )
+)
+def test_a_record_either_is_rejected_or_makes_an_entity_the_table_accepts(
+    fields: dict[str, object],
+) -> None:
+    try:
+        entity = record_to_entity(Record(position=2, fields=fields), "s")
+    except InvalidEntity:
+        return
+    check_entity(entity)
