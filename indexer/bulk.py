@@ -26,10 +26,12 @@ kept) or after (then applied on top).
 from __future__ import annotations
 
 import json
+import sys
+import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -351,6 +353,34 @@ class FillSender:
         return True
 
 
+#: How long a thread may hold the GIL while another waits for it, while a
+#: write's threads run: a thread back from PostgreSQL or Redis with the next
+#: statement ready gets it within this instead of Python's 5 ms, so that the
+#: servers are not kept waiting (a re-import of a million rows: 16 s → 12.6 s).
+QUICK_SWITCH_S = 0.0005
+_quick_users = 0
+_quick_lock = threading.Lock()
+_usual_switch_s = sys.getswitchinterval()
+
+
+@contextmanager
+def quick_handoffs() -> Iterator[None]:
+    """Let threads take turns at the GIL every :data:`QUICK_SWITCH_S` while inside."""
+    global _quick_users, _usual_switch_s
+    with _quick_lock:
+        if _quick_users == 0:
+            _usual_switch_s = sys.getswitchinterval()
+            sys.setswitchinterval(min(QUICK_SWITCH_S, _usual_switch_s))
+        _quick_users += 1
+    try:
+        yield
+    finally:
+        with _quick_lock:
+            _quick_users -= 1
+            if _quick_users == 0:
+                sys.setswitchinterval(_usual_switch_s)
+
+
 def fill_generation(
     hot: HotIndex,
     conn: psycopg.Connection,
@@ -370,7 +400,7 @@ def fill_generation(
     """
     names = FillNames(hot.prefix, gen)
     count = 0
-    with FillSender(hot, gen) as sender:
+    with quick_handoffs(), FillSender(hot, gen) as sender:
         with closing(chunks or snapshot_rows(conn)) as lists:
             for rows in lists:
                 sender.write([fill_entity(row, names) for row in rows])

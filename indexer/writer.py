@@ -1,7 +1,9 @@
 """Every bulk write to the index: PostGIS first, in one transaction, then Redis.
 
-Rows are COPYed into a staging table and merged with set-based statements; the
-ids that changed are kept aside so that exactly those are applied to Redis once
+Rows are COPYed, chunk by chunk in a thread of their own while the next chunk is
+read, into a staging table (ids of other sources and rows the index holds as
+given left out) and merged with set-based statements; the ids that changed are
+kept aside so that exactly those are applied to Redis once
 PostGIS has committed.  When they are many beside what the index will hold (an
 import into an empty index), a fresh generation is filled from PostGIS instead
 and made current (:meth:`indexer.hot.HotIndex.rebuild_alone`), which costs far
@@ -14,6 +16,7 @@ first inserts it (:class:`FreshLoad`).  A crash between the two leaves a differe
 from __future__ import annotations
 
 import json
+import queue
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import suppress
@@ -25,8 +28,8 @@ import psycopg
 import redis
 import tzfpy
 
-from indexer.bulk import fill_generation, snapshot_rows
-from indexer.hot import HotIndex, stream_entities
+from indexer.bulk import fill_generation, quick_handoffs, snapshot_rows
+from indexer.hot import HotIndex, chunked, stream_entities
 from indexer.model import BASE_RES, Entity
 
 STAGE_COLUMNS = (
@@ -59,28 +62,35 @@ _STAGE_TYPES = """
 """
 CREATE_STAGE = f"""
 CREATE TEMP TABLE nearby_stage (id text PRIMARY KEY, {_STAGE_TYPES}) ON COMMIT DROP;
+CREATE TEMP TABLE nearby_chunk (id text, {_STAGE_TYPES}) ON COMMIT DROP;
+CREATE TEMP TABLE nearby_ids (id text) ON COMMIT DROP;
 CREATE TEMP TABLE IF NOT EXISTS nearby_changed (
     id text, rev bigint, inserted boolean, deleted boolean
 ) ON COMMIT PRESERVE ROWS;
 TRUNCATE nearby_changed;
 """
+#: Rows COPYed into the stage's chunk table at a time: each chunk is compared with
+#: the index while the next one is read.
+STAGE_CHUNK = 20_000
 
 _STAGED = ", ".join(f"s.{name}" for name in STAGE_COLUMNS[1:])
 
-# Two kinds of rows leave the stage before the upsert, in one join. Ids held by
-# another source are not ours to change: they are reported. Rows the index
-# already holds exactly as given need nothing: left in, ON CONFLICT DO UPDATE
-# would lock each of them (a WAL record and a dirtied page a row) even though
-# its WHERE leaves them as they are, and a re-import would lock the whole source.
+# Two kinds of rows stay out of the stage, in one join. Ids held by another
+# source are not ours to change: they are reported. Rows the index already holds
+# exactly as given need nothing: left in, ON CONFLICT DO UPDATE would lock each
+# of them (a WAL record and a dirtied page a row) even though its WHERE leaves
+# them as they are, and a re-import would lock the whole source.
 TAKE_CONFLICTS_AND_UNCHANGED = f"""
 WITH taken AS (
-    DELETE FROM nearby_stage s USING entities e
+    DELETE FROM {{table}} s USING entities e
     WHERE e.id = s.id
       AND (e.source <> %(source)s OR ({_OLD}) IS NOT DISTINCT FROM ({_STAGED}))
     RETURNING s.id, e.source <> %(source)s AS conflict
 )
 SELECT id FROM taken WHERE conflict
 """
+STAGE_THE_REST = f"INSERT INTO nearby_stage ({_COLUMNS}) SELECT {_COLUMNS} FROM {{table}}"
+KEEP_IDS = "INSERT INTO nearby_ids SELECT id FROM {table}"
 
 UPSERT = f"""
 WITH up AS (
@@ -98,7 +108,7 @@ DELETE_MISSING = """
 WITH gone AS (
     DELETE FROM entities e
     WHERE e.source = %(source)s
-      AND NOT EXISTS (SELECT 1 FROM nearby_stage s WHERE s.id = e.id)
+      AND NOT EXISTS (SELECT 1 FROM nearby_ids i WHERE i.id = e.id)
     RETURNING e.id
 )
 INSERT INTO nearby_changed SELECT id, nextval('entity_rev'), false, true FROM gone
@@ -238,32 +248,98 @@ def write_entities(
         return write_fresh(conn, hot, source, entities, replace=replace, progress=progress)
     rows = map(stage_row, entities)
     return merge(
-        conn, hot, source, lambda cur: copy_rows(cur, "nearby_stage", _COLUMNS, rows, progress),
-        replace=replace,
-    )  # fmt: skip
+        conn, hot, source, lambda sift: stage_chunks(sift, rows, progress), replace=replace
+    )
 
 
 def merge(
     conn: psycopg.Connection,
     hot: HotIndex,
     source: str,
-    stage: Callable[[psycopg.Cursor], int],
+    stage: Callable[[Sifter], int],
     *,
     replace: bool,
 ) -> WriteSummary:
-    """Merge the rows that ``stage`` puts into the staging table (it returns how many)."""
+    """Merge the rows that ``stage`` sifts into the staging table (it returns how many)."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(CREATE_STAGE)
-        received = stage(cur)
-        if replace:  # while the stage still lists every id of the input
+        sifter = Sifter(cur, source, replace)
+        received = stage(sifter)
+        if replace:
             cur.execute(DELETE_MISSING, {"source": source})
-        cur.execute(TAKE_CONFLICTS_AND_UNCHANGED, {"source": source})
-        conflicts = tuple(sorted(row[0] for row in cur.fetchall()))
         cur.execute(UPSERT, {"source": source})
         cur.execute(COUNT_CHANGES)
         inserted, updated, deleted = cur.fetchone() or (0, 0, 0)
     hot_applied = apply_changes(conn, hot, inserted + updated + deleted)
+    conflicts = tuple(sorted(sifter.conflicts))
     return WriteSummary(received, inserted, updated, deleted, conflicts, hot_applied)
+
+
+@dataclass
+class Sifter:
+    """Moves rows of a table into the stage, but those of other sources' ids (kept
+    as conflicts) and those the index holds as they are; with ``replace``, every
+    id is kept aside first (the source's others are deleted)."""
+
+    cur: psycopg.Cursor
+    source: str
+    replace: bool
+    conflicts: list[str] = field(default_factory=list)
+
+    def sift(self, table: str) -> None:
+        """Move the rows of ``table`` (which keeps what is not staged)."""
+        if self.replace:
+            self.cur.execute(KEEP_IDS.format(table=table))
+        self.cur.execute(TAKE_CONFLICTS_AND_UNCHANGED.format(table=table), {"source": self.source})
+        self.conflicts += (row[0] for row in self.cur.fetchall())
+        self.cur.execute(STAGE_THE_REST.format(table=table))
+
+    def chunk(self, rows: list[tuple[object, ...]]) -> None:
+        """COPY rows into the chunk table and sift them."""
+        copy_rows(self.cur, "nearby_chunk", _COLUMNS, rows, None)
+        self.sift("nearby_chunk")
+        self.cur.execute("TRUNCATE nearby_chunk")
+
+
+def stage_chunks(
+    sifter: Sifter,
+    rows: Iterable[tuple[object, ...]],
+    progress: Callable[[int], None] | None,
+) -> int:
+    """Sift ``rows`` in chunks of :data:`STAGE_CHUNK`; return how many.
+
+    A thread of its own COPYs and sifts each chunk (PostgreSQL working on it)
+    while this one reads the next; at most two wait between them.
+    """
+    waiting: queue.Queue[list[tuple[object, ...]] | None] = queue.Queue(maxsize=2)
+
+    def consume() -> None:
+        while (chunk := waiting.get()) is not None:
+            sifter.chunk(chunk)
+
+    def hand(chunk: list[tuple[object, ...]] | None) -> None:
+        while True:
+            try:
+                waiting.put(chunk, timeout=0.05)
+                return
+            except queue.Full:
+                if worker.done():
+                    worker.result()  # its error
+                    return
+
+    count = 0
+    with quick_handoffs(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage") as pool:
+        worker = pool.submit(consume)
+        try:
+            for chunk in chunked(rows, STAGE_CHUNK):
+                hand(chunk)
+                count += len(chunk)
+                if progress:
+                    progress(len(chunk))
+        finally:
+            hand(None)
+        worker.result()
+    return count
 
 
 # -- a write into an empty index -----------------------------------------------------
@@ -320,8 +396,12 @@ def write_fresh(
                     hot.apply_row_batches(rows)
             if load.committed:
                 return WriteSummary(received, inserted=received)
-        copied = f"INSERT INTO nearby_stage ({_COLUMNS}) SELECT {_COLUMNS} FROM {table}"
-        return merge(conn, hot, source, lambda cur: cur.execute(copied).rowcount, replace=replace)
+
+        def sift_load(sifter: Sifter) -> int:
+            sifter.sift(table)
+            return received
+
+        return merge(conn, hot, source, sift_load, replace=replace)
     finally:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {table}")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Iterator
 
 import h3
 import pytest
 from psycopg.rows import dict_row
 
-from indexer import layout
+from indexer import layout, writer
 from indexer.hot import ENTITY_COLUMNS, Difference, delete_record, upsert_record
 from indexer.model import INDEX_RESOLUTIONS, Entity
 from indexer.writer import WriteSummary, delete_entities, write_entities
@@ -159,6 +160,56 @@ def test_failed_write_leaves_previous_state(index: Index) -> None:
         write_entities(index.conn, index.hot, "t", bad, replace=True)
     index.conn.rollback()
     assert index.count() == 10
+    assert index.hot.verify(index.conn) == []
+
+
+def test_a_write_in_many_chunks_sifts_every_row(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "STAGE_CHUNK", 7)
+    entities = random_stores(100)
+    write_entities(index.conn, index.hot, "t", entities)
+    write_entities(index.conn, index.hot, "other", [store(1000 + n) for n in range(5)])
+    again = [
+        *entities[:40],  # as they were
+        *(dataclasses.replace(e, popularity=e.popularity + 1) for e in entities[40:70]),
+        *(store(1000 + n) for n in range(5)),  # another source's
+        *(store(2000 + n) for n in range(12)),  # new
+    ]
+    random.Random(3).shuffle(again)
+    summary = write_entities(index.conn, index.hot, "t", again, replace=True)
+    assert (summary.received, summary.inserted, summary.updated) == (len(again), 12, 30)
+    assert (summary.unchanged, summary.deleted) == (40, 30)
+    assert summary.conflicts == tuple(sorted(f"t:{1000 + n}" for n in range(5)))
+    assert index.count() == 40 + 30 + 12 + 5
+    assert index.hot.verify(index.conn) == []
+
+
+def test_a_chunk_refused_or_an_input_broken_midway_writes_nothing(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "STAGE_CHUNK", 7)
+    entities = random_stores(50)
+    write_entities(index.conn, index.hot, "t", entities)
+    before = index.conn.execute("SELECT id, rev FROM entities ORDER BY id").fetchall()
+    index.conn.commit()
+    # An id in two chunks: the stage refuses the second.
+    twice = [dataclasses.replace(e, name="new") for e in entities[:30]] + [
+        dataclasses.replace(entities[3], name="newer")
+    ]
+    with pytest.raises(Exception, match="nearby_stage_pkey"):
+        write_entities(index.conn, index.hot, "t", twice)
+    index.conn.rollback()
+
+    def broken() -> Iterator[Entity]:
+        yield from (dataclasses.replace(e, name="new") for e in entities[:30])
+        raise OSError("input broken")
+
+    with pytest.raises(OSError, match="input broken"):
+        write_entities(index.conn, index.hot, "t", broken(), replace=True)
+    index.conn.rollback()
+    assert index.conn.execute("SELECT id, rev FROM entities ORDER BY id").fetchall() == before
+    index.conn.commit()
     assert index.hot.verify(index.conn) == []
 
 
