@@ -55,10 +55,41 @@ GEOADD_BATCH = 10_000
 
 @dataclass(frozen=True)
 class Run:
-    """One timed step: seconds, and the child's peak resident memory (0 if in-process)."""
+    """One timed step: seconds, the child's peak resident memory (0 if in-process), and
+    the CPU seconds that the child, Redis and PostgreSQL spent on it (None: unknown)."""
 
     seconds: float
     peak_rss_mb: float = 0.0
+    cpu_python: float | None = None
+    cpu_redis: float | None = None
+    cpu_postgres: float | None = None
+
+
+def redis_cpu(client: redis.Redis) -> float:
+    """CPU seconds that the Redis server's main thread has used."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user_main_thread"]) + float(info["used_cpu_sys_main_thread"])
+
+
+def postgres_cpu() -> float | None:
+    """CPU seconds used by this machine's PostgreSQL processes and the backends they
+    have reaped (None when none can be read: a server elsewhere)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, found = 0, False
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, _, rest = stat.partition(") ")
+        if not name.endswith("(postgres"):
+            continue
+        fields = rest.split()
+        total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+        found = True
+    return total / ticks if found else None
 
 
 @dataclass(frozen=True)
@@ -141,16 +172,31 @@ def timed_import(settings: IndexSettings, path: Path) -> Run:
     )
     command = [sys.executable, "-c", "from discovery.cli import main; main()"]
     command += ["import", "stores", str(path), "--source", "city"]
+    client = redis.Redis.from_url(settings.redis_url)
+    redis_before, postgres_before = redis_cpu(client), postgres_cpu()
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
+    redis_used = redis_cpu(client) - redis_before
+    postgres_after = postgres_cpu()
+    client.close()
     out, err = child.communicate()
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise RuntimeError(f"import exited {code}: {err.decode()[-2000:]}")
     print("   ", out.decode().strip(), file=sys.stderr)
-    return Run(seconds, usage.ru_maxrss / 1024.0)  # ru_maxrss is in KiB on Linux
+    postgres_used = (
+        None if postgres_before is None or postgres_after is None
+        else postgres_after - postgres_before
+    )  # fmt: skip
+    return Run(
+        seconds,
+        usage.ru_maxrss / 1024.0,  # KiB on Linux
+        usage.ru_utime + usage.ru_stime,
+        redis_used,
+        postgres_used,
+    )
 
 
 def raw_copy(settings: IndexSettings, path: Path) -> Run:
@@ -158,19 +204,24 @@ def raw_copy(settings: IndexSettings, path: Path) -> Run:
     with db.connect(settings.database_url) as conn:
         conn.execute(RAW_TABLE)
         conn.commit()
-        started = time.perf_counter()
+        started, cpu, postgres_before = time.perf_counter(), time.process_time(), postgres_cpu()
         with conn.cursor() as cur, path.open("rb") as source, cur.copy(RAW_COPY) as copy:
             while chunk := source.read(1 << 20):
                 copy.write(chunk)
         conn.commit()
-        return Run(time.perf_counter() - started)
+        seconds, postgres_after = time.perf_counter() - started, postgres_cpu()
+    postgres_used = (
+        None if postgres_before is None or postgres_after is None
+        else postgres_after - postgres_before
+    )  # fmt: skip
+    return Run(seconds, cpu_python=time.process_time() - cpu, cpu_postgres=postgres_used)
 
 
 def raw_geoadd(settings: IndexSettings, path: Path) -> Run:
     """Read the CSV and GEOADD every row into one key, pipelined."""
     client = redis.Redis.from_url(settings.redis_url)
     key = f"{settings.redis_prefix}:raw-geo"
-    started = time.perf_counter()
+    started, cpu, redis_before = time.perf_counter(), time.process_time(), redis_cpu(client)
     with path.open(newline="", encoding="utf-8") as handle:
         rows = csv.reader(handle)
         next(rows)
@@ -180,10 +231,11 @@ def raw_geoadd(settings: IndexSettings, path: Path) -> Run:
             if count % GEOADD_BATCH == 0:
                 pipe.execute()
         pipe.execute()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    redis_used = redis_cpu(client) - redis_before
     client.delete(key)
     client.close()
-    return Run(seconds)
+    return Run(seconds, cpu_python=cpu, cpu_redis=redis_used)
 
 
 def run(settings: IndexSettings, rows: int, seed: int, directory: Path) -> ImportBench:
@@ -198,6 +250,14 @@ def run(settings: IndexSettings, rows: int, seed: int, directory: Path) -> Impor
         copy = raw_copy(scratch, path)
         geoadd = raw_geoadd(scratch, path)
     return ImportBench(rows, path.stat().st_size / 2**20, first, again, copy, geoadd)
+
+
+def cpu_row(label: str, step: Run) -> str:
+    """The CPU seconds of one step, by process, and their sum."""
+    parts = (step.cpu_python, step.cpu_redis, step.cpu_postgres)
+    cells = "".join("        -" if part is None else f"{part:9.1f}" for part in parts)
+    known = sum(part for part in parts if part is not None)
+    return f"{label:<28}{cells}{known:9.1f}"
 
 
 def format_table(bench: ImportBench) -> str:
@@ -220,6 +280,12 @@ def format_table(bench: ImportBench) -> str:
         row("raw GEOADD, pipelined", bench.raw_geoadd),
         row("raw total", raw),
         "targets: import ≤ 1.5× raw; re-import < 0.33× import; peak < 1024 MB",
+        "",
+        f"{'CPU seconds':<28}{'client':>9}{'Redis':>9}{'Postgres':>9}{'all':>9}",
+        cpu_row("nearby import (empty index)", bench.first),
+        cpu_row("nearby re-import (unchanged)", bench.again),
+        cpu_row("raw COPY into PostGIS", bench.raw_copy),
+        cpu_row("raw GEOADD, pipelined", bench.raw_geoadd),
     ]
     return "\n".join(lines)
 
