@@ -29,7 +29,7 @@ from indexer.hot import HotIndex
 from indexer.live import is_stale, purge_stale
 from indexer.progress import format_count
 from indexer.settings import IndexSettings
-from indexer.writer import HotIndexUnavailable, WriteSummary, write_entities
+from indexer.writer import HotIndexUnavailable, NothingWritten, WriteSummary, write_entities
 
 if TYPE_CHECKING:
     from indexer.cli import Context
@@ -148,6 +148,8 @@ def run_import(context: Context, spec: FeedSpec) -> None:
         report = import_feed(context.conn(), context.hot(), context.settings, spec)
     except (gbfs.GbfsError, chargers.ChargerFeedError) as exc:
         raise FeedInputError(str(exc)) from exc
+    except NothingWritten as exc:
+        raise click.ClickException(f"{exc}; nothing was written") from exc
     except (redis.RedisError, HotIndexUnavailable) as exc:
         raise click.ClickException(f"PostGIS is written; Redis is not: {exc}") from exc
     for rejected in report.rejected[:20]:

@@ -42,7 +42,7 @@ from indexer.listings import (
 )
 from indexer.model import Entity, InvalidEntity
 from indexer.progress import format_count, progress_bar
-from indexer.writer import HotIndexUnavailable, write_entities
+from indexer.writer import HotIndexUnavailable, NothingWritten, write_entities
 
 if TYPE_CHECKING:
     from indexer.cli import Context
@@ -351,7 +351,7 @@ def import_stores(
     logs = make_reject_logs(listings, rejects)
     try:
         summary = run_import(context.conn(), context.hot(), listings, logs, replace)
-    except (UnreadableInput, psycopg.Error, OSError) as exc:
+    except (UnreadableInput, psycopg.Error, OSError, NothingWritten) as exc:
         fail(exc, logs)
     except (HotIndexUnavailable, redis.RedisError) as exc:
         raise click.ClickException(

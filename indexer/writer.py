@@ -155,6 +155,10 @@ class IndexNotEmpty(Exception):
     """The entities were found not empty once locked: the load is merged instead."""
 
 
+class NothingWritten(RuntimeError):
+    """A write failed before PostGIS committed anything (Redis refused the fill)."""
+
+
 class HotIndexUnavailable(RuntimeError):
     """PostGIS committed but Redis could not be written: rebuild the hot index."""
 
@@ -389,7 +393,12 @@ def write_fresh(
         if received >= BULK_MIN_CHANGES:
             load = FreshLoad(conn, hot, source, table, received)
             with suppress(IndexNotEmpty):
-                filled = hot.build(load.fill, alone=True)
+                try:
+                    filled = hot.build(load.fill, alone=True)
+                except redis.RedisError as exc:
+                    if load.committed:
+                        raise HotIndexUnavailable(f"Redis could not be updated: {exc}") from exc
+                    raise NothingWritten(f"Redis failed while the rows were loaded: {exc}") from exc
                 if filled is None and load.committed:
                     # Another build took over once the rows were in: as any write would.
                     rows = stream_entities(conn, "WHERE source = %(s)s", {"s": source})

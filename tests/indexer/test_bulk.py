@@ -285,6 +285,27 @@ def test_a_row_refused_while_loading_an_empty_index_leaves_it_empty(
     assert index.hot.verify(index.conn) == []
 
 
+def test_redis_failing_while_an_empty_index_loads_writes_nothing(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    gen = index.hot.require_generation()
+    entities = random_stores(300)
+    # The next generation's set of one cell is already a string: its ZADD fails.
+    upcoming = str(int(index.hot.client.get(layout.counter_key(index.hot.prefix))) + 1)
+    cell = h3.latlng_to_cell(entities[0].lat, entities[0].lng, 11)
+    index.hot.client.set(layout.cell_key(index.hot.prefix, upcoming, cell), "in the way")
+    with pytest.raises(writer.NothingWritten, match="WRONGTYPE"):
+        write_entities(index.conn, index.hot, "t", entities)
+    index.conn.rollback()
+    assert index.count() == 0
+    assert index.hot.require_generation() == gen
+    assert index.hot.client.get(layout.building_key(index.hot.prefix)) is None
+    assert contents(index.hot, upcoming) == {}
+    assert load_tables(index) == []
+    assert index.hot.verify(index.conn) == []
+
+
 def test_a_write_that_comes_first_makes_the_load_a_merge(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
