@@ -147,6 +147,7 @@ FROM {table} ORDER BY h3
 LEFTOVER_LOADS = f"""
 SELECT c.relname FROM pg_class c
 WHERE starts_with(c.relname, '{LOAD_PREFIX}') AND c.relkind = 'r' AND pg_table_is_visible(c.oid)
+  AND c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
   AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE c.relname = '{LOAD_PREFIX}' || a.pid)
 """
 

@@ -306,6 +306,52 @@ def test_redis_failing_while_an_empty_index_loads_writes_nothing(
     assert index.hot.verify(index.conn) == []
 
 
+def test_a_write_during_the_load_of_an_empty_index_waits_and_lands_in_it(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    entities = random_stores(2000)
+    other_conn = db.connect(index.settings.database_url)
+    other_hot = HotIndex(connect_redis(index.settings.redis_url), index.settings.redis_prefix)
+    done: list[writer.WriteSummary] = []
+    other = threading.Thread(
+        target=lambda: done.append(
+            write_entities(other_conn, other_hot, "other", [store(99_999, name="meanwhile")])
+        )
+    )
+    fill = writer.fill_generation
+
+    def fill_while_another_writes(*args: Any, **kwargs: Any) -> int:
+        # The other write starts once the entities are locked, and waits for the lock.
+        other.start()
+        with db.connect(index.settings.database_url, autocommit=True) as watcher:
+            for _ in range(500):
+                waiting = watcher.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
+                    (other_conn.info.backend_pid,),
+                ).fetchone()
+                if waiting and waiting[0] == "Lock":
+                    break
+                threading.Event().wait(0.01)
+            else:
+                raise AssertionError("the other write did not wait for the load")
+        assert not done
+        return fill(*args, **kwargs)
+
+    monkeypatch.setattr(writer, "fill_generation", fill_while_another_writes)
+    try:
+        summary = write_entities(index.conn, index.hot, "t", entities)
+        other.join(timeout=30)
+    finally:
+        other_conn.close()
+        other_hot.close()
+    assert summary.inserted == len(entities)
+    assert [s.inserted for s in done] == [1]
+    assert index.count() == len(entities) + 1
+    assert index.member("t:99999") is not None
+    assert index.hot.verify(index.conn) == []
+
+
 def test_a_write_that_comes_first_makes_the_load_a_merge(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
