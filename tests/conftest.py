@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -102,6 +103,31 @@ class Index:
         with self.conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM entities")
             return int((cur.fetchone() or (0,))[0])
+
+    @contextmanager
+    def refusing(self, name: str) -> Iterator[None]:
+        """While inside, PostGIS refuses to insert or update an entity named ``name``
+        (a batch that the database refuses part-way)."""
+        with self.conn.cursor() as cur:
+            cur.execute(
+                f"""
+                CREATE FUNCTION refuse_named() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.name = '{name}' THEN RAISE EXCEPTION 'refused by test'; END IF;
+                    RETURN NEW;
+                END $$;
+                CREATE TRIGGER refuse_named BEFORE INSERT OR UPDATE ON entities
+                    FOR EACH ROW EXECUTE FUNCTION refuse_named();
+                """
+            )
+        self.conn.commit()
+        try:
+            yield
+        finally:
+            self.conn.rollback()
+            with self.conn.cursor() as cur:
+                cur.execute("DROP TRIGGER refuse_named ON entities; DROP FUNCTION refuse_named()")
+            self.conn.commit()
 
     def member(self, entity_id: str) -> bytes | None:
         """The entity's member in its cell sets, as its group holds it (None: not indexed)."""

@@ -210,6 +210,16 @@ def load_tables(index: Index) -> list[str]:
     return tables
 
 
+def assert_still_empty(index: Index, gen: str, upcoming: str) -> None:
+    """The index holds nothing, its generation is ``gen``, ``upcoming`` left nothing."""
+    assert index.count() == 0
+    assert index.hot.require_generation() == gen
+    assert index.hot.client.get(layout.building_key(index.hot.prefix)) is None
+    assert contents(index.hot, upcoming) == {}
+    assert load_tables(index) == []
+    assert index.hot.verify(index.conn) == []
+
+
 def test_a_large_write_into_an_empty_index_is_inserted_and_filled_at_once(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -255,34 +265,13 @@ def test_a_row_refused_while_loading_an_empty_index_leaves_it_empty(
     gen = index.hot.require_generation()
     entities = random_stores(3000)
     entities[2500] = store(2500, name="poison")
-    with index.conn.cursor() as cur:
-        cur.execute(
-            """
-            CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF NEW.name = 'poison' THEN RAISE EXCEPTION 'refused by test'; END IF;
-                RETURN NEW;
-            END $$;
-            CREATE TRIGGER refuse_poison BEFORE INSERT ON entities
-                FOR EACH ROW EXECUTE FUNCTION refuse_poison();
-            """
-        )
-    index.conn.commit()
     upcoming = str(int(index.hot.client.get(layout.counter_key(index.hot.prefix))) + 1)
-    try:
-        with pytest.raises(psycopg.errors.RaiseException, match="refused by test"):
-            write_entities(index.conn, index.hot, "t", entities)
-    finally:
-        index.conn.rollback()
-        with index.conn.cursor() as cur:
-            cur.execute("DROP TRIGGER refuse_poison ON entities; DROP FUNCTION refuse_poison()")
-        index.conn.commit()
-    assert index.count() == 0
-    assert index.hot.require_generation() == gen
-    assert index.hot.client.get(layout.building_key(index.hot.prefix)) is None
-    assert contents(index.hot, upcoming) == {}
-    assert load_tables(index) == []
-    assert index.hot.verify(index.conn) == []
+    with (
+        index.refusing("poison"),
+        pytest.raises(psycopg.errors.RaiseException, match="refused by test"),
+    ):
+        write_entities(index.conn, index.hot, "t", entities)
+    assert_still_empty(index, gen, upcoming)
 
 
 def test_redis_failing_while_an_empty_index_loads_writes_nothing(
@@ -298,12 +287,7 @@ def test_redis_failing_while_an_empty_index_loads_writes_nothing(
     with pytest.raises(writer.NothingWritten, match="WRONGTYPE"):
         write_entities(index.conn, index.hot, "t", entities)
     index.conn.rollback()
-    assert index.count() == 0
-    assert index.hot.require_generation() == gen
-    assert index.hot.client.get(layout.building_key(index.hot.prefix)) is None
-    assert contents(index.hot, upcoming) == {}
-    assert load_tables(index) == []
-    assert index.hot.verify(index.conn) == []
+    assert_still_empty(index, gen, upcoming)
 
 
 def test_a_write_during_the_load_of_an_empty_index_waits_and_lands_in_it(

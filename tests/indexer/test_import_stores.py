@@ -496,25 +496,8 @@ def test_a_batch_the_database_refuses_leaves_the_earlier_state(
     many = [f"n{n},Shop {n},60.{n:04d},24.9,shop,,1," for n in range(3000)]
     many[2000] = "n2000,poison,60.2,24.9,shop,,1,"
     path = write(tmp_path / "shops_v2.csv", [HEADER, *many])
-    with index.conn.cursor() as cur:
-        cur.execute(
-            """
-            CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF NEW.name = 'poison' THEN RAISE EXCEPTION 'refused by test'; END IF;
-                RETURN NEW;
-            END $$;
-            CREATE TRIGGER refuse_poison BEFORE INSERT OR UPDATE ON entities
-                FOR EACH ROW EXECUTE FUNCTION refuse_poison();
-            """
-        )
-    index.conn.commit()
-    try:
+    with index.refusing("poison"):
         result = nearby("import", "stores", str(path), "--source", "shops", "--replace")
-    finally:
-        with index.conn.cursor() as cur:
-            cur.execute("DROP TRIGGER refuse_poison ON entities; DROP FUNCTION refuse_poison()")
-        index.conn.commit()
     assert result.exit_code == 2
     assert "refused by test" in result.output and "nothing was written" in result.output
     assert stored(index) == earlier
