@@ -34,8 +34,10 @@ ENTITY_COLUMNS = (
 )
 #: Records per script call: large enough to amortise the call, small enough
 #: that one call does not hold Redis for long (a query waits behind a running
-#: script: 100 moves take about 2 ms of Redis time).
-APPLY_BATCH = 100
+#: script).  With 100,000 bikes a move costs 100-150 µs of Redis time: calls of
+#: 10 moves made the query p99 under updates 11-20 ms instead of 18-29 ms, for
+#: 12-15 % fewer updates a second (docs/bench-live.md).
+APPLY_BATCH = 10
 #: Script calls sent per round trip (Redis serves other clients between them).
 PIPELINE_CALLS = 20
 #: Records per script call for bulk writes (imports, rebuilds): the script
