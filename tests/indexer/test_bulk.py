@@ -336,6 +336,35 @@ def test_a_write_during_the_load_of_an_empty_index_waits_and_lands_in_it(
     assert index.hot.verify(index.conn) == []
 
 
+def test_a_rebuild_starting_while_an_empty_index_loads_gets_the_rows_one_by_one(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    gen = index.hot.require_generation()
+    others: list[str] = []
+    fill = writer.fill_generation
+
+    def fill_while_a_rebuild_starts(*args: Any, **kwargs: Any) -> int:
+        others.append(start_building(index.hot))  # takes the building mark from the load
+        return fill(*args, **kwargs)
+
+    monkeypatch.setattr(writer, "fill_generation", fill_while_a_rebuild_starts)
+    entities = varied_entities(300)
+    try:
+        summary = write_entities(index.conn, index.hot, "t", entities)
+        assert summary.inserted == len(entities)
+        # The load's generation gave way; the rows went to the current one and the rebuild's.
+        assert index.hot.require_generation() == gen
+        assert index.hot.client.get(layout.building_key(index.hot.prefix)) == others[0]
+        assert index.hot.verify(index.conn) == []
+        assert verified(index, others[0]) == []
+        assert load_tables(index) == []
+    finally:
+        index.hot.client.delete(layout.building_key(index.hot.prefix))
+        for other in others:
+            index.hot.drop_generation(other)
+
+
 def test_a_write_that_comes_first_makes_the_load_a_merge(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
