@@ -143,12 +143,14 @@ def cache_verify(context: Context, limit: int) -> None:
 @cache_group.command("prune")
 @pass_context
 def cache_prune(context: Context) -> None:
-    """Delete the keys an older layout of the hot index left under this prefix."""
+    """Delete what older layouts and builds that died left under this prefix."""
     try:
         dropped = context.hot().drop_other_layouts()
+        stale = context.hot().drop_stale_generations()
     except redis.RedisError as exc:
         raise click.ClickException(f"Redis is not reachable: {exc}") from exc
     click.echo(f"deleted {format_count(dropped)} keys of other layouts")
+    click.echo(f"deleted {format_count(stale)} keys of stale generations")
 
 
 @cli.group("feeds")

@@ -9,9 +9,10 @@ revision-gated.  A rebuild fills a fresh generation in bulk (:mod:`indexer.bulk`
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property, lru_cache
@@ -56,6 +57,16 @@ redis.call('SET', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
 return old or ''
 """
+#: Renew the building mark of generation ARGV[1] for ARGV[2] ms, if it is still its own.
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+#: How long a build's mark lasts unless its builder renews it (a thread of the
+#: build does, every third of it): a builder that dies stops holding every write
+#: to a generation that nobody will finish, and stops keeping large writes
+#: from filling generations of their own.
+BUILD_LEASE_MS = 30_000
 #: Stop marking generation ARGV[1] as building (unless another build has taken its place).
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
@@ -212,6 +223,7 @@ class HotIndex:
         self._apply = client.register_script(source)
         self._switch = client.register_script(SWITCH)
         self._release = client.register_script(RELEASE)
+        self._renew = client.register_script(RENEW)
 
     @cached_property
     def raw(self) -> redis.Redis:
@@ -337,11 +349,13 @@ class HotIndex:
         generation is dropped and the current one stays as it was.
         """
         new = str(self.client.incr(layout.counter_key(self.prefix)))
-        if not self.client.set(layout.building_key(self.prefix), new, nx=alone):
+        building = layout.building_key(self.prefix)
+        if not self.client.set(building, new, nx=alone, px=BUILD_LEASE_MS):
             return None
-        keys = [layout.gen_key(self.prefix), layout.building_key(self.prefix)]
+        keys = [layout.gen_key(self.prefix), building]
         try:
-            count = fill(new)
+            with self._leased(new):
+                count = fill(new)
             old = self._switch(keys=keys, args=[new])
         except BaseException:
             with suppress(redis.RedisError):
@@ -354,6 +368,44 @@ class HotIndex:
         if old and old != new:
             self.drop_generation(old)
         return count
+
+    @contextmanager
+    def _leased(self, gen: str) -> Iterator[None]:
+        """Renew generation ``gen``'s building mark from a thread while inside."""
+        stop = threading.Event()
+        building = layout.building_key(self.prefix)
+
+        def renew() -> None:
+            while not stop.wait(BUILD_LEASE_MS / 3000):
+                with suppress(redis.RedisError):
+                    self._renew(keys=[building], args=[gen, BUILD_LEASE_MS])
+
+        renewer = threading.Thread(target=renew, name="build-lease", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            renewer.join()
+
+    def drop_stale_generations(self) -> int:
+        """Delete the keys of generations older than the current one but the building
+        one (what builds that died left); return how many.
+
+        Only older ones: a build that starts meanwhile takes a newer number.
+        """
+        current, building = self.generation(), self.client.get(layout.building_key(self.prefix))
+        if current is None:
+            return 0
+        start = self.prefix + ":"
+
+        def stale(key: str) -> bool:
+            gen = key[len(start) :].partition(":")[0]
+            return gen.isdigit() and int(gen) < int(current) and gen != building
+
+        return self.unlink(
+            key for key in self.client.scan_iter(match=start + "*", count=1000) if stale(key)
+        )
 
     def drop_generation(self, gen: str) -> int:
         """Delete every key of generation ``gen``; return how many."""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable
 
 import h3
+import pytest
 from click.testing import Result
 
 from indexer import db, layout
-from indexer.hot import Difference
+from indexer import hot as hot_module
+from indexer.hot import Difference, HotIndex
 from indexer.model import INDEX_RESOLUTIONS
 from indexer.writer import write_entities
 
@@ -127,11 +131,11 @@ def test_prune_deletes_other_layouts_keys_and_nothing_else(
     ours = sorted(client.scan_iter(match=f"{index.hot.prefix}:*"))
     try:
         result = nearby("cache", "prune")
-        assert result.output == f"deleted {len(left_behind)} keys of other layouts\n"
+        assert result.output.splitlines()[0] == f"deleted {len(left_behind)} keys of other layouts"
         assert [key for key in left_behind + neighbours if client.exists(key)] == neighbours
         assert sorted(client.scan_iter(match=f"{index.hot.prefix}:*")) == ours
         assert index.hot.verify(index.conn) == []
-        assert nearby("cache", "prune").output == "deleted 0 keys of other layouts\n"
+        assert nearby("cache", "prune").output.splitlines()[0] == "deleted 0 keys of other layouts"
     finally:
         client.delete(*left_behind, *neighbours)
 
@@ -158,3 +162,71 @@ def test_verify_finds_a_wrong_top_and_a_stale_member(index: Index) -> None:
     assert (second.id, "stale") in problems
     index.hot.rebuild(index.conn)
     assert index.hot.verify(index.conn) == []
+
+
+def test_a_build_renews_the_lease_of_its_mark(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hot_module, "BUILD_LEASE_MS", 300)
+    building = layout.building_key(index.hot.prefix)
+    seen: list[tuple[str | None, int]] = []
+
+    def slow_fill(gen: str) -> int:
+        assert 0 < index.hot.client.pttl(building) <= 300  # a mark that would expire alone
+        time.sleep(0.9)  # three leases
+        seen.append((index.hot.client.get(building), index.hot.client.pttl(building)))
+        return 0
+
+    before = index.hot.require_generation()
+    assert index.hot.build(slow_fill, alone=True) == 0
+    new = index.hot.require_generation()
+    assert new != before and seen[0][0] == new and seen[0][1] > 0
+    assert index.hot.client.get(building) is None
+
+
+def test_a_build_whose_mark_lapsed_never_becomes_current(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hot_module, "BUILD_LEASE_MS", 200)
+    monkeypatch.setattr(HotIndex, "_leased", lambda self, gen: contextlib.nullcontext())
+    before = index.hot.require_generation()
+    filled: list[str] = []
+
+    def fill_then_stall(gen: str) -> int:
+        index.hot.client.set(layout.loc_key(index.hot.prefix, gen), "x")
+        filled.append(gen)
+        time.sleep(0.5)  # the builder stops renewing (as one that died would)
+        return 0
+
+    assert index.hot.build(fill_then_stall, alone=True) is None
+    assert index.hot.require_generation() == before
+    assert index.hot.client.exists(layout.loc_key(index.hot.prefix, filled[0])) == 0
+
+
+def test_prune_deletes_what_builds_that_died_left(
+    index: Index, nearby: Callable[..., Result]
+) -> None:
+    loaded(index)
+    client, prefix = index.hot.client, index.hot.prefix
+    building = layout.building_key(prefix)
+    # A build that died: its mark lapsed, its keys stayed; a rebuild came after it.
+    dead = str(client.incr(layout.counter_key(prefix)))
+    client.set(layout.loc_key(prefix, dead), "x")
+    client.set(f"{prefix}:{dead}:{{831126fffffffff}}:z:891126d3307ffff", "x")
+    index.hot.rebuild(index.conn)
+    current = index.hot.require_generation()
+    # A build running now, newer than the current generation.
+    running = str(client.incr(layout.counter_key(prefix)))
+    client.set(building, running)
+    client.set(layout.loc_key(prefix, running), "x")
+    ours = sorted(client.scan_iter(match=f"{prefix}:{current}:*"))
+    try:
+        result = nearby("cache", "prune")
+        assert result.output.splitlines()[1] == "deleted 2 keys of stale generations"
+        assert list(client.scan_iter(match=f"{prefix}:{dead}:*")) == []
+        assert sorted(client.scan_iter(match=f"{prefix}:{current}:*")) == ours
+        assert client.exists(layout.loc_key(prefix, running)) == 1
+        assert index.hot.verify(index.conn) == []
+    finally:
+        client.delete(building)
+        index.hot.drop_generation(running)
