@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, NoReturn
@@ -42,7 +43,13 @@ from indexer.listings import (
 )
 from indexer.model import Entity, InvalidEntity
 from indexer.progress import format_count, progress_bar
-from indexer.writer import HotIndexUnavailable, NothingWritten, write_entities
+from indexer.writer import (
+    HotIndexUnavailable,
+    Indexing,
+    NothingWritten,
+    no_indexing_bar,
+    write_entities,
+)
 
 if TYPE_CHECKING:
     from indexer.cli import Context
@@ -58,6 +65,8 @@ READERS: Mapping[str, Callable[[IO[bytes], Mapping[str, str] | None], Iterator[R
     "geojson": read_geojson,
     "ndjson": read_ndjson,
 }
+#: A progress bar's context, yielding its ``advance(n)``.
+ProgressBar = AbstractContextManager[Callable[[int], None]]
 #: Records between two progress updates.
 PROGRESS_STEP = 5000
 
@@ -201,6 +210,7 @@ def import_source(
     *,
     replace: bool,
     advance: Callable[[int], None] = _no_progress,
+    indexing: Indexing = no_indexing_bar,
 ) -> ImportSummary:
     """Write the listings of one source in one call of the writer; return what it did.
 
@@ -210,7 +220,14 @@ def import_source(
     source = listings[0].source
     validation = Validation(source, rejects, advance)
     try:
-        written = write_entities(conn, hot, source, validation.entities(listings), replace=replace)
+        written = write_entities(
+            conn,
+            hot,
+            source,
+            validation.entities(listings),
+            replace=replace,
+            indexing=indexing,
+        )
     except BaseException:
         conn.rollback()
         raise
@@ -297,14 +314,23 @@ def run_import(
     logs: dict[str, RejectLog],
     replace: bool,
 ) -> ImportSummary:
-    """Import every source's listings, with a progress bar on a terminal."""
-    total = 0
-    if sys.stderr.isatty():
-        total = sum(estimate_records(listing.path, listing.format) for listing in listings)
+    """Import every source's listings, with progress bars on a terminal: one while a
+    source's records are read, then one while a fresh generation is filled with them."""
     summary = ImportSummary()
-    with progress_bar("importing", total) as advance:
-        for group in group_by_source(listings):
-            summary += import_source(conn, hot, group, logs, replace=replace, advance=advance)
+    for group in group_by_source(listings):
+        total = 0
+        if sys.stderr.isatty():
+            total = sum(estimate_records(listing.path, listing.format) for listing in group)
+        with ExitStack() as reading:
+            advance = reading.enter_context(progress_bar("importing", total))
+
+            def indexing(count: int, reading: ExitStack = reading) -> ProgressBar:
+                reading.close()  # every record is read by now
+                return progress_bar("indexing", count)
+
+            summary += import_source(
+                conn, hot, group, logs, replace=replace, advance=advance, indexing=indexing
+            )
     return summary
 
 

@@ -19,7 +19,7 @@ import json
 import queue
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import suppress
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -156,6 +156,16 @@ class IndexNotEmpty(Exception):
     """The entities were found not empty once locked: the load is merged instead."""
 
 
+#: Given how many entities a fill will write, a context that yields its progress
+#: callback (a bar on a terminal): what a write shows while it fills a generation.
+Indexing = Callable[[int], AbstractContextManager[Callable[[int], None]]]
+
+
+def no_indexing_bar(_total: int) -> AbstractContextManager[Callable[[int], None]]:
+    """No progress shown while a generation is filled."""
+    return nullcontext(lambda _n: None)
+
+
 class NothingWritten(RuntimeError):
     """A write failed before PostGIS committed anything (Redis refused the fill)."""
 
@@ -243,17 +253,26 @@ def write_entities(
     *,
     replace: bool = False,
     progress: Callable[[int], None] | None = None,
+    indexing: Indexing = no_indexing_bar,
 ) -> WriteSummary:
     """Upsert ``entities`` of ``source``; with ``replace``, delete the source's others.
 
     Ids must be unique within one call.  PostGIS changes in one transaction: on
     any error nothing is written.  Then exactly the changed entities go to Redis.
+    ``progress`` counts the rows read; ``indexing`` shows a generation's fill.
     """
     if holds_nothing(conn, hot):
-        return write_fresh(conn, hot, source, entities, replace=replace, progress=progress)
+        return write_fresh(
+            conn, hot, source, entities, replace=replace, progress=progress, indexing=indexing
+        )
     rows = map(stage_row, entities)
     return merge(
-        conn, hot, source, lambda sift: stage_chunks(sift, rows, progress), replace=replace
+        conn,
+        hot,
+        source,
+        lambda sift: stage_chunks(sift, rows, progress),
+        replace=replace,
+        indexing=indexing,
     )
 
 
@@ -264,6 +283,7 @@ def merge(
     stage: Callable[[Sifter], int],
     *,
     replace: bool,
+    indexing: Indexing = no_indexing_bar,
 ) -> WriteSummary:
     """Merge the rows that ``stage`` sifts into the staging table (it returns how many)."""
     with conn.transaction(), conn.cursor() as cur:
@@ -275,7 +295,7 @@ def merge(
         cur.execute(UPSERT, {"source": source})
         cur.execute(COUNT_CHANGES)
         inserted, updated, deleted = cur.fetchone() or (0, 0, 0)
-    hot_applied = apply_changes(conn, hot, inserted + updated + deleted)
+    hot_applied = apply_changes(conn, hot, inserted + updated + deleted, indexing)
     conflicts = tuple(sorted(sifter.conflicts))
     return WriteSummary(received, inserted, updated, deleted, conflicts, hot_applied)
 
@@ -375,6 +395,7 @@ def write_fresh(
     *,
     replace: bool,
     progress: Callable[[int], None] | None,
+    indexing: Indexing,
 ) -> WriteSummary:
     """:func:`write_entities` into an index that holds nothing.
 
@@ -392,7 +413,7 @@ def write_fresh(
             numbered = ((*stage_row(entity), n) for n, entity in enumerate(entities, start=1))
             received = copy_rows(cur, table, f"{_COLUMNS}, n", numbered, progress)
         if received >= BULK_MIN_CHANGES:
-            load = FreshLoad(conn, hot, source, table, received)
+            load = FreshLoad(conn, hot, source, table, received, indexing)
             with suppress(IndexNotEmpty):
                 try:
                     filled = hot.build(load.fill, alone=True)
@@ -411,7 +432,7 @@ def write_fresh(
             sifter.sift(table)
             return received
 
-        return merge(conn, hot, source, sift_load, replace=replace)
+        return merge(conn, hot, source, sift_load, replace=replace, indexing=indexing)
     finally:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {table}")
@@ -426,6 +447,7 @@ class FreshLoad:
     source: str
     table: str
     received: int
+    indexing: Indexing = no_indexing_bar
     #: Whether the entities hold the rows (the generation may still be dropped).
     committed: bool = False
 
@@ -455,13 +477,16 @@ class FreshLoad:
                 reader.execute("SET work_mem = '256MB'")  # the sort by cell, in memory
                 inserting = pool.submit(cur.execute, INSERT_LOADED.format(table=self.table), params)
 
-                def insert_failed(_rows: int) -> None:
-                    if inserting.done() and inserting.exception():
-                        inserting.result()
-
                 try:
-                    chunks = snapshot_rows(reader, query, params)
-                    count = fill_generation(self.hot, reader, gen, insert_failed, chunks=chunks)
+                    with self.indexing(self.received) as advance:
+
+                        def filled(rows: int) -> None:
+                            if inserting.done() and inserting.exception():
+                                inserting.result()  # the insert's error: stop filling
+                            advance(rows)
+
+                        chunks = snapshot_rows(reader, query, params)
+                        count = fill_generation(self.hot, reader, gen, filled, chunks=chunks)
                 except BaseException:
                     self.conn.cancel_safe()
                     wait([inserting])
@@ -471,22 +496,28 @@ class FreshLoad:
         return count
 
 
-def worth_refilling(conn: psycopg.Connection, hot: HotIndex, changes: int) -> bool:
-    """Whether ``changes`` committed changes are better written by filling a generation.
+def refill_size(conn: psycopg.Connection, hot: HotIndex, changes: int) -> int:
+    """How many entities a fill would write, if ``changes`` committed changes are better
+    written by filling a generation; 0 if not.
 
     Only when Redis holds a generation (without one, the write reports that
     the index needs a rebuild, as always) and the changes are many: at least
     :data:`BULK_MIN_CHANGES` and more than half of the entities there now are.
     """
     if changes < BULK_MIN_CHANGES or hot.generation() is None:
-        return False
+        return 0
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM entities")
-        total = (cur.fetchone() or (0,))[0]
-    return 2 * changes > total
+        total = int((cur.fetchone() or (0,))[0])
+    return total if 2 * changes > total else 0
 
 
-def apply_changes(conn: psycopg.Connection, hot: HotIndex, changes: int = 0) -> bool:
+def apply_changes(
+    conn: psycopg.Connection,
+    hot: HotIndex,
+    changes: int = 0,
+    indexing: Indexing = no_indexing_bar,
+) -> bool:
     """Send the rows listed in ``nearby_changed`` to Redis; False if it holds no index.
 
     ``changes`` (how many rows are listed) large beside the index: a fresh
@@ -495,9 +526,11 @@ def apply_changes(conn: psycopg.Connection, hot: HotIndex, changes: int = 0) -> 
     """
     answers = []
     try:
-        refill = worth_refilling(conn, hot, changes)
-        if refill and hot.rebuild_alone(conn, deleted=deleted_changes(conn)) is not None:
-            return True
+        total = refill_size(conn, hot, changes)
+        if total:
+            with indexing(total) as advance:
+                if hot.rebuild_alone(conn, advance, deleted_changes(conn)) is not None:
+                    return True
         changed = stream_entities(
             conn, "JOIN nearby_changed c USING (id) WHERE NOT c.deleted ORDER BY entities.id"
         )

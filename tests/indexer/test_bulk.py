@@ -3,8 +3,10 @@ that no write running meanwhile is lost."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -393,6 +395,26 @@ def test_a_load_table_whose_connection_is_gone_is_dropped(index: Index) -> None:
     finally:
         other.execute(f"DROP TABLE IF EXISTS {alive}, nearby_load_999999999")
         other.close()
+
+
+def test_a_fill_shows_its_progress(index: Index, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    shown: list[list[int]] = []
+
+    @contextlib.contextmanager
+    def indexing(total: int) -> Iterator[Callable[[int], None]]:
+        shown.append([total, 0])
+        yield lambda n: shown[-1].__setitem__(1, shown[-1][1] + n)
+
+    entities = random_stores(300)
+    write_entities(index.conn, index.hot, "t", entities, indexing=indexing)  # empty: the load
+    assert shown == [[300, 300]]
+    moved = [store(n, lat=61.0, lng=25.0 + n * 0.001) for n in range(250)]
+    write_entities(index.conn, index.hot, "t", moved, indexing=indexing)  # most of it: a refill
+    assert shown[1:] == [[300, 300]]
+    write_entities(index.conn, index.hot, "t", moved[:10], indexing=indexing)  # a few: none
+    assert len(shown) == 2
+    assert index.hot.verify(index.conn) == []
 
 
 def test_an_older_write_arriving_late_does_not_bring_back_what_a_large_import_deleted(
