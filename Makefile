@@ -53,7 +53,9 @@ demo: venv node
 	  exec $(BIN)/nearby serve --host $(HOST) --port $(PORT)
 
 bench: venv
-	@$(PROVISION) && $(BIN)/python -m scripts.bench $(BENCH_ARGS)
+	@$(PROVISION) && \
+	  { scripts/ensure_command.sh wrk wrk >/dev/null || echo "wrk unavailable: the HTTP figures will be skipped"; } && \
+	  $(BIN)/python -m scripts.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info
