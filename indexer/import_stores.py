@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, NoReturn
@@ -42,7 +42,7 @@ from indexer.listings import (
     record_to_entity,
 )
 from indexer.model import Entity, InvalidEntity
-from indexer.progress import format_count, progress_bar
+from indexer.progress import ProgressBar, format_count, progress_bar
 from indexer.writer import (
     HotIndexUnavailable,
     Indexing,
@@ -65,8 +65,6 @@ READERS: Mapping[str, Callable[[IO[bytes], Mapping[str, str] | None], Iterator[R
     "geojson": read_geojson,
     "ndjson": read_ndjson,
 }
-#: A progress bar's context, yielding its ``advance(n)``.
-ProgressBar = AbstractContextManager[Callable[[int], None]]
 #: Records between two progress updates.
 PROGRESS_STEP = 5000
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import click
+
+#: A progress bar's context, yielding its ``advance(n)``.
+ProgressBar = AbstractContextManager[Callable[[int], None]]
 
 
 def format_count(number: int) -> str:

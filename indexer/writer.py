@@ -3,13 +3,13 @@
 Rows are COPYed, chunk by chunk in a thread of their own while the next chunk is
 read, into a staging table (ids of other sources and rows the index holds as
 given left out) and merged with set-based statements; the ids that changed are
-kept aside so that exactly those are applied to Redis once
-PostGIS has committed.  When they are many beside what the index will hold (an
-import into an empty index), a fresh generation is filled from PostGIS instead
-and made current (:meth:`indexer.hot.HotIndex.rebuild_alone`), which costs far
-less per entity.  Into an index that holds nothing yet, the two run at once: a
-second connection fills the generation from the committed load table while the
-first inserts it (:class:`FreshLoad`).  A crash between the two leaves a difference that
+kept aside so that exactly those are applied to Redis once PostGIS has
+committed.  When they are many beside what the index will hold, a fresh
+generation is filled from PostGIS instead and made current
+(:meth:`indexer.hot.HotIndex.rebuild_alone`), which costs far less per entity.
+Into an index that holds nothing yet, the two run at once: a second connection
+fills the generation from the committed load table while the first inserts it
+(:class:`FreshLoad`).  A crash between the two leaves a difference that
 ``nearby cache verify`` reports and ``nearby cache rebuild`` mends.
 """
 
@@ -19,7 +19,7 @@ import json
 import queue
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager, nullcontext, suppress
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -31,6 +31,7 @@ import tzfpy
 from indexer.bulk import fill_generation, quick_handoffs, snapshot_rows
 from indexer.hot import HotIndex, chunked, stream_entities
 from indexer.model import BASE_RES, Entity
+from indexer.progress import ProgressBar
 
 STAGE_COLUMNS = (
     "id",
@@ -156,12 +157,12 @@ class IndexNotEmpty(Exception):
     """The entities were found not empty once locked: the load is merged instead."""
 
 
-#: Given how many entities a fill will write, a context that yields its progress
-#: callback (a bar on a terminal): what a write shows while it fills a generation.
-Indexing = Callable[[int], AbstractContextManager[Callable[[int], None]]]
+#: Given how many entities a fill will write, its progress bar: what a write
+#: shows while it fills a generation.
+Indexing = Callable[[int], ProgressBar]
 
 
-def no_indexing_bar(_total: int) -> AbstractContextManager[Callable[[int], None]]:
+def no_indexing_bar(_total: int) -> ProgressBar:
     """No progress shown while a generation is filled."""
     return nullcontext(lambda _n: None)
 

@@ -92,6 +92,12 @@ def postgres_cpu() -> float | None:
     return total / ticks if found else None
 
 
+def postgres_cpu_since(before: float | None) -> float | None:
+    """PostgreSQL's CPU seconds since it had used ``before`` (None: unknown)."""
+    after = postgres_cpu()
+    return None if before is None or after is None else after - before
+
+
 @dataclass(frozen=True)
 class ImportBench:
     """The figures of one benchmark run."""
@@ -178,18 +184,16 @@ def timed_import(settings: IndexSettings, path: Path) -> Run:
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
-    redis_used = redis_cpu(client) - redis_before
-    postgres_after = postgres_cpu()
+    redis_used, postgres_used = (
+        redis_cpu(client) - redis_before,
+        postgres_cpu_since(postgres_before),
+    )
     client.close()
     out, err = child.communicate()
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise RuntimeError(f"import exited {code}: {err.decode()[-2000:]}")
     print("   ", out.decode().strip(), file=sys.stderr)
-    postgres_used = (
-        None if postgres_before is None or postgres_after is None
-        else postgres_after - postgres_before
-    )  # fmt: skip
     return Run(
         seconds,
         usage.ru_maxrss / 1024.0,  # KiB on Linux
@@ -209,11 +213,7 @@ def raw_copy(settings: IndexSettings, path: Path) -> Run:
             while chunk := source.read(1 << 20):
                 copy.write(chunk)
         conn.commit()
-        seconds, postgres_after = time.perf_counter() - started, postgres_cpu()
-    postgres_used = (
-        None if postgres_before is None or postgres_after is None
-        else postgres_after - postgres_before
-    )  # fmt: skip
+        seconds, postgres_used = time.perf_counter() - started, postgres_cpu_since(postgres_before)
     return Run(seconds, cpu_python=time.process_time() - cpu, cpu_postgres=postgres_used)
 
 

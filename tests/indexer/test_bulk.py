@@ -292,6 +292,17 @@ def test_redis_failing_while_an_empty_index_loads_writes_nothing(
     assert_still_empty(index, gen, upcoming)
 
 
+def before_the_load_fills(monkeypatch: pytest.MonkeyPatch, hook: Callable[[], object]) -> None:
+    """Run ``hook`` as a load into an empty index starts its fill (the entities locked)."""
+    fill = writer.fill_generation
+
+    def hooked(*args: Any, **kwargs: Any) -> int:
+        hook()
+        return fill(*args, **kwargs)
+
+    monkeypatch.setattr(writer, "fill_generation", hooked)
+
+
 def test_a_write_during_the_load_of_an_empty_index_waits_and_lands_in_it(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -305,9 +316,8 @@ def test_a_write_during_the_load_of_an_empty_index_waits_and_lands_in_it(
             write_entities(other_conn, other_hot, "other", [store(99_999, name="meanwhile")])
         )
     )
-    fill = writer.fill_generation
 
-    def fill_while_another_writes(*args: Any, **kwargs: Any) -> int:
+    def another_write_waits() -> None:
         # The other write starts once the entities are locked, and waits for the lock.
         other.start()
         with db.connect(index.settings.database_url, autocommit=True) as watcher:
@@ -322,9 +332,8 @@ def test_a_write_during_the_load_of_an_empty_index_waits_and_lands_in_it(
             else:
                 raise AssertionError("the other write did not wait for the load")
         assert not done
-        return fill(*args, **kwargs)
 
-    monkeypatch.setattr(writer, "fill_generation", fill_while_another_writes)
+    before_the_load_fills(monkeypatch, another_write_waits)
     try:
         summary = write_entities(index.conn, index.hot, "t", entities)
         other.join(timeout=30)
@@ -344,13 +353,8 @@ def test_a_rebuild_starting_while_an_empty_index_loads_gets_the_rows_one_by_one(
     monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
     gen = index.hot.require_generation()
     others: list[str] = []
-    fill = writer.fill_generation
-
-    def fill_while_a_rebuild_starts(*args: Any, **kwargs: Any) -> int:
-        others.append(start_building(index.hot))  # takes the building mark from the load
-        return fill(*args, **kwargs)
-
-    monkeypatch.setattr(writer, "fill_generation", fill_while_a_rebuild_starts)
+    # A rebuild takes the building mark from the load.
+    before_the_load_fills(monkeypatch, lambda: others.append(start_building(index.hot)))
     entities = varied_entities(300)
     try:
         summary = write_entities(index.conn, index.hot, "t", entities)
