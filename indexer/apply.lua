@@ -32,11 +32,17 @@
 -- Returns the number of records applied to the first generation, or -1 when
 -- there is no generation to write to (the hot index must be rebuilt).
 
+-- Library functions as locals: a global lookup per use costs the interpreter dearly.
+local call, tonumber, unpack = redis.call, tonumber, unpack
+local gmatch, match, sub, format = string.gmatch, string.match, string.sub, string.format
+local unpack_double = struct.unpack
+local min = math.min
+
 local prefix, target = ARGV[1], ARGV[2]
 local gens = {}
 if target == 'live' then
-  local current = redis.call('GET', prefix .. ':gen')
-  local building = redis.call('GET', prefix .. ':building')
+  local current = call('GET', prefix .. ':gen')
+  local building = call('GET', prefix .. ':building')
   if current then gens[#gens + 1] = current end
   if building and building ~= current then gens[#gens + 1] = building end
 else
@@ -48,9 +54,11 @@ if #gens == 0 then return -1 end
 local CALL_ARGS = 4000
 
 local function words(text, from)
-  local parts = {}
-  for part in string.gmatch(text, '%S+') do parts[#parts + 1] = part end
-  if from > 1 then table.remove(parts, 1) end
+  local parts, n = {}, 0
+  for part in gmatch(text, '%S+') do
+    n = n + 1
+    if n >= from then parts[n - from + 1] = part end
+  end
   return parts
 end
 
@@ -58,7 +66,7 @@ end
 -- so that member/value pairs never split).
 local function call_many(command, key, args)
   for first = 1, #args, CALL_ARGS do
-    redis.call(command, key, unpack(args, first, math.min(first + CALL_ARGS - 1, #args)))
+    call(command, key, unpack(args, first, min(first + CALL_ARGS - 1, #args)))
   end
 end
 
@@ -84,7 +92,7 @@ local function names_of(batch, base, tag, cell)
   local names = batch.names[cell]
   if not names then
     local group = base .. '{' .. tag .. '}:'
-    names = {z = group .. 'z:' .. cell, t = group .. 't' .. string.sub(cell, 2, 2),
+    names = {z = group .. 'z:' .. cell, t = group .. 't' .. sub(cell, 2, 2),
              group = group}
     batch.names[cell] = names
   end
@@ -107,15 +115,17 @@ end
 
 -- A popularity as Redis writes a score (ZREVRANGE ... WITHSCORES), so that a
 -- top reads the same whichever wrote it; made only for what is written.
-local function score_text(value) return string.format('%.17g', value) end
+local function score_text(value) return format('%.17g', value) end
 
 -- After the sets changed: each touched cell's top made exact again, from the
 -- top held before the batch (one HMGET per t hash).  Every member that left
--- had at most top.left; one that entered had at most top.entered.  When less
--- left than the held top, the member holding it is still there: the new top
--- is the higher of it and what entered.  Otherwise the top may have left (or
--- none was held), and the set is read again.  A field is written only when its
--- value changes.
+-- had at most top.left; one that entered had at most top.entered, and is still
+-- there (ids are distinct within a flush).  When what entered reaches the held
+-- top, it is the new top, whatever left (a bike leaving and another entering a
+-- cell at the same popularity).  Otherwise, when less left than the held top,
+-- the member holding it is still there and the top stands.  Otherwise the top
+-- may have left (or none was held), and the set is read again.  A field is
+-- written only when its value changes.
 local function fix_tops(batch)
   for tkey, by_cell in pairs(batch.tops) do
     local cells, tops = {}, {}
@@ -125,33 +135,35 @@ local function fix_tops(batch)
     end
     local set, most = {}, nil
     for first = 1, #cells, CALL_ARGS do
-      local last = math.min(first + CALL_ARGS - 1, #cells)
-      local held = redis.call('HMGET', tkey, unpack(cells, first, last))
+      local last = min(first + CALL_ARGS - 1, #cells)
+      local held = call('HMGET', tkey, unpack(cells, first, last))
       for k = 1, last - first + 1 do
         local cell, top, text = cells[first + k - 1], tops[first + k - 1], held[k]
         local value = text and tonumber(text)
-        if top.left and (not value or top.left >= value) then
-          local got = redis.call('ZREVRANGE', top.z, 0, 0, 'WITHSCORES')
+        if top.entered and (not value or top.entered >= value) then
+          if value ~= top.entered then
+            set[#set + 1] = cell
+            set[#set + 1] = score_text(top.entered)
+          end
+        elseif top.left and (not value or top.left >= value) then
+          local got = call('ZREVRANGE', top.z, 0, 0, 'WITHSCORES')
           if not got[2] then
-            if text then redis.call('HDEL', tkey, cell) end
+            if text then call('HDEL', tkey, cell) end
           elseif tonumber(got[2]) ~= value then
             set[#set + 1] = cell
             set[#set + 1] = got[2]
           end
-        elseif top.entered and (not value or value < top.entered) then
-          set[#set + 1] = cell
-          set[#set + 1] = score_text(top.entered)
         end
         if top.entered and (not most or top.entered > most.entered) then most = top end
       end
     end
     for first = 1, #set, CALL_ARGS do
-      redis.call('HSET', tkey, unpack(set, first, math.min(first + CALL_ARGS - 1, #set)))
+      call('HSET', tkey, unpack(set, first, min(first + CALL_ARGS - 1, #set)))
     end
     if most then
-      local bound = redis.call('HGET', tkey, '*')
+      local bound = call('HGET', tkey, '*')
       if not bound or tonumber(bound) < most.entered then
-        redis.call('HSET', tkey, '*', score_text(most.entered))
+        call('HSET', tkey, '*', score_text(most.entered))
       end
     end
   end
@@ -172,7 +184,7 @@ end
 local function leave(base, batch, id, old, new, old_member, member)
   local staying = {}
   for c = 1, #new, 2 do staying[new[c]] = true end
-  local popularity = old_member and struct.unpack('<d', old_member, 17)
+  local popularity = old_member and unpack_double('<d', old_member, 17)
   local cleared = {}
   for c = 1, #old, 2 do
     local tag, cell = old[c], old[c + 1]
@@ -217,8 +229,8 @@ local function held_locs(base)
   for i = 3, #ARGV, 7 do ids[#ids + 1] = ARGV[i + 1] end
   local held = {}
   for first = 1, #ids, CALL_ARGS do
-    local last = math.min(first + CALL_ARGS - 1, #ids)
-    local values = redis.call('HMGET', base .. 'loc', unpack(ids, first, last))
+    local last = min(first + CALL_ARGS - 1, #ids)
+    local values = call('HMGET', base .. 'loc', unpack(ids, first, last))
     for k = 1, #values do held[first + k - 1] = values[k] end
   end
   return held
@@ -230,7 +242,7 @@ local function held_members(base, locs)
   local by_tag = {}
   for k, held in pairs(locs) do
     if held then
-      local tag = string.match(held, '^%S+ (%S+)')
+      local tag = match(held, '^%S+ (%S+)')
       if tag then gather(by_tag, tag, k) end
     end
   end
@@ -239,8 +251,8 @@ local function held_members(base, locs)
     local ids = {}
     for j = 1, #records do ids[j] = ARGV[3 + 7 * (records[j] - 1) + 1] end
     for first = 1, #ids, CALL_ARGS do
-      local last = math.min(first + CALL_ARGS - 1, #ids)
-      local values = redis.call('HMGET', base .. '{' .. tag .. '}:m', unpack(ids, first, last))
+      local last = min(first + CALL_ARGS - 1, #ids)
+      local values = call('HMGET', base .. '{' .. tag .. '}:m', unpack(ids, first, last))
       for j = 1, #values do
         if values[j] then members[records[first + j - 1]] = values[j] end
       end
@@ -266,7 +278,7 @@ local function apply_to(gen)
     local k = (i - 3) / 7 + 1
     local held, old_member = latest[id], latest_member[id]
     if held == nil then held, old_member = read[k], read_members[k] end
-    local held_rev = held and tonumber(string.match(held, '^%S+'))
+    local held_rev = held and tonumber(match(held, '^%S+'))
     if not held_rev or held_rev < tonumber(rev) then
       local new = op == 'u' and words(place, 1) or {}
       local member = op == 'u' and ARGV[i + 5] or nil
