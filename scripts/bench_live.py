@@ -11,7 +11,13 @@ sent by another process: with no updates, while the Python API
 ``POST /v1/positions`` does (a gunicorn server started for the run), each with
 one sender and with ``--senders`` sender processes at once. It prints
 updates/s and the queries' p50/p99, each beside the idle baseline of the same
-run.
+run, and the CPU that Redis and PostgreSQL spent per 1,000 updates (the
+queries' share included: the idle row shows it alone).
+
+Two raw baselines move the same bikes the same way, queries running: a bare
+``UPDATE … FROM unnest(…)`` of the positions in PostGIS (no revision, no
+RETURNING, no Redis), and pipelined ``GEOADD`` into one Redis GEO set of the
+bikes (what a raw ``GEOSEARCH`` reads).
 
 Writes into a scratch index of its own: the database ``nearby_bench_live`` beside
 the one DATABASE_URL names (made from its PostGIS template when missing) and
@@ -38,7 +44,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import h3.api.basic_int as h3i
 import psycopg
+import redis
 
 from discovery.postgis import postgis_search
 from discovery.query import NearbyQuery, StaleLimits
@@ -46,15 +54,25 @@ from discovery.search import RedisSearch
 from indexer import db
 from indexer.hot import HotIndex, connect_redis
 from indexer.live import push_positions
-from indexer.model import Entity
+from indexer.model import BASE_RES, Entity
 from indexer.settings import IndexSettings
 from indexer.writer import write_entities
+from scripts.bench_import import postgres_cpu, postgres_cpu_since, redis_cpu
 
 #: Seoul City Hall; bikes spread over about 12 x 12 km around it.
 CENTER = (37.5665, 126.9780)
 SPAN_DEG = 0.055
 RADIUS_M = 500.0
 API_KEY = "bench-live-key"
+#: The raw Redis baseline's GEO set (under the bench's own prefix).
+RAW_GEO_KEY = "nearby-bench-live:raw-geo"
+#: The raw PostGIS baseline: positions written, nothing else.
+RAW_UPDATE_SQL = """
+UPDATE entities e SET lat = i.lat, lng = i.lng, h3 = i.h3
+FROM unnest(%(ids)s::text[], %(lats)s::float8[], %(lngs)s::float8[], %(cells)s::int8[])
+    AS i(id, lat, lng, h3)
+WHERE e.id = i.id
+"""
 
 
 def random_point(rng: random.Random) -> tuple[float, float]:
@@ -223,6 +241,58 @@ def http_updates(port: int, bikes: int, batch: int, seconds: float, seed: int) -
     return applied / (time.perf_counter() - started)
 
 
+def raw_postgis_updates(
+    settings: IndexSettings, bikes: int, batch: int, seconds: float, seed: int
+) -> float:
+    """Moves per second written to PostGIS alone, one bare UPDATE a batch (the baseline)."""
+    conn = psycopg.connect(settings.database_url, autocommit=True)
+    conn.execute("SET synchronous_commit = off")
+    rng = random.Random(seed)
+    applied = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        items = sorted(move_batch(rng, bikes, batch), key=lambda item: item["id"])
+        params = {
+            "ids": [item["id"] for item in items],
+            "lats": [item["lat"] for item in items],
+            "lngs": [item["lng"] for item in items],
+            "cells": [h3i.latlng_to_cell(item["lat"], item["lng"], BASE_RES) for item in items],
+        }
+        applied += conn.execute(RAW_UPDATE_SQL, params).rowcount
+    rate = applied / (time.perf_counter() - started)
+    conn.close()
+    return rate
+
+
+def seed_raw_geo(settings: IndexSettings) -> None:
+    """The raw Redis baseline's GEO set: every bench bike where PostGIS has it."""
+    client = connect_redis(settings.redis_url)
+    client.delete(RAW_GEO_KEY)
+    with psycopg.connect(settings.database_url) as conn:
+        rows = conn.execute("SELECT id, lat, lng FROM entities WHERE source = 'bench'").fetchall()
+    pipe = client.pipeline(transaction=False)
+    for entity_id, lat, lng in rows:
+        pipe.geoadd(RAW_GEO_KEY, (lng, lat, entity_id))
+    pipe.execute()
+
+
+def raw_redis_updates(
+    settings: IndexSettings, bikes: int, batch: int, seconds: float, seed: int
+) -> float:
+    """Moves per second as pipelined GEOADDs into one GEO set (the baseline)."""
+    client = connect_redis(settings.redis_url)
+    rng = random.Random(seed)
+    applied = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        pipe = client.pipeline(transaction=False)
+        for item in move_batch(rng, bikes, batch):
+            pipe.geoadd(RAW_GEO_KEY, (item["lng"], item["lat"], item["id"]), xx=True)
+        pipe.execute()
+        applied += batch
+    return applied / (time.perf_counter() - started)
+
+
 def in_senders(senders: int, work: Callable[..., float], *args: Any) -> float:
     """Run ``work(*args, seed)`` in ``senders`` processes at once; the sum of their rates."""
     if senders == 1:
@@ -246,13 +316,55 @@ def with_queries(
     return result, latencies
 
 
-Row = tuple[str, float | None, list[float]]
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One phase: updates/s (None: idle), the queries' latencies (ms), and the CPU
+    seconds Redis and PostgreSQL used meanwhile (None: not readable here)."""
+
+    name: str
+    rate: float | None
+    latencies: list[float]
+    seconds: float
+    redis_cpu_s: float | None
+    postgres_cpu_s: float | None
+
+
+def phase(
+    settings: IndexSettings, name: str, kind: str, seconds: float, work: Callable[[], float]
+) -> Row:
+    """Run ``work`` while another process sends queries, with the CPU the stores used."""
+    client: redis.Redis = connect_redis(settings.redis_url)
+    redis_before, postgres_before = redis_cpu(client), postgres_cpu()
+    started = time.perf_counter()
+    rate, latencies = with_queries(settings, kind, seconds, work)
+    elapsed = time.perf_counter() - started
+    redis_used = redis_cpu(client) - redis_before
+    client.close()
+    return Row(name, rate, latencies, elapsed, redis_used, postgres_cpu_since(postgres_before))
 
 
 def pause(seconds: float) -> float:
     """The idle phase's work: nothing, for ``seconds``."""
     time.sleep(seconds)
     return 0.0
+
+
+def raw_phases(settings: IndexSettings, args: argparse.Namespace) -> list[Row]:
+    """The baselines, one sender each, queries running: bare PostGIS UPDATEs, then GEOADDs."""
+    seed_raw_geo(settings)
+    rows = []
+    for name, work in (
+        ("raw PostGIS UPDATE", raw_postgis_updates),
+        ("raw Redis GEOADD", raw_redis_updates),
+    ):
+        run = functools.partial(work, settings, args.bikes, args.batch, args.seconds, 1)
+        rows.append(phase(settings, name, args.query, args.seconds, run))
+    connect_redis(settings.redis_url).delete(RAW_GEO_KEY)
+    # The bare UPDATEs moved bikes behind the hot index's back: build it again.
+    conn = db.connect(settings.database_url)
+    HotIndex(connect_redis(settings.redis_url), settings.redis_prefix).rebuild(conn)
+    conn.close()
+    return rows
 
 
 def python_phases(settings: IndexSettings, args: argparse.Namespace) -> list[Row]:
@@ -262,8 +374,7 @@ def python_phases(settings: IndexSettings, args: argparse.Namespace) -> list[Row
         work = functools.partial(
             in_senders, senders, python_updates, settings, args.bikes, args.batch, args.seconds
         )
-        rate, busy = with_queries(settings, args.query, args.seconds, work)
-        rows.append((f"Python API x{senders}", rate, busy))
+        rows.append(phase(settings, f"Python API x{senders}", args.query, args.seconds, work))
     return rows
 
 
@@ -277,8 +388,8 @@ def http_phases(settings: IndexSettings, args: argparse.Namespace) -> list[Row]:
             work = functools.partial(
                 in_senders, senders, http_updates, port, args.bikes, args.batch, args.seconds
             )
-            rate, busy = with_queries(settings, args.query, args.seconds, work)
-            rows.append((f"HTTP /v1/positions x{senders}", rate, busy))
+            name = f"HTTP /v1/positions x{senders}"
+            rows.append(phase(settings, name, args.query, args.seconds, work))
     finally:
         server.terminate()
         server.wait(10)
@@ -297,35 +408,56 @@ def main() -> None:
         "--senders", type=int, default=2, help="also measure this many concurrent senders"
     )
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-raw", action="store_true", help="leave out the raw baselines")
     args = parser.parse_args()
     settings = scratch_settings()
     seed_bikes(settings, args.bikes)
-    _, idle = with_queries(
-        settings, args.query, args.seconds, functools.partial(pause, args.seconds)
-    )
-    rows: list[Row] = [("idle (no updates)", None, idle)]
+    idle = phase(
+        settings, "idle (no updates)", args.query, args.seconds,
+        functools.partial(pause, args.seconds),
+    )  # fmt: skip
+    rows = [dataclasses.replace(idle, rate=None)]
+    if not args.skip_raw:
+        rows += raw_phases(settings, args)
     rows += python_phases(settings, args)
     if not args.skip_http:
         rows += http_phases(settings, args)
     print_table(args, rows)
 
 
+def cpu_per_thousand(used_s: float | None, row: Row) -> str:
+    """CPU milliseconds per 1,000 updates (per second of the phase when idle)."""
+    if used_s is None:
+        return "-"
+    if row.rate is None:
+        return f"{used_s * 1000.0 / row.seconds:.0f}/s"
+    return f"{used_s * 1000.0 / (row.rate * row.seconds / 1000.0):.0f}"
+
+
 def print_table(args: argparse.Namespace, rows: list[Row]) -> None:
-    """One line per phase: updates/s, query p50/p99 and their ratio to idle."""
-    idle_p50, idle_p99 = percentiles(rows[0][2])
+    """One line per phase: updates/s, query p50/p99, their ratio to idle, the stores' CPU."""
+    idle_p50, idle_p99 = percentiles(rows[0].latencies)
     print(
         f"{args.bikes:,} bikes · batches of {args.batch:,} · {args.seconds:g} s a phase · "
         f"query: nearby search ({args.query}), top 20 by score in {RADIUS_M:g} m"
     )
-    print(f"{'phase':<28}{'updates/s':>12}{'queries':>9}{'p50 ms':>9}{'p99 ms':>9}{'p99/idle':>10}")
-    for name, rate, latencies in rows:
-        p50, p99 = percentiles(latencies)
-        shown = "-" if rate is None else f"{rate:,.0f}"
+    print(
+        f"{'phase':<28}{'updates/s':>12}{'queries':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'p99/idle':>10}{'Redis ms':>10}{'PG ms':>8}"
+    )
+    for row in rows:
+        p50, p99 = percentiles(row.latencies)
+        shown = "-" if row.rate is None else f"{row.rate:,.0f}"
         print(
-            f"{name:<28}{shown:>12}{len(latencies):>9,}{p50:>9.2f}{p99:>9.2f}"
-            f"{p99 / idle_p99:>9.2f}x"
+            f"{row.name:<28}{shown:>12}{len(row.latencies):>9,}{p50:>9.2f}{p99:>9.2f}"
+            f"{p99 / idle_p99:>9.2f}x{cpu_per_thousand(row.redis_cpu_s, row):>10}"
+            f"{cpu_per_thousand(row.postgres_cpu_s, row):>8}"
         )
     print(f"baseline: idle p50 {idle_p50:.2f} ms, p99 {idle_p99:.2f} ms (same run, same data)")
+    print(
+        "Redis ms, PG ms: CPU milliseconds per 1,000 updates, the queries' share included "
+        "(idle: per second of queries alone)"
+    )
 
 
 if __name__ == "__main__":
