@@ -18,6 +18,7 @@ from indexer import db
 from indexer.hot import HotIndex, RebuildSuperseded, connect_redis
 from indexer.progress import format_count, progress_bar
 from indexer.settings import ConfigError, IndexSettings
+from indexer.writer import drop_leftover_loads
 
 
 @dataclass
@@ -143,7 +144,7 @@ def cache_verify(context: Context, limit: int) -> None:
 @cache_group.command("prune")
 @pass_context
 def cache_prune(context: Context) -> None:
-    """Delete what older layouts and builds that died left under this prefix."""
+    """Delete what older layouts, builds and loads that died left behind."""
     try:
         dropped = context.hot().drop_other_layouts()
         stale = context.hot().drop_stale_generations()
@@ -151,6 +152,11 @@ def cache_prune(context: Context) -> None:
         raise click.ClickException(f"Redis is not reachable: {exc}") from exc
     click.echo(f"deleted {format_count(dropped)} keys of other layouts")
     click.echo(f"deleted {format_count(stale)} keys of stale generations")
+    try:
+        loads = drop_leftover_loads(context.conn())
+    except psycopg.Error as exc:
+        raise click.ClickException(f"PostGIS could not be cleaned: {exc}") from exc
+    click.echo(f"dropped {format_count(loads)} load tables of imports that died")
 
 
 @cli.group("feeds")

@@ -380,12 +380,14 @@ def holds_nothing(conn: psycopg.Connection, hot: HotIndex) -> bool:
         return bool((cur.fetchone() or (False,))[0])
 
 
-def drop_leftover_loads(conn: psycopg.Connection) -> None:
-    """Drop the load tables of writes whose connection is gone."""
+def drop_leftover_loads(conn: psycopg.Connection) -> int:
+    """Drop the load tables of writes whose connection is gone; return how many."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(LEFTOVER_LOADS)
-        for (table,) in cur.fetchall():
+        tables = [table for (table,) in cur.fetchall()]
+        for table in tables:
             cur.execute(f'DROP TABLE IF EXISTS "{table}"')
+    return len(tables)
 
 
 def write_fresh(
