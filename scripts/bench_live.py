@@ -338,6 +338,7 @@ def phase(
     started = time.perf_counter()
     rate, latencies = with_queries(settings, kind, seconds, work)
     elapsed = time.perf_counter() - started
+    time.sleep(0.2)  # the senders' backends have exited: let the postmaster reap them
     redis_used = redis_cpu(client) - redis_before
     client.close()
     return Row(name, rate, latencies, elapsed, redis_used, postgres_cpu_since(postgres_before))
