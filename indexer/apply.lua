@@ -32,7 +32,7 @@
 -- Returns the number of records applied to the first generation, or -1 when
 -- there is no generation to write to (the hot index must be rebuilt).
 
--- Library functions as locals: a global lookup per use costs the interpreter dearly.
+-- Library functions as locals (a global is a table lookup at each use).
 local call, tonumber, unpack = redis.call, tonumber, unpack
 local gmatch, match, sub, format = string.gmatch, string.match, string.sub, string.format
 local unpack_double = struct.unpack

@@ -46,7 +46,6 @@ from typing import Any
 
 import h3.api.basic_int as h3i
 import psycopg
-import redis
 
 from discovery.postgis import postgis_search
 from discovery.query import NearbyQuery, StaleLimits
@@ -266,14 +265,15 @@ def raw_postgis_updates(
 
 def seed_raw_geo(settings: IndexSettings) -> None:
     """The raw Redis baseline's GEO set: every bench bike where PostGIS has it."""
-    client = connect_redis(settings.redis_url)
-    client.delete(RAW_GEO_KEY)
     with psycopg.connect(settings.database_url) as conn:
         rows = conn.execute("SELECT id, lat, lng FROM entities WHERE source = 'bench'").fetchall()
+    client = connect_redis(settings.redis_url)
     pipe = client.pipeline(transaction=False)
+    pipe.delete(RAW_GEO_KEY)
     for entity_id, lat, lng in rows:
         pipe.geoadd(RAW_GEO_KEY, (lng, lat, entity_id))
     pipe.execute()
+    client.close()
 
 
 def raw_redis_updates(
@@ -290,7 +290,9 @@ def raw_redis_updates(
             pipe.geoadd(RAW_GEO_KEY, (item["lng"], item["lat"], item["id"]), xx=True)
         pipe.execute()
         applied += batch
-    return applied / (time.perf_counter() - started)
+    rate = applied / (time.perf_counter() - started)
+    client.close()
+    return rate
 
 
 def in_senders(senders: int, work: Callable[..., float], *args: Any) -> float:
@@ -302,8 +304,8 @@ def in_senders(senders: int, work: Callable[..., float], *args: Any) -> float:
 
 
 def with_queries(
-    settings: IndexSettings, kind: str, seconds: float, work: Callable[[], float]
-) -> tuple[float, list[float]]:
+    settings: IndexSettings, kind: str, seconds: float, work: Callable[[], float | None]
+) -> tuple[float | None, list[float]]:
     """Run ``work`` while another process sends queries; its result and their latencies."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
@@ -318,8 +320,8 @@ def with_queries(
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    """One phase: updates/s (None: idle), the queries' latencies (ms), and the CPU
-    seconds Redis and PostgreSQL used meanwhile (None: not readable here)."""
+    """One phase of ``seconds``: updates/s (None: idle), the queries' latencies (ms),
+    and the CPU seconds Redis and PostgreSQL used meanwhile (None: not readable here)."""
 
     name: str
     rate: float | None
@@ -330,10 +332,11 @@ class Row:
 
 
 def phase(
-    settings: IndexSettings, name: str, kind: str, seconds: float, work: Callable[[], float]
+    settings: IndexSettings, name: str, kind: str, seconds: float, work: Callable[[], float | None]
 ) -> Row:
-    """Run ``work`` while another process sends queries, with the CPU the stores used."""
-    client: redis.Redis = connect_redis(settings.redis_url)
+    """Run ``work`` (``seconds`` long) while another process sends queries, with the
+    CPU the stores used."""
+    client = connect_redis(settings.redis_url)
     redis_before, postgres_before = redis_cpu(client), postgres_cpu()
     started = time.perf_counter()
     rate, latencies = with_queries(settings, kind, seconds, work)
@@ -344,10 +347,9 @@ def phase(
     return Row(name, rate, latencies, elapsed, redis_used, postgres_cpu_since(postgres_before))
 
 
-def pause(seconds: float) -> float:
+def pause(seconds: float) -> None:
     """The idle phase's work: nothing, for ``seconds``."""
     time.sleep(seconds)
-    return 0.0
 
 
 def raw_phases(settings: IndexSettings, args: argparse.Namespace) -> list[Row]:
@@ -360,11 +362,13 @@ def raw_phases(settings: IndexSettings, args: argparse.Namespace) -> list[Row]:
     ):
         run = functools.partial(work, settings, args.bikes, args.batch, args.seconds, 1)
         rows.append(phase(settings, name, args.query, args.seconds, run))
-    connect_redis(settings.redis_url).delete(RAW_GEO_KEY)
     # The bare UPDATEs moved bikes behind the hot index's back: build it again.
+    hot = HotIndex(connect_redis(settings.redis_url), settings.redis_prefix)
+    hot.client.delete(RAW_GEO_KEY)
     conn = db.connect(settings.database_url)
-    HotIndex(connect_redis(settings.redis_url), settings.redis_prefix).rebuild(conn)
+    hot.rebuild(conn)
     conn.close()
+    hot.close()
     return rows
 
 
@@ -413,11 +417,8 @@ def main() -> None:
     args = parser.parse_args()
     settings = scratch_settings()
     seed_bikes(settings, args.bikes)
-    idle = phase(
-        settings, "idle (no updates)", args.query, args.seconds,
-        functools.partial(pause, args.seconds),
-    )  # fmt: skip
-    rows = [dataclasses.replace(idle, rate=None)]
+    idle = functools.partial(pause, args.seconds)
+    rows = [phase(settings, "idle (no updates)", args.query, args.seconds, idle)]
     if not args.skip_raw:
         rows += raw_phases(settings, args)
     rows += python_phases(settings, args)

@@ -386,7 +386,10 @@ def test_a_write_that_comes_first_makes_the_load_a_merge(
     assert index.hot.verify(index.conn) == []
 
 
-def test_a_load_table_whose_connection_is_gone_is_dropped(index: Index) -> None:
+@contextlib.contextmanager
+def dead_and_live_loads(index: Index) -> Iterator[str]:
+    """A load table of a backend that is gone and one of a backend still connected
+    (its name yielded); both dropped afterwards."""
     other = db.connect(index.settings.database_url, autocommit=True)
     alive = f"nearby_load_{other.info.backend_pid}"
     try:
@@ -394,11 +397,16 @@ def test_a_load_table_whose_connection_is_gone_is_dropped(index: Index) -> None:
             cur.execute("CREATE UNLOGGED TABLE nearby_load_999999999 (id text)")
             cur.execute(f"CREATE UNLOGGED TABLE {alive} (id text)")
         index.conn.commit()
-        write_entities(index.conn, index.hot, "t", random_stores(10))
-        assert load_tables(index) == [alive]
+        yield alive
     finally:
         other.execute(f"DROP TABLE IF EXISTS {alive}, nearby_load_999999999")
         other.close()
+
+
+def test_a_load_table_whose_connection_is_gone_is_dropped(index: Index) -> None:
+    with dead_and_live_loads(index) as alive:
+        write_entities(index.conn, index.hot, "t", random_stores(10))
+        assert load_tables(index) == [alive]
 
 
 def test_a_fill_shows_its_progress(index: Index, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,7 @@ from indexer.model import INDEX_RESOLUTIONS
 from indexer.writer import write_entities
 
 from ..conftest import Index
-from .test_bulk import load_tables
+from .test_bulk import dead_and_live_loads, load_tables
 from .test_writer import random_stores
 
 
@@ -236,18 +236,9 @@ def test_prune_deletes_what_builds_that_died_left(
 def test_prune_drops_the_load_tables_of_imports_that_died(
     index: Index, nearby: Callable[..., Result]
 ) -> None:
-    other = db.connect(index.settings.database_url, autocommit=True)
-    alive = f"nearby_load_{other.info.backend_pid}"
-    try:
-        with index.conn.cursor() as cur:
-            cur.execute("CREATE UNLOGGED TABLE nearby_load_999999999 (id text)")
-            cur.execute(f"CREATE UNLOGGED TABLE {alive} (id text)")
-        index.conn.commit()
+    with dead_and_live_loads(index) as alive:
         result = nearby("cache", "prune")
         assert result.exit_code == 0, result.output
         assert result.output.splitlines()[2] == "dropped 1 load tables of imports that died"
         assert load_tables(index) == [alive]
         assert nearby("cache", "prune").output.splitlines()[2].startswith("dropped 0 ")
-    finally:
-        other.execute(f"DROP TABLE IF EXISTS {alive}, nearby_load_999999999")
-        other.close()
