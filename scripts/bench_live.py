@@ -338,13 +338,11 @@ def phase(
     CPU the stores used."""
     client = connect_redis(settings.redis_url)
     redis_before, postgres_before = redis_cpu(client), postgres_cpu()
-    started = time.perf_counter()
     rate, latencies = with_queries(settings, kind, seconds, work)
-    elapsed = time.perf_counter() - started
     time.sleep(0.2)  # the senders' backends have exited: let the postmaster reap them
     redis_used = redis_cpu(client) - redis_before
     client.close()
-    return Row(name, rate, latencies, elapsed, redis_used, postgres_cpu_since(postgres_before))
+    return Row(name, rate, latencies, seconds, redis_used, postgres_cpu_since(postgres_before))
 
 
 def pause(seconds: float) -> None:
