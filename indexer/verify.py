@@ -68,10 +68,16 @@ def verify_generation(hot: HotIndex, gen: str, conn: psycopg.Connection) -> list
 
 
 def group_keys(hot: HotIndex, gen: str) -> tuple[list[bytes], list[str]]:
-    """Every cell set key and every t hash key of a generation (one SCAN)."""
+    """Every cell set key and every t hash key of a generation (one SCAN).
+
+    SCAN may return a key more than once (when the keyspace is rehashed
+    meanwhile), so each is kept once: a set read twice would count its members
+    twice.
+    """
     sets: list[bytes] = []
     tops: list[str] = []
-    for key in hot.raw.scan_iter(match=f"{hot.prefix}:{gen}:{{*}}:*", count=1000):
+    keys = hot.raw.scan_iter(match=f"{hot.prefix}:{gen}:{{*}}:*", count=1000)
+    for key in dict.fromkeys(keys):
         kind = key.rpartition(b"}:")[2]
         if kind.startswith(b"z:"):
             sets.append(key)

@@ -506,7 +506,7 @@ def test_a_rebuild_stopped_midway_drops_its_generation(
     assert contents(index.hot, gen) == before
     assert index.hot.client.get(layout.building_key(index.hot.prefix)) is None
     leftovers = list(index.hot.client.scan_iter(match=f"{index.hot.prefix}:*", count=1000))
-    assert sorted(leftovers) == sorted(
+    assert sorted(set(leftovers)) == sorted(
         [f"{index.hot.prefix}:{gen}:{name}" for name in before]
         + [layout.gen_key(index.hot.prefix), layout.counter_key(index.hot.prefix)]
     )
@@ -535,7 +535,7 @@ def test_a_rebuild_that_another_replaces_changes_nothing(
     assert index.hot.require_generation() == gens[0]
     assert index.hot.verify(index.conn) == []
     keys = index.hot.client.scan_iter(match=f"{index.hot.prefix}:*:loc", count=1000)
-    assert list(keys) == [layout.loc_key(index.hot.prefix, gens[0])]
+    assert set(keys) == {layout.loc_key(index.hot.prefix, gens[0])}
 
 
 # -- writes while the fill runs -------------------------------------------------------
