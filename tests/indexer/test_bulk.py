@@ -64,6 +64,11 @@ def varied_entities(count: int) -> list[Entity]:
     return entities
 
 
+def scanned(client: Any, pattern: str) -> list[Any]:
+    """The keys matching ``pattern``, sorted, each once (SCAN may return a key twice)."""
+    return sorted(set(client.scan_iter(match=pattern, count=1000)))
+
+
 def contents(hot: HotIndex, gen: str) -> dict[str, Any]:
     """Every key of generation ``gen`` (named without the generation) and what it holds."""
     held: dict[str, Any] = {}
@@ -505,8 +510,7 @@ def test_a_rebuild_stopped_midway_drops_its_generation(
     assert index.hot.require_generation() == gen
     assert contents(index.hot, gen) == before
     assert index.hot.client.get(layout.building_key(index.hot.prefix)) is None
-    leftovers = list(index.hot.client.scan_iter(match=f"{index.hot.prefix}:*", count=1000))
-    assert sorted(set(leftovers)) == sorted(
+    assert scanned(index.hot.client, f"{index.hot.prefix}:*") == sorted(
         [f"{index.hot.prefix}:{gen}:{name}" for name in before]
         + [layout.gen_key(index.hot.prefix), layout.counter_key(index.hot.prefix)]
     )
@@ -534,8 +538,8 @@ def test_a_rebuild_that_another_replaces_changes_nothing(
         other.client.close()
     assert index.hot.require_generation() == gens[0]
     assert index.hot.verify(index.conn) == []
-    keys = index.hot.client.scan_iter(match=f"{index.hot.prefix}:*:loc", count=1000)
-    assert set(keys) == {layout.loc_key(index.hot.prefix, gens[0])}
+    keys = scanned(index.hot.client, f"{index.hot.prefix}:*:loc")
+    assert keys == [layout.loc_key(index.hot.prefix, gens[0])]
 
 
 # -- writes while the fill runs -------------------------------------------------------

@@ -17,7 +17,7 @@ from indexer.model import INDEX_RESOLUTIONS
 from indexer.writer import write_entities
 
 from ..conftest import Index
-from .test_bulk import dead_and_live_loads, load_tables
+from .test_bulk import dead_and_live_loads, load_tables, scanned
 from .test_writer import random_stores
 
 
@@ -145,12 +145,12 @@ def test_prune_deletes_other_layouts_keys_and_nothing_else(
     neighbours = [f"{base}-other:r5.7.9.11:gen", f"{base}x:gen"]
     for key in left_behind + neighbours:
         client.set(key, "1")
-    ours = sorted(set(client.scan_iter(match=f"{index.hot.prefix}:*")))
+    ours = scanned(client, f"{index.hot.prefix}:*")
     try:
         result = nearby("cache", "prune")
         assert result.output.splitlines()[0] == f"deleted {len(left_behind)} keys of other layouts"
         assert [key for key in left_behind + neighbours if client.exists(key)] == neighbours
-        assert sorted(set(client.scan_iter(match=f"{index.hot.prefix}:*"))) == ours
+        assert scanned(client, f"{index.hot.prefix}:*") == ours
         assert index.hot.verify(index.conn) == []
         assert nearby("cache", "prune").output.splitlines()[0] == "deleted 0 keys of other layouts"
     finally:
@@ -236,12 +236,12 @@ def test_prune_deletes_what_builds_that_died_left(
     running = str(client.incr(layout.counter_key(prefix)))
     client.set(building, running)
     client.set(layout.loc_key(prefix, running), "x")
-    ours = sorted(set(client.scan_iter(match=f"{prefix}:{current}:*")))
+    ours = scanned(client, f"{prefix}:{current}:*")
     try:
         result = nearby("cache", "prune")
         assert result.output.splitlines()[1] == "deleted 2 keys of stale generations"
         assert list(client.scan_iter(match=f"{prefix}:{dead}:*")) == []
-        assert sorted(set(client.scan_iter(match=f"{prefix}:{current}:*"))) == ours
+        assert scanned(client, f"{prefix}:{current}:*") == ours
         assert client.exists(layout.loc_key(prefix, running)) == 1
         assert index.hot.verify(index.conn) == []
     finally:
