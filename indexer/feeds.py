@@ -24,11 +24,12 @@ import click
 import psycopg
 import redis
 
-from indexer import chargers, db, gbfs
+from indexer import db
 from indexer.hot import HotIndex
 from indexer.live import is_stale, purge_stale
 from indexer.progress import format_count
 from indexer.settings import IndexSettings
+from indexer.sources import chargers, gbfs
 from indexer.writer import HotIndexUnavailable, NothingWritten, WriteSummary, write_entities
 
 if TYPE_CHECKING:

@@ -30,8 +30,10 @@ import redis
 
 from indexer.hot import HotIndex
 from indexer.import_report import ImportSummary, RejectLog
-from indexer.listing_json import read_geojson, read_ndjson
-from indexer.listings import (
+from indexer.model import Entity, InvalidEntity
+from indexer.progress import ProgressBar, format_count, progress_bar
+from indexer.sources.listing_json import read_geojson, read_ndjson
+from indexer.sources.listings import (
     FORMATS,
     Record,
     UnreadableInput,
@@ -41,8 +43,6 @@ from indexer.listings import (
     read_csv,
     record_to_entity,
 )
-from indexer.model import Entity, InvalidEntity
-from indexer.progress import ProgressBar, format_count, progress_bar
 from indexer.writer import (
     HotIndexUnavailable,
     Indexing,
@@ -126,7 +126,7 @@ def open_listing(path: str, source: str, file_format: str, columns: dict[str, st
         if path == "-" or opened.compressed:
             spooled = spool(opened.stream, "." + osm_format)
         opened.stream.close()
-        from indexer.osm import read_osm
+        from indexer.sources.osm import read_osm
 
         records = read_osm(str(spooled or path), osm_format)
     else:

@@ -28,11 +28,11 @@ import psycopg.errors
 import redis
 from psycopg.rows import dict_row
 
-from indexer.gbfs import parse_time
 from indexer.hot import ENTITY_COLUMNS, HotIndex, chunked
 from indexer.layout import SEP
 from indexer.model import BASE_RES, LIVE_KINDS
 from indexer.settings import IndexSettings
+from indexer.sources.gbfs import parse_time
 from indexer.writer import HotIndexUnavailable
 
 #: The most items one call takes (the HTTP endpoints' limit too).

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from indexer.gbfs import (
+from indexer.model import Entity
+from indexer.sources.gbfs import (
     GbfsError,
     Rejected,
     discovery_feed_urls,
@@ -18,7 +19,6 @@ from indexer.gbfs import (
     localized,
     parse_time,
 )
-from indexer.model import Entity
 
 T0 = 1738144000  # 2025-01-29T09:46:40Z
 T0_DT = datetime(2025, 1, 29, 9, 46, 40, tzinfo=UTC)

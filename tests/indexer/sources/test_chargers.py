@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from indexer.chargers import ChargerFeedError, chargers_to_entities, slug
-from indexer.gbfs import Rejected
 from indexer.model import Entity
+from indexer.sources.chargers import ChargerFeedError, chargers_to_entities, slug
+from indexer.sources.gbfs import Rejected
 
 
 def connector(standard: str, power_type: str, volts: int, amps: int, **extra: Any) -> dict:

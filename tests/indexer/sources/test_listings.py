@@ -13,8 +13,14 @@ import shapely
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from indexer.listing_json import feature_to_record, geometry_to_point, read_geojson, read_ndjson
-from indexer.listings import (
+from indexer.model import Entity, InvalidEntity, check_entity
+from indexer.sources.listing_json import (
+    feature_to_record,
+    geometry_to_point,
+    read_geojson,
+    read_ndjson,
+)
+from indexer.sources.listings import (
     Record,
     UnreadableInput,
     detect_format,
@@ -28,7 +34,6 @@ from indexer.listings import (
     read_csv,
     record_to_entity,
 )
-from indexer.model import Entity, InvalidEntity, check_entity
 
 #: An L-shaped ring, lng-lat: its centroid lies outside it.
 L_SHAPE = [[0, 0], [4, 0], [4, 1], [1, 1], [1, 4], [0, 4], [0, 0]]

@@ -2,7 +2,7 @@
 
 A Feature's geometry gives the point; a polygon or line is reduced to its
 representative point (``Record.reduced``). Other keys are matched to fields by
-:data:`indexer.listings.ALIASES` (or a ``--col`` mapping); the rest go to ``attrs``.
+:data:`indexer.sources.listings.ALIASES` (or a ``--col`` mapping); the rest go to ``attrs``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
-from indexer.listings import ALIASES, DECODE_ERRORS, Record, UnreadableInput
 from indexer.model import InvalidEntity
+from indexer.sources.listings import ALIASES, DECODE_ERRORS, Record, UnreadableInput
 
 
 def _keyed_fields(

@@ -9,10 +9,10 @@ import pytest
 import shapely
 from osmium.osm.mutable import Node, Way
 
-from indexer.listings import UnreadableInput
-from indexer.osm import STORE_KEYS, osm_category, read_osm, way_point
+from indexer.sources.listings import UnreadableInput
+from indexer.sources.osm import STORE_KEYS, osm_category, read_osm, way_point
 
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = Path(__file__).resolve().parents[3] / "data"
 
 #: Corners of a square block around (60.1700, 24.9400), lng-lat.
 BLOCK = [(24.9400, 60.1700), (24.9410, 60.1700), (24.9410, 60.1705), (24.9400, 60.1705)]

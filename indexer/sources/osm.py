@@ -19,7 +19,7 @@ import osmium.filter
 import osmium.io
 import shapely
 
-from indexer.listings import Record, UnreadableInput
+from indexer.sources.listings import Record, UnreadableInput
 
 #: The keys that make an OSM object a store, in order of precedence for its category.
 STORE_KEYS = ("shop", "amenity", "craft", "tourism", "leisure", "healthcare", "office")

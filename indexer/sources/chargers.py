@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from indexer.gbfs import Parsed, Rejected, as_bool, as_count, as_float, parse_time
 from indexer.model import Entity, normalize_lng
+from indexer.sources.gbfs import Parsed, Rejected, as_bool, as_count, as_float, parse_time
 
 FORMATS = ("ocpi", "ocm")
 #: OCPI EVSE statuses (2.2.1 §8.4.22); REMOVED EVSEs no longer count as points.
