@@ -30,19 +30,14 @@ import redis
 
 from indexer.hot import HotIndex
 from indexer.import_report import ImportSummary, RejectLog
-from indexer.model import Entity, InvalidEntity
+from indexer.model import Entity
 from indexer.progress import ProgressBar, format_count, progress_bar
-from indexer.sources.listing_json import read_geojson, read_ndjson
-from indexer.sources.listings import (
-    FORMATS,
-    Record,
-    UnreadableInput,
-    detect_format,
-    open_input,
-    parse_column_map,
-    read_csv,
-    record_to_entity,
-)
+from indexer.sources.csv import parse_column_map, read_csv
+from indexer.sources.geojson import read_geojson
+from indexer.sources.inputs import FORMATS, detect_format, open_input
+from indexer.sources.ndjson import read_ndjson
+from indexer.sources.records import Record, record_to_entity
+from indexer.sources.rejects import InvalidEntity, UnreadableInput
 from indexer.writer import (
     HotIndexUnavailable,
     Indexing,

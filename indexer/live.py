@@ -32,7 +32,7 @@ from indexer.hot import ENTITY_COLUMNS, HotIndex, chunked
 from indexer.layout import SEP
 from indexer.model import BASE_RES, LIVE_KINDS
 from indexer.settings import IndexSettings
-from indexer.sources.gbfs import parse_time
+from indexer.sources.values import parse_time
 from indexer.writer import HotIndexUnavailable
 
 #: The most items one call takes (the HTTP endpoints' limit too).

@@ -6,7 +6,6 @@ GeoJSON, WKT and PostGIS calls, and those crossings name their arguments.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -58,34 +57,6 @@ class Entity:
     seen_at: datetime | None = None
 
 
-class InvalidEntity(ValueError):
-    """An entity that cannot be indexed; the message says why, for a rejects file."""
-
-
 def normalize_lng(lng: float) -> float:
     """Map a longitude in [-180, 180] to [-180, 180): 180 becomes -180."""
     return -180.0 if lng == 180.0 else lng
-
-
-def check_entity(entity: Entity) -> None:
-    """Raise InvalidEntity when ``entity`` breaks a rule the table enforces.
-
-    The same rules are check constraints in PostGIS; checking here lets an
-    import report the row and go on instead of failing the whole batch.
-    """
-    if not entity.id:
-        raise InvalidEntity("empty id")
-    if entity.kind not in KINDS:
-        raise InvalidEntity(f"unknown kind {entity.kind!r}")
-    for name, value in (("lat", entity.lat), ("lng", entity.lng)):
-        if not isinstance(value, float | int) or not math.isfinite(value):
-            raise InvalidEntity(f"{name} is not a finite number")
-    if not -90.0 <= entity.lat <= 90.0:
-        raise InvalidEntity(f"latitude {entity.lat} outside [-90, 90]")
-    if not -180.0 <= entity.lng < 180.0:
-        raise InvalidEntity(f"longitude {entity.lng} outside [-180, 180]")
-    if not math.isfinite(entity.popularity) or entity.popularity < 0:
-        raise InvalidEntity(f"popularity {entity.popularity} is negative or not finite")
-    for name, count in (("available", entity.available), ("capacity", entity.capacity)):
-        if count is not None and count < 0:
-            raise InvalidEntity(f"{name} {count} is negative")

@@ -19,7 +19,8 @@ import osmium.filter
 import osmium.io
 import shapely
 
-from indexer.sources.listings import Record, UnreadableInput
+from indexer.sources.records import Record
+from indexer.sources.rejects import UnreadableInput
 
 #: The keys that make an OSM object a store, in order of precedence for its category.
 STORE_KEYS = ("shop", "amenity", "craft", "tourism", "leisure", "healthcare", "office")

@@ -26,7 +26,7 @@ from indexer.import_stores import (
     open_listing,
 )
 from tests.conftest import Index
-from tests.indexer.sources.test_osm import BLOCK, write_pbf
+from tests.factories import BLOCK, write_pbf
 
 Nearby = Callable[..., Result]
 DATA = Path(__file__).resolve().parents[2] / "data"

@@ -10,15 +10,9 @@ from typing import Any
 import pytest
 
 from indexer.model import Entity
-from indexer.sources.gbfs import (
-    GbfsError,
-    Rejected,
-    discovery_feed_urls,
-    feed_set_to_entities,
-    load_feed_set,
-    localized,
-    parse_time,
-)
+from indexer.sources.gbfs import GbfsError, Rejected, feed_set_to_entities, load_feed_set
+from indexer.sources.gbfs.entities import localized
+from indexer.sources.gbfs.fetch import discovery_feed_urls
 
 T0 = 1738144000  # 2025-01-29T09:46:40Z
 T0_DT = datetime(2025, 1, 29, 9, 46, 40, tzinfo=UTC)
@@ -480,16 +474,6 @@ def test_errors_name_the_input(tmp_path: Path) -> None:
     write(tmp_path, "free_bike_status", envelope({"bikes": []}))
     with pytest.raises(GbfsError, match="name the source"):
         feed_set_to_entities(load_feed_set(str(tmp_path / "free_bike_status.json")))
-
-
-def test_parse_time_forms() -> None:
-    assert parse_time(T0) == T0_DT
-    assert parse_time(str(T0)) == T0_DT
-    assert parse_time("2025-01-29T09:46:40Z") == T0_DT
-    assert parse_time("2025-01-29T11:46:40+02:00") == T0_DT
-    assert parse_time("2025-01-29T09:46:40") == T0_DT
-    for bad in (None, True, "", "soon", float("nan"), [1]):
-        assert parse_time(bad) is None
 
 
 def test_localized_strings() -> None:

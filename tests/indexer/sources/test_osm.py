@@ -1,4 +1,4 @@
-"""OSM extracts to store records: a PBF built here, and the Helsinki extract in data/."""
+"""OSM extracts to store records: a PBF of the test factories, and the Helsinki extract."""
 
 from __future__ import annotations
 
@@ -7,48 +7,12 @@ from pathlib import Path
 import osmium
 import pytest
 import shapely
-from osmium.osm.mutable import Node, Way
 
-from indexer.sources.listings import UnreadableInput
 from indexer.sources.osm import STORE_KEYS, osm_category, read_osm, way_point
+from indexer.sources.rejects import UnreadableInput
+from tests.factories import BLOCK, write_pbf
 
 DATA = Path(__file__).resolve().parents[3] / "data"
-
-#: Corners of a square block around (60.1700, 24.9400), lng-lat.
-BLOCK = [(24.9400, 60.1700), (24.9410, 60.1700), (24.9410, 60.1705), (24.9400, 60.1705)]
-
-
-def write_pbf(path: Path) -> None:
-    """A small extract: shops on nodes, a closed way, an open way, a way cut by the border."""
-    writer = osmium.SimpleWriter(str(path))
-    try:
-        for ref, (lng, lat) in enumerate(BLOCK, start=1):
-            writer.add_node(Node(id=ref, location=(lng, lat), tags={}))
-        writer.add_node(Node(id=5, location=(24.95, 60.18), tags={"highway": "crossing"}))
-        writer.add_node(
-            Node(
-                id=10,
-                location=(24.9451, 60.1711),
-                tags={
-                    "shop": "bakery",
-                    "name": "Leipomo",
-                    "brand": "Fazer",
-                    "brand:wikidata": "Q1393402",
-                    "opening_hours": "Mo-Fr 07:00-18:00",
-                },
-            )
-        )
-        writer.add_node(Node(id=11, location=(24.9452, 60.1712), tags={"shop": "yes"}))
-        writer.add_node(
-            Node(id=12, location=(24.9453, 60.1713), tags={"amenity": "cafe", "brand": "Robert's"})
-        )
-        writer.add_way(Way(id=100, nodes=[1, 2, 3, 4, 1], tags={"tourism": "museum", "name": "M"}))
-        writer.add_way(Way(id=101, nodes=[1, 2, 3], tags={"leisure": "park"}))
-        writer.add_way(Way(id=102, nodes=[3, 999], tags={"office": "company"}))
-        writer.add_way(Way(id=103, nodes=[998, 999], tags={"craft": "tailor"}))
-        writer.add_way(Way(id=104, nodes=[1, 2], tags={"highway": "service"}))
-    finally:
-        writer.close()
 
 
 @pytest.fixture

@@ -1,37 +1,18 @@
-"""Store listings in JSON: GeoJSON FeatureCollections (streamed) and NDJSON.
+"""Store listings in GeoJSON: a FeatureCollection, streamed feature by feature.
 
 A Feature's geometry gives the point; a polygon or line is reduced to its
-representative point (``Record.reduced``). Other keys are matched to fields by
-:data:`indexer.sources.listings.ALIASES` (or a ``--col`` mapping); the rest go to ``attrs``.
+representative point (``Record.reduced``). Its properties are matched to fields
+by :data:`~indexer.sources.records.ALIASES` (or a ``--col`` mapping); the rest go
+to ``attrs``.
 """
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
-from indexer.model import InvalidEntity
-from indexer.sources.listings import ALIASES, DECODE_ERRORS, Record, UnreadableInput
-
-
-def _keyed_fields(
-    values: Mapping[str, Any], columns: Mapping[str, str]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split an object's keys into known fields (by mapping, then alias) and attrs."""
-    folded = {str(key).lower(): key for key in reversed(list(values))}
-    fields: dict[str, Any] = {}
-    used: set[str] = set()
-    for name, aliases in ALIASES.items():
-        candidates = [columns[name]] if name in columns else [folded.get(a) for a in aliases]
-        for key in candidates:
-            if key is not None and key in values and values[key] not in (None, ""):
-                fields[name] = values[key]
-                used.add(key)
-                break
-    attrs = {key: value for key, value in values.items() if key not in used and value != ""}
-    return fields, attrs
+from indexer.sources.records import Record, keyed_fields
+from indexer.sources.rejects import DECODE_ERRORS, InvalidEntity, UnreadableInput
 
 
 def feature_to_record(
@@ -40,13 +21,13 @@ def feature_to_record(
     """Turn one GeoJSON Feature into a record; a polygon or line gives its representative point."""
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
         return Record(position, {}, problem="not a GeoJSON Feature", raw=feature)
-    properties = feature.get("properties") or {}
-    fields, attrs = _keyed_fields(properties, columns or {})
-    if feature.get("id") not in (None, "") and "id" not in (columns or {}):
+    columns = columns or {}
+    fields, attrs = keyed_fields(feature.get("properties") or {}, columns)
+    if feature.get("id") not in (None, "") and "id" not in columns:
         fields["id"] = feature["id"]
         attrs.pop("id", None)
-    for name in ("lat", "lng"):
-        fields.pop(name, None)
+    fields.pop("lat", None)
+    fields.pop("lng", None)
     try:
         lat, lng, reduced = geometry_to_point(feature.get("geometry"))
     except InvalidEntity as exc:
@@ -104,33 +85,3 @@ def read_geojson(stream: IO[bytes], columns: Mapping[str, str] | None = None) ->
             yield feature_to_record(feature, position, columns)
     except (ijson.JSONError, *DECODE_ERRORS) as exc:
         raise UnreadableInput(f"unreadable GeoJSON: {exc}") from exc
-
-
-def object_to_record(value: Any, position: int, columns: Mapping[str, str] | None = None) -> Record:
-    """Turn one NDJSON value into a record: a GeoJSON Feature or a flat object."""
-    if isinstance(value, dict) and value.get("type") == "Feature":
-        return feature_to_record(value, position, columns)
-    if not isinstance(value, dict):
-        return Record(position, {}, problem="not a JSON object", raw=value)
-    fields, attrs = _keyed_fields(value, columns or {})
-    return Record(position, fields, attrs, raw=value)
-
-
-def read_ndjson(stream: IO[bytes], columns: Mapping[str, str] | None = None) -> Iterator[Record]:
-    """Yield the records of newline-delimited JSON, one a non-blank line.
-
-    A line that is not JSON is a record with a problem, not an unreadable file.
-    """
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig")
-    try:
-        for position, line in enumerate(text, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except ValueError:
-                yield Record(position, {}, problem="unparseable JSON", raw=line.rstrip("\n"))
-                continue
-            yield object_to_record(value, position, columns)
-    except DECODE_ERRORS as exc:
-        raise UnreadableInput(f"unreadable NDJSON: {exc}") from exc
