@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from indexer.model import Entity
 from indexer.sources.gbfs import GbfsError, Rejected, feed_set_to_entities, load_feed_set
 from indexer.sources.gbfs.entities import localized
-from indexer.sources.gbfs.fetch import discovery_feed_urls
+from indexer.sources.gbfs.fetch import FeedSet, discovery_feed_urls, feed_from_document
+from tests.factories import assert_table_accepts
 
 T0 = 1738144000  # 2025-01-29T09:46:40Z
 T0_DT = datetime(2025, 1, 29, 9, 46, 40, tzinfo=UTC)
@@ -282,6 +285,33 @@ def test_source_renames_ids_but_mini_app_stays_the_system_id(tmp_path: Path) -> 
         "cb:vehicle:v3",
     ]
     assert {e.mini_app for e in parsed.entities} == {"citybikes"}
+
+
+_values = st.none() | st.booleans() | st.floats() | st.integers(-400, 400) | st.text(max_size=4)
+
+
+@given(
+    lat=_values,
+    lng=_values,
+    capacity=_values,
+    bikes=_values,
+    renting=_values,
+    station_id=_values,
+)
+def test_a_station_is_rejected_or_makes_an_entity_the_table_accepts(
+    lat: object, lng: object, capacity: object, bikes: object, renting: object, station_id: object
+) -> None:
+    info = {"station_id": station_id, "lat": lat, "lon": lng, "capacity": capacity}
+    status = {"station_id": station_id, "num_bikes_available": bikes, "is_renting": renting}
+    feeds = {
+        name: feed_from_document(name, envelope({"stations": [station]}))
+        for name, station in (("station_information", info), ("station_status", status))
+    }
+    feed_set = FeedSet(feeds=feeds)
+    parsed = feed_set_to_entities(feed_set, source="s")
+    assert len(parsed.entities) + len(parsed.rejected) == 1
+    for entity in parsed.entities:
+        assert_table_accepts(entity)
 
 
 def test_v1_feed_without_version_and_with_integer_booleans(tmp_path: Path) -> None:

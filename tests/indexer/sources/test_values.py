@@ -9,7 +9,17 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from indexer.sources.rejects import InvalidEntity
-from indexer.sources.values import parse_point, parse_time, slug
+from indexer.sources.values import (
+    as_bool,
+    as_count,
+    as_float,
+    as_text,
+    lat_lng,
+    objects,
+    parse_point,
+    parse_time,
+    slug,
+)
 
 T0 = 1738144000  # 2025-01-29T09:46:40Z
 T0_DT = datetime(2025, 1, 29, 9, 46, 40, tzinfo=UTC)
@@ -60,3 +70,60 @@ def test_slug() -> None:
     assert slug("Shell Recharge") == "shell-recharge"
     assert slug("  ÄÖ & Co.  ") == "co"
     assert slug("") == ""
+
+
+def test_as_float() -> None:
+    assert as_float(1) == 1.0
+    assert as_float(" 2.5 ") == 2.5
+    for bad in (None, True, "", "x", "nan", float("inf"), [1]):
+        assert as_float(bad) is None
+
+
+def test_as_count() -> None:
+    assert as_count(3) == 3
+    assert as_count("0") == 0
+    assert as_count(2.9) == 2
+    for bad in (None, False, -1, "-2", "1.5", "x", [1]):
+        assert as_count(bad) is None
+
+
+def test_as_bool() -> None:
+    assert [as_bool(v) for v in (True, 1, "1", "true", " YES ", "True")] == [True] * 6
+    assert [as_bool(v) for v in (False, 0, "0", "false", "no", "", None)] == [False] * 7
+
+
+def test_as_text() -> None:
+    assert as_text("  Mart ") == "Mart"
+    assert as_text(7) == "7"
+    assert as_text(None) == ""
+
+
+def test_objects_of_a_list_skip_what_is_not_an_object() -> None:
+    assert list(objects([{"a": 1}, 2, "x", None, {"b": 2}])) == [{"a": 1}, {"b": 2}]
+    assert list(objects({"a": 1})) == []
+    assert list(objects(None)) == []
+
+
+@pytest.mark.parametrize(
+    ("lat", "lng", "expected"),
+    [
+        (60.1, 24.9, (60.1, 24.9)),
+        ("60.1", " 24.9", (60.1, 24.9)),
+        (90, 180, (90.0, -180.0)),
+        (-90, -180, (-90.0, -180.0)),
+        (90.5, 0, None),
+        (0, -180.5, None),
+        (None, 1, None),
+        ("x", 1, None),
+        (float("nan"), 0, None),
+        (True, 0, None),
+    ],
+)
+def test_lat_lng(lat: object, lng: object, expected: tuple[float, float] | None) -> None:
+    assert lat_lng(lat, lng) == expected
+
+
+@given(lat=st.floats() | st.text(max_size=6) | st.none(), lng=st.floats() | st.integers())
+def test_lat_lng_is_in_range_or_none(lat: object, lng: object) -> None:
+    point = lat_lng(lat, lng)
+    assert point is None or (-90.0 <= point[0] <= 90.0 and -180.0 <= point[1] < 180.0)
