@@ -142,6 +142,28 @@ def placement_of(lat: float, lng: float) -> Placement:
     return Placement(cells=cells, tags=tuple(tag_of(cell) for cell in cells))
 
 
+@dataclass(frozen=True, slots=True)
+class LocEntry:
+    """An id's entry in loc: its revision and the tag, cell pairs it is placed at."""
+
+    rev: int
+    pairs: tuple[str, ...]
+
+
+def parse_loc(value: str | bytes | None) -> LocEntry | None:
+    """An id's loc value ("rev tag5 c5 .. tag11 c11") read; None when absent or deleted.
+
+    A deleted id keeps its revision alone in loc (a tombstone), which places it
+    nowhere: for a reader it is not in the index.
+    """
+    if value is None:
+        return None
+    parts = (value.decode() if isinstance(value, bytes) else value).split()
+    if len(parts) < 2:
+        return None
+    return LocEntry(rev=int(parts[0]), pairs=tuple(parts[1:]))
+
+
 def epoch_s(moment: datetime | None) -> str:
     """Seconds since the epoch as text, or '' when unknown."""
     return "" if moment is None else repr(moment.timestamp())

@@ -1,0 +1,27 @@
+"""The Redis layout's readers, against what apply.lua writes in a real Redis."""
+
+from __future__ import annotations
+
+from indexer import layout
+from indexer.model import Entity
+from indexer.writer import write_entities
+from tests.conftest import Index
+
+
+def test_parse_loc_reads_a_placed_id_and_takes_a_tombstone_for_absent(index: Index) -> None:
+    kept = Entity(id="t:kept", kind="store", lat=60.1701, lng=24.9402)
+    gone = Entity(id="t:gone", kind="bike", lat=60.1711, lng=24.9452, available=1, capacity=1)
+    write_entities(index.conn, index.hot, "t", [kept, gone])
+    revs = dict(index.conn.execute("SELECT id, rev FROM entities").fetchall())
+    index.hot.apply_deletes([("t:gone", revs["t:gone"] + 1)])
+    key = layout.loc_key(index.hot.prefix, index.hot.require_generation())
+    entry = layout.parse_loc(index.hot.raw.hget(key, "t:kept"))
+    assert entry == layout.LocEntry(
+        rev=revs["t:kept"], pairs=tuple(layout.placement_of(kept.lat, kept.lng).pairs())
+    )
+    # The same entry read as text by the decoding client.
+    assert layout.parse_loc(index.hot.client.hget(key, "t:kept")) == entry
+    tombstone = index.hot.raw.hget(key, "t:gone")
+    assert tombstone == str(revs["t:gone"] + 1).encode()
+    assert layout.parse_loc(tombstone) is None
+    assert layout.parse_loc(index.hot.raw.hget(key, "t:never")) is None
