@@ -6,7 +6,8 @@ import logging
 
 from flask import Flask
 
-from discovery import api, debug, errors, health, push
+from discovery import api, errors, health, push
+from discovery.debug import views as debug
 from discovery.fastpath import NearbyFastPath
 from discovery.jsonio import OrjsonProvider
 from discovery.services import Services

@@ -26,16 +26,16 @@ import click
 import mercantile
 import psycopg
 
-from discovery.debug import query_overlay
+from discovery.debug.data import TileTooLarge, read_layers
+from discovery.debug.overlay import query_overlay
+from discovery.debug.render import tile_png
+from discovery.debug.tiles import QueryOverlay, TileLayers, layers_to_geojson, tile_at
 from discovery.errors import BadParameter
 from discovery.query import StaleLimits
 from discovery.settings import ApiSettings
 from indexer import db
 from indexer.hot import HotIndex, connect_redis
 from indexer.settings import ConfigError
-from indexer.tile_data import TileTooLarge, read_layers
-from indexer.tile_render import tile_png
-from indexer.tiles import QueryOverlay, TileLayers, layers_to_geojson, tile_at
 
 QueryArgs = tuple[float, float, float, dict[str, str]]
 

@@ -7,8 +7,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+import h3
+import mercantile
 import osmium
 from osmium.osm.mutable import Node, Way
+from shapely.geometry import Polygon, box
 
 from indexer.model import KINDS, Entity
 
@@ -160,3 +163,83 @@ POI = {
     "DateCreated": "2019-05-01T00:00:00Z",
     "UsageType": {"Title": "Public"},
 }
+
+
+# -- debug tiles ------------------------------------------------------------------------
+# Expected cells, counts and pixels are worked out here with h3 and the Web
+# Mercator formulas directly, not with the modules under test.
+
+#: Central Helsinki at zoom 14: res-9 cells are ~145 px wide there, ids get written in.
+TILE = mercantile.Tile(x=9327, y=4742, z=14)
+SIZE = 512
+#: Entities per cell for some cells of the tile: one count in each of four colour buckets.
+PLANTED = (1, 3, 6, 12)
+
+
+def pixel_of(lat: float, lng: float, tile: mercantile.Tile = TILE) -> tuple[float, float]:
+    """Web Mercator pixel of a point in a 512 px tile, from the spherical formulas."""
+    scale = SIZE * 2**tile.z
+    world_x = (lng + 180.0) / 360.0 * scale
+    sin_lat = math.sin(math.radians(lat))
+    world_y = (0.5 - math.log((1 + sin_lat) / (1 - sin_lat)) / (4 * math.pi)) * scale
+    return world_x - tile.x * SIZE, world_y - tile.y * SIZE
+
+
+def expected_cells(tile: mercantile.Tile = TILE) -> set[str]:
+    """Res-9 cells whose outline overlaps the tile's lat/lng box (more than an edge)."""
+    bounds = mercantile.bounds(tile)
+    square = box(bounds.west, bounds.south, bounds.east, bounds.north)
+    centre = h3.latlng_to_cell(
+        (bounds.south + bounds.north) / 2, (bounds.west + bounds.east) / 2, 9
+    )
+    found = set()
+    for cell in h3.grid_disk(centre, 8):
+        outline = Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(cell)])
+        if outline.intersects(square) and not outline.touches(square):
+            found.add(cell)
+    return found
+
+
+def inside(lat: float, lng: float, tile: mercantile.Tile = TILE) -> bool:
+    """Whether (lat, lng) lies in ``tile``."""
+    return mercantile.tile(lng=lng, lat=lat, zoom=tile.z) == tile
+
+
+def towards_vertex(cell: str, vertex: int, fraction: float) -> tuple[float, float]:
+    """A point ``fraction`` of the way from the cell's centre to one of its vertices."""
+    lat, lng = h3.cell_to_latlng(cell)
+    v_lat, v_lng = h3.cell_to_boundary(cell)[vertex % 6]
+    return lat + (v_lat - lat) * fraction, lng + (v_lng - lng) * fraction
+
+
+def planted_cells() -> list[str]:
+    """Four cells whose centres are well inside the tile and clear of the legend's corner."""
+    chosen = []
+    for cell in sorted(expected_cells()):
+        x, y = pixel_of(*h3.cell_to_latlng(cell))
+        if 20 < x < SIZE - 20 and 20 < y < SIZE / 2:
+            chosen.append(cell)
+    assert len(chosen) >= len(PLANTED)
+    return chosen[: len(PLANTED)]
+
+
+def planted_entities() -> list[Entity]:
+    """Entities in the planted cells, away from the centres (so that the fill shows there)."""
+    entities = []
+    for cell, count in zip(planted_cells(), PLANTED, strict=True):
+        for n in range(count):
+            lat, lng = towards_vertex(cell, n, 0.35 + 0.05 * (n // 6))
+            assert h3.latlng_to_cell(lat, lng, 9) == cell
+            kind = ("store", "bike", "charger")[n % 3]
+            live = {"available": 1, "capacity": 2} if kind != "store" else {}
+            entities.append(
+                Entity(id=f"t:{cell}:{n}", kind=kind, lat=lat, lng=lng, popularity=n, **live)  # type: ignore[arg-type]
+            )
+    # Far away, in no cell of the tile.
+    entities.append(Entity(id="t:far", kind="store", lat=60.30, lng=25.10))
+    return entities
+
+
+def zxy(tile: mercantile.Tile = TILE) -> list[str]:
+    """A tile as the script's Z X Y arguments."""
+    return [str(tile.z), str(tile.x), str(tile.y)]

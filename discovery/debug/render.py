@@ -1,4 +1,4 @@
-"""Draw :class:`~indexer.tiles.TileLayers` as a PNG with Pillow.
+"""Draw :class:`~discovery.debug.tiles.TileLayers` as a PNG with Pillow.
 
 Cells are filled by their number of entities with opaque colours from
 :data:`COUNT_COLOURS`, so that a pixel says exactly which bucket its cell is in;
@@ -14,8 +14,15 @@ from collections.abc import Iterable
 
 from PIL import Image, ImageDraw, ImageFont
 
-from indexer.tiles import TILE_PX, Dot, QueryOverlay, TileLayers, cell_pixels, lat_lng_to_pixel
-from indexer.tiles import circle_ring as _circle_ring
+from discovery.debug.tiles import (
+    TILE_PX,
+    Dot,
+    QueryOverlay,
+    TileLayers,
+    cell_pixels,
+    circle_ring,
+    lat_lng_to_pixel,
+)
 
 RGBA = tuple[int, int, int, int]
 
@@ -131,7 +138,7 @@ def draw_query(
         draw.polygon(cell_pixels(tile, cell, size), outline=COVERED, width=2)
     ring = [
         lat_lng_to_pixel(tile, lat, lng, size)
-        for lng, lat in _circle_ring(query.lat, query.lng, query.radius_m)
+        for lng, lat in circle_ring(query.lat, query.lng, query.radius_m)
     ]
     draw.line(ring, fill=CIRCLE, width=2)
     x, y = lat_lng_to_pixel(tile, query.lat, query.lng, size)

@@ -9,20 +9,27 @@ The whole index is compared by ``nearby cache verify``; this looks at one tile.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import h3
 import mercantile
 import psycopg
 import redis
+from psycopg.rows import dict_row
 
+from discovery.debug.tiles import (
+    Dot,
+    QueryOverlay,
+    TileLayers,
+    descendant_range,
+    display_res,
+    tile_cells,
+)
 from indexer import layout
 from indexer.hot import HotIndex, chunked
 from indexer.model import BASE_RES, INDEX_RESOLUTIONS
-from indexer.tiles import Dot, QueryOverlay, TileLayers, descendant_range, display_res, tile_cells
 
 #: Most dots a tile draws (the most popular first).
 MAX_DOTS = 20_000
@@ -48,9 +55,11 @@ ORDER BY e.popularity DESC, e.id COLLATE "C"
 LIMIT %(limit)s
 """
 
+#: The columns a set member is made of (:func:`indexer.layout.member_of`).
+MEMBER_COLUMNS = ("id", "rev", "kind", "lat", "lng", "popularity", *layout.MEMBER_FIELDS)
+
 TRUTH = f"""
-SELECT r.cell, e.id, e.rev, e.lat, e.lng, e.popularity, e.kind, e.available, e.seen_at,
-       e.source, e.mini_app, e.category FROM {RANGES}
+SELECT r.cell AS shown_in, {", ".join(f"e.{name}" for name in MEMBER_COLUMNS)} FROM {RANGES}
 JOIN entities e ON e.h3 BETWEEN r.lo AND r.hi
 ORDER BY e.id COLLATE "C"
 LIMIT %(limit)s
@@ -121,33 +130,32 @@ def read_truth(conn: psycopg.Connection, cells: Sequence[str]) -> list[Truth]:
     """Every entity counted in ``cells``; TileTooLarge past ``MAX_DIFF_ENTITIES``."""
     if not cells:
         return []
-    with conn.cursor() as cur:
+    with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(TRUTH, {**range_params(cells), "limit": MAX_DIFF_ENTITIES + 1})
         rows = cur.fetchall()
     if len(rows) > MAX_DIFF_ENTITIES:
         raise TileTooLarge(f"more than {MAX_DIFF_ENTITIES} entities to compare: zoom in")
-    names = ("id", "rev", "lat", "lng", "popularity", "kind", "available", "seen_at", "source",
-             "mini_app", "category")  # fmt: skip
-    truth = []
-    for cell, *values in rows:
-        row = dict(zip(names, values, strict=True))
-        place = layout.placement_of(row["lat"], row["lng"])
-        member = layout.member_of(row)
-        truth.append(
-            Truth(h3.int_to_str(cell), row["id"], row["rev"], place, row["popularity"], member)
+    return [
+        Truth(
+            cell=h3.int_to_str(row["shown_in"]),
+            id=row["id"],
+            rev=row["rev"],
+            place=layout.placement_of(row["lat"], row["lng"]),
+            popularity=row["popularity"],
+            member=layout.member_of(row),
         )
-    return truth
+        for row in rows
+    ]
 
 
-def entity_problems(hot: HotIndex, gen: str, entity: Truth, answers: list[object]) -> list[str]:
+def entity_problems(entity: Truth, answers: Sequence[object]) -> list[str]:
     """What is wrong in Redis with one entity, given the answers of :func:`ask_entity`."""
-    loc = answers[0]
-    if not isinstance(loc, bytes) or len(loc.split()) < 2:
+    held = layout.parse_loc(answers[0] if isinstance(answers[0], bytes) else None)
+    if held is None:
         return [f"{entity.id}: in PostGIS, not in Redis"]
-    where = loc.decode().split()
-    if int(where[0]) != entity.rev:
-        return [f"{entity.id}: Redis has rev {where[0]}, PostGIS {entity.rev}"]
-    if where[1:] != entity.place.pairs():
+    if held.rev != entity.rev:
+        return [f"{entity.id}: Redis has rev {held.rev}, PostGIS {entity.rev}"]
+    if list(held.pairs) != entity.place.pairs():
         return [f"{entity.id}: Redis places it in another cell"]
     problems = []
     scores = answers[1 : 1 + len(INDEX_RESOLUTIONS)]
@@ -184,7 +192,7 @@ def check_entities(hot: HotIndex, gen: str, truth: Sequence[Truth]) -> Iterable[
         answers = pipe.execute()
         start = 0
         for entity, size in zip(batch, sizes, strict=True):
-            for problem in entity_problems(hot, gen, entity, answers[start : start + size]):
+            for problem in entity_problems(entity, answers[start : start + size]):
                 yield entity.cell, problem
             start += size
 
@@ -238,64 +246,3 @@ def read_layers(
     dots, total = read_dots(conn, tile, cells if res == BASE_RES else None, max_dots)
     differences = None if hot is None else tile_differences(conn, hot, res, cells)
     return TileLayers(tile, res, counts, tuple(dots), total, differences, query)
-
-
-# -- a nearby query by brute force --------------------------------------------
-
-SCAN = """
-SELECT id, kind, lat, lng, popularity, mini_app, category, available FROM entities
-WHERE ST_DWithin(geog, ST_SetSRID(ST_MakePoint(%(lng)s, %(lat)s), 4326)::geography,
-                 %(reach_m)s, false)
-"""
-
-
-def passes(row: Sequence[object], params: Mapping[str, str]) -> bool:
-    """Whether a scanned row passes the query's filters (kinds, category, mini_app, available)."""
-    _, kind, _, _, _, mini_app, category, available = row
-    checks = (
-        ("kinds", kind),
-        ("category", category),
-        ("mini_app", mini_app),
-    )
-    for name, value in checks:
-        wanted = params.get(name)
-        if wanted and value not in wanted.split(","):
-            return False
-    return params.get("available") != "true" or bool(available)
-
-
-def score(distance_m: float, popularity: float, scale_m: float, weight: float) -> float:
-    """The service's score: a Gaussian decay halving at ``scale_m`` times a popularity boost."""
-    return 0.5 ** ((distance_m / scale_m) ** 2) * (1.0 + weight * math.log1p(popularity))
-
-
-def scan_query(
-    conn: psycopg.Connection, lat: float, lng: float, radius_m: float, params: Mapping[str, str]
-) -> QueryOverlay:
-    """A nearby query answered by scanning PostGIS: every candidate, the top ``limit`` ranked.
-
-    ``params`` are those of ``GET /v1/nearby`` (``kinds``, ``category``,
-    ``mini_app``, ``available``, ``sort``, ``scale``, ``popularity_weight``,
-    ``limit``), as text.
-    The reference the search engine must agree with.  It reads no cells, so
-    ``covered`` is empty; staleness and ``open_now`` are not applied.
-    """
-    with conn.cursor() as cur:
-        cur.execute(SCAN, {"lat": lat, "lng": lng, "reach_m": radius_m * 1.001 + 1.0})
-        rows = cur.fetchall()
-    scale_m = float(params.get("scale", radius_m / 2.0))
-    weight = float(params.get("popularity_weight", 1.0))
-    by_distance = params.get("sort") == "distance"
-    ranked = []
-    for row in rows:
-        distance_m = h3.great_circle_distance((lat, lng), (row[2], row[3]), unit="m")
-        if distance_m <= radius_m and passes(row, params):
-            rank_by = 0.0 if by_distance else -score(distance_m, row[4], scale_m, weight)
-            key = (rank_by, distance_m, row[0].encode())
-            ranked.append((key, Dot(id=row[0], kind=row[1], lat=row[2], lng=row[3])))
-    ranked.sort(key=lambda item: item[0])
-    dots = [dot for _, dot in ranked]
-    limit = int(params.get("limit", 20))
-    return QueryOverlay(
-        lat, lng, radius_m, (), tuple(dots), tuple(dots[:limit]), dict(params), "PostGIS scan"
-    )

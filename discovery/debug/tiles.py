@@ -2,8 +2,8 @@
 
 Pure geometry and value types for the map-tile debugging tools (the script
 ``scripts/debug_tile.py`` and the API's debug map): no database, no Redis.
-:mod:`indexer.tile_data` fills :class:`TileLayers` from PostGIS and Redis,
-:mod:`indexer.tile_render` draws them, :func:`layers_to_geojson` writes them.
+:mod:`discovery.debug.data` fills :class:`TileLayers` from PostGIS and Redis,
+:mod:`discovery.debug.render` draws them, :func:`layers_to_geojson` writes them.
 
 A tile shows the cells of ``BASE_RES`` that touch it.  At low zooms that would
 be too many to draw, so a tile whose area holds more than ``MAX_CELLS`` base

@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -31,14 +32,13 @@ from PIL import Image
 from werkzeug.serving import make_server
 
 from discovery.app import create_app
-from discovery.debug import maplibre_dist
+from discovery.debug.views import maplibre_dist
 from discovery.settings import ApiSettings
 from indexer.model import Entity
 from indexer.writer import write_entities
+from tests.conftest import Index
 
-from ..conftest import Index
-
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CENTRE = (60.170, 24.943)
 RADIUS_M = 500.0
 CHROMIUM_FLAGS = (
@@ -100,7 +100,7 @@ def expected_ranking(lat: float, lng: float, entities: list[Entity], limit: int)
 
 
 @pytest.fixture
-def planted(index: Index) -> list[Entity]:
+def planted_shops(index: Index) -> list[Entity]:
     entities = shops()
     write_entities(index.conn, index.hot, "t", entities)
     return entities
@@ -132,7 +132,7 @@ def test_map_page_and_maplibre_assets_are_served(client: FlaskClient) -> None:
     assert client.get("/debug/static/map.js").status_code == 200
 
 
-def test_tile_is_a_transparent_512_px_png(client: FlaskClient, planted: list[Entity]) -> None:
+def test_tile_is_a_transparent_512_px_png(client: FlaskClient, planted_shops: list[Entity]) -> None:
     tile = mercantile.tile(lng=CENTRE[1], lat=CENTRE[0], zoom=16)
     response = client.get(f"/debug/tiles/16/{tile.x}/{tile.y}.png?diff=1")
     assert response.status_code == 200
@@ -157,7 +157,7 @@ def test_a_tile_that_does_not_exist_is_a_bad_parameter(
 
 
 def test_query_overlay_has_the_circle_candidates_and_ranked_results(
-    client: FlaskClient, planted: list[Entity]
+    client: FlaskClient, planted_shops: list[Entity]
 ) -> None:
     lat, lng = CENTRE
     response = client.get(f"/debug/query?lat={lat}&lng={lng}&radius={RADIUS_M:g}&limit=5")
@@ -166,10 +166,34 @@ def test_query_overlay_has_the_circle_candidates_and_ranked_results(
     for feature in response.json["features"]:
         layers.setdefault(feature["properties"]["layer"], []).append(feature["properties"])
     assert {p["id"] for p in layers["candidates"]} == {f"t:shop{n}" for n in range(8)}
-    assert [p["id"] for p in layers["results"]] == expected_ranking(lat, lng, planted, 5)
+    assert [p["id"] for p in layers["results"]] == expected_ranking(lat, lng, planted_shops, 5)
     assert [p["rank"] for p in layers["results"]] == [1, 2, 3, 4, 5]
     assert layers["covered"] and all(p["res"] == 9 for p in layers["covered"])
     assert layers["query"][0]["engine"] == "search (redis)"
+
+
+def test_query_overlay_leaves_stale_bikes_out_of_the_candidates(
+    index: Index, client: FlaskClient, planted_shops: list[Entity]
+) -> None:
+    now = datetime.now(UTC)
+    bikes = []
+    for name, seen_at in (("fresh", now), ("stale", now - timedelta(days=3))):
+        lat, lng = around(200.0, 70.0)
+        bikes.append(
+            Entity(id=f"b:{name}", kind="bike", lat=lat, lng=lng, available=1, capacity=1,
+                   popularity=50.0, seen_at=seen_at)
+        )  # fmt: skip
+    write_entities(index.conn, index.hot, "b", bikes)
+    lat, lng = CENTRE
+    response = client.get(f"/debug/query?lat={lat}&lng={lng}&radius={RADIUS_M:g}&limit=20")
+    assert response.status_code == 200
+    layers: dict[str, list[str]] = {}
+    for feature in response.json["features"]:
+        props = feature["properties"]
+        if "id" in props:
+            layers.setdefault(props["layer"], []).append(props["id"])
+    assert set(layers["candidates"]) == {f"t:shop{n}" for n in range(8)} | {"b:fresh"}
+    assert sorted(layers["results"]) == sorted(layers["candidates"])
 
 
 def test_query_overlay_names_a_bad_parameter(client: FlaskClient) -> None:
@@ -270,7 +294,9 @@ class Browser:
 
 
 @pytest.mark.browser
-def test_a_click_on_the_map_lists_the_ranked_results(server: str, planted: list[Entity]) -> None:
+def test_a_click_on_the_map_lists_the_ranked_results(
+    server: str, planted_shops: list[Entity]
+) -> None:
     binary = chromium()
     lat, lng = CENTRE
     browser = Browser(binary, f"{server}/debug/map?lat={lat}&lng={lng}&zoom=16")
@@ -294,7 +320,7 @@ def test_a_click_on_the_map_lists_the_ranked_results(server: str, planted: list[
         listed = browser.evaluate(
             "Array.from(document.querySelectorAll('#results li')).map(li => li.dataset.id)"
         )
-        assert listed == expected_ranking(*clicked, planted, 10)
+        assert listed == expected_ranking(*clicked, planted_shops, 10)
         assert status == f"{len(listed)} results of 8 candidates (redis)"
         markers = browser.evaluate("document.querySelectorAll('.rank-marker').length")
         assert markers == len(listed)

@@ -12,31 +12,24 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
 from pathlib import Path
 
 import mercantile
-import psycopg
-import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_from_directory
 
-from discovery import coverage
+from discovery.debug.data import TileTooLarge, read_layers
+from discovery.debug.overlay import query_overlay
+from discovery.debug.render import TRANSPARENT, tile_png
+from discovery.debug.tiles import query_to_geojson
 from discovery.errors import BadParameter, NotFound
-from discovery.params import parse_nearby
-from discovery.postgis import postgis_search
-from discovery.query import NearbyQuery, StaleLimits
-from discovery.search import NoHotIndex, RedisSearch, SearchResult
 from discovery.services import services
-from discovery.settings import RankingSettings
-from indexer.hot import HotIndex
-from indexer.tile_data import TileTooLarge, read_layers, scan_query
-from indexer.tile_render import TRANSPARENT, tile_png
-from indexer.tiles import Dot, QueryOverlay, query_to_geojson
 
 bp = Blueprint("debug", __name__, url_prefix="/debug")
 
-STATIC = Path(__file__).resolve().parent / "static" / "debug"
+#: The page's own files, beside this module.
+STATIC = Path(__file__).resolve().parent / "static"
+#: The checkout this package lives in (discovery/debug/ is two levels below it).
+CHECKOUT = Path(__file__).resolve().parents[2]
 #: The files of maplibre-gl the page loads, by the names it asks for.
 ASSETS = {"maplibre-gl.js": "maplibre-gl.js", "maplibre-gl.css": "maplibre-gl.css"}
 MAX_ZOOM = 22
@@ -44,7 +37,7 @@ MAX_ZOOM = 22
 
 def maplibre_dist() -> Path | None:
     """The ``dist`` folder of maplibre-gl in the project's node_modules, if installed."""
-    for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
+    for root in (CHECKOUT, Path.cwd()):
         dist = root / "node_modules" / "maplibre-gl" / "dist"
         if (dist / "maplibre-gl.js").is_file():
             return dist
@@ -98,53 +91,6 @@ def tile(z: int, x: int, y: int) -> Response:
     response.mimetype = "image/png"
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def search(conn: psycopg.Connection, hot: HotIndex, query: NearbyQuery) -> SearchResult:
-    """The service's answer: the hot index, else PostGIS (as GET /v1/nearby answers)."""
-    try:
-        return RedisSearch(hot).search(query)
-    except (NoHotIndex, redis.RedisError):
-        return postgis_search(conn, query)
-
-
-def query_overlay(
-    conn: psycopg.Connection,
-    hot: HotIndex,
-    args: Mapping[str, str],
-    ranking: RankingSettings,
-    stale: StaleLimits,
-) -> QueryOverlay:
-    """What a query with the parameters of GET /v1/nearby did.
-
-    The covering and the ranked results are the search's own; the candidates
-    (every entity within the radius that passes the filters, DESIGN §3) come
-    from a PostGIS scan, which is also what the results must be the top of.
-    """
-    query = parse_nearby(
-        {name: [value] for name, value in args.items()}, ranking, stale, time.time()
-    )
-    params = {name: value for name, value in args.items() if name not in ("lat", "lng", "radius")}
-    scanned = scan_query(conn, query.lat, query.lng, query.radius_m, params)
-    answer = search(conn, hot, query)
-    covering = coverage.cover(
-        query.lat, query.lng, query.radius_m, coverage.resolution_for(query.radius_m)
-    )
-    docs = [(hit.id, hit.document()) for hit in answer.hits]
-    results = tuple(
-        Dot(id=entity_id, kind=doc.get("kind", ""), lat=doc["lat"], lng=doc["lng"])
-        for entity_id, doc in docs
-    )
-    return QueryOverlay(
-        query.lat,
-        query.lng,
-        query.radius_m,
-        tuple(cell.cell for cell in covering.cells),
-        scanned.candidates,
-        results,
-        params,
-        f"search ({answer.source})",
-    )
 
 
 @bp.get("/query")
