@@ -50,7 +50,8 @@ class QueryOverlay:
     """What one nearby query did: its circle, the cells it read, its candidates and results.
 
     ``results`` are in rank order (rank 1 first).  ``engine`` says what answered
-    it (the service's search, or a brute-force scan when that is not there).
+    it (the service's search, and whether from Redis or PostGIS); the
+    candidates are the brute-force reference's (:mod:`discovery.debug.reference`).
     """
 
     lat: float
