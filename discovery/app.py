@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from discovery import api, debug, errors, health, push
+from discovery import api, debug, errors, healing, health, push
 from discovery.fastpath import NearbyFastPath
 from discovery.jsonio import OrjsonProvider
 from discovery.services import Services
@@ -26,5 +26,6 @@ def create_app(settings: ApiSettings | None = None) -> Flask:
     push.init_app(app)
     api.init_app(app)
     debug.init_app(app)
+    healing.init_app(app)
     app.wsgi_app = NearbyFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
     return app

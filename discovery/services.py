@@ -17,6 +17,7 @@ from flask import current_app
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from discovery.errors import ServiceUnavailable
+from discovery.healing import Healer
 from discovery.query import StaleLimits
 from discovery.search import RedisSearch
 from discovery.settings import ApiSettings
@@ -58,6 +59,11 @@ class Services:
         """The deployment's staleness limits."""
         index = self.settings.index
         return StaleLimits(by_kind=dict(index.stale_s), by_source=dict(index.stale_sources))
+
+    @cached_property
+    def healer(self) -> Healer:
+        """Starts a rebuild when Redis holds no index (discovery/healing.py)."""
+        return Healer(self.settings.index, self.hot, self.settings.heal_check_s)
 
     @cached_property
     def search(self) -> RedisSearch:
