@@ -165,9 +165,7 @@ def index(settings: IndexSettings) -> Iterator[Index]:
 def api_settings(settings: IndexSettings) -> ApiSettings:
     """API settings over the test index, with one API key and the debug map on (no
     healing: tests that drop the hot index expect PostGIS to answer until they rebuild)."""
-    return ApiSettings(
-        index=settings, api_keys=frozenset({API_KEY}), debug=True, heal_check_s=0.0
-    )
+    return ApiSettings(index=settings, api_keys=frozenset({API_KEY}), debug=True, heal_check_s=0.0)
 
 
 @pytest.fixture
