@@ -32,6 +32,7 @@ from indexer.gbfs import parse_time
 from indexer.hot import ENTITY_COLUMNS, HotIndex, chunked
 from indexer.layout import SEP
 from indexer.model import BASE_RES, LIVE_KINDS
+from indexer.pending import leave_mark
 from indexer.settings import IndexSettings
 from indexer.writer import HotIndexUnavailable
 
@@ -391,7 +392,13 @@ def apply_in_chunks(
             if rows:
                 sent.append(to_redis.submit(apply_to_hot, hot, rows))
             changed.extend(rows)
-        applied = [future.result() for future in sent]
+        try:
+            applied = [future.result() for future in sent]
+        except HotIndexUnavailable:
+            # PostGIS has the items, Redis may not: the next import, feed sync or
+            # server start rebuilds the hot index (indexer/pending.py).
+            leave_mark(conn, "push")
+            raise
     return changed, not all(applied)
 
 

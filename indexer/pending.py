@@ -100,6 +100,16 @@ def marked(conn: psycopg.Connection, source: str) -> Iterator[Mark]:
         mark.release()
 
 
+def leave_mark(conn: psycopg.Connection, source: str) -> None:
+    """Mark a write that PostGIS has and Redis may not, dead from the start (no lock
+    is held): for a writer that goes on after Redis failed it (the API's pushes)."""
+    with suppress(psycopg.Error), conn.transaction():
+        conn.execute(
+            "INSERT INTO hot_pending (lock_key, source) VALUES (%s, %s)",
+            (secrets.randbelow(2**31), source),
+        )
+
+
 def dead_marks(conn: psycopg.Connection) -> list[int]:
     """The ids of the marks whose writer is gone (what they wrote may be missing in Redis)."""
     with conn.transaction(), conn.cursor() as cur:
