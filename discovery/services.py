@@ -41,6 +41,8 @@ class Services:
         self._opened = False
         self.redis = connect_redis(settings.index.redis_url)
         self.hot = HotIndex(self.redis, settings.index.redis_prefix)
+        #: Starts a rebuild when Redis holds no index (discovery/healing.py).
+        self.healer = Healer(settings.index, self.hot, settings.heal_check_s)
 
     @contextmanager
     def postgis(self) -> Iterator[psycopg.Connection]:
@@ -59,11 +61,6 @@ class Services:
         """The deployment's staleness limits."""
         index = self.settings.index
         return StaleLimits(by_kind=dict(index.stale_s), by_source=dict(index.stale_sources))
-
-    @cached_property
-    def healer(self) -> Healer:
-        """Starts a rebuild when Redis holds no index (discovery/healing.py)."""
-        return Healer(self.settings.index, self.hot, self.settings.heal_check_s)
 
     @cached_property
     def search(self) -> RedisSearch:

@@ -11,20 +11,23 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from discovery.app import create_app
 from discovery.healing import Healer
 from discovery.query import NearbyQuery
 from discovery.ranking import brute_force
+from discovery.settings import ApiSettings
 from indexer import layout
 from indexer.hot import HotIndex, connect_redis
 from indexer.model import Entity
 from indexer.writer import write_entities
-from tests.conftest import Index
+from tests.conftest import API_KEY, Index
 from tests.discovery.test_search import candidate_of
 from tests.discovery.test_serve import fetch
 from tests.indexer.test_import_stores import HEADER, SHOPS, write
+from tests.indexer.test_live import bike
 from tests.indexer.test_pending import killed_import, marks
 from tests.indexer.test_writer import random_stores
 from tests.redis_server import free_port, redis_server
@@ -275,3 +278,35 @@ def test_a_server_start_repairs_a_write_that_died_before_redis(
     assert index.hot.verify(index.conn) == []
     assert (status, body["source"]) == (200, "redis")
     assert {r["id"] for r in body["results"]} >= {"shops:1", "shops:2", "shops:3"}
+
+
+def join_threads(name: str) -> None:
+    for thread in threading.enumerate():
+        if thread.name == name:
+            thread.join()
+
+
+def test_a_query_or_a_push_that_finds_no_generation_starts_a_healing(
+    index: Index, api_settings: ApiSettings
+) -> None:
+    app = create_app(replace(api_settings, heal_check_s=5.0))
+    svc = app.extensions["nearby"]
+    join_threads("heal-start")  # the start's check: the index is current, nothing started
+    started: list[str] = []
+    svc.healer.starter = lambda _settings, reason: started.append(reason)
+    client = app.test_client()
+    write_entities(index.conn, index.hot, "citybikes", [bike("b1", 60.17, 24.94)])
+    index.hot.drop_all()
+    push = {"items": [{"id": "citybikes:b1", "lat": 60.171, "lng": 24.94}]}
+    answer = client.post("/v1/positions", json=push, headers={"X-API-Key": API_KEY})
+    assert (answer.status_code, answer.get_json()["applied"]) == (200, 1)
+    join_threads("healing")
+    assert started == ["Redis holds no index generation"]
+    index.hot.client.delete(svc.healer.key)
+    later = time.monotonic() + 5.0
+    svc.healer.clock = lambda: later  # the period has passed
+    body = client.get("/v1/nearby?lat=60.17&lng=24.94&radius=500").get_json()
+    assert body["source"] == "postgis" and [r["id"] for r in body["results"]] == ["citybikes:b1"]
+    join_threads("healing")
+    assert len(started) == 2
+    svc.close()
