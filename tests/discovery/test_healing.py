@@ -280,6 +280,18 @@ def test_a_server_start_repairs_a_write_that_died_before_redis(
     assert {r["id"] for r in body["results"]} >= {"shops:1", "shops:2", "shops:3"}
 
 
+def test_a_server_start_fills_a_missing_generation(
+    index: Index, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    write_entities(index.conn, index.hot, "t", random_stores(30))
+    index.hot.drop_all()  # Redis restarted empty while the server was down
+    env = {**cli_env, "NEARBY_HEAL_CHECK_S": "5"}
+    with serving(env, tmp_path / "serve.log"):
+        log = wait_for_line(tmp_path / "serve.log", "healing rebuild finished")
+    assert log.count("healing rebuild started") == 1, log  # one of the two workers
+    assert index.hot.verify(index.conn) == []
+
+
 def join_threads(name: str) -> None:
     for thread in threading.enumerate():
         if thread.name == name:
