@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from discovery import api, errors, health, push
+from discovery import api, errors, healing, health, push
 from discovery.debug import views as debug
 from discovery.fastpath import NearbyFastPath
 from discovery.jsonio import OrjsonProvider
@@ -27,5 +27,6 @@ def create_app(settings: ApiSettings | None = None) -> Flask:
     push.init_app(app)
     api.init_app(app)
     debug.init_app(app)
+    healing.init_app(app)
     app.wsgi_app = NearbyFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
     return app

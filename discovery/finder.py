@@ -2,7 +2,8 @@
 
 Redis being down (connection refused, timeouts) or holding no generation sends
 the query to PostGIS and the answer says ``source: "postgis"``; the next query
-tries Redis again, so it is used as soon as it is back, without a restart.
+tries Redis again, so it is used as soon as it is back, without a restart.  No
+generation starts a healing rebuild (discovery/healing.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def find_nearby_with(svc: Services, query: NearbyQuery) -> SearchResult:
         return svc.search.search(query)
     except NoHotIndex:
         log.warning("Redis holds no index generation: answering from PostGIS")
+        svc.healer.notice_missing()
     except redis.RedisError as exc:
         log.warning("Redis unavailable (%s): answering from PostGIS", type(exc).__name__)
     with svc.postgis() as conn:
@@ -45,6 +47,8 @@ def find_entity(entity_id: str) -> dict[str, Any] | None:
         if reply[0] == "ok":
             found: dict[str, Any] = json.loads(reply[1])
             return found
+        if reply[0] == "nogen":
+            services().healer.notice_missing()
     except redis.RedisError as exc:
         log.warning("Redis unavailable (%s): reading PostGIS", type(exc).__name__)
     with services().postgis() as conn:

@@ -94,6 +94,8 @@ def handle(push: Pusher) -> Response:
     try:
         with found.postgis() as conn:
             result = push(conn, found.hot, items)
+        if result.hot_missing:  # PostGIS has the items; a rebuild brings them to Redis
+            found.healer.notice_missing()
     except HotIndexUnavailable as exc:
         raise ServiceUnavailable("saved, but the hot index could not be updated") from exc
     except (psycopg.OperationalError, redis.ConnectionError, redis.TimeoutError) as exc:

@@ -17,6 +17,7 @@ from flask import current_app
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from discovery.errors import ServiceUnavailable
+from discovery.healing import Healer
 from discovery.query import StaleLimits
 from discovery.search import RedisSearch
 from discovery.settings import ApiSettings
@@ -40,6 +41,8 @@ class Services:
         self._opened = False
         self.redis = connect_redis(settings.index.redis_url)
         self.hot = HotIndex(self.redis, settings.index.redis_prefix)
+        #: Starts a rebuild when Redis holds no index (discovery/healing.py).
+        self.healer = Healer(settings.index, self.hot, settings.heal_check_s)
 
     @contextmanager
     def postgis(self) -> Iterator[psycopg.Connection]:

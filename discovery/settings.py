@@ -52,6 +52,8 @@ class ApiSettings:
     api_keys: frozenset[str] = frozenset()
     #: Serves the debug map at /debug/map when true.
     debug: bool = False
+    #: Seconds between two checks of a process for a missing hot index (0: no healing).
+    heal_check_s: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -66,4 +68,7 @@ class ApiSettings:
             ranking=RankingSettings.from_env(env),
             api_keys=keys,
             debug=debug in ("1", "true"),
+            heal_check_s=parse_float(
+                env.get("NEARBY_HEAL_CHECK_S", "5"), "NEARBY_HEAL_CHECK_S", 0.0, 3600.0
+            ),
         )

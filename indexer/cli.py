@@ -15,6 +15,7 @@ import psycopg
 import redis
 
 from indexer import db
+from indexer.heal import ensure_index
 from indexer.hot import HotIndex, RebuildSuperseded, connect_redis
 from indexer.progress import format_count, progress_bar
 from indexer.settings import ConfigError, IndexSettings
@@ -54,8 +55,25 @@ class Context:
             self._hot = HotIndex(client, self.settings.redis_prefix)
         return self._hot
 
+    def ensure_index(self) -> None:
+        """Before a write: rebuild the hot index if Redis holds none or a write died
+        half-way (:func:`indexer.heal.ensure_index`), and say so."""
+        try:
+            healed = ensure_index(self.conn(), self.hot())
+        except redis.RedisError as exc:
+            raise click.ClickException(
+                f"Redis is not reachable: {exc}; nothing was written"
+            ) from exc
+        except psycopg.Error as exc:
+            raise click.ClickException(f"PostGIS failed: {exc}; nothing was written") from exc
+        if healed is not None:
+            click.echo(str(healed), err=True)
+
 
 pass_context = click.make_pass_decorator(Context)
+
+#: What ``cache rebuild --if-needed`` says when it does not rebuild.
+NOTHING_TO_REBUILD = "nothing to rebuild: the hot index is current, or another process builds it"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,6 +102,18 @@ def db_upgrade(context: Context) -> None:
     except Exception as exc:  # alembic wraps driver errors in several types
         raise click.ClickException(f"migration failed: {exc}") from exc
     click.echo("database is at the latest schema")
+    # A fresh deployment gets its (empty) hot index here, so that queries are
+    # answered from Redis from the first write on.
+    try:
+        healed = ensure_index(context.conn(), context.hot())
+    except redis.RedisError as exc:
+        click.echo(
+            f"warning: Redis is not reachable ({exc}): the first import, feed sync or server"
+            " start builds the hot index once it is",
+            err=True,
+        )
+        return
+    click.echo(str(healed) if healed else "the hot index is current")
 
 
 @cli.group("import")
@@ -112,11 +142,21 @@ def rebuild_hot_index(context: Context) -> int:
 
 
 @cache_group.command("rebuild")
+@click.option(
+    "--if-needed",
+    is_flag=True,
+    help="Only if Redis holds no generation (and none is building) or a write died"
+    " between PostGIS and Redis.",
+)
 @pass_context
-def cache_rebuild(context: Context) -> None:
+def cache_rebuild(context: Context, if_needed: bool) -> None:
     """Rebuild the hot index from PostGIS; queries go on meanwhile."""
     try:
-        rebuild_hot_index(context)
+        if not if_needed:
+            rebuild_hot_index(context)
+            return
+        healed = ensure_index(context.conn(), context.hot())
+        click.echo(str(healed) if healed else NOTHING_TO_REBUILD)
     except redis.RedisError as exc:
         raise click.ClickException(f"Redis is not reachable: {exc}") from exc
     except RebuildSuperseded as exc:

@@ -145,6 +145,7 @@ def summary_line(report: ImportReport) -> str:
 
 def run_import(context: Context, spec: FeedSpec) -> None:
     """Import ``spec``, print the summary and the rejects; exit 1 when some were rejected."""
+    context.ensure_index()
     try:
         report = import_feed(context.conn(), context.hot(), context.settings, spec)
     except (gbfs.GbfsError, chargers.ChargerFeedError) as exc:
@@ -152,14 +153,21 @@ def run_import(context: Context, spec: FeedSpec) -> None:
     except NothingWritten as exc:
         raise click.ClickException(f"{exc}; nothing was written") from exc
     except (redis.RedisError, HotIndexUnavailable) as exc:
-        raise click.ClickException(f"PostGIS is written; Redis is not: {exc}") from exc
+        raise click.ClickException(
+            f"PostGIS is written; Redis is not: {exc}; the next import, feed sync, server"
+            " start or healing check rebuilds it from PostGIS"
+        ) from exc
     for rejected in report.rejected[:20]:
         click.echo(f"rejected {rejected.feed} {rejected.native_id}: {rejected.reason}", err=True)
     for entity_id in report.written.conflicts[:20]:
         click.echo(f"rejected {entity_id}: the id belongs to another source", err=True)
     click.echo(summary_line(report))
     if not report.written.hot_applied:
-        click.echo("Redis holds no index: run `nearby cache rebuild`", err=True)
+        click.echo(
+            "Redis lost its index generation during the import: the next import, feed sync,"
+            " server start or healing check rebuilds it from PostGIS",
+            err=True,
+        )
     if report.problems:
         raise SystemExit(1)
 

@@ -67,6 +67,18 @@ return 0
 #: to a generation that nobody will finish, and stops keeping large writes
 #: from filling generations of their own.
 BUILD_LEASE_MS = 30_000
+#: Mark a new generation (the counter's next number) building for ARGV[1] ms and
+#: return it; nil when not marked.  ARGV[2]: 'over' (in place of any build
+#: running), 'alone' (unless one runs) or 'missing' (unless one runs or a
+#: generation is current: the check and the mark in one step, so that of the
+#: processes that find the index missing at once, one builds).
+CLAIM = """
+if ARGV[2] ~= 'over' and redis.call('EXISTS', KEYS[2]) == 1 then return false end
+if ARGV[2] == 'missing' and redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local new = redis.call('INCR', KEYS[3])
+redis.call('SET', KEYS[2], new, 'PX', ARGV[1])
+return tostring(new)
+"""
 #: Stop marking generation ARGV[1] as building (unless another build has taken its place).
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
@@ -75,7 +87,7 @@ return 0
 
 
 class HotIndexMissing(RuntimeError):
-    """Redis holds no generation of the index: run ``nearby cache rebuild``."""
+    """Redis holds no generation of the index (the next write or healing check builds one)."""
 
 
 class RebuildSuperseded(RuntimeError):
@@ -224,6 +236,7 @@ class HotIndex:
         self._switch = client.register_script(SWITCH)
         self._release = client.register_script(RELEASE)
         self._renew = client.register_script(RENEW)
+        self._claim = client.register_script(CLAIM)
 
     @cached_property
     def raw(self) -> redis.Redis:
@@ -247,7 +260,7 @@ class HotIndex:
         """The current generation; HotIndexMissing when there is none."""
         gen = self.generation()
         if gen is None:
-            raise HotIndexMissing("Redis holds no index: run `nearby cache rebuild`")
+            raise HotIndexMissing("Redis holds no index generation")
         return gen
 
     # -- writes ------------------------------------------------------------
@@ -327,8 +340,11 @@ class HotIndex:
         conn: psycopg.Connection,
         progress: Callable[[int], None] | None = None,
         deleted: Iterable[Sequence[tuple[str, int]]] = (),
+        *,
+        missing: bool = False,
     ) -> int | None:
-        """:meth:`rebuild`, unless another one is running or starts before this one ends.
+        """:meth:`rebuild`, unless another one is running or starts before this one ends
+        (with ``missing``: also unless a generation is current).
 
         None then: this one changes nothing (its generation is dropped).
         ``deleted``: batches of (id, rev) that a write has just deleted, whose
@@ -337,22 +353,30 @@ class HotIndex:
         from indexer.bulk import fill_generation
 
         return self.build(
-            lambda gen: fill_generation(self, conn, gen, progress, deleted), alone=True
+            lambda gen: fill_generation(self, conn, gen, progress, deleted),
+            alone=True,
+            missing=missing,
         )
 
-    def build(self, fill: Callable[[str], int], *, alone: bool) -> int | None:
+    def build(
+        self, fill: Callable[[str], int], *, alone: bool, missing: bool = False
+    ) -> int | None:
         """Mark a new generation building, ``fill(gen)`` it, switch; None if another build won.
 
         The generation is marked before ``fill`` takes its snapshot, so that every
         write the snapshot misses reaches it.  With ``alone``, nothing is marked
-        (and None returned) while another build runs.  On any error the new
-        generation is dropped and the current one stays as it was.
+        (and None returned) while another build runs; with ``missing`` too, nor
+        while a generation is current.  On any error the new generation is
+        dropped and the current one stays as it was.
         """
-        new = str(self.client.incr(layout.counter_key(self.prefix)))
-        building = layout.building_key(self.prefix)
-        if not self.client.set(building, new, nx=alone, px=BUILD_LEASE_MS):
+        keys = [layout.gen_key(self.prefix), layout.building_key(self.prefix)]
+        mode = "missing" if missing else "alone" if alone else "over"
+        claimed = self._claim(
+            keys=[*keys, layout.counter_key(self.prefix)], args=[BUILD_LEASE_MS, mode]
+        )
+        if claimed is None:
             return None
-        keys = [layout.gen_key(self.prefix), building]
+        new = str(claimed)
         try:
             with self._leased(new):
                 count = fill(new)

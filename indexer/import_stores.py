@@ -62,6 +62,9 @@ READERS: Mapping[str, Callable[[IO[bytes], Mapping[str, str] | None], Iterator[R
 }
 #: Records between two progress updates.
 PROGRESS_STEP = 5000
+#: What an import says when PostGIS has it and Redis may not.
+LOST_MIDWAY = "Redis lost its index generation during the import"
+REPAIRED_BY = "the next import, feed sync, server start or healing check rebuilds it from PostGIS"
 
 
 @dataclass
@@ -334,7 +337,7 @@ def finish(summary: ImportSummary, logs: dict[str, RejectLog]) -> None:
         if log.count:
             click.echo(f"{format_count(log.count)} rejected records in {log.target}", err=True)
     if not summary.hot_applied:
-        click.echo("the hot index holds no generation: run `nearby cache rebuild`", err=True)
+        click.echo(f"{LOST_MIDWAY}; {REPAIRED_BY}", err=True)
     click.echo(summary.line())
     if summary.rejected:
         raise SystemExit(1)
@@ -369,12 +372,13 @@ def import_stores(
         fail(exc, {})
     logs = make_reject_logs(listings, rejects)
     try:
+        context.ensure_index()
         summary = run_import(context.conn(), context.hot(), listings, logs, replace)
     except (UnreadableInput, psycopg.Error, OSError, NothingWritten) as exc:
         fail(exc, logs)
     except (HotIndexUnavailable, redis.RedisError) as exc:
         raise click.ClickException(
-            f"PostGIS has the import but Redis does not: {exc}; run `nearby cache rebuild`"
+            f"PostGIS has the import but Redis does not: {exc}; {REPAIRED_BY}"
         ) from exc
     finally:
         for listing in listings:

@@ -8,6 +8,9 @@ share a hash tag, so that on Redis Cluster they live on one slot::
     ({prefix} below is the deployment's prefix followed by the layout, e.g. nearby:l2.r5.7.9.11)
     {prefix}:gen                     current generation (absent: no hot index)
     {prefix}:building                generation being rebuilt, if any
+    {prefix}:gens                    the counter that numbers generations
+    {prefix}:heal                    lease of the API process that started a healing
+                                     rebuild (discovery/healing.py)
     {prefix}:{gen}:loc               HASH id -> "rev tag5 c5 .. tag11 c11" ("rev": deleted)
     {prefix}:{gen}:{{tag}}:z:{cell}  ZSET of members by popularity, one per cell of
                                      INDEX_RESOLUTIONS

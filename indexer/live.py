@@ -31,6 +31,7 @@ from psycopg.rows import dict_row
 from indexer.hot import ENTITY_COLUMNS, HotIndex, chunked
 from indexer.layout import SEP
 from indexer.model import BASE_RES, LIVE_KINDS
+from indexer.pending import leave_mark
 from indexer.settings import IndexSettings
 from indexer.sources.values import parse_time
 from indexer.writer import HotIndexUnavailable
@@ -165,6 +166,9 @@ class PushResult:
     applied: int
     moved: int
     errors: tuple[ItemError, ...]
+    #: Redis held no generation to write to: PostGIS has the items, and the hot
+    #: index needs a rebuild (which the API's healing starts).
+    hot_missing: bool = False
 
 
 # --- checking items ----------------------------------------------------------
@@ -322,10 +326,11 @@ def held_state(conn: psycopg.Connection, ids: list[str]) -> dict[str, tuple[str,
         return {entity_id: (kind, capacity) for entity_id, kind, capacity in cur.fetchall()}
 
 
-def apply_to_hot(hot: HotIndex, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Send changed rows to Redis (each move is atomic in the script)."""
+def apply_to_hot(hot: HotIndex, rows: Iterable[Mapping[str, Any]]) -> bool:
+    """Send changed rows to Redis (each move is atomic in the script); False when Redis
+    holds no generation to write to (a rebuild that starts afterwards has the rows)."""
     try:
-        hot.apply_rows(rows)
+        return hot.apply_rows(rows) >= 0
     except redis.RedisError as exc:
         raise HotIndexUnavailable(f"Redis could not be updated: {exc}") from exc
 
@@ -371,24 +376,30 @@ def apply_in_chunks(
     sql: str,
     params_of: Callable[[Sequence[Any]], Mapping[str, Any]],
     values: Sequence[Any],
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], bool]:
     """Update PostGIS chunk by chunk, each chunk's rows going to Redis meanwhile.
 
     While a thread applies chunk k to Redis, this one runs chunk k + 1's
     statement: the two stores work at once. Each chunk commits on its own
-    (items are independent) before it reaches Redis. Returns every changed row.
+    (items are independent) before it reaches Redis. Returns every changed row,
+    and whether Redis held no generation for some of them.
     """
     changed: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max_workers=1) as to_redis:
-        sent: list[Future[None]] = []
+        sent: list[Future[bool]] = []
         for chunk in chunked(sorted(values, key=lambda value: value.id), CHUNK_ITEMS):
             rows = run_batch(conn, sql, params_of(chunk))
             if rows:
                 sent.append(to_redis.submit(apply_to_hot, hot, rows))
             changed.extend(rows)
-        for future in sent:
-            future.result()
-    return changed
+        try:
+            applied = [future.result() for future in sent]
+        except HotIndexUnavailable:
+            # PostGIS has the items, Redis may not: the next import, feed sync or
+            # server start rebuilds the hot index (indexer/pending.py).
+            leave_mark(conn, "push")
+            raise
+    return changed, not all(applied)
 
 
 def finish(
@@ -397,6 +408,7 @@ def finish(
     values: Sequence[Position] | Sequence[Availability],
     rows: list[dict[str, Any]],
     errors: list[ItemError],
+    hot_missing: bool = False,
 ) -> PushResult:
     """Count the changed rows and the moves; explain every item that did not change."""
     moved = sum(row["old_h3"] != row["h3"] for row in rows)
@@ -408,7 +420,7 @@ def finish(
             refusal(value.index, value.id, held.get(value.id), value.available) for value in refused
         )
     errors.sort(key=lambda error: error.index)
-    return PushResult(received, len(rows), moved, tuple(errors))
+    return PushResult(received, len(rows), moved, tuple(errors), hot_missing)
 
 
 def push_positions(
@@ -427,8 +439,8 @@ def push_positions(
     if len(items) > MAX_ITEMS:
         raise ValueError(f"at most {MAX_ITEMS} items a batch")
     positions, errors = check_items(items, check_position, now or datetime.now(UTC))
-    rows = apply_in_chunks(conn, hot, POSITIONS_SQL, position_params, positions)
-    return finish(conn, len(items), positions, rows, errors)
+    rows, missing = apply_in_chunks(conn, hot, POSITIONS_SQL, position_params, positions)
+    return finish(conn, len(items), positions, rows, errors, missing)
 
 
 def push_availability(
@@ -442,8 +454,8 @@ def push_availability(
     if len(items) > MAX_ITEMS:
         raise ValueError(f"at most {MAX_ITEMS} items a batch")
     updates, errors = check_items(items, check_availability, now or datetime.now(UTC))
-    rows = apply_in_chunks(conn, hot, AVAILABILITY_SQL, availability_params, updates)
-    return finish(conn, len(items), updates, rows, errors)
+    rows, missing = apply_in_chunks(conn, hot, AVAILABILITY_SQL, availability_params, updates)
+    return finish(conn, len(items), updates, rows, errors, missing)
 
 
 # --- staleness ---------------------------------------------------------------

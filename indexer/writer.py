@@ -9,8 +9,11 @@ generation is filled from PostGIS instead and made current
 (:meth:`indexer.hot.HotIndex.rebuild_alone`), which costs far less per entity.
 Into an index that holds nothing yet, the two run at once: a second connection
 fills the generation from the committed load table while the first inserts it
-(:class:`FreshLoad`).  A crash between the two leaves a difference that
-``nearby cache verify`` reports and ``nearby cache rebuild`` mends.
+(:class:`FreshLoad`).  A write first makes sure that Redis holds a generation
+to write to (:func:`indexer.heal.ensure_index`: a deployment's first write, a
+Redis that came back empty), and leaves a mark in the transaction that commits
+it, deleted once Redis holds the write (:mod:`indexer.pending`): a process that
+dies between the two leaves the mark, and the next one rebuilds the hot index.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_field
 from functools import lru_cache
 
 import h3.api.basic_int as h3i
@@ -29,8 +33,10 @@ import redis
 import tzfpy
 
 from indexer.bulk import fill_generation, quick_handoffs, snapshot_rows
+from indexer.heal import ensure_index
 from indexer.hot import HotIndex, chunked, stream_entities
 from indexer.model import BASE_RES, Entity
+from indexer.pending import Mark, marked
 from indexer.progress import ProgressBar
 
 STAGE_COLUMNS = (
@@ -172,7 +178,8 @@ class NothingWritten(RuntimeError):
 
 
 class HotIndexUnavailable(RuntimeError):
-    """PostGIS committed but Redis could not be written: rebuild the hot index."""
+    """PostGIS committed but Redis could not be written: the write's mark stays, and the
+    next write, feed sync, server start or healing check rebuilds the hot index."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +191,8 @@ class WriteSummary:
     updated: int = 0
     deleted: int = 0
     conflicts: tuple[str, ...] = field(default=())
-    #: False when Redis held no index generation: it needs a rebuild.
+    #: False when Redis lost its generation during the write and no rebuild has mended it
+    #: yet (one that another process runs, or the next write's).
     hot_applied: bool = True
 
     @property
@@ -261,10 +269,36 @@ def write_entities(
     Ids must be unique within one call.  PostGIS changes in one transaction: on
     any error nothing is written.  Then exactly the changed entities go to Redis.
     ``progress`` counts the rows read; ``indexing`` shows a generation's fill.
+    Redis without a generation gets one first (filled from PostGIS); should
+    Redis lose it during the write, the write's mark makes a rebuild mend it.
     """
+    ensure_index(conn, hot)
+    with marked(conn, source) as mark:
+        summary = write_marked(
+            conn, hot, source, entities, mark, replace=replace, progress=progress, indexing=indexing
+        )
+        if summary.hot_applied:
+            mark.clear()
+    if not summary.hot_applied and ensure_index(conn, hot) is not None:
+        summary = replace_field(summary, hot_applied=True)
+    return summary
+
+
+def write_marked(
+    conn: psycopg.Connection,
+    hot: HotIndex,
+    source: str,
+    entities: Iterable[Entity],
+    mark: Mark,
+    *,
+    replace: bool,
+    progress: Callable[[int], None] | None,
+    indexing: Indexing,
+) -> WriteSummary:
+    """:func:`write_entities`' write itself, ``mark`` taken in the transaction that commits."""
     if holds_nothing(conn, hot):
         return write_fresh(
-            conn, hot, source, entities, replace=replace, progress=progress, indexing=indexing
+            conn, hot, source, entities, mark, replace=replace, progress=progress, indexing=indexing
         )
     rows = map(stage_row, entities)
     return merge(
@@ -272,6 +306,7 @@ def write_entities(
         hot,
         source,
         lambda sift: stage_chunks(sift, rows, progress),
+        mark,
         replace=replace,
         indexing=indexing,
     )
@@ -282,11 +317,13 @@ def merge(
     hot: HotIndex,
     source: str,
     stage: Callable[[Sifter], int],
+    mark: Mark,
     *,
     replace: bool,
     indexing: Indexing = no_indexing_bar,
 ) -> WriteSummary:
-    """Merge the rows that ``stage`` sifts into the staging table (it returns how many)."""
+    """Merge the rows that ``stage`` sifts into the staging table (it returns how many);
+    ``mark`` is taken in the transaction that commits them, if they change anything."""
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(CREATE_STAGE)
         sifter = Sifter(cur, source, replace)
@@ -296,6 +333,8 @@ def merge(
         cur.execute(UPSERT, {"source": source})
         cur.execute(COUNT_CHANGES)
         inserted, updated, deleted = cur.fetchone() or (0, 0, 0)
+        if inserted or updated or deleted:
+            mark.take(cur)
     hot_applied = apply_changes(conn, hot, inserted + updated + deleted, indexing)
     conflicts = tuple(sorted(sifter.conflicts))
     return WriteSummary(received, inserted, updated, deleted, conflicts, hot_applied)
@@ -395,6 +434,7 @@ def write_fresh(
     hot: HotIndex,
     source: str,
     entities: Iterable[Entity],
+    mark: Mark,
     *,
     replace: bool,
     progress: Callable[[int], None] | None,
@@ -416,7 +456,7 @@ def write_fresh(
             numbered = ((*stage_row(entity), n) for n, entity in enumerate(entities, start=1))
             received = copy_rows(cur, table, f"{_COLUMNS}, n", numbered, progress)
         if received >= BULK_MIN_CHANGES:
-            load = FreshLoad(conn, hot, source, table, received, indexing)
+            load = FreshLoad(conn, hot, source, table, received, mark, indexing)
             with suppress(IndexNotEmpty):
                 try:
                     filled = hot.build(load.fill, alone=True)
@@ -435,7 +475,7 @@ def write_fresh(
             sifter.sift(table)
             return received
 
-        return merge(conn, hot, source, sift_load, replace=replace, indexing=indexing)
+        return merge(conn, hot, source, sift_load, mark, replace=replace, indexing=indexing)
     finally:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {table}")
@@ -450,6 +490,9 @@ class FreshLoad:
     source: str
     table: str
     received: int
+    #: Taken in the transaction that commits the rows: the generation becomes
+    #: current only after it, and a process that dies in between leaves it.
+    mark: Mark
     indexing: Indexing = no_indexing_bar
     #: Whether the entities hold the rows (the generation may still be dropped).
     committed: bool = False
@@ -469,6 +512,7 @@ class FreshLoad:
             if taken:
                 raise IndexNotEmpty(self.source)
             cur.execute("SELECT setval('entity_rev', %s)", (base + self.received,))
+            self.mark.take(cur)
             params = {"source": self.source, "base": base, "now": now}
             query = LOADED_FILL_ROWS.format(table=self.table)
             with (
@@ -503,8 +547,8 @@ def refill_size(conn: psycopg.Connection, hot: HotIndex, changes: int) -> int:
     """How many entities a fill would write, if ``changes`` committed changes are better
     written by filling a generation; 0 if not.
 
-    Only when Redis holds a generation (without one, the write reports that
-    the index needs a rebuild, as always) and the changes are many: at least
+    Only when Redis holds a generation (without one, the write's mark makes a
+    rebuild mend it afterwards) and the changes are many: at least
     :data:`BULK_MIN_CHANGES` and more than half of the entities there now are.
     """
     if changes < BULK_MIN_CHANGES or hot.generation() is None:

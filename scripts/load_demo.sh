@@ -8,8 +8,8 @@ BIN=${BIN:-.venv/bin}
 feeds=$(mktemp -d)
 trap 'rm -rf "$feeds"' EXIT
 
+# The upgrade builds the hot index when Redis holds none; the imports fill it.
 "$BIN/nearby" db upgrade
-"$BIN/nearby" cache rebuild
 # Exit 1 means some points were rejected (unusable ones of the extract): the rest is loaded.
 "$BIN/nearby" import stores data/helsinki_center_pois.geojson --source osm-helsinki \
     --replace --rejects "$feeds/shops.rejects.csv" || [ $? -eq 1 ]

@@ -87,6 +87,9 @@ def cli_env(settings: IndexSettings) -> dict[str, str]:
         "REDIS_URL": settings.redis_url,
         "NEARBY_REDIS_PREFIX": settings.redis_prefix,
         "NEARBY_API_KEYS": API_KEY,
+        # Tests that drop the hot index expect PostGIS to answer until they
+        # rebuild it; the healing tests turn it on for servers of their own.
+        "NEARBY_HEAL_CHECK_S": "0",
     }
 
 
@@ -147,7 +150,7 @@ def index(settings: IndexSettings) -> Iterator[Index]:
     client = connect_redis(settings.redis_url)
     hot = HotIndex(client, settings.redis_prefix)
     with conn.cursor() as cur:
-        cur.execute("TRUNCATE entities")
+        cur.execute("TRUNCATE entities, hot_pending")
     conn.commit()
     hot.drop_all()
     hot.rebuild(conn)
@@ -160,8 +163,9 @@ def index(settings: IndexSettings) -> Iterator[Index]:
 
 @pytest.fixture
 def api_settings(settings: IndexSettings) -> ApiSettings:
-    """API settings over the test index, with one API key and the debug map on."""
-    return ApiSettings(index=settings, api_keys=frozenset({API_KEY}), debug=True)
+    """API settings over the test index, with one API key and the debug map on (no
+    healing: tests that drop the hot index expect PostGIS to answer until they rebuild)."""
+    return ApiSettings(index=settings, api_keys=frozenset({API_KEY}), debug=True, heal_check_s=0.0)
 
 
 @pytest.fixture

@@ -107,7 +107,20 @@ def test_upgrade_twice_is_harmless(settings, index: Index) -> None:
     db.upgrade(settings.database_url)
     db.upgrade(settings.database_url)
     version = index.conn.execute("SELECT version_num FROM alembic_version").fetchall()
-    assert version == [("0001",)]
+    assert version == [("0002",)]
+
+
+def test_the_marks_of_writes_waiting_for_redis(index: Index) -> None:
+    rows = index.conn.execute(
+        "SELECT column_name, udt_name, is_nullable FROM information_schema.columns"
+        " WHERE table_name = 'hot_pending' ORDER BY ordinal_position"
+    ).fetchall()
+    assert rows == [
+        ("id", "int8", "NO"),
+        ("lock_key", "int4", "NO"),
+        ("source", "text", "NO"),
+        ("committed_at", "timestamptz", "NO"),
+    ]
 
 
 def test_db_upgrade_command(nearby) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import h3
 import h3.api.basic_int as h3i
 import pytest
+import redis
 
 from indexer import layout
 from indexer.live import (
@@ -18,8 +19,9 @@ from indexer.live import (
     push_positions,
 )
 from indexer.model import Entity
+from indexer.pending import dead_marks
 from indexer.settings import IndexSettings
-from indexer.writer import write_entities
+from indexer.writer import HotIndexUnavailable, write_entities
 from tests.conftest import Index
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -312,3 +314,36 @@ def test_purge_deletes_what_is_past_its_limit(index: Index) -> None:
     index.conn.commit()
     assert left == ["citybikes:never", "shops:1", "volt:c1"]
     assert index.hot.verify(index.conn) == []
+
+
+# --- Redis failing or missing ------------------------------------------------
+
+
+def test_a_push_that_redis_refuses_leaves_a_mark_the_next_write_repairs(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_entities(index.conn, index.hot, "citybikes", [bike("b1", *KAMPPI)])
+    item = {"id": "citybikes:b1", "lat": KALLIO[0], "lng": KALLIO[1]}
+
+    def refused(*args: object, **kwargs: object) -> int:
+        raise redis.ConnectionError("Redis went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(index.hot, "apply_rows", refused)
+        with pytest.raises(HotIndexUnavailable):
+            push_positions(index.conn, index.hot, [item], now=NOW)
+    assert row(index, "citybikes:b1") is not None and loc(index, "citybikes:b1") is not None
+    assert len(dead_marks(index.conn)) == 1
+    assert {d.id for d in index.hot.verify(index.conn)} == {"citybikes:b1"}  # still at Kamppi
+    store = Entity(id="other:x", kind="store", lat=KAMPPI[0], lng=KAMPPI[1])
+    write_entities(index.conn, index.hot, "other", [store])  # the next write, of anything
+    assert dead_marks(index.conn) == [] and index.hot.verify(index.conn) == []
+
+
+def test_a_push_into_a_redis_without_a_generation_says_so(index: Index) -> None:
+    write_entities(index.conn, index.hot, "citybikes", [bike("b1", *KAMPPI)])
+    item = {"id": "citybikes:b1", "lat": KALLIO[0], "lng": KALLIO[1]}
+    assert not push_positions(index.conn, index.hot, [item], now=NOW).hot_missing
+    index.hot.drop_all()
+    result = push_positions(index.conn, index.hot, [dict(item, lat=KAMPPI[0])], now=NOW)
+    assert (result.applied, result.hot_missing) == (1, True)

@@ -231,13 +231,30 @@ def test_older_revision_never_overwrites_newer(index: Index) -> None:
     assert index.hot.verify(index.conn) == []
 
 
-def test_write_without_a_generation_is_reported(index: Index) -> None:
-    index.hot.drop_all()
-    summary = write_entities(index.conn, index.hot, "t", random_stores(3))
-    assert not summary.hot_applied
+def test_a_write_into_a_redis_without_a_generation_fills_one_first(index: Index) -> None:
+    write_entities(index.conn, index.hot, "t", random_stores(3))
+    index.hot.drop_all()  # Redis came back empty
     assert index.hot.verify(index.conn) == [Difference("*", "Redis holds no index generation")]
-    assert index.hot.rebuild(index.conn) == 3
+    summary = write_entities(index.conn, index.hot, "t", random_stores(5))
+    assert (summary.inserted, summary.unchanged, summary.hot_applied) == (2, 3, True)
     assert index.hot.verify(index.conn) == []
+
+
+def test_a_generation_lost_during_a_write_is_rebuilt_by_it(
+    index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_entities(index.conn, index.hot, "t", random_stores(3))
+    apply_changes = writer.apply_changes
+
+    def flushed_first(*args: object, **kwargs: object) -> bool:
+        index.hot.drop_all()  # between the commit and the Redis writes
+        return apply_changes(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer, "apply_changes", flushed_first)
+    summary = write_entities(index.conn, index.hot, "t", random_stores(5))
+    assert (summary.inserted, summary.hot_applied) == (2, True)
+    assert index.hot.verify(index.conn) == []
+    assert index.conn.execute("SELECT count(*) FROM hot_pending").fetchone() == (0,)
 
 
 def test_an_id_twice_in_one_script_batch_ends_where_its_newest_record_says(index: Index) -> None:
