@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, jsonify, request
 
-from discovery.errors import NotFound
+from discovery.errors import BadParameter, NotFound
 from discovery.finder import find_entity, find_nearby
 from discovery.openapi import openapi_document
 from discovery.params import parse_nearby
@@ -17,6 +17,7 @@ from discovery.ranking import Hit, distance_term, encode_cursor, popularity_term
 from discovery.search import SearchResult
 from discovery.services import services
 from indexer import layout
+from indexer.model import text_problem
 
 bp = Blueprint("nearby", __name__)
 
@@ -151,6 +152,9 @@ def nearby() -> Response:
 @bp.get("/v1/entities/<path:entity_id>")
 def entity(entity_id: str) -> Response:
     """One entity by id."""
+    problem = text_problem(entity_id)
+    if problem is not None:  # no entity can have it: PostgreSQL text cannot hold it
+        raise BadParameter(f"id {problem}", "id")
     doc = find_entity(entity_id)
     if doc is None:
         raise NotFound(f"no entity {entity_id[:200]!r}")

@@ -135,23 +135,26 @@ def parse_time(value: Any) -> datetime | None:
     """POSIX seconds (1.x/2.x) or an RFC 3339 string (3.0) as an aware UTC datetime."""
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            return None
-        return datetime.fromtimestamp(value, tz=UTC)
-    if isinstance(value, str) and value:
-        text = value.strip()
-        if text.isdigit():
-            return datetime.fromtimestamp(int(text), tz=UTC)
-        try:
-            # fromisoformat reads "Z" and offsets from Python 3.11 on.
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
+    # A time beyond what datetime holds (years 1 to 9999) is None too, not an error.
+    try:
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, tz=UTC) if math.isfinite(value) else None
+        if isinstance(value, str) and value:
+            return parse_time_text(value.strip())
+    except (OverflowError, OSError, ValueError):
+        return None
     return None
+
+
+def parse_time_text(text: str) -> datetime:
+    """POSIX seconds or RFC 3339 as text; ValueError or OverflowError when neither."""
+    if text.isascii() and text.isdigit():
+        return datetime.fromtimestamp(int(text), tz=UTC)
+    # fromisoformat reads "Z" and offsets from Python 3.11 on.
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def as_bool(value: Any) -> bool:
