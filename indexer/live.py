@@ -431,7 +431,7 @@ def apply_in_chunks(
 
 
 def refusals(
-    conn: psycopg.Connection, refused: Sequence[Position] | Sequence[Availability]
+    conn: psycopg.Connection, refused: Sequence[Position | Availability]
 ) -> list[ItemError]:
     """Why each applied item that changed nothing was refused, from what PostGIS holds."""
     try:
