@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from collections.abc import Mapping
 
@@ -135,18 +136,23 @@ def serve(
 ) -> None:
     """Serve the HTTP API with gunicorn.
 
-    The settings are checked here; then this process becomes gunicorn's master
+    The settings are checked here (and a cursor secret made for the workers
+    to share when none is set); then this process becomes gunicorn's master
     (same pid, so signals reach it), a fresh interpreter that has imported none
     of the app: each worker imports it after its worker class has set up (see
     :mod:`discovery.wsgi`).
     """
-    from discovery.settings import ApiSettings
+    from discovery.settings import CURSOR_SECRET, ApiSettings
     from indexer.settings import ConfigError
 
     try:
         ApiSettings.from_env()
     except ConfigError as exc:
         raise click.UsageError(f"bad configuration: {exc}") from exc
+    # Every worker must sign cursors alike: without a configured secret, one
+    # made here for this run (a restart makes the cursors handed out invalid).
+    if not os.environ.get(CURSOR_SECRET):
+        os.environ[CURSOR_SECRET] = secrets.token_urlsafe(32)
     if not no_control_socket and control_socket is None:
         control_socket = control_socket_path(host, port)
     options = gunicorn_options(

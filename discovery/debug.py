@@ -121,8 +121,13 @@ def query_overlay(
     (every entity within the radius that passes the filters, DESIGN §3) come
     from a PostGIS scan, which is also what the results must be the top of.
     """
+    # The overlay shows a query's first page: a cursor is left out (no key to check it).
     query = parse_nearby(
-        {name: [value] for name, value in args.items()}, ranking, stale, time.time()
+        {name: [value] for name, value in args.items() if name != "cursor"},
+        ranking,
+        stale,
+        time.time(),
+        b"",
     )
     params = {name: value for name, value in args.items() if name not in ("lat", "lng", "radius")}
     scanned = scan_query(conn, query.lat, query.lng, query.radius_m, params)

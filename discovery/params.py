@@ -126,8 +126,12 @@ def parse_nearby(
     ranking: RankingSettings,
     stale: StaleLimits,
     now_s: float,
+    cursor_key: bytes,
 ) -> NearbyQuery:
-    """A validated NearbyQuery from the request's parameters (each a list of values)."""
+    """A validated NearbyQuery from the request's parameters (each a list of values).
+
+    A cursor must be one signed with ``cursor_key`` for the same query.
+    """
     check_names(args)
     get: dict[str, str | None] = dict.fromkeys(PARAMETERS)
     for name in args:
@@ -159,7 +163,7 @@ def parse_nearby(
     cursor = get["cursor"]
     if cursor:
         try:
-            query = replace(query, after=decode_cursor(cursor, query))
+            query = replace(query, after=decode_cursor(cursor, query, cursor_key))
         except ValueError as exc:
             raise BadParameter(str(exc), "cursor") from exc
     return query

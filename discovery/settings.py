@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from indexer.settings import ConfigError, IndexSettings
+
+#: The variable holding the secret cursors are signed with; every process serving
+#: the same clients (workers, instances behind one address) must share it.
+CURSOR_SECRET = "NEARBY_CURSOR_SECRET"
+MIN_SECRET_CHARS = 16
 
 
 def parse_float(value: str, variable: str, low: float, high: float) -> float:
@@ -52,6 +58,9 @@ class ApiSettings:
     api_keys: frozenset[str] = frozenset()
     #: Serves the debug map at /debug/map when true.
     debug: bool = False
+    #: The key cursors are signed with (HMAC-SHA256): NEARBY_CURSOR_SECRET, else
+    #: random, for this process only (``nearby serve`` makes one its workers share).
+    cursor_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -61,9 +70,13 @@ class ApiSettings:
         if debug not in ("0", "1", "true", "false", ""):
             raise ConfigError("NEARBY_DEBUG", f"expected 0 or 1, got {debug!r}")
         keys = frozenset(k.strip() for k in env.get("NEARBY_API_KEYS", "").split(",") if k.strip())
+        secret = env.get(CURSOR_SECRET, "")
+        if secret and len(secret) < MIN_SECRET_CHARS:
+            raise ConfigError(CURSOR_SECRET, f"expected at least {MIN_SECRET_CHARS} characters")
         return cls(
             index=IndexSettings.from_env(env),
             ranking=RankingSettings.from_env(env),
             api_keys=keys,
             debug=debug in ("1", "true"),
+            cursor_key=secret.encode() if secret else secrets.token_bytes(32),
         )

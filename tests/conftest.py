@@ -29,6 +29,10 @@ from indexer.hot import HotIndex, connect_redis
 from indexer.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, IndexSettings
 
 API_KEY = "test-key"
+#: The cursor secret of the test app and of the servers the tests start (one
+#: deployment: each accepts the other's cursors).
+CURSOR_SECRET = "test-cursor-secret-0123456789"
+CURSOR_KEY = CURSOR_SECRET.encode()
 
 
 def with_database(url: str, name: str) -> str:
@@ -87,6 +91,7 @@ def cli_env(settings: IndexSettings) -> dict[str, str]:
         "REDIS_URL": settings.redis_url,
         "NEARBY_REDIS_PREFIX": settings.redis_prefix,
         "NEARBY_API_KEYS": API_KEY,
+        "NEARBY_CURSOR_SECRET": CURSOR_SECRET,
     }
 
 
@@ -161,7 +166,9 @@ def index(settings: IndexSettings) -> Iterator[Index]:
 @pytest.fixture
 def api_settings(settings: IndexSettings) -> ApiSettings:
     """API settings over the test index, with one API key and the debug map on."""
-    return ApiSettings(index=settings, api_keys=frozenset({API_KEY}), debug=True)
+    return ApiSettings(
+        index=settings, api_keys=frozenset({API_KEY}), debug=True, cursor_key=CURSOR_KEY
+    )
 
 
 @pytest.fixture
