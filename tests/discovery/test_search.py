@@ -435,6 +435,20 @@ BAD = [
     ({"lat": 1, "lng": 1, "cursor": "!!!"}, "cursor"),
     ({"lat": 1, "lng": 1, "cursor": "AAAA"}, "cursor"),
     ({"lat": 1, "lng": 1, "explain": "please"}, "explain"),
+    # Given empty: left out, a parameter takes its default; given, it says something.
+    ({"lat": 1, "lng": 1, "radius": ""}, "radius"),
+    ({"lat": 1, "lng": 1, "kinds": ""}, "kinds"),
+    ({"lat": 1, "lng": 1, "cursor": ""}, "cursor"),
+    ({"lat": 1, "lng": 1, "explain": ""}, "explain"),
+    ({"lat": "", "lng": 1}, "lat"),
+    # Numbers as JSON writes them, not as Python's float() reads them.
+    ({"lat": 1, "lng": 1, "radius": "1_000"}, "radius"),
+    ({"lat": 1, "lng": 1, "radius": "infinity"}, "radius"),
+    ({"lat": 1, "lng": 1, "radius": " 100"}, "radius"),
+    ({"lat": 1, "lng": 1, "limit": " 5"}, "limit"),
+    ({"lat": 1, "lng": 1, "category": "caf\u0085e"}, "category"),
+    ({"lat": 1, "lng": 1, "mini_app": "kfc,"}, "mini_app"),
+    ({"lat": 1, "lng": 1, "kinds": "store, bike"}, "kinds"),
     ({"lat": 1, "lng": 1, "colour": "red"}, "colour"),
 ]
 
