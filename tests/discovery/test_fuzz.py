@@ -4,7 +4,8 @@ schemathesis reads /openapi.json and generates requests for every operation,
 valid ones and invalid ones (the write endpoints with the test API key),
 against the app over an index holding a few stores, bikes and chargers; half
 of the valid requests are steered onto them (their ids, points near them) so
-that answers with results, entities found and pushes applied are checked too.
+that answers with results (as JSON and as GeoJSON), entities found and pushes
+applied are checked too.
 Every answer is checked: never a server error; status, media type, headers and
 body as documented; data the document calls valid accepted, data it calls
 invalid refused. Every failure is collected and the run goes on; then the test
@@ -155,6 +156,8 @@ def steer(case: Any, label: str, n: int) -> None:
         # Within about 100 m of the spot; the generated values still vary it.
         case.query["lat"] = lat + float(case.query["lat"]) * 1e-5
         case.query["lng"] = lng + float(case.query["lng"]) * 1e-5
+        if n % 2:  # the same answer as a GeoJSON FeatureCollection
+            case.headers = {**(case.headers or {}), "Accept": "application/geo+json"}
     elif label.startswith("POST"):
         items = case.body.get("items") if isinstance(case.body, dict) else case.body
         for k, item in enumerate(items if isinstance(items, list) else []):
