@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, jsonify, request
 
-from discovery.errors import NotFound
+from discovery.errors import BadParameter, NotFound
 from discovery.finder import find_entity, find_nearby
 from discovery.openapi import openapi_document
 from discovery.params import parse_nearby
@@ -17,6 +17,7 @@ from discovery.ranking import Hit, distance_term, encode_cursor, popularity_term
 from discovery.search import SearchResult
 from discovery.services import services
 from indexer import layout
+from indexer.model import text_problem
 
 bp = Blueprint("nearby", __name__)
 
@@ -66,10 +67,15 @@ def explain_of(query: NearbyQuery, result: SearchResult) -> dict[str, Any]:
     }
 
 
-def body_of(query: NearbyQuery, result: SearchResult) -> dict[str, Any]:
-    """The JSON body of a nearby answer."""
+def next_cursor(query: NearbyQuery, result: SearchResult, key: bytes) -> str | None:
+    """The cursor of the page after this one (None: this is the last)."""
+    return encode_cursor(result.hits[-1], query, key) if result.more and result.hits else None
+
+
+def body_of(query: NearbyQuery, result: SearchResult, cursor_key: bytes) -> dict[str, Any]:
+    """The JSON body of a nearby answer (its next cursor signed with ``cursor_key``)."""
     results = [result_of(hit, query) for hit in result.hits]
-    cursor = encode_cursor(result.hits[-1], query) if result.more and result.hits else None
+    cursor = next_cursor(query, result, cursor_key)
     body: dict[str, Any] = {"results": results, "next_cursor": cursor, "source": result.source}
     if query.explain:
         body["explain"] = explain_of(query, result)
@@ -94,12 +100,12 @@ def result_json(hit: Hit, query: NearbyQuery) -> bytes:
     )  # fmt: skip
 
 
-def body_json(query: NearbyQuery, result: SearchResult) -> bytes:
+def body_json(query: NearbyQuery, result: SearchResult, cursor_key: bytes) -> bytes:
     """:func:`body_of` as JSON (the same keys, in the same order), written piece by piece."""
     if query.explain:
-        return _dumps(body_of(query, result))
+        return _dumps(body_of(query, result, cursor_key))
     results = b",".join([result_json(hit, query) for hit in result.hits])
-    cursor = encode_cursor(result.hits[-1], query) if result.more and result.hits else None
+    cursor = next_cursor(query, result, cursor_key)
     return (
         b'{"results":[' + results + b'],"next_cursor":' + _dumps(cursor)
         + b',"source":' + _dumps(result.source) + b"}"
@@ -139,18 +145,22 @@ def nearby() -> Response:
     """Entities around a point, ranked by score or distance."""
     svc = services()
     args = request.args.to_dict(flat=False)
-    query = parse_nearby(args, svc.settings.ranking, svc.stale, time.time())
+    key = svc.settings.cursor_key
+    query = parse_nearby(args, svc.settings.ranking, svc.stale, time.time(), key)
     found = find_nearby(query)
     if wants_geojson():
-        response = jsonify(feature_collection(body_of(query, found)))
+        response = jsonify(feature_collection(body_of(query, found, key)))
         response.mimetype = GEOJSON
         return response
-    return Response(body_json(query, found) + b"\n", content_type="application/json")
+    return Response(body_json(query, found, key) + b"\n", content_type="application/json")
 
 
 @bp.get("/v1/entities/<path:entity_id>")
 def entity(entity_id: str) -> Response:
     """One entity by id."""
+    problem = text_problem(entity_id)
+    if problem is not None:  # no entity can have it: PostgreSQL text cannot hold it
+        raise BadParameter(f"id {problem}", "id")
     doc = find_entity(entity_id)
     if doc is None:
         raise NotFound(f"no entity {entity_id[:200]!r}")

@@ -16,7 +16,9 @@ from discovery.settings import ApiSettings
 
 def create_app(settings: ApiSettings | None = None) -> Flask:
     """Make the API app; settings come from the environment unless given."""
-    app = Flask(__name__)
+    # No static route of Flask's: the debug map's files are served by its
+    # blueprint, only when it is on.
+    app = Flask(__name__, static_folder=None)
     app.json = OrjsonProvider(app)
     settings = settings if settings is not None else ApiSettings.from_env()
     app.config["NEARBY"] = settings

@@ -3,22 +3,48 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
+from collections.abc import Mapping
 
 import click
 
 from indexer.cli import cli
 
-#: gunicorn worker classes ``nearby serve`` offers, by the name it takes.
+#: gunicorn worker classes ``nearby serve`` offers, by the name it takes: gunicorn's
+#: ``gevent_pywsgi``, ``gthread`` and ``sync``, answering their own errors as JSON.
 WORKER_CLASSES = {
-    "gevent": "gevent_pywsgi",
-    "gthread": "gthread",
-    "sync": "sync",
+    "gevent": "discovery.workers.GeventWorker",
+    "gthread": "discovery.workers.ThreadedWorker",
+    "sync": "discovery.workers.PlainWorker",
 }
 
 
+def control_socket_path(host: str, port: int, environ: Mapping[str, str] | None = None) -> str:
+    """The control socket of the instance serving ``host:port``: one of its own.
+
+    gunicorn's default (``$XDG_RUNTIME_DIR/gunicorn.ctl``, else
+    ``~/.gunicorn/gunicorn.ctl``) is one path for every instance a user runs:
+    each would take it over from the one before and remove it on exit. Two
+    instances never serve the same address, so the path names it, in the same
+    folder.
+    """
+    env = os.environ if environ is None else environ
+    runtime = env.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(runtime):
+        folder = runtime
+    else:
+        folder = os.path.join(os.path.expanduser("~"), ".gunicorn")
+    return os.path.join(folder, f"nearby-{host}-{port}.ctl")
+
+
 def gunicorn_options(
-    bind: str, workers: int, worker_class: str, threads: int, access_log: bool
+    bind: str,
+    workers: int,
+    worker_class: str,
+    threads: int,
+    access_log: bool,
+    control_socket: str | None = None,
 ) -> dict[str, object]:
     """gunicorn settings for ``nearby serve``.
 
@@ -28,7 +54,8 @@ def gunicorn_options(
     a request against 1.0 ms for ``gthread``, which runs ``threads`` threads per
     worker). ``sync`` closes every connection (a TCP handshake per request).
     The access log is off unless asked for: writing a line per request costs a
-    fair share of a short request's time.
+    fair share of a short request's time. Without ``control_socket`` there is
+    none (gunicorn's ``gunicornc`` cannot reach the instance).
     """
     options: dict[str, object] = {
         "bind": bind,
@@ -36,6 +63,8 @@ def gunicorn_options(
         "worker_class": WORKER_CLASSES[worker_class],
         "accesslog": "-" if access_log else None,
         "keepalive": 5,
+        "control_socket": control_socket,
+        "control_socket_disable": control_socket is None,
     }
     if worker_class == "gthread":
         options["threads"] = threads
@@ -50,14 +79,21 @@ FLAGS = {
     "accesslog": "--access-logfile",
     "keepalive": "--keep-alive",
     "threads": "--threads",
+    "control_socket": "--control-socket",
+    "control_socket_disable": "--no-control-socket",
 }
 
 
 def gunicorn_command(options: dict[str, object]) -> list[str]:
-    """The gunicorn command line that runs the API with ``options`` (None: left unset)."""
+    """The gunicorn command line that runs the API with ``options``.
+
+    None and False leave a setting unset; True is a flag without a value.
+    """
     command = [sys.executable, "-m", "gunicorn"]
     for name, value in options.items():
-        if value is not None:
+        if value is True:
+            command.append(FLAGS[name])
+        elif value is not None and value is not False:
             command += [FLAGS[name], str(value)]
     return [*command, "discovery.wsgi:application"]
 
@@ -81,24 +117,52 @@ def gunicorn_command(options: dict[str, object]) -> list[str]:
     help="threads per worker, with --worker-class gthread",
 )
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
+@click.option(
+    "--control-socket",
+    type=click.Path(dir_okay=False),
+    help="gunicorn's control socket (gunicornc -s PATH) "
+    "[default: $XDG_RUNTIME_DIR/nearby-HOST-PORT.ctl, else ~/.gunicorn/nearby-HOST-PORT.ctl]",
+)
+@click.option("--no-control-socket", is_flag=True, help="run without a control socket")
 def serve(
-    host: str, port: int, workers: int, worker_class: str, threads: int, access_log: bool
+    host: str,
+    port: int,
+    workers: int,
+    worker_class: str,
+    threads: int,
+    access_log: bool,
+    control_socket: str | None,
+    no_control_socket: bool,
 ) -> None:
     """Serve the HTTP API with gunicorn.
 
-    The settings are checked here; then this process becomes gunicorn's master
+    The settings are checked here (and a cursor secret made for the workers
+    to share when none is set); then this process becomes gunicorn's master
     (same pid, so signals reach it), a fresh interpreter that has imported none
     of the app: each worker imports it after its worker class has set up (see
     :mod:`discovery.wsgi`).
     """
-    from discovery.settings import ApiSettings
+    from discovery.settings import CURSOR_SECRET, ApiSettings
     from indexer.settings import ConfigError
 
     try:
         ApiSettings.from_env()
     except ConfigError as exc:
         raise click.UsageError(f"bad configuration: {exc}") from exc
-    options = gunicorn_options(f"{host}:{port}", workers, worker_class, threads, access_log)
+    # Every worker must sign cursors alike: without a configured secret, one
+    # made here for this run (a restart makes the cursors handed out invalid).
+    if not os.environ.get(CURSOR_SECRET):
+        os.environ[CURSOR_SECRET] = secrets.token_urlsafe(32)
+    if not no_control_socket and control_socket is None:
+        control_socket = control_socket_path(host, port)
+    options = gunicorn_options(
+        f"{host}:{port}",
+        workers,
+        worker_class,
+        threads,
+        access_log,
+        None if no_control_socket else control_socket,
+    )
     command = gunicorn_command(options)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -54,9 +54,10 @@ class NearbyFastPath:
         """The JSON body of a nearby request with these parameters."""
         svc = self.services
         args = parse_qs(query_string, keep_blank_values=True)
-        query = parse_nearby(args, svc.settings.ranking, svc.stale, time.time())
+        key = svc.settings.cursor_key
+        query = parse_nearby(args, svc.settings.ranking, svc.stale, time.time(), key)
         found = find_nearby_with(svc, query)
-        return body_json(query, found) + b"\n"
+        return body_json(query, found, key) + b"\n"
 
 
 def plain_nearby(environ: dict[str, Any]) -> bool:

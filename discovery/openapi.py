@@ -9,7 +9,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from discovery import params
+from discovery import jsonio, params
+from discovery.push import MAX_BODY_BYTES
+from indexer import live
 
 NULLABLE_NUMBER = {"type": ["number", "null"]}
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -28,8 +30,9 @@ def query_param(name: str, schema: dict[str, Any], text: str, required: bool = F
 
 
 def nearby_parameters() -> list[dict[str, Any]]:
-    """Every parameter of GET /v1/nearby."""
-    boolean = {"type": "string", "enum": ["true", "false", "1", "0"]}
+    """Every parameter of GET /v1/nearby (none may be given empty: leave it out)."""
+    boolean = {"type": "string", "enum": list(params.FLAGS)}
+    slugs = {"type": "string", "pattern": params.LIST_PATTERN}
     return [
         query_param("lat", {"type": "number", "minimum": -90, "maximum": 90}, "Latitude.", True),
         query_param("lng", {"type": "number", "minimum": -180, "maximum": 180}, "Longitude.", True),
@@ -38,9 +41,17 @@ def nearby_parameters() -> list[dict[str, Any]]:
             {"type": "number", "minimum": params.RADIUS_M[0], "maximum": params.RADIUS_M[1]},
             "Radius in metres (default 1000).",
         ),
-        query_param("kinds", {"type": "string"}, "Comma-separated: store, bike, charger."),
-        query_param("category", {"type": "string"}, "Comma-separated category slugs."),
-        query_param("mini_app", {"type": "string"}, "Comma-separated mini-app slugs."),
+        query_param(
+            "kinds",
+            {"type": "string", "pattern": params.KINDS_PATTERN},
+            "Comma-separated: store, bike, charger.",
+        ),
+        query_param(
+            "category",
+            slugs,
+            "Comma-separated categories, each as it is (no control characters).",
+        ),
+        query_param("mini_app", slugs, "Comma-separated mini-apps, as category."),
         query_param("available", boolean, "Only bikes/chargers with at least one free."),
         query_param("open_now", boolean, "Only entities open now in their own time zone."),
         query_param("group", {"type": "string", "enum": ["mini_app"]}, "One result per mini-app."),
@@ -60,7 +71,12 @@ def nearby_parameters() -> list[dict[str, Any]]:
             {"type": "integer", "minimum": params.LIMIT[0], "maximum": params.LIMIT[1]},
             "Results per page (default 20).",
         ),
-        query_param("cursor", {"type": "string"}, "next_cursor of the previous page."),
+        query_param(
+            "cursor",
+            {"type": "string", "pattern": params.CURSOR_PATTERN},
+            "next_cursor of the previous page of the same query: signed by the server, so any"
+            " other text (truncated, altered, made up, or from another query) is a 400.",
+        ),
         query_param("explain", boolean, "Add the ranking terms and the parameters used."),
     ]
 
@@ -225,19 +241,25 @@ def errors(*statuses: str) -> dict[str, Any]:
 
 def push_operation(summary: str, item: dict[str, Any]) -> dict[str, Any]:
     """POST /v1/positions or /v1/availability."""
+    items = {"type": "array", "items": item, "maxItems": live.MAX_ITEMS}
     body = {
-        "oneOf": [
-            {
-                "type": "object",
-                "required": ["items"],
-                "properties": {"items": {"type": "array", "items": item}},
-            },
-            {"type": "array", "items": item},
+        "anyOf": [
+            {"type": "object", "required": ["items"], "properties": {"items": items}},
+            items,
         ]
     }
     return {
         "post": {
             "summary": summary,
+            "description": (
+                "Every item is checked before anything is written. An item that does not"
+                " match its schema, names an unknown id, or is older than what the index"
+                " holds is refused in errors (with its index) and the others are applied:"
+                " the answer is 200. A body that is not JSON, nested deeper than"
+                f" {jsonio.MAX_DEPTH} levels, not a list of items or of more than"
+                f" {live.MAX_ITEMS} is a 400; one larger than {MAX_BODY_BYTES} bytes"
+                " (counted as read, with or without Content-Length) a 413."
+            ),
             "security": [{"bearer": []}, {"apiKey": []}],
             "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
             "responses": {
@@ -251,30 +273,51 @@ def push_operation(summary: str, item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def paths() -> dict[str, Any]:
-    """Every path of the API."""
-    health = "#/components/schemas/Health"
+def item_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A pushed position and a pushed availability, as the server checks them."""
+    entity_id = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": live.MAX_ID_LENGTH,
+        "pattern": "^[^\\x00\\x1f]+$",
+        "description": "An entity id: no NUL or U+001F, nor a lone surrogate.",
+    }
+    count = {"type": "integer", "minimum": 0, "maximum": live.MAX_COUNT}
+    seen_at = {
+        "anyOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "number", "description": "POSIX seconds."},
+        ],
+        "description": "RFC 3339, or POSIX seconds; default now; never in the future.",
+    }
     position = {
         "type": "object",
         "required": ["id", "lat", "lng"],
         "properties": {
-            "id": {"type": "string"},
-            "lat": {"type": "number"},
-            "lng": {"type": "number"},
-            "available": {"type": "integer", "minimum": 0},
-            "seen_at": {"type": "string", "format": "date-time"},
+            "id": entity_id,
+            "lat": {"type": "number", "minimum": -90, "maximum": 90},
+            "lng": {"type": "number", "minimum": -180, "maximum": 180},
+            "available": count,
+            "seen_at": seen_at,
         },
     }
     availability = {
         "type": "object",
         "required": ["id", "available"],
         "properties": {
-            "id": {"type": "string"},
-            "available": {"type": "integer", "minimum": 0},
-            "capacity": {"type": "integer", "minimum": 0},
-            "seen_at": {"type": "string", "format": "date-time"},
+            "id": entity_id,
+            "available": count,
+            "capacity": count,
+            "seen_at": seen_at,
         },
     }
+    return position, availability
+
+
+def paths() -> dict[str, Any]:
+    """Every path of the API."""
+    health = "#/components/schemas/Health"
+    position, availability = item_schemas()
     return {
         "/v1/nearby": {
             "get": {
@@ -298,11 +341,17 @@ def paths() -> dict[str, Any]:
             "get": {
                 "summary": "One entity by id.",
                 "parameters": [
-                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[^\\x00]+$"},
+                        "description": "The entity's id (no NUL: PostgreSQL text holds none).",
+                    }
                 ],
                 "responses": {
                     "200": json_response("The entity.", "#/components/schemas/Entity"),
-                    **errors("404", "503"),
+                    **errors("400", "404", "503"),
                 },
             }
         },

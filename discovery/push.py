@@ -4,7 +4,9 @@ For operators that push instead of publishing a feed. A write needs an API key
 (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``) from ``NEARBY_API_KEYS``:
 401 without one, 403 with one we do not know. The body is ``{"items": [...]}``
 or a bare list; each bad item is reported with its index and reason, and the
-good ones are applied.
+good ones are applied. A body larger than MAX_BODY_BYTES (read, whatever its
+Content-Length says) is a 413; one that is not JSON, or nested deeper than
+:data:`discovery.jsonio.MAX_DEPTH`, a 400.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from discovery.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
+from discovery.jsonio import BadBody, loads_body
 from discovery.services import services
 from indexer.hot import HotIndex
 from indexer.live import MAX_ITEMS, PushResult, push_availability, push_positions
@@ -33,6 +36,8 @@ bp = Blueprint("push", __name__, url_prefix="/v1")
 
 #: 10,000 items of about 120 bytes each, with room to spare.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+#: The body is read in parts of this size.
+READ_BYTES = 64 * 1024
 
 Pusher = Callable[[psycopg.Connection, HotIndex, Sequence[Any]], PushResult]
 
@@ -58,13 +63,34 @@ def require_key() -> None:
         raise Forbidden("this API key is not valid")
 
 
-def read_items() -> list[Any]:
-    """The items of the body: ``{"items": [...]}`` or a list, at most MAX_ITEMS."""
+def read_body() -> bytes:
+    """The request's body, at most MAX_BODY_BYTES of it; PayloadTooLarge beyond.
+
+    The limit holds for the bytes read, not only for what Content-Length
+    says: a chunked body has none, and is read no further than the limit.
+    """
     if (request.content_length or 0) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise BadParameter("the body must be JSON", "body")
+    stream = request.stream
+    parts: list[bytes] = []
+    size = 0
+    while size <= MAX_BODY_BYTES:
+        part = stream.read(min(READ_BYTES, MAX_BODY_BYTES + 1 - size))
+        if not part:
+            return b"".join(parts)
+        parts.append(part)
+        size += len(part)
+    raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+
+
+def read_items() -> list[Any]:
+    """The items of the body: ``{"items": [...]}`` or a list, at most MAX_ITEMS."""
+    if not request.is_json:
+        raise BadParameter("the body must be JSON (Content-Type: application/json)", "body")
+    try:
+        body = loads_body(read_body())
+    except BadBody as exc:
+        raise BadParameter(str(exc), "body") from exc
     items = body.get("items") if isinstance(body, dict) else body
     if not isinstance(items, list):
         raise BadParameter('expected a list of items, or {"items": [...]}', "items")

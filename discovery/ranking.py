@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import math
 import struct
 from collections.abc import Iterable
@@ -144,8 +145,15 @@ def brute_force(query: NearbyQuery, candidates: Iterable[Candidate]) -> tuple[li
 
 
 # --- cursors -----------------------------------------------------------------
+#
+# A cursor is the query's fingerprint and the last item's sort key, signed with
+# HMAC-SHA256 under the deployment's cursor key (NEARBY_CURSOR_SECRET): a cursor
+# not made by this deployment, truncated or altered by a single bit, is refused
+# before any field of it is read.
 
 _CURSOR = struct.Struct(">8sdd")
+#: Bytes of the HMAC a cursor ends with.
+_MAC_BYTES = 16
 
 
 def fingerprint(query: NearbyQuery) -> bytes:
@@ -153,19 +161,24 @@ def fingerprint(query: NearbyQuery) -> bytes:
     return hashlib.blake2b(query.identity().encode(), digest_size=8).digest()
 
 
-def encode_cursor(hit: Hit, query: NearbyQuery) -> str:
-    """An opaque cursor after ``hit``: the query's fingerprint and the hit's sort key."""
+def _mac(key: bytes, raw: bytes) -> bytes:
+    return hmac.new(key, raw, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+def encode_cursor(hit: Hit, query: NearbyQuery, key: bytes) -> str:
+    """An opaque cursor after ``hit``: the query's fingerprint and the hit's sort key, signed."""
     raw = _CURSOR.pack(fingerprint(query), hit.score, hit.distance_m) + hit.id.encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return base64.urlsafe_b64encode(raw + _mac(key, raw)).decode().rstrip("=")
 
 
-def decode_cursor(text: str, query: NearbyQuery) -> SortKey:
-    """The sort key a cursor holds; ValueError if it is malformed or from another query."""
+def decode_cursor(text: str, query: NearbyQuery, key: bytes) -> SortKey:
+    """The sort key a cursor holds; ValueError if it is not one we signed, or from another query."""
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        signed = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (ValueError, TypeError) as exc:
         raise ValueError("cursor is not valid") from exc
-    if len(raw) < _CURSOR.size:
+    raw, mac = signed[:-_MAC_BYTES], signed[-_MAC_BYTES:]
+    if len(raw) <= _CURSOR.size or not hmac.compare_digest(mac, _mac(key, raw)):
         raise ValueError("cursor is not valid")
     mark, score, distance = _CURSOR.unpack_from(raw)
     if mark != fingerprint(query):

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from indexer.settings import ConfigError, IndexSettings
+
+#: The variable holding the secret cursors are signed with; every process serving
+#: the same clients (workers, instances behind one address) must share it.
+CURSOR_SECRET = "NEARBY_CURSOR_SECRET"
+MIN_SECRET_CHARS = 16
 
 
 def parse_float(value: str, variable: str, low: float, high: float) -> float:
@@ -54,6 +60,9 @@ class ApiSettings:
     debug: bool = False
     #: Seconds between two checks of a process for a missing hot index (0: no healing).
     heal_check_s: float = 5.0
+    #: The key cursors are signed with (HMAC-SHA256): NEARBY_CURSOR_SECRET, else
+    #: random, for this process only (``nearby serve`` makes one its workers share).
+    cursor_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -63,6 +72,9 @@ class ApiSettings:
         if debug not in ("0", "1", "true", "false", ""):
             raise ConfigError("NEARBY_DEBUG", f"expected 0 or 1, got {debug!r}")
         keys = frozenset(k.strip() for k in env.get("NEARBY_API_KEYS", "").split(",") if k.strip())
+        secret = env.get(CURSOR_SECRET, "")
+        if secret and len(secret) < MIN_SECRET_CHARS:
+            raise ConfigError(CURSOR_SECRET, f"expected at least {MIN_SECRET_CHARS} characters")
         return cls(
             index=IndexSettings.from_env(env),
             ranking=RankingSettings.from_env(env),
@@ -71,4 +83,5 @@ class ApiSettings:
             heal_check_s=parse_float(
                 env.get("NEARBY_HEAL_CHECK_S", "5"), "NEARBY_HEAL_CHECK_S", 0.0, 3600.0
             ),
+            cursor_key=secret.encode() if secret else secrets.token_bytes(32),
         )

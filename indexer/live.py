@@ -1,11 +1,12 @@
 """Pushed positions and availability of live entities, and the purge of stale ones.
 
 An operator that pushes instead of publishing a feed sends batches of items.
-Each item is checked on its own: the good ones are applied to PostGIS with one
-set-based statement per chunk of 250 (in id order, returning the changed rows),
-each chunk then to Redis through the hot index, whose script moves an entity
-between cells atomically, while the next chunk's statement runs. Every bad
-item comes back with its index in the batch and why.
+Every item is checked, on its own, before anything is written: the good ones
+are then applied to PostGIS with one set-based statement per chunk of 250 (in
+id order, returning the changed rows), each chunk then to Redis through the
+hot index, whose script moves an entity between cells atomically, while the
+next chunk's statement runs. Every item not applied comes back with its index
+in the batch and why, those of a chunk PostgreSQL failed on included.
 
 Durability: pushed state is ephemeral, so these commits do not wait for the
 WAL flush (``synchronous_commit = off``). A PostgreSQL crash may lose the
@@ -15,6 +16,7 @@ one, since Redis may hold them.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,7 +32,7 @@ from psycopg.rows import dict_row
 
 from indexer.hot import ENTITY_COLUMNS, HotIndex, chunked
 from indexer.layout import SEP
-from indexer.model import BASE_RES, LIVE_KINDS
+from indexer.model import BASE_RES, LIVE_KINDS, text_problem
 from indexer.pending import leave_mark
 from indexer.settings import IndexSettings
 from indexer.sources.values import parse_time
@@ -49,6 +51,13 @@ MAX_COUNT = 100_000
 CHUNK_ITEMS = 250
 #: A chunk that PostgreSQL aborted as a deadlock victim is tried this many more times.
 DEADLOCK_RETRIES = 3
+#: Why an item of a chunk that PostgreSQL failed on (after earlier chunks committed) is
+#: not applied; sending it again is safe.
+NOT_APPLIED = "not applied: the database failed on this part of the batch"
+#: Why an item changed nothing, when what PostGIS holds for it could not be read.
+NOT_READ = "not applied (unknown id, not live, or older than the state held)"
+
+log = logging.getLogger(__name__)
 
 # What the hot index needs of each changed row (attrs as jsonb text: cheaper to
 # read than to parse), and the base cell the row had before the change. A
@@ -171,6 +180,16 @@ class PushResult:
     hot_missing: bool = False
 
 
+@dataclass(frozen=True)
+class Applied:
+    """What a batch's chunks did: the changed rows, the values a failed chunk left
+    unapplied, and whether Redis held no generation for some rows."""
+
+    rows: list[dict[str, Any]]
+    unapplied: list[Any]
+    hot_missing: bool = False
+
+
 # --- checking items ----------------------------------------------------------
 
 
@@ -184,7 +203,7 @@ class ItemProblem(ValueError):
 
 
 def check_id(item: Mapping[str, Any]) -> str:
-    """The item's id: a non-empty string of bounded length, without U+001F."""
+    """The item's id: non-empty text PostgreSQL can hold, of bounded length, without U+001F."""
     value = item.get("id")
     if not isinstance(value, str) or not value:
         raise ItemProblem("id", "id must be a non-empty string")
@@ -192,6 +211,21 @@ def check_id(item: Mapping[str, Any]) -> str:
         raise ItemProblem("id", f"id is longer than {MAX_ID_LENGTH} characters")
     if SEP in value:
         raise ItemProblem("id", "id must not contain U+001F")
+    problem = text_problem(value)
+    if problem is not None:
+        raise ItemProblem("id", f"id {problem}")
+    return value
+
+
+def shown_id(item: Any) -> str | None:
+    """The id an error names: the item's id when it is text, lone surrogates as U+FFFD."""
+    value = item.get("id") if isinstance(item, Mapping) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate: the answer, UTF-8, could not hold it
+        return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in value)
     return value
 
 
@@ -200,9 +234,13 @@ def check_number(item: Mapping[str, Any], name: str, low: float, high: float) ->
     value = item.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ItemProblem(name, f"{name} must be a number")
-    if not math.isfinite(value) or not low <= value <= high:
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any double
+        number = math.inf
+    if not math.isfinite(number) or not low <= number <= high:
         raise ItemProblem(name, f"{name} must be within [{low:g}, {high:g}]")
-    return float(value)
+    return number
 
 
 def check_count(item: Mapping[str, Any], name: str, *, required: bool) -> int | None:
@@ -266,12 +304,10 @@ def check_items(
     errors: list[ItemError] = []
     seen: set[str] = set()
     for index, item in enumerate(items):
-        raw_id = item.get("id") if isinstance(item, Mapping) else None
-        shown_id = raw_id if isinstance(raw_id, str) else None
         try:
             value = check(index, item, now)
         except ItemProblem as problem:
-            errors.append(ItemError(index, shown_id, problem.reason, problem.param))
+            errors.append(ItemError(index, shown_id(item), problem.reason, problem.param))
             continue
         if value.id in seen:
             errors.append(ItemError(index, value.id, "id repeated in this batch", "id"))
@@ -376,51 +412,74 @@ def apply_in_chunks(
     sql: str,
     params_of: Callable[[Sequence[Any]], Mapping[str, Any]],
     values: Sequence[Any],
-) -> tuple[list[dict[str, Any]], bool]:
+) -> Applied:
     """Update PostGIS chunk by chunk, each chunk's rows going to Redis meanwhile.
 
     While a thread applies chunk k to Redis, this one runs chunk k + 1's
     statement: the two stores work at once. Each chunk commits on its own
-    (items are independent) before it reaches Redis. Returns every changed row,
-    and whether Redis held no generation for some of them.
+    (items are independent) before it reaches Redis. Returns every changed row;
+    the values not applied: should PostgreSQL fail on a chunk once earlier ones
+    have committed, that chunk and those after it (the caller reports them item
+    by item; a failure on the first chunk, with nothing written, is raised); and
+    whether Redis held no generation for some of the rows.
     """
     changed: list[dict[str, Any]] = []
+    chunks = list(chunked(sorted(values, key=lambda value: value.id), CHUNK_ITEMS))
     with ThreadPoolExecutor(max_workers=1) as to_redis:
         sent: list[Future[bool]] = []
-        for chunk in chunked(sorted(values, key=lambda value: value.id), CHUNK_ITEMS):
-            rows = run_batch(conn, sql, params_of(chunk))
+        unapplied: list[Any] = []
+        for number, chunk in enumerate(chunks):
+            try:
+                rows = run_batch(conn, sql, params_of(chunk))
+            except psycopg.Error:
+                if number == 0:
+                    raise
+                log.exception("a pushed batch failed after %d of its chunks", number)
+                unapplied = [value for rest in chunks[number:] for value in rest]
+                break
             if rows:
                 sent.append(to_redis.submit(apply_to_hot, hot, rows))
             changed.extend(rows)
         try:
-            applied = [future.result() for future in sent]
+            written = [future.result() for future in sent]
         except HotIndexUnavailable:
             # PostGIS has the items, Redis may not: the next import, feed sync or
             # server start rebuilds the hot index (indexer/pending.py).
             leave_mark(conn, "push")
             raise
-    return changed, not all(applied)
+    return Applied(changed, unapplied, hot_missing=not all(written))
+
+
+def refusals(
+    conn: psycopg.Connection, refused: Sequence[Position | Availability]
+) -> list[ItemError]:
+    """Why each applied item that changed nothing was refused, from what PostGIS holds."""
+    try:
+        held = held_state(conn, [value.id for value in refused])
+    except psycopg.Error:
+        log.exception("the state of refused items could not be read")
+        return [ItemError(value.index, value.id, NOT_READ) for value in refused]
+    return [
+        refusal(value.index, value.id, held.get(value.id), value.available) for value in refused
+    ]
 
 
 def finish(
     conn: psycopg.Connection,
     received: int,
     values: Sequence[Position] | Sequence[Availability],
-    rows: list[dict[str, Any]],
+    applied: Applied,
     errors: list[ItemError],
-    hot_missing: bool = False,
 ) -> PushResult:
     """Count the changed rows and the moves; explain every item that did not change."""
+    rows, unapplied = applied.rows, applied.unapplied
     moved = sum(row["old_h3"] != row["h3"] for row in rows)
-    if len(rows) < len(values):
-        changed = {row["id"] for row in rows}
-        refused = [value for value in values if value.id not in changed]
-        held = held_state(conn, [value.id for value in refused])
-        errors.extend(
-            refusal(value.index, value.id, held.get(value.id), value.available) for value in refused
-        )
+    errors.extend(ItemError(value.index, value.id, NOT_APPLIED) for value in unapplied)
+    if len(rows) + len(unapplied) < len(values):
+        done = {row["id"] for row in rows} | {value.id for value in unapplied}
+        errors.extend(refusals(conn, [value for value in values if value.id not in done]))
     errors.sort(key=lambda error: error.index)
-    return PushResult(received, len(rows), moved, tuple(errors), hot_missing)
+    return PushResult(received, len(rows), moved, tuple(errors), applied.hot_missing)
 
 
 def push_positions(
@@ -439,8 +498,8 @@ def push_positions(
     if len(items) > MAX_ITEMS:
         raise ValueError(f"at most {MAX_ITEMS} items a batch")
     positions, errors = check_items(items, check_position, now or datetime.now(UTC))
-    rows, missing = apply_in_chunks(conn, hot, POSITIONS_SQL, position_params, positions)
-    return finish(conn, len(items), positions, rows, errors, missing)
+    applied = apply_in_chunks(conn, hot, POSITIONS_SQL, position_params, positions)
+    return finish(conn, len(items), positions, applied, errors)
 
 
 def push_availability(
@@ -454,8 +513,8 @@ def push_availability(
     if len(items) > MAX_ITEMS:
         raise ValueError(f"at most {MAX_ITEMS} items a batch")
     updates, errors = check_items(items, check_availability, now or datetime.now(UTC))
-    rows, missing = apply_in_chunks(conn, hot, AVAILABILITY_SQL, availability_params, updates)
-    return finish(conn, len(items), updates, rows, errors, missing)
+    applied = apply_in_chunks(conn, hot, AVAILABILITY_SQL, availability_params, updates)
+    return finish(conn, len(items), updates, applied, errors)
 
 
 # --- staleness ---------------------------------------------------------------

@@ -60,3 +60,18 @@ class Entity:
 def normalize_lng(lng: float) -> float:
     """Map a longitude in [-180, 180] to [-180, 180): 180 becomes -180."""
     return -180.0 if lng == 180.0 else lng
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored as PostgreSQL text, or None when it can.
+
+    PostgreSQL text holds no NUL, and UTF-8 has no lone surrogates (which a
+    JSON ``\\ud800`` escape yields in Python).
+    """
+    if "\x00" in text:
+        return "must not contain NUL (U+0000)"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "must not contain a lone surrogate"
+    return None

@@ -218,8 +218,9 @@ def ours(app: Any, radius: int, sort: str) -> Callable[[float, float], Any]:
     def run(lat: float, lng: float) -> Any:
         args = {"lat": [repr(lat)], "lng": [repr(lng)], "radius": [str(radius)], "sort": [sort]}
         svc = services()
-        query = parse_nearby(args, svc.settings.ranking, svc.stale, time.time())
-        return body_of(query, find_nearby(query))
+        key = svc.settings.cursor_key
+        query = parse_nearby(args, svc.settings.ranking, svc.stale, time.time(), key)
+        return body_of(query, find_nearby(query), key)
 
     return run
 

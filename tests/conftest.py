@@ -29,6 +29,10 @@ from indexer.hot import HotIndex, connect_redis
 from indexer.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, IndexSettings
 
 API_KEY = "test-key"
+#: The cursor secret of the test app and of the servers the tests start (one
+#: deployment: each accepts the other's cursors).
+CURSOR_SECRET = "test-cursor-secret-0123456789"
+CURSOR_KEY = CURSOR_SECRET.encode()
 
 
 def with_database(url: str, name: str) -> str:
@@ -90,6 +94,7 @@ def cli_env(settings: IndexSettings) -> dict[str, str]:
         # Tests that drop the hot index expect PostGIS to answer until they
         # rebuild it; the healing tests turn it on for servers of their own.
         "NEARBY_HEAL_CHECK_S": "0",
+        "NEARBY_CURSOR_SECRET": CURSOR_SECRET,
     }
 
 
@@ -165,7 +170,13 @@ def index(settings: IndexSettings) -> Iterator[Index]:
 def api_settings(settings: IndexSettings) -> ApiSettings:
     """API settings over the test index, with one API key and the debug map on (no
     healing: tests that drop the hot index expect PostGIS to answer until they rebuild)."""
-    return ApiSettings(index=settings, api_keys=frozenset({API_KEY}), debug=True, heal_check_s=0.0)
+    return ApiSettings(
+        index=settings,
+        api_keys=frozenset({API_KEY}),
+        debug=True,
+        heal_check_s=0.0,
+        cursor_key=CURSOR_KEY,
+    )
 
 
 @pytest.fixture

@@ -48,8 +48,13 @@ def query_overlay(
 
     BadParameter when ``args`` are not a valid query, as the API says it.
     """
+    # The overlay shows a query's first page: a cursor is left out (no key to check it).
     query = parse_nearby(
-        {name: [value] for name, value in args.items()}, ranking, stale, time.time()
+        {name: [value] for name, value in args.items() if name != "cursor"},
+        ranking,
+        stale,
+        time.time(),
+        b"",
     )
     params = {name: value for name, value in args.items() if name not in PLACE}
     reference = reference_answer(conn, query)

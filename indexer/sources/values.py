@@ -56,24 +56,26 @@ def parse_time(value: Any) -> datetime | None:
     """POSIX seconds or an RFC 3339 string as an aware UTC datetime; None when neither.
 
     A string of digits is POSIX seconds; an RFC 3339 time without an offset is UTC.
+    A time beyond what datetime holds (years 1 to 9999) is None too, not an error.
     """
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, tz=UTC) if math.isfinite(value) else None
-    if isinstance(value, str) and value:
-        return _parse_time_text(value.strip())
+    try:
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, tz=UTC) if math.isfinite(value) else None
+        if isinstance(value, str) and value:
+            return _parse_time_text(value.strip())
+    except (OverflowError, OSError, ValueError):
+        return None
     return None
 
 
-def _parse_time_text(text: str) -> datetime | None:
-    if text.isdigit():
+def _parse_time_text(text: str) -> datetime:
+    """POSIX seconds or RFC 3339 as text; ValueError or OverflowError when neither."""
+    if text.isascii() and text.isdigit():
         return datetime.fromtimestamp(int(text), tz=UTC)
-    try:
-        # fromisoformat reads "Z" and offsets from Python 3.11 on.
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
+    # fromisoformat reads "Z" and offsets from Python 3.11 on.
+    parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from gunicorn.config import Config
 
-from discovery.cli import WORKER_CLASSES, gunicorn_command, gunicorn_options
+from discovery.cli import WORKER_CLASSES, control_socket_path, gunicorn_command, gunicorn_options
 
 
 def test_gevent_serves_without_access_log_by_default() -> None:
     options = gunicorn_options("127.0.0.1:8000", 2, "gevent", 4, access_log=False)
-    assert options["worker_class"] == "gevent_pywsgi" and options["accesslog"] is None
+    assert options["worker_class"] == "discovery.workers.GeventWorker"
+    assert options["accesslog"] is None
     assert "threads" not in options
 
 
 def test_gthread_takes_the_threads_and_the_access_log_goes_to_stdout_when_asked() -> None:
     options = gunicorn_options("127.0.0.1:8000", 3, "gthread", 6, access_log=True)
-    assert options["worker_class"] == "gthread" and options["accesslog"] == "-"
+    assert options["worker_class"] == "discovery.workers.ThreadedWorker"
+    assert options["accesslog"] == "-"
     assert (options["workers"], options["threads"]) == (3, 6)
 
 
@@ -37,7 +41,27 @@ def test_the_command_line_carries_every_setting_gunicorn_takes() -> None:
     assert command[-1] == "discovery.wsgi:application"
     config = Config()
     parsed = config.parser().parse_args(command[3:])
-    assert (parsed.bind, parsed.workers, parsed.worker_class) == (["127.0.0.1:8000"], 3, "gthread")
+    assert (parsed.bind, parsed.workers, parsed.worker_class) == (
+        ["127.0.0.1:8000"],
+        3,
+        "discovery.workers.ThreadedWorker",
+    )
     assert (parsed.threads, parsed.accesslog, parsed.keepalive) == (6, "-", 5)
+    assert parsed.control_socket_disable is True
     default = gunicorn_command(gunicorn_options("127.0.0.1:8000", 2, "gevent", 4, False))
     assert "--access-logfile" not in default and "--threads" not in default
+    socket = gunicorn_options("127.0.0.1:8000", 2, "gevent", 4, False, "/run/x.ctl")
+    parsed = config.parser().parse_args(gunicorn_command(socket)[3:])
+    assert (parsed.control_socket, parsed.control_socket_disable) == ("/run/x.ctl", None)
+
+
+def test_each_address_has_a_control_socket_of_its_own(tmp_path: Path) -> None:
+    env = {"XDG_RUNTIME_DIR": str(tmp_path)}
+    assert control_socket_path("127.0.0.1", 8000, env) == str(
+        tmp_path / "nearby-127.0.0.1-8000.ctl"
+    )
+    assert control_socket_path("127.0.0.1", 8001, env) == str(
+        tmp_path / "nearby-127.0.0.1-8001.ctl"
+    )
+    home = Path.home() / ".gunicorn" / "nearby-0.0.0.0-80.ctl"
+    assert control_socket_path("0.0.0.0", 80, {"XDG_RUNTIME_DIR": "/no/such/dir"}) == str(home)

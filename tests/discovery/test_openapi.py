@@ -56,3 +56,28 @@ def test_answers_match_the_document(index, client) -> None:
         jsonschema.validate(response.json, schema_for(document, path, status))
     geo = client.get("/v1/nearby?lat=60.17&lng=24.94", headers={"Accept": "application/geo+json"})
     jsonschema.validate(geo.json, schema_for(document, "/v1/nearby", "200", "application/geo+json"))
+
+
+#: Values of the text parameters of GET /v1/nearby, valid and not.
+TEXT_SAMPLES = {
+    "kinds": ["store", "bike,charger", "store,store", "store, bike", "boat", "store,", ""],
+    "category": ["cafe", "cafe,mart", "Robert's Coffee", " cafe", "a\tb", "a\x85b", "a,,b", ""],
+    "mini_app": ["kfc", "Q38076", "k\u00e9", "kfc,", "\x00", ""],
+    "available": ["true", "false", "1", "0", "True", " true", "yes", ""],
+    "group": ["mini_app", "kind", ""],
+    "sort": ["score", "distance", "Score", ""],
+}
+
+
+def test_the_document_and_the_server_agree_on_text_parameters(client) -> None:
+    # A value the document's schema takes gets a 200; any other a 400 naming it.
+    document = client.get("/openapi.json").json
+    schemas = {p["name"]: p["schema"] for p in document["paths"]["/v1/nearby"]["get"]["parameters"]}
+    for name, values in TEXT_SAMPLES.items():
+        for value in values:
+            documented = jsonschema.Draft202012Validator(schemas[name]).is_valid(value)
+            response = client.get("/v1/nearby", query_string={"lat": 1, "lng": 1, name: value})
+            expected = 200 if documented and value != "" else 400
+            assert response.status_code == expected, (name, value)
+            if expected == 400:
+                assert response.json["error"]["param"] == name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 
 import h3
@@ -21,6 +22,7 @@ from discovery.ranking import (
 )
 
 PENTAGON = h3.cell_to_latlng(h3.get_pentagons(9)[7])
+KEY = b"a key of this deployment"
 lats = st.floats(-90, 90)
 lngs = st.floats(-180, 180, exclude_max=True)
 
@@ -55,10 +57,31 @@ def test_ties_break_by_distance_then_id_bytes() -> None:
 def test_cursor_round_trip(score, distance, entity_id) -> None:
     query = NearbyQuery(lat=1.0, lng=2.0)
     hit = Hit(entity_id, distance, score, 0.0)
-    assert decode_cursor(encode_cursor(hit, query), query) == sort_key(hit, "score")
+    assert decode_cursor(encode_cursor(hit, query, KEY), query, KEY) == sort_key(hit, "score")
 
 
 def test_cursor_of_another_query_fails() -> None:
-    cursor = encode_cursor(Hit("x", 1.0, 1.0, 0.0), NearbyQuery(lat=1.0, lng=2.0))
+    cursor = encode_cursor(Hit("x", 1.0, 1.0, 0.0), NearbyQuery(lat=1.0, lng=2.0), KEY)
     with pytest.raises(ValueError, match="another query"):
-        decode_cursor(cursor, NearbyQuery(lat=1.0, lng=2.0, radius_m=50.0))
+        decode_cursor(cursor, NearbyQuery(lat=1.0, lng=2.0, radius_m=50.0), KEY)
+
+
+def flipped(cursor: str, bit: int) -> str:
+    raw = bytearray(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    raw[bit // 8] ^= 1 << (bit % 8)
+    return base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+
+
+def test_only_a_cursor_signed_with_the_key_is_read() -> None:
+    query = NearbyQuery(lat=1.0, lng=2.0)
+    cursor = encode_cursor(Hit("shop:12", 3.0, 0.5, 0.0), query, KEY)
+    raw_bits = len(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))) * 8
+    refused = [
+        cursor[:-1],  # truncated: the last characters of the signature
+        cursor[:-22],  # truncated: the signature gone, the id cut short
+        encode_cursor(Hit("shop:12", 3.0, 0.5, 0.0), query, b"another deployment"),
+        *(flipped(cursor, bit) for bit in range(raw_bits)),
+    ]
+    for text in refused:
+        with pytest.raises(ValueError, match="^cursor is not valid$"):
+            decode_cursor(text, query, KEY)

@@ -29,6 +29,7 @@ from indexer.model import Entity, normalize_lng
 from indexer.settings import DEFAULT_STALE_S
 from indexer.writer import timezone_of, write_entities
 
+from ..conftest import CURSOR_KEY
 from .test_coverage import point_at
 
 PENTAGON = h3.cell_to_latlng(h3.get_pentagons(9)[3])
@@ -120,7 +121,7 @@ def reference_query(args: dict[str, Any]) -> NearbyQuery:
     """The query the API builds from ``args``."""
     values = {name: [str(value)] for name, value in args.items()}
     stale = StaleLimits(by_kind=dict(DEFAULT_STALE_S))
-    return parse_nearby(values, RankingSettings(), stale, time.time())
+    return parse_nearby(values, RankingSettings(), stale, time.time(), CURSOR_KEY)
 
 
 def answer(client: FlaskClient, args: dict[str, Any]) -> dict[str, Any]:
@@ -300,6 +301,33 @@ def test_cursor_of_another_query_is_refused(seoul, client) -> None:
     assert response.json["error"]["param"] == "cursor"
 
 
+def test_only_cursors_of_this_deployment_are_taken(
+    seoul, client, api_settings: ApiSettings
+) -> None:
+    # Another process of the deployment (same secret) takes the cursor; one
+    # truncated, altered or signed without the secret is a 400 naming it.
+    query = {"lat": 37.5665, "lng": 126.978, "limit": 3}
+    cursor = answer(client, query)["next_cursor"]
+    other = create_app(replace(api_settings, cursor_key=b"another deployment's secret"))
+    twin = create_app(replace(api_settings))
+    try:
+        page = answer(twin.test_client(), {**query, "cursor": cursor})
+        assert page == answer(client, {**query, "cursor": cursor})
+        forged = other.test_client().get("/v1/nearby", query_string={**query, "limit": 3})
+        flipped = cursor[:10] + ("A" if cursor[10] != "A" else "B") + cursor[11:]
+        for bad in (cursor[:-3], cursor[:20], flipped, forged.json["next_cursor"]):
+            response = client.get("/v1/nearby", query_string={**query, "cursor": bad})
+            assert response.status_code == 400, bad
+            assert response.json["error"] == {
+                "code": "bad_parameter",
+                "message": "cursor is not valid",
+                "param": "cursor",
+            }
+    finally:
+        other.extensions["nearby"].close()
+        twin.extensions["nearby"].close()
+
+
 def test_explain(seoul, client) -> None:
     body = check(client, {"lat": 37.5665, "lng": 126.978, "explain": "true"}, seoul)
     assert body["explain"]["radius_m"] == 1000.0 and body["explain"]["scale_m"] == 500.0
@@ -334,7 +362,9 @@ def test_the_body_written_piece_by_piece_is_the_answer(seoul, app, extra) -> Non
     with app.app_context():
         found = find_nearby(query)
     assert found.source == "redis" and found.hits
-    assert json.loads(body_json(query, found)) == json.loads(orjson.dumps(body_of(query, found)))
+    assert json.loads(body_json(query, found, CURSOR_KEY)) == json.loads(
+        orjson.dumps(body_of(query, found, CURSOR_KEY))
+    )
 
 
 def test_entities(seoul, client) -> None:
@@ -405,6 +435,20 @@ BAD = [
     ({"lat": 1, "lng": 1, "cursor": "!!!"}, "cursor"),
     ({"lat": 1, "lng": 1, "cursor": "AAAA"}, "cursor"),
     ({"lat": 1, "lng": 1, "explain": "please"}, "explain"),
+    # Given empty: left out, a parameter takes its default; given, it says something.
+    ({"lat": 1, "lng": 1, "radius": ""}, "radius"),
+    ({"lat": 1, "lng": 1, "kinds": ""}, "kinds"),
+    ({"lat": 1, "lng": 1, "cursor": ""}, "cursor"),
+    ({"lat": 1, "lng": 1, "explain": ""}, "explain"),
+    ({"lat": "", "lng": 1}, "lat"),
+    # Numbers as JSON writes them, not as Python's float() reads them.
+    ({"lat": 1, "lng": 1, "radius": "1_000"}, "radius"),
+    ({"lat": 1, "lng": 1, "radius": "infinity"}, "radius"),
+    ({"lat": 1, "lng": 1, "radius": " 100"}, "radius"),
+    ({"lat": 1, "lng": 1, "limit": " 5"}, "limit"),
+    ({"lat": 1, "lng": 1, "category": "caf\u0085e"}, "category"),
+    ({"lat": 1, "lng": 1, "mini_app": "kfc,"}, "mini_app"),
+    ({"lat": 1, "lng": 1, "kinds": "store, bike"}, "kinds"),
     ({"lat": 1, "lng": 1, "colour": "red"}, "colour"),
 ]
 

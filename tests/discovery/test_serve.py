@@ -7,6 +7,7 @@ redis-py all run under its patched sockets here, against the test index.
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import subprocess
@@ -15,12 +16,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from gunicorn.ctl.client import ControlClient
 
 from indexer.model import Entity
 from indexer.writer import write_entities
@@ -43,16 +46,20 @@ def fetch(url: str, **options: Any) -> tuple[int, str, Any]:
         return error.code, error.headers["Content-Type"], json.loads(error.read())
 
 
-@pytest.fixture
-def served(index: Index, cli_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    """The base URL of ``nearby serve`` (its default worker class) over the test index."""
+@contextmanager
+def serving(cli_env: dict[str, str], folder: Path, *options: str) -> Iterator[str]:
+    """The base URL of ``nearby serve`` with ``options``, over the test index.
+
+    Its control socket goes to ``folder`` (as XDG_RUNTIME_DIR), never the user's.
+    """
     port = free_port()
     command = [sys.executable, "-c", "from discovery.cli import main; main()", "serve"]
-    log = tmp_path / "serve.log"
+    log = folder / f"serve-{port}.log"
+    env = {**cli_env, "PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(folder)}
     with log.open("wb") as sink:
         server = subprocess.Popen(
-            [*command, "--port", str(port), "--workers", "1"],
-            env={**cli_env, "PATH": "/usr/bin:/bin"},
+            [*command, "--port", str(port), "--workers", "1", *options],
+            env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
@@ -73,6 +80,13 @@ def served(index: Index, cli_env: dict[str, str], tmp_path: Path) -> Iterator[st
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+@pytest.fixture
+def served(index: Index, cli_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """The base URL of ``nearby serve`` (its default worker class) over the test index."""
+    with serving(cli_env, tmp_path) as base:
+        yield base
 
 
 def seed(index: Index) -> list[Entity]:
@@ -129,3 +143,83 @@ def test_the_served_api_takes_pushes_and_falls_back_to_postgis(index: Index, ser
         "postgis",
         ["t:bike"],
     )
+
+
+def raw_exchange(base: str, request: bytes) -> tuple[int, str, Any]:
+    """(status, content type, parsed JSON body) of one request sent as bytes."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers.get("Content-Type", ""), json.loads(body)
+
+
+# A header line over the limit: gevent's is 64 KB, gunicorn's 8,190 bytes.
+HEADER_BYTES = {"gevent": 70_000, "gthread": 9_000}
+
+
+@pytest.mark.parametrize("worker_class", sorted(HEADER_BYTES))
+def test_requests_the_server_refuses_get_the_error_json(
+    index: Index, cli_env: dict[str, str], tmp_path: Path, worker_class: str
+) -> None:
+    long_line = b"GET /v1/nearby?lat=1&lng=2&x=" + b"a" * 10_000 + b" HTTP/1.1\r\n\r\n"
+    big_header = b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * HEADER_BYTES[worker_class]
+    many_headers = b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(120))
+    cases = [
+        (long_line, 414, "uri_too_long"),
+        (big_header + b"\r\n\r\n", 431, "headers_too_large"),
+        (many_headers + b"\r\n", 431, "headers_too_large"),
+        (b"NOT HTTP AT ALL\r\n\r\n", 400, "bad_request"),
+    ]
+    with serving(cli_env, tmp_path, "--worker-class", worker_class) as base:
+        for request, status, code in cases:
+            got = raw_exchange(base, request)
+            assert got[:2] == (status, "application/json"), (request[:40], got)
+            assert set(got[2]["error"]) == {"code", "message", "param"}
+            assert (got[2]["error"]["code"], got[2]["error"]["param"]) == (code, None)
+
+
+def test_a_chunked_body_over_the_limit_is_413_and_not_applied(index: Index, served: str) -> None:
+    seed(index)
+    # One item, which would move the bike, padded beyond the limit.
+    body = b'[{"id": "t:bike", "lat": 60.18, "lng": 24.95, "pad": "%s"}]' % (b"a" * 5_000_000)
+    host, port = served.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+        parts = (body[at : at + 65536] for at in range(0, len(body), 65536))
+        connection.request(
+            "POST", "/v1/positions", body=parts, headers=headers, encode_chunked=True
+        )
+        response = connection.getresponse()
+        assert response.status == 413
+        assert json.loads(response.read())["error"]["code"] == "too_large"
+    finally:
+        connection.close()
+    status, _, entity = fetch(f"{served}/v1/entities/t:bike")
+    assert (status, entity["lat"], entity["lng"]) == (200, 60.1702, 24.9401)
+
+
+def test_two_instances_side_by_side_keep_their_own_control_sockets(
+    index: Index, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    def bind_of(path: Path) -> Any:
+        with ControlClient(str(path), timeout=10) as control:
+            return control.send_command("show config")["bind"]
+
+    with serving(cli_env, tmp_path) as first:
+        with serving(cli_env, tmp_path) as second:
+            sockets = {
+                base: tmp_path / f"nearby-127.0.0.1-{base.rsplit(':', 1)[1]}.ctl"
+                for base in (first, second)
+            }
+            for base, path in sockets.items():
+                assert bind_of(path) == [base.removeprefix("http://")]
+        # The second one's exit removed its own socket only.
+        assert not sockets[second].exists()
+        assert bind_of(sockets[first]) == [first.removeprefix("http://")]

@@ -53,6 +53,7 @@ def test_stale_limits_per_kind_and_source() -> None:
         ("NEARBY_POPULARITY_WEIGHT", "nan"),
         ("NEARBY_SCALE_FRACTION", "-1"),
         ("REDIS_URL", "localhost"),
+        ("NEARBY_CURSOR_SECRET", "too short"),
     ],
 )
 def test_api_settings_name_the_variable(variable: str, value: str) -> None:
@@ -65,6 +66,13 @@ def test_api_keys_are_split_on_commas() -> None:
     settings = ApiSettings.from_env({"NEARBY_API_KEYS": "a, b,,c", "NEARBY_DEBUG": "1"})
     assert settings.api_keys == frozenset({"a", "b", "c"})
     assert settings.debug
+
+
+def test_the_cursor_key_is_the_secret_else_random_per_process() -> None:
+    secret = "s" * 16
+    assert ApiSettings.from_env({"NEARBY_CURSOR_SECRET": secret}).cursor_key == secret.encode()
+    assert ApiSettings.from_env({}).cursor_key != ApiSettings.from_env({}).cursor_key
+    assert len(ApiSettings.from_env({}).cursor_key) == 32
 
 
 def test_cli_refuses_bad_configuration(cli_env) -> None:

@@ -108,7 +108,7 @@ def test_the_reference_gives_the_apis_figures_and_leaves_stale_entities_out(
         body = client.get("/v1/nearby", query_string=args).json
         assert body["source"] == source
         query = parse_nearby(
-            {k: [v] for k, v in args.items()}, api_settings.ranking, limits, time.time()
+            {k: [v] for k, v in args.items()}, api_settings.ranking, limits, time.time(), b""
         )
         answer = reference_answer(index.conn, query)
         api = [(r["id"], r["distance_m"], r["score"]) for r in body["results"]]

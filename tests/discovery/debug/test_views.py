@@ -116,7 +116,12 @@ def test_debug_routes_are_absent_unless_debug_is_on(
 
     app = create_app(replace(api_settings, debug=False))
     try:
-        assert app.test_client().get("/debug/map").status_code == 404
+        client = app.test_client()
+        # Flask's own static route would serve the page's files without the map.
+        for path in ("/debug/map", "/debug/static/map.js", "/static/debug/map.html"):
+            response = client.get(path)
+            assert response.status_code == 404, path
+            assert response.get_json()["error"]["code"] == "not_found", path
     finally:
         app.extensions["nearby"].close()
 

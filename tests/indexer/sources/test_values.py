@@ -66,6 +66,12 @@ def test_parse_time_forms() -> None:
         assert parse_time(bad) is None
 
 
+def test_parse_time_beyond_what_datetime_holds_is_none() -> None:
+    # Years outside 1..9999, and digits that int() does not read: never an error.
+    for bad in (1e300, -1e300, "99999999999999999999", "\u00b2", "0001-01-01T00:00+01:00"):
+        assert parse_time(bad) is None
+
+
 def test_slug() -> None:
     assert slug("Shell Recharge") == "shell-recharge"
     assert slug("  ÄÖ & Co.  ") == "co"
