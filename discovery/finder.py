@@ -15,6 +15,7 @@ import redis
 
 from discovery.postgis import entity_document, postgis_search
 from discovery.query import NearbyQuery
+from discovery.requestlog import error_kind, note_fallback, note_source
 from discovery.search import NoHotIndex, SearchResult
 from discovery.services import Services, services
 
@@ -29,13 +30,20 @@ def find_nearby(query: NearbyQuery) -> SearchResult:
 def find_nearby_with(svc: Services, query: NearbyQuery) -> SearchResult:
     """:func:`find_nearby` with the app's services given (no app context needed)."""
     try:
-        return svc.search.search(query)
+        found = svc.search.search(query)
     except NoHotIndex:
         log.warning("Redis holds no index generation: answering from PostGIS")
+        note_fallback("no_generation")
     except redis.RedisError as exc:
         log.warning("Redis unavailable (%s): answering from PostGIS", type(exc).__name__)
+        note_fallback(error_kind(exc), redis_error=error_kind(exc))
+    else:
+        note_source(found.source)
+        return found
     with svc.postgis() as conn:
-        return postgis_search(conn, query)
+        found = postgis_search(conn, query)
+    note_source(found.source)
+    return found
 
 
 def find_entity(entity_id: str) -> dict[str, Any] | None:
@@ -47,5 +55,6 @@ def find_entity(entity_id: str) -> dict[str, Any] | None:
             return found
     except redis.RedisError as exc:
         log.warning("Redis unavailable (%s): reading PostGIS", type(exc).__name__)
+        note_fallback(error_kind(exc), redis_error=error_kind(exc))
     with services().postgis() as conn:
         return entity_document(conn, entity_id)

@@ -6,7 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from indexer.settings import ConfigError, IndexSettings
+from indexer.logs import parse_log_format
+from indexer.settings import ConfigError, IndexSettings, parse_int
 
 
 def parse_float(value: str, variable: str, low: float, high: float) -> float:
@@ -42,6 +43,37 @@ class RankingSettings:
         )
 
 
+def parse_port(value: str, variable: str) -> int | None:
+    """A TCP port, or None when the value is empty."""
+    value = value.strip()
+    return parse_int(value, variable, 1, 65535) if value else None
+
+
+@dataclass(frozen=True)
+class ObservabilitySettings:
+    """Where /metrics answers, and how logs are written."""
+
+    #: The port /metrics answers on alone; None: on the API's own port.
+    metrics_port: int | None = None
+    #: ``text`` or ``json`` (one object a line).
+    log_format: str = "text"
+    #: prometheus-client's multiprocess directory (``nearby serve`` makes one):
+    #: the counts of every worker process; None: this process counts alone.
+    multiproc_dir: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ObservabilitySettings:
+        """Read NEARBY_METRICS_PORT, NEARBY_LOG_FORMAT and PROMETHEUS_MULTIPROC_DIR."""
+        multiproc_dir = env.get("PROMETHEUS_MULTIPROC_DIR") or None
+        if multiproc_dir is not None and not os.path.isdir(multiproc_dir):
+            raise ConfigError("PROMETHEUS_MULTIPROC_DIR", f"{multiproc_dir} is not a directory")
+        return cls(
+            metrics_port=parse_port(env.get("NEARBY_METRICS_PORT", ""), "NEARBY_METRICS_PORT"),
+            log_format=parse_log_format(env),
+            multiproc_dir=multiproc_dir,
+        )
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     """Everything the API needs: the index's settings plus its own."""
@@ -52,6 +84,7 @@ class ApiSettings:
     api_keys: frozenset[str] = frozenset()
     #: Serves the debug map at /debug/map when true.
     debug: bool = False
+    observe: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -66,4 +99,5 @@ class ApiSettings:
             ranking=RankingSettings.from_env(env),
             api_keys=keys,
             debug=debug in ("1", "true"),
+            observe=ObservabilitySettings.from_env(env),
         )

@@ -27,6 +27,7 @@ from psycopg.rows import dict_row
 
 from indexer import layout
 from indexer.model import INDEX_RESOLUTIONS, TAG_RES
+from indexer.telemetry import BuildRecorder, telemetry_prefix
 
 #: Columns of an entity row as the hot index reads them from PostGIS.
 ENTITY_COLUMNS = (
@@ -346,25 +347,30 @@ class HotIndex:
         The generation is marked before ``fill`` takes its snapshot, so that every
         write the snapshot misses reaches it.  With ``alone``, nothing is marked
         (and None returned) while another build runs.  On any error the new
-        generation is dropped and the current one stays as it was.
+        generation is dropped and the current one stays as it was.  Every build
+        marked is counted with its outcome (:class:`indexer.telemetry.BuildRecorder`).
         """
         new = str(self.client.incr(layout.counter_key(self.prefix)))
         building = layout.building_key(self.prefix)
         if not self.client.set(building, new, nx=alone, px=BUILD_LEASE_MS):
             return None
+        recorder = BuildRecorder(self.client, self.prefix, new)
         keys = [layout.gen_key(self.prefix), building]
         try:
             with self._leased(new):
                 count = fill(new)
             old = self._switch(keys=keys, args=[new])
         except BaseException:
+            recorder.finished("failed")
             with suppress(redis.RedisError):
                 self._release(keys=keys[1:], args=[new])
                 self.drop_generation(new)
             raise
         if old is None:
+            recorder.finished("superseded")
             self.drop_generation(new)
             return None
+        recorder.finished("ok")
         if old and old != new:
             self.drop_generation(old)
         return count
@@ -422,10 +428,10 @@ class HotIndex:
         (nothing reads them: queries answer from PostGIS until ``cache
         rebuild``). Prefixes cannot hold ':', so every key under
         ``{prefix}:`` is this deployment's; those outside ``{prefix}:{LAYOUT}:``
-        belong to other layouts.
+        belong to other layouts, but for its telemetry (:mod:`indexer.telemetry`).
         """
         base = self.prefix[: -len(layout.LAYOUT) - 1]
-        ours = self.prefix + ":"
+        ours = (self.prefix + ":", telemetry_prefix(self.prefix) + ":")
         return self.unlink(
             key for key in self.client.scan_iter(match=f"{base}:*", count=1000)
             if not key.startswith(ours)

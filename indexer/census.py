@@ -1,0 +1,127 @@
+"""Entities per kind and source in the hot index: counted by a scan, cached for scrapes.
+
+Nothing keeps these counts while writes happen (that would cost every write);
+``census.lua`` counts one HSCAN batch of the generation's loc a call, its ids'
+kinds and sources read from their members in Redis, and only the counts come
+back. A call reads :data:`SCAN_COUNT` ids, a few milliseconds of Redis time,
+so a query waits behind little. A scrape reads the counts from a cache that
+one process at a time refreshes once it is :data:`CACHE_MAX_AGE_S` old::
+
+    {base}:telemetry:hot-counts        HASH  gen, counted_at, "{kind}\\x1f{source}" -> count
+    {base}:telemetry:hot-counts:lock   STRING  held while one process counts
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+from indexer import layout
+from indexer.hot import HotIndex
+from indexer.telemetry import telemetry_prefix
+
+#: Ids of loc read by one script call.
+SCAN_COUNT = 5000
+#: A scrape counts again once the cached counts are this old.
+CACHE_MAX_AGE_S = 60.0
+#: A counter that died frees the lock after this long.
+LOCK_S = 120
+
+
+@cache
+def census_script() -> str:
+    """The text of census.lua."""
+    return resources.files("indexer").joinpath("census.lua").read_text()
+
+
+def census_key(hot_prefix: str) -> str:
+    """The cache of the last count."""
+    return telemetry_prefix(hot_prefix) + ":hot-counts"
+
+
+@dataclass(frozen=True)
+class Census:
+    """Entities of generation ``gen`` by (kind, source), counted at ``counted_at`` (epoch s)."""
+
+    gen: str
+    counted_at: float
+    counts: Mapping[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """Entities of every kind and source."""
+        return sum(self.counts.values())
+
+
+def count_hot(hot: HotIndex, gen: str) -> dict[tuple[str, str], int]:
+    """Entities of generation ``gen`` by (kind, source), counted now."""
+    script = hot.client.register_script(census_script())
+    loc, base = layout.loc_key(hot.prefix, gen), f"{hot.prefix}:{gen}:"
+    counts: Counter[tuple[str, str]] = Counter()
+    cursor = "0"
+    while True:
+        reply = script(keys=[], args=[loc, base, cursor, SCAN_COUNT])
+        cursor = str(reply[0])
+        for name, count in zip(reply[1::2], reply[2::2], strict=True):
+            code, _, source = str(name).partition(layout.SEP)
+            counts[(layout.KIND_OF_CODE[ord(code)], source)] += int(count)
+        if cursor == "0":
+            return dict(counts)
+
+
+def take_census(hot: HotIndex, gen: str) -> Census:
+    """Count generation ``gen`` now and keep the counts for scrapes."""
+    census = Census(gen, time.time(), count_hot(hot, gen))
+    store_census(hot, census)
+    return census
+
+
+def store_census(hot: HotIndex, census: Census) -> None:
+    """Replace the cached counts with ``census``."""
+    mapping: dict[str | bytes, str | float | int | bytes] = {
+        "gen": census.gen,
+        "counted_at": census.counted_at,
+    }
+    for (kind, source), count in census.counts.items():
+        mapping[f"{kind}{layout.SEP}{source}"] = count
+    key = census_key(hot.prefix)
+    pipe = hot.client.pipeline(transaction=True)
+    pipe.delete(key)
+    pipe.hset(key, mapping=mapping)
+    pipe.execute()
+
+
+def read_census(hot: HotIndex) -> Census | None:
+    """The cached counts, if any."""
+    held: dict[str, str] = hot.client.hgetall(census_key(hot.prefix))
+    if "gen" not in held or "counted_at" not in held:
+        return None
+    counts = {}
+    for name, count in held.items():
+        kind, sep, source = name.partition(layout.SEP)
+        if sep:
+            counts[(kind, source)] = int(count)
+    return Census(held["gen"], float(held["counted_at"]), counts)
+
+
+def cached_census(hot: HotIndex, gen: str, max_age_s: float = CACHE_MAX_AGE_S) -> Census | None:
+    """Counts of generation ``gen`` at most ``max_age_s`` old, counted now if need be.
+
+    While another process counts, its predecessor's counts of ``gen`` are
+    returned (None if there are none).
+    """
+    held = read_census(hot)
+    usable = held if held is not None and held.gen == gen else None
+    if usable is not None and time.time() - usable.counted_at < max_age_s:
+        return usable
+    lock = census_key(hot.prefix) + ":lock"
+    if not hot.client.set(lock, "1", nx=True, ex=LOCK_S):
+        return usable
+    try:
+        return take_census(hot, gen)
+    finally:
+        hot.client.delete(lock)
