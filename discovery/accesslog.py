@@ -19,7 +19,7 @@ import os
 import re
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote_plus
 
 from gunicorn import glogging
 
@@ -42,11 +42,11 @@ def safe_query(method: str, query: str) -> str | None:
     """The query string as it may be logged: none for a write, private values redacted."""
     if method not in READS or not query:
         return None
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode(
-        [(name, REDACTED if PRIVATE_PARAM.fullmatch(name) else value) for name, value in pairs],
-        safe=",:",
-    )
+    parts = []
+    for part in query.split("&"):
+        name = unquote_plus(part.partition("=")[0])
+        parts.append(f"{name}={REDACTED}" if PRIVATE_PARAM.fullmatch(name) else part)
+    return "&".join(parts)
 
 
 def access_fields(resp: Any, environ: dict[str, Any], request_time: timedelta) -> dict[str, Any]:

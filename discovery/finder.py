@@ -51,10 +51,14 @@ def find_entity(entity_id: str) -> dict[str, Any] | None:
     try:
         reply = services().search.entity(entity_id)
         if reply[0] == "ok":
+            note_source("redis")
             found: dict[str, Any] = json.loads(reply[1])
             return found
+        if reply[0] == "nogen":
+            note_fallback("no_generation")
     except redis.RedisError as exc:
         log.warning("Redis unavailable (%s): reading PostGIS", type(exc).__name__)
         note_fallback(error_kind(exc), redis_error=error_kind(exc))
+    note_source("postgis")
     with services().postgis() as conn:
         return entity_document(conn, entity_id)

@@ -151,7 +151,7 @@ def import_feed(
     )
     telemetry.record_import(
         hot.client, hot.prefix, report.source, spec.kind, report.rows(),
-        lag_s=feed_lag_s(loaded, moment),
+        lag_s=feed_lag_s(loaded, moment), now=moment.timestamp(),
     )  # fmt: skip
     return report
 

@@ -110,9 +110,12 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of text (a traceback follows on lines of its own)."""
-        if getattr(record, "request_id", None) is None:
-            record.request_id = "-"
-        return redact(super().format(record), self.secrets)
+        held = getattr(record, "request_id", None)
+        record.request_id = held or "-"
+        try:
+            return redact(super().format(record), self.secrets)
+        finally:
+            record.request_id = held  # other handlers see the record as it was
 
 
 def formatter_for(log_format: str, secrets: Iterable[str] = ()) -> logging.Formatter:
