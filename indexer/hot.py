@@ -418,8 +418,10 @@ class HotIndex:
         return self.drop_matching(f"{self.prefix}:{gen}:*")
 
     def drop_all(self) -> int:
-        """Delete every key of this deployment's prefix (tests, `cache drop`)."""
-        return self.drop_matching(f"{self.prefix}:*")
+        """Delete every key of this deployment's prefix and layout, and its telemetry (tests)."""
+        return self.drop_matching(f"{self.prefix}:*") + self.drop_matching(
+            telemetry_prefix(self.prefix) + ":*"
+        )
 
     def drop_other_layouts(self) -> int:
         """Delete what this deployment's prefix holds in any other layout; return how many keys.
