@@ -45,7 +45,7 @@ def test_each_entity_counts_once_by_kind_and_source(index: Index) -> None:
 
 def test_batches_add_up(index: Index, monkeypatch: pytest.MonkeyPatch) -> None:
     seed(index)
-    monkeypatch.setattr(census, "SCAN_COUNT", 2)
+    monkeypatch.setattr(census, "BATCH", 2)
     gen = index.hot.require_generation()
     assert count_hot(index.hot, gen) == {("store", "s"): 5, ("bike", "b"): 2}
 
