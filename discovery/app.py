@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
-from discovery import api, errors, healing, health, push
+from discovery import api, errors, healing, health, push, requestlog
 from discovery.debug import views as debug
 from discovery.fastpath import NearbyFastPath
 from discovery.jsonio import OrjsonProvider
+from discovery.metrics import ApiMetrics
+from discovery.requestlog import RequestLayer
 from discovery.services import Services
 from discovery.settings import ApiSettings
+from indexer.logs import configure_logging
 
 
 def create_app(settings: ApiSettings | None = None) -> Flask:
@@ -21,14 +22,21 @@ def create_app(settings: ApiSettings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.json = OrjsonProvider(app)
     settings = settings if settings is not None else ApiSettings.from_env()
+    configure_logging(settings.observe.log_format, secrets=settings.api_keys)
     app.config["NEARBY"] = settings
-    app.extensions["nearby"] = Services(settings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    services = Services(settings)
+    app.extensions["nearby"] = services
     errors.init_app(app)
+    requestlog.init_app(app)
     health.init_app(app)
     push.init_app(app)
     api.init_app(app)
     debug.init_app(app)
     healing.init_app(app)
-    app.wsgi_app = NearbyFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
+    metrics = ApiMetrics(services.hot, settings.observe.multiproc_dir)
+    app.extensions["nearby.metrics"] = metrics
+    # Outermost: every request, whichever path answers it, has its id and is counted.
+    app.wsgi_app = RequestLayer(  # type: ignore[method-assign]
+        NearbyFastPath(app, app.wsgi_app), metrics, settings.observe.metrics_port
+    )
     return app

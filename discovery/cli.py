@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import tempfile
 from collections.abc import Mapping
 
 import click
@@ -45,6 +46,7 @@ def gunicorn_options(
     threads: int,
     access_log: bool,
     control_socket: str | None = None,
+    metrics_bind: str | None = None,
 ) -> dict[str, object]:
     """gunicorn settings for ``nearby serve``.
 
@@ -54,14 +56,18 @@ def gunicorn_options(
     a request against 1.0 ms for ``gthread``, which runs ``threads`` threads per
     worker). ``sync`` closes every connection (a TCP handshake per request).
     The access log is off unless asked for: writing a line per request costs a
-    fair share of a short request's time. Without ``control_socket`` there is
-    none (gunicorn's ``gunicornc`` cannot reach the instance).
+    fair share of a short request's time; its lines, and gunicorn's own, are
+    written by :class:`discovery.accesslog.AccessLogger`. ``metrics_bind``: a
+    second address, where only /metrics answers. Without ``control_socket``
+    there is none (gunicorn's ``gunicornc`` cannot reach the instance).
     """
     options: dict[str, object] = {
-        "bind": bind,
+        "config": "python:discovery.gunicorn_conf",
+        "bind": [bind] if metrics_bind is None else [bind, metrics_bind],
         "workers": workers,
         "worker_class": WORKER_CLASSES[worker_class],
         "accesslog": "-" if access_log else None,
+        "logger_class": "discovery.accesslog.AccessLogger",
         "keepalive": 5,
         "control_socket": control_socket,
         "control_socket_disable": control_socket is None,
@@ -73,11 +79,13 @@ def gunicorn_options(
 
 #: gunicorn's command-line flag for each of :func:`gunicorn_options`' settings.
 FLAGS = {
+    "config": "--config",
     "bind": "--bind",
     "workers": "--workers",
     "worker_class": "--worker-class",
     "accesslog": "--access-logfile",
     "keepalive": "--keep-alive",
+    "logger_class": "--logger-class",
     "threads": "--threads",
     "control_socket": "--control-socket",
     "control_socket_disable": "--no-control-socket",
@@ -91,10 +99,11 @@ def gunicorn_command(options: dict[str, object]) -> list[str]:
     """
     command = [sys.executable, "-m", "gunicorn"]
     for name, value in options.items():
-        if value is True:
-            command.append(FLAGS[name])
-        elif value is not None and value is not False:
-            command += [FLAGS[name], str(value)]
+        for item in value if isinstance(value, list) else [value]:
+            if item is True:
+                command.append(FLAGS[name])
+            elif item is not None and item is not False:
+                command += [FLAGS[name], str(item)]
     return [*command, "discovery.wsgi:application"]
 
 
@@ -124,6 +133,12 @@ def gunicorn_command(options: dict[str, object]) -> list[str]:
     "[default: $XDG_RUNTIME_DIR/nearby-HOST-PORT.ctl, else ~/.gunicorn/nearby-HOST-PORT.ctl]",
 )
 @click.option("--no-control-socket", is_flag=True, help="run without a control socket")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve /metrics on this port only, at --host [default: NEARBY_METRICS_PORT, "
+    "else /metrics on --port]",
+)
 def serve(
     host: str,
     port: int,
@@ -133,6 +148,7 @@ def serve(
     access_log: bool,
     control_socket: str | None,
     no_control_socket: bool,
+    metrics_port: int | None,
 ) -> None:
     """Serve the HTTP API with gunicorn.
 
@@ -140,21 +156,28 @@ def serve(
     to share when none is set); then this process becomes gunicorn's master
     (same pid, so signals reach it), a fresh interpreter that has imported none
     of the app: each worker imports it after its worker class has set up (see
-    :mod:`discovery.wsgi`).
+    :mod:`discovery.wsgi`). The workers count into a fresh metrics directory of
+    this run's own (see :mod:`discovery.metrics`), which they and every process
+    they start inherit.
     """
     from discovery.settings import CURSOR_SECRET, ApiSettings
     from indexer.settings import ConfigError
 
     try:
-        ApiSettings.from_env()
+        settings = ApiSettings.from_env()
     except ConfigError as exc:
         raise click.UsageError(f"bad configuration: {exc}") from exc
+    metrics_port = metrics_port or settings.observe.metrics_port
+    if metrics_port == port:
+        raise click.UsageError("the metrics port must differ from --port")
     # Every worker must sign cursors alike: without a configured secret, one
     # made here for this run (a restart makes the cursors handed out invalid).
     if not os.environ.get(CURSOR_SECRET):
         os.environ[CURSOR_SECRET] = secrets.token_urlsafe(32)
+    prepare_worker_environment(metrics_port)
     if not no_control_socket and control_socket is None:
         control_socket = control_socket_path(host, port)
+    metrics_bind = None if metrics_port is None else f"{host}:{metrics_port}"
     options = gunicorn_options(
         f"{host}:{port}",
         workers,
@@ -162,11 +185,29 @@ def serve(
         threads,
         access_log,
         None if no_control_socket else control_socket,
+        metrics_bind,
     )
     command = gunicorn_command(options)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(command[0], command)
+
+
+def prepare_worker_environment(metrics_port: int | None) -> None:
+    """Set what the workers read: the metrics port, and a fresh multiprocess directory.
+
+    The directory is made before gunicorn starts, so that it is set before any
+    worker imports prometheus-client (which reads it once, at import); inside
+    PROMETHEUS_MULTIPROC_DIR when that is set, else in the temporary directory.
+    """
+    from discovery.gunicorn_conf import METRICS_DIR_PREFIX
+
+    parent = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX, dir=parent)
+    if metrics_port is None:
+        os.environ.pop("NEARBY_METRICS_PORT", None)
+    else:
+        os.environ["NEARBY_METRICS_PORT"] = str(metrics_port)
 
 
 def main() -> None:

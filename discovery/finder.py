@@ -16,6 +16,7 @@ import redis
 
 from discovery.postgis import entity_document, postgis_search
 from discovery.query import NearbyQuery
+from discovery.requestlog import error_kind, note_fallback, note_source
 from discovery.search import NoHotIndex, SearchResult
 from discovery.services import Services, services
 
@@ -30,14 +31,21 @@ def find_nearby(query: NearbyQuery) -> SearchResult:
 def find_nearby_with(svc: Services, query: NearbyQuery) -> SearchResult:
     """:func:`find_nearby` with the app's services given (no app context needed)."""
     try:
-        return svc.search.search(query)
+        found = svc.search.search(query)
     except NoHotIndex:
         log.warning("Redis holds no index generation: answering from PostGIS")
+        note_fallback("no_generation")
         svc.healer.notice_missing()
     except redis.RedisError as exc:
         log.warning("Redis unavailable (%s): answering from PostGIS", type(exc).__name__)
+        note_fallback(error_kind(exc), redis_error=error_kind(exc))
+    else:
+        note_source(found.source)
+        return found
     with svc.postgis() as conn:
-        return postgis_search(conn, query)
+        found = postgis_search(conn, query)
+    note_source(found.source)
+    return found
 
 
 def find_entity(entity_id: str) -> dict[str, Any] | None:
@@ -45,11 +53,15 @@ def find_entity(entity_id: str) -> dict[str, Any] | None:
     try:
         reply = services().search.entity(entity_id)
         if reply[0] == "ok":
+            note_source("redis")
             found: dict[str, Any] = json.loads(reply[1])
             return found
         if reply[0] == "nogen":
+            note_fallback("no_generation")
             services().healer.notice_missing()
     except redis.RedisError as exc:
         log.warning("Redis unavailable (%s): reading PostGIS", type(exc).__name__)
+        note_fallback(error_kind(exc), redis_error=error_kind(exc))
+    note_source("postgis")
     with services().postgis() as conn:
         return entity_document(conn, entity_id)

@@ -27,6 +27,7 @@ from discovery.errors import (
     Unauthorized,
 )
 from discovery.jsonio import BadBody, loads_body
+from discovery.requestlog import note_postgres_error, note_push, note_redis_error
 from discovery.services import services
 from indexer.hot import HotIndex
 from indexer.live import MAX_ITEMS, PushResult, push_availability, push_positions
@@ -123,9 +124,12 @@ def handle(push: Pusher) -> Response:
         if result.hot_missing:  # PostGIS has the items; a rebuild brings them to Redis
             found.healer.notice_missing()
     except HotIndexUnavailable as exc:
+        note_redis_error(exc.__cause__ or exc)
         raise ServiceUnavailable("saved, but the hot index could not be updated") from exc
     except (psycopg.OperationalError, redis.ConnectionError, redis.TimeoutError) as exc:
+        (note_postgres_error if isinstance(exc, psycopg.Error) else note_redis_error)(exc)
         raise ServiceUnavailable("the index is not reachable") from exc
+    note_push(push.__name__.removeprefix("push_"), result.applied)
     return jsonify(result_body(result))
 
 

@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from discovery.errors import ServiceUnavailable
 from discovery.healing import Healer
 from discovery.query import StaleLimits
+from discovery.requestlog import note_postgres_error
 from discovery.search import RedisSearch
 from discovery.settings import ApiSettings
 from indexer.hot import HotIndex, connect_redis
@@ -54,6 +55,7 @@ class Services:
             with self.pool.connection() as conn:
                 yield conn
         except (PoolTimeout, psycopg.OperationalError) as exc:
+            note_postgres_error(exc)
             raise ServiceUnavailable("PostGIS is not reachable") from exc
 
     @cached_property

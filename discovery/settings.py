@@ -7,7 +7,8 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from indexer.settings import ConfigError, IndexSettings
+from indexer.logs import parse_log_format
+from indexer.settings import ConfigError, IndexSettings, parse_int
 
 #: The variable holding the secret cursors are signed with; every process serving
 #: the same clients (workers, instances behind one address) must share it.
@@ -48,6 +49,37 @@ class RankingSettings:
         )
 
 
+def parse_port(value: str, variable: str) -> int | None:
+    """A TCP port, or None when the value is empty."""
+    value = value.strip()
+    return parse_int(value, variable, 1, 65535) if value else None
+
+
+@dataclass(frozen=True)
+class ObservabilitySettings:
+    """Where /metrics answers, and how logs are written."""
+
+    #: The port /metrics answers on alone; None: on the API's own port.
+    metrics_port: int | None = None
+    #: ``text`` or ``json`` (one object a line).
+    log_format: str = "text"
+    #: prometheus-client's multiprocess directory (``nearby serve`` makes one):
+    #: the counts of every worker process; None: this process counts alone.
+    multiproc_dir: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ObservabilitySettings:
+        """Read NEARBY_METRICS_PORT, NEARBY_LOG_FORMAT and PROMETHEUS_MULTIPROC_DIR."""
+        multiproc_dir = env.get("PROMETHEUS_MULTIPROC_DIR") or None
+        if multiproc_dir is not None and not os.path.isdir(multiproc_dir):
+            raise ConfigError("PROMETHEUS_MULTIPROC_DIR", f"{multiproc_dir} is not a directory")
+        return cls(
+            metrics_port=parse_port(env.get("NEARBY_METRICS_PORT", ""), "NEARBY_METRICS_PORT"),
+            log_format=parse_log_format(env),
+            multiproc_dir=multiproc_dir,
+        )
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     """Everything the API needs: the index's settings plus its own."""
@@ -63,6 +95,7 @@ class ApiSettings:
     #: The key cursors are signed with (HMAC-SHA256): NEARBY_CURSOR_SECRET, else
     #: random, for this process only (``nearby serve`` makes one its workers share).
     cursor_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    observe: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -84,4 +117,5 @@ class ApiSettings:
                 env.get("NEARBY_HEAL_CHECK_S", "5"), "NEARBY_HEAL_CHECK_S", 0.0, 3600.0
             ),
             cursor_key=secret.encode() if secret else secrets.token_bytes(32),
+            observe=ObservabilitySettings.from_env(env),
         )

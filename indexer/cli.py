@@ -7,6 +7,7 @@ or unreadable input.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ import redis
 from indexer import db
 from indexer.heal import ensure_index
 from indexer.hot import HotIndex, RebuildSuperseded, connect_redis
+from indexer.logs import configure_logging, parse_log_format
 from indexer.progress import format_count, progress_bar
 from indexer.settings import ConfigError, IndexSettings
 from indexer.writer import drop_leftover_loads
@@ -82,8 +84,10 @@ def cli(ctx: click.Context) -> None:
     """nearby: find the mini-apps around a point."""
     try:
         settings = IndexSettings.from_env()
+        log_format = parse_log_format(os.environ)
     except ConfigError as exc:
         raise click.UsageError(f"bad configuration: {exc}") from exc
+    configure_logging(log_format)
     ctx.obj = Context(settings)
     ctx.call_on_close(ctx.obj.close)
 
@@ -206,10 +210,11 @@ def feeds_group() -> None:
 
 def _register_commands() -> None:
     """Attach the commands that live in their own modules."""
-    from indexer import feeds, import_stores
+    from indexer import feeds, import_stores, status
 
     import_stores.register(import_group)
     feeds.register(import_group, feeds_group)
+    status.register(cli)
 
 
 _register_commands()

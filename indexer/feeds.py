@@ -24,7 +24,7 @@ import click
 import psycopg
 import redis
 
-from indexer import db
+from indexer import db, telemetry
 from indexer.hot import HotIndex
 from indexer.live import is_stale, purge_stale
 from indexer.progress import format_count
@@ -81,6 +81,17 @@ class ImportReport:
         """Records left out: rejected while parsing, or ids owned by another source."""
         return len(self.rejected) + len(self.written.conflicts)
 
+    def rows(self) -> dict[str, int]:
+        """Rows by outcome, as :mod:`indexer.telemetry` records them."""
+        written = self.written
+        return {
+            "inserted": written.inserted,
+            "updated": written.updated,
+            "unchanged": written.unchanged,
+            "deleted": written.deleted,
+            "rejected": self.problems,
+        }
+
 
 def load_feed(spec: FeedSpec) -> Loaded:
     """Read and parse a feed; GbfsError or ChargerFeedError when it cannot be used."""
@@ -111,19 +122,45 @@ def import_feed(
     spec: FeedSpec,
     *,
     now: datetime | None = None,
+    known_source: str | None = None,
 ) -> ImportReport:
-    """Import one feed as the full snapshot of its source (entities it lacks are removed)."""
+    """Import one feed as the full snapshot of its source (entities it lacks are removed).
+
+    The import is recorded for scrapes and ``nearby status``
+    (:mod:`indexer.telemetry`), and so is a failure once the source is known
+    (``spec.source``, the feed's own, or ``known_source`` from an earlier poll).
+    """
     started = time.monotonic()
-    loaded = load_feed(spec)
-    written = write_entities(conn, hot, loaded.source, loaded.parsed.entities, replace=True)
-    return ImportReport(
+    source = spec.source or known_source
+    try:
+        loaded = load_feed(spec)
+        source = loaded.source
+        written = write_entities(conn, hot, loaded.source, loaded.parsed.entities, replace=True)
+    except Exception as exc:
+        if source:
+            error = f"{type(exc).__name__}: {exc}"
+            telemetry.record_failure(hot.client, hot.prefix, source, spec.kind, error)
+        raise
+    moment = now or datetime.now(UTC)
+    report = ImportReport(
         source=loaded.source,
         written=written,
         rejected=tuple(loaded.parsed.rejected),
-        stale=count_stale(settings, loaded, now or datetime.now(UTC)),
+        stale=count_stale(settings, loaded, moment),
         ttl_s=loaded.ttl_s,
         seconds=time.monotonic() - started,
     )
+    telemetry.record_import(
+        hot.client, hot.prefix, report.source, spec.kind, report.rows(),
+        lag_s=feed_lag_s(loaded, moment), now=moment.timestamp(),
+    )  # fmt: skip
+    return report
+
+
+def feed_lag_s(loaded: Loaded, now: datetime) -> float | None:
+    """How old the feed's newest data was when it was read (None: it carries no times)."""
+    seen = [entity.seen_at for entity in loaded.parsed.entities if entity.seen_at is not None]
+    return (now - max(seen)).total_seconds() if seen else None
 
 
 def summary_line(report: ImportReport) -> str:
@@ -203,6 +240,8 @@ class Polled:
     due: float = 0.0
     failures: int = 0
     last_error: str = field(default="")
+    #: The source its last successful poll wrote (a failure is recorded under it).
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -287,7 +326,7 @@ class Watcher:
         """Import one feed now; on failure log it and schedule a retry with back-off."""
         try:
             conn, hot = self.stores()
-            report = import_feed(conn, hot, self.settings, feed.spec)
+            report = import_feed(conn, hot, self.settings, feed.spec, known_source=feed.source)
         except WATCH_ERRORS as exc:
             feed.failures += 1
             feed.last_error = str(exc)
@@ -303,7 +342,7 @@ class Watcher:
             if isinstance(exc, psycopg.OperationalError):
                 self._stores = None
             return None
-        feed.failures, feed.last_error = 0, ""
+        feed.failures, feed.last_error, feed.source = 0, "", report.source
         feed.due = self.clock() + next_interval(self.bounds, report.ttl_s)
         log.info("%s", summary_line(report))
         return report
@@ -401,7 +440,6 @@ def watch(
     specs = read_specs(feeds_file, feeds)
     if not 0 < min_interval <= max_interval:
         raise click.BadParameter("need 0 < --min-interval <= --max-interval")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     bounds = WatchBounds(min_interval, max_interval, default_interval, max(max_interval, 900.0))
 
     def connect() -> tuple[psycopg.Connection, HotIndex]:

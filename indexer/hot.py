@@ -27,6 +27,7 @@ from psycopg.rows import dict_row
 
 from indexer import layout
 from indexer.model import INDEX_RESOLUTIONS, TAG_RES
+from indexer.telemetry import BuildRecorder, telemetry_prefix
 
 #: Columns of an entity row as the hot index reads them from PostGIS.
 ENTITY_COLUMNS = (
@@ -367,7 +368,8 @@ class HotIndex:
         write the snapshot misses reaches it.  With ``alone``, nothing is marked
         (and None returned) while another build runs; with ``missing`` too, nor
         while a generation is current.  On any error the new generation is
-        dropped and the current one stays as it was.
+        dropped and the current one stays as it was.  Every build marked is
+        counted with its outcome (:class:`indexer.telemetry.BuildRecorder`).
         """
         keys = [layout.gen_key(self.prefix), layout.building_key(self.prefix)]
         mode = "missing" if missing else "alone" if alone else "over"
@@ -377,18 +379,22 @@ class HotIndex:
         if claimed is None:
             return None
         new = str(claimed)
+        recorder = BuildRecorder(self.client, self.prefix, new)
         try:
             with self._leased(new):
                 count = fill(new)
             old = self._switch(keys=keys, args=[new])
         except BaseException:
+            recorder.finished("failed")
             with suppress(redis.RedisError):
                 self._release(keys=keys[1:], args=[new])
                 self.drop_generation(new)
             raise
         if old is None:
+            recorder.finished("superseded")
             self.drop_generation(new)
             return None
+        recorder.finished("ok")
         if old and old != new:
             self.drop_generation(old)
         return count
@@ -436,8 +442,10 @@ class HotIndex:
         return self.drop_matching(f"{self.prefix}:{gen}:*")
 
     def drop_all(self) -> int:
-        """Delete every key of this deployment's prefix (tests, `cache drop`)."""
-        return self.drop_matching(f"{self.prefix}:*")
+        """Delete every key of this deployment's prefix and layout, and its telemetry (tests)."""
+        return self.drop_matching(f"{self.prefix}:*") + self.drop_matching(
+            telemetry_prefix(self.prefix) + ":*"
+        )
 
     def drop_other_layouts(self) -> int:
         """Delete what this deployment's prefix holds in any other layout; return how many keys.
@@ -446,10 +454,10 @@ class HotIndex:
         (nothing reads them: queries answer from PostGIS until ``cache
         rebuild``). Prefixes cannot hold ':', so every key under
         ``{prefix}:`` is this deployment's; those outside ``{prefix}:{LAYOUT}:``
-        belong to other layouts.
+        belong to other layouts, but for its telemetry (:mod:`indexer.telemetry`).
         """
         base = self.prefix[: -len(layout.LAYOUT) - 1]
-        ours = self.prefix + ":"
+        ours = (self.prefix + ":", telemetry_prefix(self.prefix) + ":")
         return self.unlink(
             key for key in self.client.scan_iter(match=f"{base}:*", count=1000)
             if not key.startswith(ours)

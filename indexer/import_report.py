@@ -39,6 +39,16 @@ class ImportSummary:
             parts.append(f"{format_count(self.reduced)} shapes as points")
         return " · ".join(parts) + f" in {self.seconds:.1f} s"
 
+    def rows(self) -> dict[str, int]:
+        """Rows by outcome, as :mod:`indexer.telemetry` records them."""
+        return {
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "rejected": self.rejected,
+        }
+
     def __add__(self, other: ImportSummary) -> ImportSummary:
         return ImportSummary(
             self.inserted + other.inserted,

@@ -28,6 +28,7 @@ import click
 import psycopg
 import redis
 
+from indexer import telemetry
 from indexer.hot import HotIndex
 from indexer.import_report import ImportSummary, RejectLog
 from indexer.model import Entity
@@ -224,11 +225,13 @@ def import_source(
             replace=replace,
             indexing=indexing,
         )
-    except BaseException:
+    except BaseException as exc:
         conn.rollback()
+        error = f"{type(exc).__name__}: {exc}"
+        telemetry.record_failure(hot.client, hot.prefix, source, "stores", error)
         raise
     validation.reject_conflicts(written.conflicts)
-    return ImportSummary(
+    summary = ImportSummary(
         inserted=written.inserted,
         updated=written.updated,
         unchanged=written.unchanged,
@@ -238,6 +241,8 @@ def import_source(
         seconds=time.monotonic() - started,
         hot_applied=written.hot_applied,
     )
+    telemetry.record_import(hot.client, hot.prefix, source, "stores", summary.rows())
+    return summary
 
 
 # -- the command -------------------------------------------------------------------------

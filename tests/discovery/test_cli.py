@@ -5,9 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from gunicorn.config import Config
 
-from discovery.cli import WORKER_CLASSES, control_socket_path, gunicorn_command, gunicorn_options
+from discovery.cli import (
+    WORKER_CLASSES,
+    cli,
+    control_socket_path,
+    gunicorn_command,
+    gunicorn_options,
+)
 
 
 def test_gevent_serves_without_access_log_by_default() -> None:
@@ -65,3 +72,25 @@ def test_each_address_has_a_control_socket_of_its_own(tmp_path: Path) -> None:
     )
     home = Path.home() / ".gunicorn" / "nearby-0.0.0.0-80.ctl"
     assert control_socket_path("0.0.0.0", 80, {"XDG_RUNTIME_DIR": "/no/such/dir"}) == str(home)
+
+
+def test_a_metrics_port_binds_a_second_address_and_our_logger_writes_the_lines() -> None:
+    options = gunicorn_options(
+        "127.0.0.1:8000", 2, "gevent", 4, False, metrics_bind="127.0.0.1:9464"
+    )
+    parsed = Config().parser().parse_args(gunicorn_command(options)[3:])
+    assert parsed.bind == ["127.0.0.1:8000", "127.0.0.1:9464"]
+    assert parsed.logger_class == "discovery.accesslog.AccessLogger"
+    assert parsed.config == "python:discovery.gunicorn_conf"
+    config = Config()
+    for name, value in options.items():
+        config.set(name, value)
+    assert config.logger_class.__name__ == "AccessLogger"
+
+
+def test_serve_refuses_a_bad_metrics_port(cli_env: dict[str, str]) -> None:
+    runner = CliRunner()
+    same = runner.invoke(cli, ["serve", "--port", "8000", "--metrics-port", "8000"], env=cli_env)
+    assert same.exit_code == 2 and "must differ from --port" in same.output
+    bad = runner.invoke(cli, ["serve"], env={**cli_env, "NEARBY_METRICS_PORT": "metrics"})
+    assert bad.exit_code == 2 and "NEARBY_METRICS_PORT" in bad.output

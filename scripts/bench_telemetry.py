@@ -1,0 +1,214 @@
+"""What observing the service costs: the request layer on the hot path, ``nearby status`` at scale.
+
+    python -m scripts.bench_telemetry overhead                   # a small index, in-process
+    python -m scripts.bench_telemetry status --stores 1000000    # DESIGN §7's size of stores
+
+``overhead``: 2,000 stores in a scratch index; the same nearby requests
+answered by the fast path alone and by the whole WSGI stack (request id, the
+request's record, counting into prometheus-client's multiprocess files as
+under ``nearby serve``), in alternating rounds, and the request layer alone in
+front of a WSGI app that does nothing. Prints microseconds per request.
+
+``status``: loads the stores into a scratch database and Redis prefix
+(``nearby_bench_…``, reused while the size matches, as ``scripts.bench_search``
+does), then times what ``nearby status`` does: the census of Redis, the PostGIS
+counts, the whole gather; and one scrape's exposition with a fresh census.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from indexer import db
+from indexer.hot import HotIndex, connect_redis
+from indexer.model import Entity
+from indexer.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, IndexSettings
+
+Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+ROUNDS = 15
+POINTS = 300
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def environ_of(lat: float, lng: float) -> dict[str, Any]:
+    """What gunicorn hands a worker for ``GET /v1/nearby`` (the parts the API reads)."""
+    return {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/v1/nearby",
+        "QUERY_STRING": f"lat={lat:.6f}&lng={lng:.6f}&radius=500",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+    }
+
+
+def per_request_us(app: Wsgi, environs: list[dict[str, Any]]) -> float:
+    """Microseconds per request of ``app`` over ``environs`` (fresh copies each)."""
+    copies = [dict(environ) for environ in environs]
+
+    def start_response(status: str, headers: list[Any], exc_info: Any = None) -> None:
+        assert status.startswith("200"), status
+
+    started = time.perf_counter()
+    for environ in copies:
+        b"".join(app(environ, start_response))
+    return (time.perf_counter() - started) / len(copies) * 1e6
+
+
+def paired(first: Wsgi, second: Wsgi, environs: list[dict[str, Any]]) -> tuple[float, float]:
+    """Median µs per request of each, in alternating rounds (the order swapped each round)."""
+    times: dict[int, list[float]] = {0: [], 1: []}
+    for round_number in range(ROUNDS):
+        order = (0, 1) if round_number % 2 == 0 else (1, 0)
+        for which in order:
+            times[which].append(per_request_us((first, second)[which], environs))
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def scratch_settings(name: str) -> IndexSettings:
+    """A database and Redis prefix of the bench's own."""
+    base = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL).rpartition("/")[0]
+    return IndexSettings(
+        database_url=f"{base}/nearby_bench_{name}",
+        redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+        redis_prefix=f"nearby-bench-{name}",
+    )
+
+
+def overhead() -> None:
+    """The request layer's cost per request (see the module)."""
+    directory = tempfile.mkdtemp(prefix="nearby-metrics-bench-")
+    # Before prometheus-client is imported: it picks its value class once.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    from discovery.app import create_app
+    from discovery.requestlog import RequestLayer
+    from discovery.settings import ApiSettings, ObservabilitySettings
+    from indexer.writer import write_entities
+    from scripts.bench_search import ensure_database
+
+    settings = scratch_settings("overhead")
+    ensure_database(settings)
+    conn = db.connect(settings.database_url)
+    hot = HotIndex(connect_redis(settings.redis_url), settings.redis_prefix)
+    rng = random.Random(1)
+    stores = [
+        Entity(id=f"b:{n}", kind="store", lat=60.17 + rng.uniform(-0.01, 0.01),
+               lng=24.94 + rng.uniform(-0.02, 0.02), popularity=rng.uniform(0, 50))
+        for n in range(2000)
+    ]  # fmt: skip
+    conn.execute("TRUNCATE entities")
+    conn.commit()
+    hot.drop_all()
+    hot.rebuild(conn)
+    write_entities(conn, hot, "b", stores)
+    observe = ObservabilitySettings(multiproc_dir=directory)
+    app = create_app(ApiSettings(index=settings, observe=observe))
+    full: RequestLayer = app.wsgi_app  # type: ignore[assignment]
+    bare = full.wsgi_app
+    environs = [
+        environ_of(60.17 + rng.uniform(-0.008, 0.008), 24.94 + rng.uniform(-0.015, 0.015))
+        for _ in range(POINTS)
+    ]
+    paired(bare, full, environs)  # warm: documents cached, scripts loaded
+    bare_us, full_us = paired(bare, full, environs)
+    log(f"GET /v1/nearby (500 m, 2,000 stores), median of {ROUNDS} rounds of {POINTS}:")
+    log(f"  fast path alone        {bare_us:8.1f} µs/request")
+    log(f"  with the request layer {full_us:8.1f} µs/request  ({full_us - bare_us:+.1f} µs, "
+        f"{(full_us / bare_us - 1) * 100:+.1f} %)")  # fmt: skip
+
+    def nothing(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b"{}"]
+
+    layer = RequestLayer(nothing, full.metrics, None)
+    nothing_us, layer_us = paired(nothing, layer, environs)
+    log(f"  the layer alone        {layer_us - nothing_us:8.1f} µs/request (before a no-op app)")
+    app.extensions["nearby"].close()
+    hot.drop_all()
+    hot.close()
+    conn.close()
+    drop_database(settings)
+    for name in os.listdir(directory):
+        os.unlink(os.path.join(directory, name))
+    os.rmdir(directory)
+
+
+def drop_database(settings: IndexSettings) -> None:
+    """Drop the scratch database."""
+    import psycopg
+
+    admin = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    name = settings.database_url.rpartition("/")[2]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def timed(what: str, run: Callable[[], Any]) -> Any:
+    """``run()``, its wall time printed."""
+    started = time.perf_counter()
+    result = run()
+    log(f"  {what:<40} {time.perf_counter() - started:6.2f} s")
+    return result
+
+
+def status(stores: int, keep: bool) -> None:
+    """``nearby status`` on ``stores`` stores (see the module)."""
+    from indexer import census
+    from indexer.status import gather, postgis_counts
+    from scripts.bench_search import City, ensure_database, ensure_loaded
+
+    city = City(stores, 0, 0)
+    settings = scratch_settings(city.name)
+    ensure_database(settings)
+    ensure_loaded(settings, city, reload=False)
+    hot = HotIndex(connect_redis(settings.redis_url), settings.redis_prefix)
+    gen = hot.require_generation()
+    log(f"nearby status on {stores:,} stores (generation {gen}):")
+    counted = timed("census of Redis (census.lua)", lambda: census.count_hot(hot, gen))
+    log(f"    {sum(counted.values()):,} entities counted")
+    with db.connect(settings.database_url) as conn:
+        now = datetime.now(UTC)
+        timed("PostGIS counts and stale ones", lambda: postgis_counts(conn, settings, now))
+    timed("the whole gather", lambda: gather(settings))
+    hot.client.delete(census.census_key(hot.prefix))
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    from discovery.metrics import ApiMetrics
+
+    metrics = ApiMetrics(hot)
+    timed("a scrape, counting afresh", metrics.exposition)
+    timed("a scrape, counts cached", metrics.exposition)
+    if not keep:
+        hot.drop_all()
+        drop_database(settings)
+    hot.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    sub.add_parser("overhead", help="the request layer's cost on the hot path")
+    status_parser = sub.add_parser("status", help="nearby status on a large index")
+    status_parser.add_argument("--stores", type=int, default=1_000_000)
+    status_parser.add_argument("--keep", action="store_true", help="keep the scratch index")
+    args = parser.parse_args(argv)
+    if args.what == "overhead":
+        overhead()
+    else:
+        status(args.stores, args.keep)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
