@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from indexer import gbfs, layout, telemetry
+from indexer import layout, telemetry
 from indexer.feeds import FeedSpec, Watcher, import_feed
 from indexer.hot import HotIndex, connect_redis
 from indexer.model import Entity
+from indexer.sources import gbfs
 from indexer.telemetry import read_builds, read_sources
 from indexer.writer import write_entities
 from tests.conftest import Index
