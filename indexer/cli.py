@@ -7,6 +7,7 @@ or unreadable input.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -87,7 +88,9 @@ def cli(ctx: click.Context) -> None:
         log_format = parse_log_format(os.environ)
     except ConfigError as exc:
         raise click.UsageError(f"bad configuration: {exc}") from exc
-    configure_logging(log_format)
+    # A command prints what it did; its library's log shows only what went
+    # wrong (long-running commands, such as feeds watch, log their work too).
+    configure_logging(log_format, level=logging.WARNING)
     ctx.obj = Context(settings)
     ctx.call_on_close(ctx.obj.close)
 

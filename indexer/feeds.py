@@ -437,6 +437,7 @@ def watch(
     once: bool,
 ) -> None:
     """Keep the index in step with live feeds (gbfs, ocpi, ocm), each at its own ttl."""
+    logging.getLogger().setLevel(logging.INFO)  # each cycle's work is logged
     specs = read_specs(feeds_file, feeds)
     if not 0 < min_interval <= max_interval:
         raise click.BadParameter("need 0 < --min-interval <= --max-interval")
