@@ -75,18 +75,21 @@ def test_counters_after_a_known_sequence_of_requests(index: Index, client: Flask
     for _ in range(2):
         assert client.get(NEARBY).get_json()["source"] == "postgis"
     assert client.get("/v1/nearby?lat=95&lng=0").status_code == 400
+    assert client.get("/v1/entities/t:1").status_code == 200  # from PostGIS: a fallback too
     found = scrape(client)
     requests = "nearby_http_requests_total"
+    entities = "/v1/entities/<path:entity_id>"
     assert value(found, requests, route="/v1/nearby", status="200") == 5
     assert value(found, requests, route="/v1/nearby", status="400") == 1
-    assert value(found, requests, route="/v1/entities/<path:entity_id>", status="404") == 1
-    assert sum(v for (name, _), v in found.items() if name == requests) == 7
-    assert value(found, "nearby_postgis_fallbacks_total", reason="no_generation") == 2
+    assert value(found, requests, route=entities, status="404") == 1
+    assert value(found, requests, route=entities, status="200") == 1
+    assert sum(v for (name, _), v in found.items() if name == requests) == 8
+    assert value(found, "nearby_postgis_fallbacks_total", reason="no_generation") == 3
     latency = "nearby_http_request_duration_seconds_count"
     assert value(found, latency, route="/v1/nearby", source="redis") == 3
     assert value(found, latency, route="/v1/nearby", source="postgis") == 2
     assert value(found, latency, route="/v1/nearby", source="none") == 1
-    assert value(found, latency, route="/v1/entities/<path:entity_id>", source="postgis") == 1
+    assert value(found, latency, route=entities, source="postgis") == 2  # unknown, then no gen
     assert not [key for key in found if key[0] == "nearby_redis_errors_total"]
     # The index as Redis holds it: up, no generation now, one build (the fixture's).
     assert value(found, "nearby_redis_up") == 1
