@@ -24,13 +24,17 @@ def on_exit(server: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Close the worker's PostGIS pool and Redis connections while its hub still runs.
+    """Flush the worker's counts; close its PostGIS pool and Redis connections while its
+    hub still runs.
 
     Left to the interpreter's end, the pool's threads (greenlets under gevent)
     are finalized first, and its clean-up prints a traceback past the logs.
     In the master (a worker that died) there is no app: nothing to close.
     """
     extensions = getattr(getattr(worker, "wsgi", None), "extensions", None) or {}
+    metrics = extensions.get("nearby.metrics")
+    if metrics is not None:
+        metrics.close()  # its last counts to the metrics directory
     services = extensions.get("nearby")
     if services is not None:
         services.close()

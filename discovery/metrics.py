@@ -8,6 +8,8 @@ Two kinds of series (names and labels in the README's "Metrics"):
   ``nearby serve`` runs several worker processes: each counts in files of
   prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, made
   fresh by each ``nearby serve``), and a scrape of any worker adds them up.
+  A request's count and latency are kept in memory and written to the files
+  each second (and before a scrape, and when the worker exits).
 - **the deployment's**, read from Redis when scraped (:class:`IndexCollector`):
   the generation, builds, entities per kind and source, each source's imports
   and feed syncs (what the command-line processes recorded, see
@@ -17,6 +19,9 @@ Two kinds of series (names and labels in the README's "Metrics"):
 
 from __future__ import annotations
 
+import threading
+import weakref
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +41,9 @@ from discovery.requestlog import RequestRecord
 from indexer import census, layout, telemetry
 from indexer.hot import HotIndex
 
+#: Seconds between two flushes of the counts a process keeps in memory (a scrape
+#: flushes its own process first; another worker's counts show within this).
+FLUSH_EVERY_S = 1.0
 #: Latency buckets in seconds: a search from Redis takes about a millisecond,
 #: one from PostGIS tens to thousands.
 LATENCY_BUCKETS_S = (
@@ -85,6 +93,14 @@ class ApiMetrics:
             "nearby_events", "Usage events taken, by kind (none yet)", ["kind"], registry=own
         )
         self._children: dict[tuple[Any, ...], Any] = {}
+        # (route, status, source, bucket) -> requests, and (route, source) -> seconds,
+        # not yet flushed: prometheus-client's multiprocess values cost a locked
+        # write to a file each, three a request, a tenth of a search's own work.
+        self._pending: dict[tuple[str, str, str, int], int] = {}
+        self._sums: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+        self._flusher: threading.Thread | None = None
+        self._closed = threading.Event()
         if multiproc_dir:
             MultiProcessCollector(self.registry, path=multiproc_dir)
         self.registry.register(IndexCollector(hot))
@@ -98,10 +114,15 @@ class ApiMetrics:
         return child
 
     def count(self, record: RequestRecord, seconds: float) -> None:
-        """Count one answered request."""
-        route = record.route or "unmatched"
-        self._child(self.requests, route, record.status).inc()
-        self._child(self.latency, route, record.source or "none").observe(seconds)
+        """Count one answered request: its request and latency only in memory, until a flush."""
+        route, source = record.route or "unmatched", record.source or "none"
+        key = (route, record.status, source, bisect_left(LATENCY_BUCKETS_S, seconds))
+        with self._lock:
+            pending, sums = self._pending, self._sums
+            pending[key] = pending.get(key, 0) + 1
+            sums[route, source] = sums.get((route, source), 0.0) + seconds
+        if self._flusher is None:
+            self._start_flusher()
         if record.fallback is not None:
             self._child(self.fallbacks, record.fallback).inc()
         if record.redis_error is not None:
@@ -111,8 +132,52 @@ class ApiMetrics:
         if record.pushed is not None:
             self._child(self.live_updates, record.pushed[0]).inc(record.pushed[1])
 
+    def flush(self) -> None:
+        """Add what :meth:`count` kept in memory to the metrics (their multiprocess files).
+
+        A histogram's bucket and sum are incremented as ``observe`` would
+        (``Histogram._buckets`` and ``_sum``: tests pin the equality).
+        """
+        with self._lock:
+            pending, sums = self._pending, self._sums
+            self._pending, self._sums = {}, {}
+        for (route, status, source, bucket), count in pending.items():
+            self._child(self.requests, route, status).inc(count)
+            self._child(self.latency, route, source)._buckets[bucket].inc(count)
+        for (route, source), total in sums.items():
+            self._child(self.latency, route, source)._sum.inc(total)
+
+    def _start_flusher(self) -> None:
+        """Flush every :data:`FLUSH_EVERY_S` from a daemon thread (a greenlet under gevent)
+        that ends once these metrics are gone."""
+        with self._lock:
+            if self._flusher is not None:
+                return
+            alive = weakref.ref(self)
+
+            def flush_now_and_then() -> None:
+                while (metrics := alive()) is not None and not metrics._closed.is_set():
+                    closed = metrics._closed
+                    del metrics  # no reference held while waiting
+                    if closed.wait(FLUSH_EVERY_S):
+                        return
+                    if (metrics := alive()) is not None:
+                        metrics.flush()
+                    del metrics
+
+            self._flusher = threading.Thread(
+                target=flush_now_and_then, name="metrics-flush", daemon=True
+            )
+            self._flusher.start()
+
+    def close(self) -> None:
+        """Flush, and stop the flushing thread (a worker that exits)."""
+        self._closed.set()
+        self.flush()
+
     def exposition(self) -> tuple[str, bytes]:
-        """(content type, body) of a scrape."""
+        """(content type, body) of a scrape, this process's counts flushed first."""
+        self.flush()
         return CONTENT_TYPE_LATEST, generate_latest(self.registry)
 
 

@@ -127,7 +127,10 @@ def handle(push: Pusher) -> Response:
         note_redis_error(exc.__cause__ or exc)
         raise ServiceUnavailable("saved, but the hot index could not be updated") from exc
     except (psycopg.OperationalError, redis.ConnectionError, redis.TimeoutError) as exc:
-        (note_postgres_error if isinstance(exc, psycopg.Error) else note_redis_error)(exc)
+        if isinstance(exc, psycopg.Error):
+            note_postgres_error(exc)
+        else:
+            note_redis_error(exc)
         raise ServiceUnavailable("the index is not reachable") from exc
     note_push(push.__name__.removeprefix("push_"), result.applied)
     return jsonify(result_body(result))

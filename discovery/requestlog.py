@@ -17,10 +17,11 @@ metrics port is set, on that port only, where nothing else answers.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -63,11 +64,34 @@ class RequestRecord:
 _RECORD: ContextVar[RequestRecord | None] = ContextVar("nearby_request", default=None)
 
 
+class RequestIds:
+    """New request ids: 32 hex digits, a random half per process and a counter.
+
+    Unique across processes (the random half is drawn again after a fork), and
+    cheaper than drawing 16 random bytes a request.
+    """
+
+    def __init__(self) -> None:
+        self.pid = -1
+        self.prefix = ""
+        self.counter: Iterator[int] = itertools.count()
+
+    def new(self) -> str:
+        """A fresh id."""
+        if os.getpid() != self.pid:
+            self.pid, self.prefix = os.getpid(), os.urandom(8).hex()
+            self.counter = itertools.count()
+        return f"{self.prefix}{next(self.counter):016x}"
+
+
+_IDS = RequestIds()
+
+
 def request_id_of(header: str | None) -> str:
     """The client's id when well formed, else a new one (32 hex digits)."""
     if header is not None and _WELL_FORMED.fullmatch(header):
         return header
-    return os.urandom(16).hex()
+    return _IDS.new()
 
 
 def error_kind(exc: BaseException) -> str:

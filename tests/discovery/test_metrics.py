@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -13,10 +14,12 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from discovery.app import create_app
 from discovery.metrics import ApiMetrics
+from discovery.requestlog import RequestRecord
 from discovery.settings import ApiSettings, ObservabilitySettings
 from indexer import layout
 from indexer.model import Entity
@@ -72,18 +75,21 @@ def test_counters_after_a_known_sequence_of_requests(index: Index, client: Flask
     for _ in range(2):
         assert client.get(NEARBY).get_json()["source"] == "postgis"
     assert client.get("/v1/nearby?lat=95&lng=0").status_code == 400
+    assert client.get("/v1/entities/t:1").status_code == 200  # from PostGIS: a fallback too
     found = scrape(client)
     requests = "nearby_http_requests_total"
+    entities = "/v1/entities/<path:entity_id>"
     assert value(found, requests, route="/v1/nearby", status="200") == 5
     assert value(found, requests, route="/v1/nearby", status="400") == 1
-    assert value(found, requests, route="/v1/entities/<path:entity_id>", status="404") == 1
-    assert sum(v for (name, _), v in found.items() if name == requests) == 7
-    assert value(found, "nearby_postgis_fallbacks_total", reason="no_generation") == 2
+    assert value(found, requests, route=entities, status="404") == 1
+    assert value(found, requests, route=entities, status="200") == 1
+    assert sum(v for (name, _), v in found.items() if name == requests) == 8
+    assert value(found, "nearby_postgis_fallbacks_total", reason="no_generation") == 3
     latency = "nearby_http_request_duration_seconds_count"
     assert value(found, latency, route="/v1/nearby", source="redis") == 3
     assert value(found, latency, route="/v1/nearby", source="postgis") == 2
     assert value(found, latency, route="/v1/nearby", source="none") == 1
-    assert value(found, latency, route="/v1/entities/<path:entity_id>", source="postgis") == 1
+    assert value(found, latency, route=entities, source="postgis") == 2  # unknown, then no gen
     assert not [key for key in found if key[0] == "nearby_redis_errors_total"]
     # The index as Redis holds it: up, no generation now, one build (the fixture's).
     assert value(found, "nearby_redis_up") == 1
@@ -194,6 +200,7 @@ COUNTING_PROCESS = textwrap.dedent(
     client = app.test_client()
     for _ in range(int(sys.argv[1])):
         assert client.get("/healthz").status_code == 200
+    app.extensions["nearby.metrics"].close()  # as a worker that exits: its counts written
     app.extensions["nearby"].close()
     """
 )
@@ -220,6 +227,19 @@ def test_the_counts_of_several_processes_add_up(
     assert content_type.startswith("text/plain")
 
 
+def scrape_until(url: str, **labels: str) -> Samples:
+    """A scrape once nearby_http_requests_total{labels} holds 20: a worker that did not
+    answer the scrape writes its counts each second."""
+    for _ in range(100):
+        scraped = request(url)
+        assert scraped.status == 200, scraped.body
+        found = samples(scraped.body.decode())
+        if value(found, "nearby_http_requests_total", **labels) == 20:
+            break
+        time.sleep(0.1)
+    return found
+
+
 def test_served_workers_count_into_one_scrape_on_the_metrics_port(
     index: Index, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -234,9 +254,7 @@ def test_served_workers_count_into_one_scrape_on_the_metrics_port(
         assert request(f"{served.base}/metrics").status == 404
         metrics_base = f"http://127.0.0.1:{metrics_port}"
         assert request(f"{metrics_base}/healthz").status == 404
-        scraped = request(f"{metrics_base}/metrics")
-        assert scraped.status == 200, scraped.body
-        found = samples(scraped.body.decode())
+        found = scrape_until(f"{metrics_base}/metrics", route="/v1/nearby", status="200")
         # A directory of this run's own, made inside the one the environment named.
         assert [path.name[:15] for path in parent.iterdir()] == ["nearby-metrics-"]
     requests = "nearby_http_requests_total"
@@ -245,3 +263,24 @@ def test_served_workers_count_into_one_scrape_on_the_metrics_port(
     assert value(found, "nearby_hot_index_entities", kind="store", source="t") == 5
     assert list(parent.iterdir()) == []  # removed when gunicorn exits
     assert "Warning" not in served.output(), served.output()
+
+
+def test_a_flush_writes_what_observing_would(index: Index) -> None:
+    """Counts kept in memory and flushed are the counts prometheus-client's own
+    observe() makes (the flush increments its histogram's bucket and sum values)."""
+    kept = ApiMetrics(index.hot)
+    observed = ApiMetrics(index.hot)
+    durations = [0.0004, 0.0005, 0.0007, 0.003, 0.2, 12.0, 0.003]
+    for seconds in durations:
+        kept.count(RequestRecord("r", route="/v1/nearby", source="redis", status="200"), seconds)
+        observed.requests.labels("/v1/nearby", "200").inc()
+        observed.latency.labels("/v1/nearby", "redis").observe(seconds)
+    before = samples(generate_latest(kept.registry).decode())  # not flushed yet
+    assert value(before, "nearby_http_requests_total", route="/v1/nearby", status="200") is None
+    ours, theirs = (samples(m.exposition()[1].decode()) for m in (kept, observed))
+    api = {key: v for key, v in theirs.items() if key[0].startswith("nearby_http")}
+    assert {key: v for key, v in ours.items() if key[0].startswith("nearby_http")} == api
+    assert value(ours, "nearby_http_request_duration_seconds_bucket", route="/v1/nearby",
+                 source="redis", le="0.0005") == 2  # fmt: skip
+    kept.close()
+    observed.close()

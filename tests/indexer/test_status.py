@@ -150,3 +150,17 @@ def test_status_when_postgis_is_down(index: Index, cli_env: dict[str, str], tmp_
     assert shape["redis"]["reachable"] is True
     assert shape["entities"] == [{**row, "postgis": None, "stale": None} for row in EXPECTED_ROWS]
     assert run(down, "status").output.splitlines()[1].startswith("PostGIS  NOT REACHABLE: ")
+
+
+def test_status_without_a_hot_index(index: Index, cli_env: dict[str, str], tmp_path: Path) -> None:
+    known_index(index, cli_env, tmp_path)
+    index.hot.client.delete(layout.gen_key(index.hot.prefix))
+    code, shape = status_json(cli_env)
+    assert code == 0 and shape["generation"]["current"] is None
+    assert shape["entities"] == [{**row, "redis": 0} for row in EXPECTED_ROWS]
+    assert shape["redis"]["bytes_per_entity"] is None
+    line = run(cli_env, "status").output.splitlines()[3]
+    assert (
+        line
+        == "no generation: Redis holds no index (queries answer from PostGIS) · no build running"
+    )
