@@ -9,8 +9,6 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,47 +22,20 @@ from indexer.hot import HotIndex, connect_redis
 from indexer.model import Entity
 from indexer.writer import write_entities
 from tests.conftest import API_KEY, Index
+from tests.discovery.serving import serving
 from tests.discovery.test_search import candidate_of
 from tests.discovery.test_serve import fetch
 from tests.indexer.test_import_stores import HEADER, SHOPS, write
 from tests.indexer.test_live import bike
 from tests.indexer.test_pending import killed_import, marks
 from tests.indexer.test_writer import random_stores
-from tests.redis_server import free_port, redis_server
+from tests.redis_server import redis_server
 
 #: Query points of the traffic (the entities of random_stores lie around them).
 POINTS = ((60.2, 24.95), (60.15, 24.85), (60.25, 25.05), (60.12, 25.0))
 #: Requests after Redis came back at most before it must serve again (a bound on
 #: the loop, not a measure of time).
 RECOVERY_REQUESTS = 5000
-
-
-@contextmanager
-def serving(env: dict[str, str], log: Path, workers: int = 2) -> Iterator[str]:
-    """``nearby serve`` (gevent workers) on a free port under ``env``; its base URL."""
-    port = free_port()
-    command = [sys.executable, "-c", "from discovery.cli import main; main()", "serve"]
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [*command, "--port", str(port), "--workers", str(workers)],
-            env={**env, "PATH": "/usr/bin:/bin"},
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                fetch(f"{base}/healthz")
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise AssertionError(f"nearby serve did not start:\n{log.read_text()}")
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def wait_for_line(log: Path, line: str) -> str:
@@ -139,7 +110,8 @@ def test_a_redis_that_restarts_empty_under_traffic_heals_without_a_failed_reques
         env = {**cli_env, "REDIS_URL": own.url, "NEARBY_HEAL_CHECK_S": "1"}
         expected = {point: expected_page(entities, *point) for point in POINTS}
         assert all(len(page) == 10 for page in expected.values())
-        with serving(env, tmp_path / "serve.log") as base:
+        with serving(env, tmp_path / "serve.log", "--workers", "2") as served:
+            base = served.base
             traffic = Traffic(base, expected)
             senders = [threading.Thread(target=traffic.send, args=(n,)) for n in range(3)]
             for sender in senders:
@@ -268,7 +240,8 @@ def test_a_server_start_repairs_a_write_that_died_before_redis(
     killed_import(cli_env, tmp_path, "merge", write(tmp_path / "shops.csv", [HEADER, *SHOPS]))
     assert marks(index) == 1 and len(index.hot.verify(index.conn)) == len(SHOPS)
     env = {**cli_env, "NEARBY_HEAL_CHECK_S": "5"}
-    with serving(env, tmp_path / "serve.log") as base:
+    with serving(env, tmp_path / "serve.log", "--workers", "2") as served:
+        base = served.base
         for _ in range(600):
             if marks(index) == 0:
                 break
@@ -286,7 +259,7 @@ def test_a_server_start_fills_a_missing_generation(
     write_entities(index.conn, index.hot, "t", random_stores(30))
     index.hot.drop_all()  # Redis restarted empty while the server was down
     env = {**cli_env, "NEARBY_HEAL_CHECK_S": "5"}
-    with serving(env, tmp_path / "serve.log"):
+    with serving(env, tmp_path / "serve.log", "--workers", "2"):
         log = wait_for_line(tmp_path / "serve.log", "healing rebuild finished")
     assert log.count("healing rebuild started") == 1, log  # one of the two workers
     assert index.hot.verify(index.conn) == []
