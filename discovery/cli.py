@@ -10,14 +10,14 @@ from collections.abc import Mapping
 
 import click
 
-from indexer.cli import cli
+from indexer.cli.main import cli
 
 #: gunicorn worker classes ``nearby serve`` offers, by the name it takes: gunicorn's
 #: ``gevent_pywsgi``, ``gthread`` and ``sync``, answering their own errors as JSON.
 WORKER_CLASSES = {
-    "gevent": "discovery.workers.GeventWorker",
-    "gthread": "discovery.workers.ThreadedWorker",
-    "sync": "discovery.workers.PlainWorker",
+    "gevent": "discovery.server.workers.GeventWorker",
+    "gthread": "discovery.server.workers.ThreadedWorker",
+    "sync": "discovery.server.workers.PlainWorker",
 }
 
 
@@ -57,17 +57,17 @@ def gunicorn_options(
     worker). ``sync`` closes every connection (a TCP handshake per request).
     The access log is off unless asked for: writing a line per request costs a
     fair share of a short request's time; its lines, and gunicorn's own, are
-    written by :class:`discovery.accesslog.AccessLogger`. ``metrics_bind``: a
+    written by :class:`discovery.server.accesslog.AccessLogger`. ``metrics_bind``: a
     second address, where only /metrics answers. Without ``control_socket``
     there is none (gunicorn's ``gunicornc`` cannot reach the instance).
     """
     options: dict[str, object] = {
-        "config": "python:discovery.gunicorn_conf",
+        "config": "python:discovery.server.gunicorn_conf",
         "bind": [bind] if metrics_bind is None else [bind, metrics_bind],
         "workers": workers,
         "worker_class": WORKER_CLASSES[worker_class],
         "accesslog": "-" if access_log else None,
-        "logger_class": "discovery.accesslog.AccessLogger",
+        "logger_class": "discovery.server.accesslog.AccessLogger",
         "keepalive": 5,
         "control_socket": control_socket,
         "control_socket_disable": control_socket is None,
@@ -104,7 +104,7 @@ def gunicorn_command(options: dict[str, object]) -> list[str]:
                 command.append(FLAGS[name])
             elif item is not None and item is not False:
                 command += [FLAGS[name], str(item)]
-    return [*command, "discovery.wsgi:application"]
+    return [*command, "discovery.server.wsgi:application"]
 
 
 @cli.command("serve")
@@ -156,8 +156,8 @@ def serve(
     to share when none is set); then this process becomes gunicorn's master
     (same pid, so signals reach it), a fresh interpreter that has imported none
     of the app: each worker imports it after its worker class has set up (see
-    :mod:`discovery.wsgi`). The workers count into a fresh metrics directory of
-    this run's own (see :mod:`discovery.metrics`), which they and every process
+    :mod:`discovery.server.wsgi`). The workers count into a fresh metrics directory of
+    this run's own (see :mod:`discovery.api.metrics`), which they and every process
     they start inherit.
     """
     from discovery.settings import CURSOR_SECRET, ApiSettings
@@ -200,7 +200,7 @@ def prepare_worker_environment(metrics_port: int | None) -> None:
     worker imports prometheus-client (which reads it once, at import); inside
     PROMETHEUS_MULTIPROC_DIR when that is set, else in the temporary directory.
     """
-    from discovery.gunicorn_conf import METRICS_DIR_PREFIX
+    from discovery.server.gunicorn_conf import METRICS_DIR_PREFIX
 
     parent = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX, dir=parent)

@@ -32,9 +32,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import redis
 
-from indexer import db
-from indexer.hot import HotIndex, connect_redis
+from indexer.hot.index import HotIndex, connect_redis
 from indexer.settings import IndexSettings
+from indexer.store import db
 from scripts.gen_city import write_stores_csv
 
 RAW_TABLE = """

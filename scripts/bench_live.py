@@ -5,9 +5,9 @@
                           [--workers 2] [--query redis|postgis] [--skip-http]
 
 With ``--bikes`` bikes indexed (source ``bench``, around Seoul), it measures
-the same nearby searches (discovery.search, as GET /v1/nearby runs them),
+the same nearby searches (discovery.search.hot, as GET /v1/nearby runs them),
 sent by another process: with no updates, while the Python API
-(:func:`indexer.live.push_positions`) moves random bikes in batches, and while
+(:func:`indexer.store.live.push_positions`) moves random bikes in batches, and while
 ``POST /v1/positions`` does (a gunicorn server started for the run), each with
 one sender and with ``--senders`` sender processes at once. It prints
 updates/s and the queries' p50/p99, each beside the idle baseline of the same
@@ -47,15 +47,15 @@ from typing import Any
 import h3.api.basic_int as h3i
 import psycopg
 
-from discovery.postgis import postgis_search
-from discovery.query import NearbyQuery, StaleLimits
-from discovery.search import RedisSearch
-from indexer import db
-from indexer.hot import HotIndex, connect_redis
-from indexer.live import push_positions
+from discovery.search.hot import RedisSearch
+from discovery.search.postgis import postgis_search
+from discovery.search.query import NearbyQuery, StaleLimits
+from indexer.hot.index import HotIndex, connect_redis
 from indexer.model import BASE_RES, Entity
 from indexer.settings import IndexSettings
-from indexer.writer import write_entities
+from indexer.store import db
+from indexer.store.live import push_positions
+from indexer.store.writer import write_entities
 from scripts.bench_import import postgres_cpu, postgres_cpu_since, redis_cpu
 
 #: Seoul City Hall; bikes spread over about 12 x 12 km around it.
@@ -116,7 +116,7 @@ def seed_bikes(settings: IndexSettings, count: int) -> None:
 
 
 # --- queries -----------------------------------------------------------------
-# A query is the real nearby search (discovery.search), the default page of
+# A query is the real nearby search (discovery.search.hot), the default page of
 # GET /v1/nearby for a 500 m circle: from the hot index (``redis``, one
 # nearby.lua call) or from PostGIS (``postgis``, the fallback path).
 

@@ -31,17 +31,18 @@ from typing import Any
 import psycopg
 import redis
 
-from discovery.api import body_of
-from discovery.app import create_app
-from discovery.finder import find_nearby
-from discovery.params import parse_nearby
-from discovery.services import services
+from discovery.api.app import create_app
+from discovery.api.nearby import body_of
+from discovery.search.finder import find_nearby
+from discovery.search.params import parse_nearby
+from discovery.search.services import services
 from discovery.settings import ApiSettings
-from indexer import db, layout
-from indexer.hot import HotIndex, connect_redis
+from indexer.hot import layout
+from indexer.hot.index import HotIndex, connect_redis
 from indexer.model import INDEX_RESOLUTIONS
 from indexer.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, IndexSettings
-from indexer.writer import write_entities
+from indexer.store import db
+from indexer.store.writer import write_entities
 from scripts.gen_city import city_clusters, city_entities, city_points
 
 SEED = 1

@@ -33,10 +33,10 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from indexer import db
-from indexer.hot import HotIndex, connect_redis
+from indexer.hot.index import HotIndex, connect_redis
 from indexer.model import Entity
 from indexer.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, IndexSettings
+from indexer.store import db
 
 Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 ROUNDS = 15
@@ -99,7 +99,7 @@ def scratch_settings(name: str) -> IndexSettings:
 
 def load_small_index(settings: IndexSettings, rng: random.Random) -> None:
     """2,000 stores in the scratch index, PostGIS and Redis."""
-    from indexer.writer import write_entities
+    from indexer.store.writer import write_entities
     from scripts.bench_search import ensure_database
 
     ensure_database(settings)
@@ -129,8 +129,8 @@ def overhead() -> None:
     directory = tempfile.mkdtemp(prefix="nearby-metrics-bench-")
     # Before prometheus-client is imported: it picks its value class once.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-    from discovery.app import create_app
-    from discovery.requestlog import RequestLayer
+    from discovery.api.app import create_app
+    from discovery.api.requestlog import RequestLayer
     from discovery.settings import ApiSettings, ObservabilitySettings
 
     settings, rng = scratch_settings("overhead"), random.Random(1)
@@ -165,7 +165,7 @@ def answer(mode: str, measured: int) -> None:
     the fast path alone (``bare``) or the whole stack (``full``): what ``instructions`` counts."""
     directory = tempfile.mkdtemp(prefix="nearby-metrics-bench-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-    from discovery.app import create_app
+    from discovery.api.app import create_app
     from discovery.settings import ApiSettings, ObservabilitySettings
 
     rng = random.Random(2)
@@ -244,8 +244,8 @@ def timed(what: str, run: Callable[[], Any]) -> Any:
 
 def status(stores: int, keep: bool) -> None:
     """``nearby status`` on ``stores`` stores (see the module)."""
-    from indexer import census
-    from indexer.status import gather, postgis_counts
+    from indexer.cli.status import gather, postgis_counts
+    from indexer.hot import census
     from scripts.bench_search import City, ensure_database, ensure_loaded
 
     city = City(stores, 0, 0)
@@ -263,7 +263,7 @@ def status(stores: int, keep: bool) -> None:
     timed("the whole gather", lambda: gather(settings))
     hot.client.delete(census.census_key(hot.prefix))
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    from discovery.metrics import ApiMetrics
+    from discovery.api.metrics import ApiMetrics
 
     metrics = ApiMetrics(hot)
     timed("a scrape, counting afresh", metrics.exposition)

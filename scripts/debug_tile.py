@@ -26,16 +26,16 @@ import click
 import mercantile
 import psycopg
 
+from discovery.api.errors import BadParameter
 from discovery.debug.data import TileTooLarge, read_layers
 from discovery.debug.overlay import query_overlay
 from discovery.debug.render import tile_png
 from discovery.debug.tiles import QueryOverlay, TileLayers, layers_to_geojson, tile_at
-from discovery.errors import BadParameter
-from discovery.query import StaleLimits
+from discovery.search.query import StaleLimits
 from discovery.settings import ApiSettings
-from indexer import db
-from indexer.hot import HotIndex, connect_redis
+from indexer.hot.index import HotIndex, connect_redis
 from indexer.settings import ConfigError
+from indexer.store import db
 
 QueryArgs = tuple[float, float, float, dict[str, str]]
 

@@ -17,10 +17,10 @@ import argparse
 from collections import Counter
 from datetime import UTC, datetime
 
-from indexer import db
-from indexer.feeds import FeedSpec, count_stale, import_feed, load_feed, summary_line
-from indexer.hot import HotIndex, connect_redis
+from indexer.cli.feeds import FeedSpec, count_stale, import_feed, load_feed, summary_line
+from indexer.hot.index import HotIndex, connect_redis
 from indexer.settings import IndexSettings
+from indexer.store import db
 
 
 def describe(spec: FeedSpec, settings: IndexSettings) -> None:

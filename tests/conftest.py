@@ -21,12 +21,13 @@ from click.testing import CliRunner, Result
 from flask import Flask
 from flask.testing import FlaskClient
 
-from discovery.app import create_app
+from discovery.api.app import create_app
 from discovery.cli import cli
 from discovery.settings import ApiSettings
-from indexer import db, layout
-from indexer.hot import HotIndex, connect_redis
+from indexer.hot import layout
+from indexer.hot.index import HotIndex, connect_redis
 from indexer.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, IndexSettings
+from indexer.store import db
 
 API_KEY = "test-key"
 #: The cursor secret of the test app and of the servers the tests start (one

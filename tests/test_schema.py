@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from indexer import db
+from indexer.store import db
 
 from .conftest import Index
 

@@ -27,8 +27,8 @@ from discovery.debug.tiles import (
     display_res,
     tile_cells,
 )
-from indexer import layout
-from indexer.hot import HotIndex, chunked
+from indexer.hot import layout
+from indexer.hot.index import HotIndex, chunked
 from indexer.model import BASE_RES, INDEX_RESOLUTIONS
 
 #: Most dots a tile draws (the most popular first).
@@ -55,7 +55,7 @@ ORDER BY e.popularity DESC, e.id COLLATE "C"
 LIMIT %(limit)s
 """
 
-#: The columns a set member is made of (:func:`indexer.layout.member_of`).
+#: The columns a set member is made of (:func:`indexer.hot.layout.member_of`).
 MEMBER_COLUMNS = ("id", "rev", "kind", "lat", "lng", "popularity", *layout.MEMBER_FIELDS)
 
 TRUTH = f"""

@@ -15,15 +15,15 @@ from collections.abc import Mapping
 import psycopg
 import redis
 
-from discovery import coverage
 from discovery.debug.reference import dot_of, reference_answer
 from discovery.debug.tiles import QueryOverlay
-from discovery.params import parse_nearby
-from discovery.postgis import postgis_search
-from discovery.query import NearbyQuery, StaleLimits
-from discovery.search import NoHotIndex, RedisSearch, SearchResult
+from discovery.search import coverage
+from discovery.search.hot import NoHotIndex, RedisSearch, SearchResult
+from discovery.search.params import parse_nearby
+from discovery.search.postgis import postgis_search
+from discovery.search.query import NearbyQuery, StaleLimits
 from discovery.settings import RankingSettings
-from indexer.hot import HotIndex
+from indexer.hot.index import HotIndex
 
 #: Parameters that place the query; the overlay lists the others.
 PLACE = ("lat", "lng", "radius")

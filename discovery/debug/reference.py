@@ -1,7 +1,7 @@
 """A nearby query answered by brute force over PostGIS: the reference a query overlay shows.
 
 Every entity near the point is read and ranked by the service's own reference
-(:func:`discovery.ranking.brute_force`: the distance, score, filters, staleness
+(:func:`discovery.search.ranking.brute_force`: the distance, score, filters, staleness
 and order of ``GET /v1/nearby``), so that the figures shown here are the ones
 the API gives, bit for bit, and a stale bike or charger is no candidate.  The
 only SQL is a loose ``ST_DWithin`` prefilter; whether an entity is within the
@@ -17,10 +17,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 from discovery.debug.tiles import Dot
-from discovery.postgis import candidate_of
-from discovery.query import Candidate, NearbyQuery
-from discovery.ranking import Hit, brute_force
-from indexer.hot import ENTITY_COLUMNS
+from discovery.search.postgis import candidate_of
+from discovery.search.query import Candidate, NearbyQuery
+from discovery.search.ranking import Hit, brute_force
+from indexer.hot.index import ENTITY_COLUMNS
 
 #: Relative margin of the prefilter: PostGIS's sphere is 2.6e-7 larger than h3's.
 REACH_MARGIN = 1e-3
@@ -55,7 +55,7 @@ def scan_candidates(conn: psycopg.Connection, query: NearbyQuery) -> list[Candid
 
 
 def reference_answer(conn: psycopg.Connection, query: NearbyQuery) -> Reference:
-    """The query answered by scanning PostGIS and ranking with :mod:`discovery.ranking`."""
+    """The query answered by scanning PostGIS and ranking with :mod:`discovery.search.ranking`."""
     scanned = scan_candidates(conn, query)
     hits, more = brute_force(query, scanned)
     # Every candidate: the same query, ungrouped, from the start, on one page.

@@ -17,12 +17,12 @@ from pathlib import Path
 import mercantile
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_from_directory
 
+from discovery.api.errors import BadParameter, NotFound
 from discovery.debug.data import TileTooLarge, read_layers
 from discovery.debug.overlay import query_overlay
 from discovery.debug.render import TRANSPARENT, tile_png
 from discovery.debug.tiles import query_to_geojson
-from discovery.errors import BadParameter, NotFound
-from discovery.services import services
+from discovery.search.services import services
 
 bp = Blueprint("debug", __name__, url_prefix="/debug")
 

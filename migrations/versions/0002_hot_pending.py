@@ -4,7 +4,7 @@ A write inserts its mark in the transaction that commits its rows and deletes
 it once Redis holds them; while it runs, it holds a session advisory lock on
 the mark's key, so that a mark whose lock is free belongs to a writer that died
 (or gave up on Redis): the hot index is rebuilt from PostGIS by the next
-process that looks (indexer/pending.py, indexer/heal.py).
+process that looks (indexer/hot/pending.py, indexer/hot/heal.py).
 
 Revision ID: 0002
 Revises: 0001

@@ -19,14 +19,14 @@ from discovery.cli import (
 
 def test_gevent_serves_without_access_log_by_default() -> None:
     options = gunicorn_options("127.0.0.1:8000", 2, "gevent", 4, access_log=False)
-    assert options["worker_class"] == "discovery.workers.GeventWorker"
+    assert options["worker_class"] == "discovery.server.workers.GeventWorker"
     assert options["accesslog"] is None
     assert "threads" not in options
 
 
 def test_gthread_takes_the_threads_and_the_access_log_goes_to_stdout_when_asked() -> None:
     options = gunicorn_options("127.0.0.1:8000", 3, "gthread", 6, access_log=True)
-    assert options["worker_class"] == "discovery.workers.ThreadedWorker"
+    assert options["worker_class"] == "discovery.server.workers.ThreadedWorker"
     assert options["accesslog"] == "-"
     assert (options["workers"], options["threads"]) == (3, 6)
 
@@ -45,13 +45,13 @@ def test_gunicorn_accepts_every_setting(worker_class: str) -> None:
 def test_the_command_line_carries_every_setting_gunicorn_takes() -> None:
     options = gunicorn_options("127.0.0.1:8000", 3, "gthread", 6, access_log=True)
     command = gunicorn_command(options)
-    assert command[-1] == "discovery.wsgi:application"
+    assert command[-1] == "discovery.server.wsgi:application"
     config = Config()
     parsed = config.parser().parse_args(command[3:])
     assert (parsed.bind, parsed.workers, parsed.worker_class) == (
         ["127.0.0.1:8000"],
         3,
-        "discovery.workers.ThreadedWorker",
+        "discovery.server.workers.ThreadedWorker",
     )
     assert (parsed.threads, parsed.accesslog, parsed.keepalive) == (6, "-", 5)
     assert parsed.control_socket_disable is True
@@ -80,8 +80,8 @@ def test_a_metrics_port_binds_a_second_address_and_our_logger_writes_the_lines()
     )
     parsed = Config().parser().parse_args(gunicorn_command(options)[3:])
     assert parsed.bind == ["127.0.0.1:8000", "127.0.0.1:9464"]
-    assert parsed.logger_class == "discovery.accesslog.AccessLogger"
-    assert parsed.config == "python:discovery.gunicorn_conf"
+    assert parsed.logger_class == "discovery.server.accesslog.AccessLogger"
+    assert parsed.config == "python:discovery.server.gunicorn_conf"
     config = Config()
     for name, value in options.items():
         config.set(name, value)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from discovery.coverage import cell_geometry, cover, resolution_for, script_cells
-from discovery.ranking import distance_m
+from discovery.search.coverage import cell_geometry, cover, resolution_for, script_cells
+from discovery.search.ranking import distance_m
 from indexer.model import INDEX_RESOLUTIONS
 
 PENTAGON_9 = h3.cell_to_latlng(h3.get_pentagons(9)[0])

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from flask.testing import FlaskClient
 
-from discovery.documents import Changed, Documents
-from indexer import layout
+from discovery.search.documents import Changed, Documents
+from indexer.hot import layout
 from indexer.model import Entity
-from indexer.writer import write_entities
+from indexer.store.writer import write_entities
 
 from ..conftest import Index
 

@@ -33,7 +33,7 @@ from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.specs.openapi import checks as openapi_checks
 
 from indexer.model import Entity
-from indexer.writer import write_entities
+from indexer.store.writer import write_entities
 from tests.conftest import API_KEY, Index
 
 #: Requests per operation: (valid, invalid). Generating a request costs far more

@@ -12,15 +12,15 @@ import urllib.request
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from discovery.app import create_app
-from discovery.healing import Healer
-from discovery.query import NearbyQuery
-from discovery.ranking import brute_force
+from discovery.api.app import create_app
+from discovery.search.healing import Healer
+from discovery.search.query import NearbyQuery
+from discovery.search.ranking import brute_force
 from discovery.settings import ApiSettings
-from indexer import layout
-from indexer.hot import HotIndex, connect_redis
+from indexer.hot import layout
+from indexer.hot.index import HotIndex, connect_redis
 from indexer.model import Entity
-from indexer.writer import write_entities
+from indexer.store.writer import write_entities
 from tests.conftest import API_KEY, Index
 from tests.discovery.serving import serving
 from tests.discovery.test_search import candidate_of
@@ -144,11 +144,11 @@ def test_a_redis_that_restarts_empty_under_traffic_heals_without_a_failed_reques
 
 CHECKER = """
 import sys, threading
-from discovery.healing import Healer
+from discovery.search.healing import Healer
 from discovery.settings import ApiSettings
-from indexer import db
-from indexer.heal import ensure_index
-from indexer.hot import HotIndex, connect_redis
+from indexer.store import db
+from indexer.hot.heal import ensure_index
+from indexer.hot.index import HotIndex, connect_redis
 
 settings = ApiSettings.from_env()
 hot = HotIndex(connect_redis(settings.index.redis_url), settings.index.redis_prefix)

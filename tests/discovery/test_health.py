@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from dataclasses import replace
 
-from discovery.app import create_app
+from discovery.api.app import create_app
 from discovery.settings import ApiSettings
 
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from discovery.jsonio import OrjsonProvider
+from discovery.api.jsonio import OrjsonProvider
 
 
 @dataclass

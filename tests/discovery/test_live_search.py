@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 from flask.testing import FlaskClient
 
-from discovery.query import NearbyQuery, StaleLimits
-from discovery.search import RedisSearch
-from indexer.hot import HotIndex, connect_redis
-from indexer.live import purge_stale, push_positions
+from discovery.search.hot import RedisSearch
+from discovery.search.query import NearbyQuery, StaleLimits
+from indexer.hot.index import HotIndex, connect_redis
 from indexer.model import Entity
 from indexer.settings import IndexSettings
-from indexer.writer import write_entities
+from indexer.store.live import purge_stale, push_positions
+from indexer.store.writer import write_entities
 from tests.conftest import Index
 
 CENTER = (60.1690, 24.9330)  # Kamppi, Helsinki

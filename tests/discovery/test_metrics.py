@@ -17,14 +17,14 @@ from flask.testing import FlaskClient
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from discovery.app import create_app
-from discovery.metrics import ApiMetrics
-from discovery.requestlog import RequestRecord
+from discovery.api.app import create_app
+from discovery.api.metrics import ApiMetrics
+from discovery.api.requestlog import RequestRecord
 from discovery.settings import ApiSettings, ObservabilitySettings
-from indexer import layout
+from indexer.hot import layout
 from indexer.model import Entity
 from indexer.settings import ConfigError
-from indexer.writer import write_entities
+from indexer.store.writer import write_entities
 from tests.conftest import API_KEY, Index
 from tests.discovery.serving import free_port, request, serving
 
@@ -195,7 +195,7 @@ def test_the_metrics_port_setting_is_validated() -> None:
 COUNTING_PROCESS = textwrap.dedent(
     """
     import sys
-    from discovery.app import create_app
+    from discovery.api.app import create_app
     app = create_app()
     client = app.test_client()
     for _ in range(int(sys.argv[1])):

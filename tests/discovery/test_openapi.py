@@ -6,7 +6,7 @@ import jsonschema
 from openapi_spec_validator import validate
 
 from indexer.model import Entity
-from indexer.writer import write_entities
+from indexer.store.writer import write_entities
 
 
 def schema_for(document: dict, path: str, status: str, media: str = "application/json") -> dict:

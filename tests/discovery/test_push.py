@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from flask.testing import FlaskClient
 
 from indexer.model import Entity
-from indexer.writer import write_entities
+from indexer.store.writer import write_entities
 from tests.conftest import API_KEY, Index
 
 SEEN = datetime.now(UTC) - timedelta(minutes=1)

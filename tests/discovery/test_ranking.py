@@ -10,8 +10,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from discovery.query import NearbyQuery
-from discovery.ranking import (
+from discovery.search.query import NearbyQuery
+from discovery.search.ranking import (
     Hit,
     decode_cursor,
     distance_m,

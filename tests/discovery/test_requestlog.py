@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from discovery.app import create_app
-from discovery.requestlog import error_kind, request_id_of
+from discovery.api.app import create_app
+from discovery.api.requestlog import error_kind, request_id_of
 from discovery.settings import ApiSettings, ObservabilitySettings
-from indexer import layout
+from indexer.hot import layout
 from indexer.model import Entity
-from indexer.writer import write_entities
+from indexer.store.writer import write_entities
 from tests.conftest import API_KEY, Index
 from tests.discovery.serving import request, serving
 
@@ -86,7 +86,7 @@ def test_json_log_lines_parse(
     finally:
         app.extensions["nearby"].close()
     assert [{k: v for k, v in line.items() if k != "time"} for line in lines] == [
-        {"level": "WARNING", "logger": "discovery.finder", "message": NO_GENERATION,
+        {"level": "WARNING", "logger": "discovery.search.finder", "message": NO_GENERATION,
          "request_id": "json-1"},
         {"level": "INFO", "logger": "nearby.test", "message": "with extras", "request_id": None,
          "feed": "divvy", "rows": 3},

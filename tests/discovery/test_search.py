@@ -18,16 +18,16 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from discovery.api import body_json, body_of
-from discovery.app import create_app
-from discovery.finder import find_nearby
-from discovery.params import parse_nearby
-from discovery.query import Candidate, NearbyQuery, StaleLimits
-from discovery.ranking import brute_force
+from discovery.api.app import create_app
+from discovery.api.nearby import body_json, body_of
+from discovery.search.finder import find_nearby
+from discovery.search.params import parse_nearby
+from discovery.search.query import Candidate, NearbyQuery, StaleLimits
+from discovery.search.ranking import brute_force
 from discovery.settings import ApiSettings, RankingSettings
 from indexer.model import Entity, normalize_lng
 from indexer.settings import DEFAULT_STALE_S
-from indexer.writer import timezone_of, write_entities
+from indexer.store.writer import timezone_of, write_entities
 
 from ..conftest import CURSOR_KEY
 from .test_coverage import point_at

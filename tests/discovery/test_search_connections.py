@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from discovery.finder import find_nearby_with
-from discovery.query import NearbyQuery
-from discovery.search import SearchResult
-from discovery.services import Services
+from discovery.search.finder import find_nearby_with
+from discovery.search.hot import SearchResult
+from discovery.search.query import NearbyQuery
+from discovery.search.services import Services
 from discovery.settings import ApiSettings
-from indexer.hot import HotIndex, connect_redis
-from indexer.writer import write_entities
+from indexer.hot.index import HotIndex, connect_redis
+from indexer.store.writer import write_entities
 from tests.conftest import Index
 from tests.indexer.test_writer import random_stores
 from tests.redis_server import RedisServer, redis_server

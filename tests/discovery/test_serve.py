@@ -26,7 +26,7 @@ from flask.testing import FlaskClient
 from gunicorn.ctl.client import ControlClient
 
 from indexer.model import Entity
-from indexer.writer import write_entities
+from indexer.store.writer import write_entities
 from tests.conftest import API_KEY, Index
 
 

@@ -17,8 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg.rows import dict_row
 
-from indexer import bulk, db, layout, writer
-from indexer.hot import (
+from indexer.hot import fill as bulk
+from indexer.hot import layout
+from indexer.hot.index import (
     ENTITY_COLUMNS,
     Difference,
     HotIndex,
@@ -26,9 +27,10 @@ from indexer.hot import (
     connect_redis,
     upsert_record,
 )
+from indexer.hot.verify import verify_generation
 from indexer.model import INDEX_RESOLUTIONS, Entity
-from indexer.verify import verify_generation
-from indexer.writer import HotIndexUnavailable, write_entities
+from indexer.store import db, writer
+from indexer.store.writer import HotIndexUnavailable, write_entities
 
 from ..conftest import Index
 from .test_hot_records import json_values, moments, texts

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from indexer import census, layout
-from indexer.census import cached_census, count_hot, read_census, take_census
-from indexer.hot import place_of
+from indexer.hot import census, layout
+from indexer.hot.census import cached_census, count_hot, read_census, take_census
+from indexer.hot.index import place_of
 from indexer.model import Entity
-from indexer.writer import write_entities
+from indexer.store.writer import write_entities
 from tests.conftest import Index
 
 #: A point whose coarse cells are in one hash-tag group and whose fine ones in another.

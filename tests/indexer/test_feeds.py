@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from indexer import db
-from indexer.feeds import (
+from indexer.cli.feeds import (
     FeedSpec,
     WatchBounds,
     Watcher,
@@ -27,7 +26,8 @@ from indexer.feeds import (
     next_interval,
     parse_feed_line,
 )
-from indexer.hot import HotIndex
+from indexer.hot.index import HotIndex
+from indexer.store import db
 from tests.conftest import Index
 
 Nearby = Callable[..., Result]

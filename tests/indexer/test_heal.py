@@ -14,10 +14,11 @@ from click.testing import CliRunner, Result
 from flask.testing import FlaskClient
 
 from discovery.cli import cli
-from indexer import layout, writer
-from indexer.heal import MISSING, ensure_index
-from indexer.hot import HotIndex, connect_redis
+from indexer.hot import layout
+from indexer.hot.heal import MISSING, ensure_index
+from indexer.hot.index import HotIndex, connect_redis
 from indexer.settings import DEFAULT_DATABASE_URL, IndexSettings
+from indexer.store import writer
 from tests.conftest import Index, create_database, drop_database, with_database
 from tests.indexer.test_feeds import NOW, gbfs_set
 from tests.indexer.test_import_stores import HEADER, SHOPS, write

@@ -10,11 +10,12 @@ import h3
 import pytest
 from click.testing import Result
 
-from indexer import db, layout
-from indexer import hot as hot_module
-from indexer.hot import Difference, HotIndex
+from indexer.hot import index as hot_module
+from indexer.hot import layout
+from indexer.hot.index import Difference, HotIndex
 from indexer.model import INDEX_RESOLUTIONS
-from indexer.writer import write_entities
+from indexer.store import db
+from indexer.store.writer import write_entities
 
 from ..conftest import Index
 from .test_bulk import dead_and_live_loads, load_tables, scanned

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from indexer import layout
-from indexer.hot import compact_json, display_json, place_of
+from indexer.hot import layout
+from indexer.hot.index import compact_json, display_json, place_of
 
 texts = st.text(max_size=12)
 json_values = st.recursive(

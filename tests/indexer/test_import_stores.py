@@ -18,13 +18,13 @@ import pytest
 import shapely
 from click.testing import Result
 
-from indexer.import_report import RejectLog
-from indexer.import_stores import (
+from indexer.cli.imports import (
     Validation,
     default_source,
     estimate_records,
     open_listing,
 )
+from indexer.cli.report import RejectLog
 from tests.conftest import Index
 from tests.factories import BLOCK, write_pbf
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from indexer import layout
+from indexer.hot import layout
 from indexer.model import Entity
-from indexer.writer import write_entities
+from indexer.store.writer import write_entities
 from tests.conftest import Index
 
 

@@ -9,8 +9,11 @@ import h3.api.basic_int as h3i
 import pytest
 import redis
 
-from indexer import layout
-from indexer.live import (
+from indexer.hot import layout
+from indexer.hot.pending import dead_marks
+from indexer.model import Entity
+from indexer.settings import IndexSettings
+from indexer.store.live import (
     MAX_ITEMS,
     ItemError,
     is_stale,
@@ -18,10 +21,7 @@ from indexer.live import (
     push_availability,
     push_positions,
 )
-from indexer.model import Entity
-from indexer.pending import dead_marks
-from indexer.settings import IndexSettings
-from indexer.writer import HotIndexUnavailable, write_entities
+from indexer.store.writer import HotIndexUnavailable, write_entities
 from tests.conftest import Index
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -13,9 +13,9 @@ import pytest
 import redis
 from click.testing import Result
 
-from indexer import db, writer
-from indexer.heal import ensure_index
-from indexer.pending import LOCK_CLASS, Mark, dead_marks
+from indexer.hot.heal import ensure_index
+from indexer.hot.pending import LOCK_CLASS, Mark, dead_marks
+from indexer.store import db, writer
 from tests.conftest import Index
 from tests.indexer.test_feeds import gbfs_set
 from tests.indexer.test_import_stores import HEADER, SHOPS, write
@@ -29,7 +29,7 @@ Nearby = Callable[..., Result]
 #: filled generation is made current.
 KILLER = """
 import os, signal, sys
-from indexer import writer
+from indexer.store import writer
 
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)

@@ -12,10 +12,10 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from discovery.cli import cli
-from indexer import layout
-from indexer.feeds import FeedSpec, import_feed
+from indexer.cli.feeds import FeedSpec, import_feed
+from indexer.hot import layout
 from indexer.model import Entity
-from indexer.writer import write_entities
+from indexer.store.writer import write_entities
 from tests.conftest import Index
 from tests.indexer.test_feeds import gbfs_set
 

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from indexer import layout, telemetry
-from indexer.feeds import FeedSpec, Watcher, import_feed
-from indexer.hot import HotIndex, connect_redis
+from indexer import telemetry
+from indexer.cli.feeds import FeedSpec, Watcher, import_feed
+from indexer.hot import layout
+from indexer.hot.index import HotIndex, connect_redis
 from indexer.model import Entity
 from indexer.sources import gbfs
+from indexer.store.writer import write_entities
 from indexer.telemetry import read_builds, read_sources
-from indexer.writer import write_entities
 from tests.conftest import Index
 from tests.indexer.test_feeds import gbfs_set
 

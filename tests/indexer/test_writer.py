@@ -10,10 +10,11 @@ import h3
 import pytest
 from psycopg.rows import dict_row
 
-from indexer import layout, writer
-from indexer.hot import ENTITY_COLUMNS, Difference, delete_record, upsert_record
+from indexer.hot import layout
+from indexer.hot.index import ENTITY_COLUMNS, Difference, delete_record, upsert_record
 from indexer.model import INDEX_RESOLUTIONS, Entity
-from indexer.writer import WriteSummary, delete_entities, write_entities
+from indexer.store import writer
+from indexer.store.writer import WriteSummary, delete_entities, write_entities
 
 from ..conftest import Index
 

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from indexer.model import Entity
-from indexer.writer import write_entities
+from indexer.store.writer import write_entities
 from scripts.debug_tile import main as debug_tile
 from tests.conftest import Index
 from tests.factories import planted_entities

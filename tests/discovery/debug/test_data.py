@@ -10,7 +10,7 @@ import h3
 from click.testing import Result
 from PIL import Image
 
-from indexer import layout
+from indexer.hot import layout
 from indexer.model import Entity
 from tests.conftest import Index
 from tests.factories import PLANTED, planted_cells, zxy

@@ -12,11 +12,11 @@ import pytest
 from flask.testing import FlaskClient
 
 from discovery.debug.reference import reference_answer
-from discovery.params import parse_nearby
-from discovery.query import NearbyQuery, StaleLimits
+from discovery.search.params import parse_nearby
+from discovery.search.query import NearbyQuery, StaleLimits
 from discovery.settings import ApiSettings
 from indexer.model import Entity
-from indexer.writer import write_entities
+from indexer.store.writer import write_entities
 from tests.conftest import Index
 from tests.factories import planted_cells, planted_entities
 

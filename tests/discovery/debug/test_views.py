@@ -31,11 +31,11 @@ from flask.testing import FlaskClient
 from PIL import Image
 from werkzeug.serving import make_server
 
-from discovery.app import create_app
+from discovery.api.app import create_app
 from discovery.debug.views import maplibre_dist
 from discovery.settings import ApiSettings
 from indexer.model import Entity
-from indexer.writer import write_entities
+from indexer.store.writer import write_entities
 from tests.conftest import Index
 
 ROOT = Path(__file__).resolve().parents[3]

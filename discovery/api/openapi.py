@@ -1,0 +1,394 @@
+"""The OpenAPI 3.1 document of the whole API (served at /openapi.json).
+
+Built from small pieces so that the parameter bounds come from
+:mod:`discovery.search.params`; tests validate it and check responses against it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from discovery.api import jsonio
+from discovery.api.push import MAX_BODY_BYTES
+from discovery.search import params
+from indexer.store import live
+
+NULLABLE_NUMBER = {"type": ["number", "null"]}
+NULLABLE_STRING = {"type": ["string", "null"]}
+NULLABLE_INTEGER = {"type": ["integer", "null"]}
+
+
+def query_param(name: str, schema: dict[str, Any], text: str, required: bool = False) -> dict:
+    """One query parameter."""
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": text,
+        "schema": schema,
+    }
+
+
+def nearby_parameters() -> list[dict[str, Any]]:
+    """Every parameter of GET /v1/nearby (none may be given empty: leave it out)."""
+    boolean = {"type": "string", "enum": list(params.FLAGS)}
+    slugs = {"type": "string", "pattern": params.LIST_PATTERN}
+    return [
+        query_param("lat", {"type": "number", "minimum": -90, "maximum": 90}, "Latitude.", True),
+        query_param("lng", {"type": "number", "minimum": -180, "maximum": 180}, "Longitude.", True),
+        query_param(
+            "radius",
+            {"type": "number", "minimum": params.RADIUS_M[0], "maximum": params.RADIUS_M[1]},
+            "Radius in metres (default 1000).",
+        ),
+        query_param(
+            "kinds",
+            {"type": "string", "pattern": params.KINDS_PATTERN},
+            "Comma-separated: store, bike, charger.",
+        ),
+        query_param(
+            "category",
+            slugs,
+            "Comma-separated categories, each as it is (no control characters).",
+        ),
+        query_param("mini_app", slugs, "Comma-separated mini-apps, as category."),
+        query_param("available", boolean, "Only bikes/chargers with at least one free."),
+        query_param("open_now", boolean, "Only entities open now in their own time zone."),
+        query_param("group", {"type": "string", "enum": ["mini_app"]}, "One result per mini-app."),
+        query_param("sort", {"type": "string", "enum": ["score", "distance"]}, "Order."),
+        query_param(
+            "scale",
+            {"type": "number", "minimum": params.SCALE_M[0], "maximum": params.SCALE_M[1]},
+            "Metres at which the distance term halves (default: half the radius).",
+        ),
+        query_param(
+            "popularity_weight",
+            {"type": "number", "minimum": 0, "maximum": params.POPULARITY_WEIGHT[1]},
+            "Weight w of ln(1 + popularity).",
+        ),
+        query_param(
+            "limit",
+            {"type": "integer", "minimum": params.LIMIT[0], "maximum": params.LIMIT[1]},
+            "Results per page (default 20).",
+        ),
+        query_param(
+            "cursor",
+            {"type": "string", "pattern": params.CURSOR_PATTERN},
+            "next_cursor of the previous page of the same query: signed by the server, so any"
+            " other text (truncated, altered, made up, or from another query) is a 400.",
+        ),
+        query_param("explain", boolean, "Add the ranking terms and the parameters used."),
+    ]
+
+
+def entity_schema() -> dict[str, Any]:
+    """An entity as /v1/entities/<id> shows it."""
+    return {
+        "type": "object",
+        "required": ["id", "kind", "lat", "lng", "popularity"],
+        "properties": {
+            "id": {"type": "string"},
+            "kind": {"type": "string", "enum": ["store", "bike", "charger"]},
+            "name": NULLABLE_STRING,
+            "mini_app": NULLABLE_STRING,
+            "category": NULLABLE_STRING,
+            "lat": {"type": "number"},
+            "lng": {"type": "number"},
+            "popularity": {"type": "number", "minimum": 0},
+            "available": NULLABLE_INTEGER,
+            "capacity": NULLABLE_INTEGER,
+            "opening_hours": NULLABLE_STRING,
+            "tz": NULLABLE_STRING,
+            "source": NULLABLE_STRING,
+            "attrs": {"type": ["object", "null"]},
+            "updated_at": NULLABLE_STRING,
+            "seen_at": NULLABLE_STRING,
+        },
+    }
+
+
+def result_schema() -> dict[str, Any]:
+    """One nearby result: the entity plus its distance, score and optional extras."""
+    schema = entity_schema()
+    schema["required"] = [*schema["required"], "distance_m", "score"]
+    schema["properties"] = {
+        **schema["properties"],
+        "distance_m": {"type": "number", "minimum": 0},
+        "score": {"type": "number", "minimum": 0},
+        "count": {"type": "integer", "minimum": 1, "description": "With group=mini_app."},
+        "explain": {
+            "type": "object",
+            "required": ["distance_term", "popularity_term"],
+            "properties": {
+                "distance_term": {"type": "number"},
+                "popularity_term": {"type": "number"},
+            },
+        },
+    }
+    return schema
+
+
+def schemas() -> dict[str, Any]:
+    """The components' schemas."""
+    nearby_common = {
+        "next_cursor": NULLABLE_STRING,
+        "source": {"type": "string", "enum": ["redis", "postgis"]},
+        "explain": {"type": "object"},
+    }
+    return {
+        "Entity": entity_schema(),
+        "Result": result_schema(),
+        "Nearby": {
+            "type": "object",
+            "required": ["results", "next_cursor", "source"],
+            "properties": {
+                "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
+                **nearby_common,
+            },
+        },
+        "NearbyGeoJSON": {
+            "type": "object",
+            "required": ["type", "features", "next_cursor", "source"],
+            "properties": {
+                "type": {"const": "FeatureCollection"},
+                "features": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["type", "geometry", "properties"],
+                        "properties": {
+                            "type": {"const": "Feature"},
+                            "id": {"type": "string"},
+                            "geometry": {
+                                "type": "object",
+                                "properties": {
+                                    "type": {"const": "Point"},
+                                    "coordinates": {
+                                        "type": "array",
+                                        "items": {"type": "number"},
+                                        "minItems": 2,
+                                        "maxItems": 2,
+                                    },
+                                },
+                            },
+                            "properties": {"$ref": "#/components/schemas/Result"},
+                        },
+                    },
+                },
+                **nearby_common,
+            },
+        },
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message", "param"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "param": NULLABLE_STRING,
+                    },
+                }
+            },
+        },
+        "Health": {"type": "object", "required": ["status"]},
+        "PushResult": {
+            "type": "object",
+            "required": ["received", "applied", "moved", "errors"],
+            "properties": {
+                "received": {"type": "integer"},
+                "applied": {"type": "integer"},
+                "moved": {"type": "integer"},
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "index": {"type": "integer"},
+                            "id": NULLABLE_STRING,
+                            "reason": {"type": "string"},
+                            "param": NULLABLE_STRING,
+                        },
+                    },
+                },
+            },
+        },
+    }
+
+
+def json_response(text: str, ref: str, media: str = "application/json") -> dict[str, Any]:
+    """A response whose body is the schema ``ref``."""
+    return {"description": text, "content": {media: {"schema": {"$ref": ref}}}}
+
+
+ERROR = "#/components/schemas/Error"
+
+
+def errors(*statuses: str) -> dict[str, Any]:
+    """Error responses by status."""
+    texts = {
+        "400": "A bad parameter (named in error.param).",
+        "401": "No API key.",
+        "403": "Unknown API key.",
+        "404": "Unknown entity.",
+        "413": "Body too large.",
+        "503": "A store the request needs is down.",
+    }
+    return {status: json_response(texts[status], ERROR) for status in statuses}
+
+
+def push_operation(summary: str, item: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/positions or /v1/availability."""
+    items = {"type": "array", "items": item, "maxItems": live.MAX_ITEMS}
+    body = {
+        "anyOf": [
+            {"type": "object", "required": ["items"], "properties": {"items": items}},
+            items,
+        ]
+    }
+    return {
+        "post": {
+            "summary": summary,
+            "description": (
+                "Every item is checked before anything is written. An item that does not"
+                " match its schema, names an unknown id, or is older than what the index"
+                " holds is refused in errors (with its index) and the others are applied:"
+                " the answer is 200. A body that is not JSON, nested deeper than"
+                f" {jsonio.MAX_DEPTH} levels, not a list of items or of more than"
+                f" {live.MAX_ITEMS} is a 400; one larger than {MAX_BODY_BYTES} bytes"
+                " (counted as read, with or without Content-Length) a 413."
+            ),
+            "security": [{"bearer": []}, {"apiKey": []}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+            "responses": {
+                "200": json_response(
+                    "What was applied; refused items with reasons.",
+                    "#/components/schemas/PushResult",
+                ),
+                **errors("400", "401", "403", "413", "503"),
+            },
+        }
+    }
+
+
+def item_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A pushed position and a pushed availability, as the server checks them."""
+    entity_id = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": live.MAX_ID_LENGTH,
+        "pattern": "^[^\\x00\\x1f]+$",
+        "description": "An entity id: no NUL or U+001F, nor a lone surrogate.",
+    }
+    count = {"type": "integer", "minimum": 0, "maximum": live.MAX_COUNT}
+    seen_at = {
+        "anyOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "number", "description": "POSIX seconds."},
+        ],
+        "description": "RFC 3339, or POSIX seconds; default now; never in the future.",
+    }
+    position = {
+        "type": "object",
+        "required": ["id", "lat", "lng"],
+        "properties": {
+            "id": entity_id,
+            "lat": {"type": "number", "minimum": -90, "maximum": 90},
+            "lng": {"type": "number", "minimum": -180, "maximum": 180},
+            "available": count,
+            "seen_at": seen_at,
+        },
+    }
+    availability = {
+        "type": "object",
+        "required": ["id", "available"],
+        "properties": {
+            "id": entity_id,
+            "available": count,
+            "capacity": count,
+            "seen_at": seen_at,
+        },
+    }
+    return position, availability
+
+
+def paths() -> dict[str, Any]:
+    """Every path of the API."""
+    health = "#/components/schemas/Health"
+    position, availability = item_schemas()
+    return {
+        "/v1/nearby": {
+            "get": {
+                "summary": "Entities around a point, ranked exactly by score or distance.",
+                "parameters": nearby_parameters(),
+                "responses": {
+                    "200": {
+                        "description": "A page (GeoJSON on Accept: application/geo+json).",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Nearby"}},
+                            "application/geo+json": {
+                                "schema": {"$ref": "#/components/schemas/NearbyGeoJSON"}
+                            },
+                        },
+                    },
+                    **errors("400", "503"),
+                },
+            }
+        },
+        "/v1/entities/{id}": {
+            "get": {
+                "summary": "One entity by id.",
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[^\\x00]+$"},
+                        "description": "The entity's id (no NUL: PostgreSQL text holds none).",
+                    }
+                ],
+                "responses": {
+                    "200": json_response("The entity.", "#/components/schemas/Entity"),
+                    **errors("400", "404", "503"),
+                },
+            }
+        },
+        "/v1/positions": push_operation("Push positions of bikes (and chargers).", position),
+        "/v1/availability": push_operation("Push free counts of bikes and chargers.", availability),
+        "/healthz": {
+            "get": {"summary": "Alive.", "responses": {"200": json_response("Alive.", health)}}
+        },
+        "/readyz": {
+            "get": {
+                "summary": "PostGIS and Redis reachable.",
+                "responses": {
+                    "200": json_response("Both reachable.", health),
+                    "503": json_response("One is not.", health),
+                },
+            }
+        },
+    }
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "nearby",
+            "version": "1.0.0",
+            "description": "Stores, bikes and chargers near a point, by distance and popularity.",
+        },
+        "paths": paths(),
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+    }

@@ -1,0 +1,350 @@
+"""Which index cells a nearby query reads, and how near each cell can be.
+
+A query picks one of the indexed resolutions by its radius, so that a 10 m and
+a 50 km circle both need tens to a couple of hundred cells.  The covering
+follows the safe rule: grow the disk of k rings around the origin cell until
+every cell of ring k+1 lies wholly beyond the radius (its centre distance minus
+its circumradius exceeds it).  Because the cells meeting a circle form a
+connected set around the origin, no cell past such a ring can meet it either.
+Rings are ``grid_disk(k+1) - grid_disk(k)``: ``grid_ring`` can return wrong
+cells around pentagons.
+
+Everything per cell (centre, circumradius) and per origin cell (its disk, grown
+when a query needs more rings, never recomputed) is cached; a new disk's geometry is
+computed in bulk on integer ids: the same cells come back query after query,
+and DESIGN §7 shows the covering dominating the cost when it is recomputed.  The
+per-cell distance here is only a lower bound with a safety margin, so it may use
+numpy; exact distances are in :mod:`discovery.search.ranking`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from itertools import chain
+
+import h3
+import h3.api.numpy_int as h3i
+import numpy as np
+
+from indexer.model import EARTH_RADIUS_M, INDEX_RESOLUTIONS, TAG_RES
+
+#: The finest indexed resolution whose cells suit a radius up to the given metres.
+#: Res 11 (~25 m edges) up to 200 m, res 9 (~175 m) up to 1.5 km, res 7 (~1.2 km)
+#: up to 10 km, res 5 beyond.
+RESOLUTION_BY_RADIUS_M = ((200.0, 11), (1_500.0, 9), (10_000.0, 7), (math.inf, 5))
+#: Circumradii are widened by this factor and this many metres, so that float
+#: rounding (numpy versus libm, vertex positions) never makes a bound too high.
+CIRCUM_FACTOR = 1.0001
+CIRCUM_SLACK_M = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class CellCover:
+    """One cell of a covering: its hex id, hash tag and a lower bound of its distance."""
+
+    cell: str
+    tag: str
+    dmin_m: float
+
+
+@dataclass(frozen=True, slots=True)
+class Covering:
+    """The cells (nearest first) whose sets hold every entity within the radius."""
+
+    res: int
+    radius_m: float
+    rings: int
+    cells: tuple[CellCover, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DiskBlock:
+    """The cells of ``grid_disk(origin, k)`` with their ring and geometry, as arrays."""
+
+    cells: tuple[str, ...]
+    tags: tuple[str, ...]
+    #: The distinct tags of the block, in the order ``numbers`` counts them (from 1).
+    tag_list: tuple[str, ...]
+    #: Per cell the number of its tag in ``tag_list`` (the search script's argument).
+    numbers: np.ndarray
+    ring: np.ndarray
+    #: Unit vectors of the cells' centres (one row each): distances as chords.
+    xyz: np.ndarray
+    circum_m: np.ndarray
+
+
+def resolution_for(radius_m: float) -> int:
+    """The index resolution a query of ``radius_m`` reads."""
+    for limit_m, res in RESOLUTION_BY_RADIUS_M:
+        if radius_m <= limit_m:
+            assert res in INDEX_RESOLUTIONS
+            return res
+    raise ValueError(f"no resolution for radius {radius_m}")
+
+
+#: Where an H3 index holds its resolution (4 bits); its 15 digits of 3 bits lie below.
+_RES_SHIFT = 52
+_RES_MASK = np.uint64(0xF << _RES_SHIFT)
+#: A cell boundary has at most this many vertices (distortion vertices included).
+_MAX_VERTS = 10
+
+
+def _parents(cells: np.ndarray, res: int) -> np.ndarray:
+    """The parents at ``res`` of H3 cells (uint64, all finer than ``res``), in bulk.
+
+    As ``cellToParent``: the resolution field set to ``res`` and the digits past it set to 7.
+    """
+    unused = np.uint64((1 << (3 * (15 - res))) - 1)
+    return (cells & ~_RES_MASK) | np.uint64(res << _RES_SHIFT) | unused
+
+
+def _hex(cells: np.ndarray) -> tuple[str, ...]:
+    return tuple(format(cell, "x") for cell in cells.tolist())
+
+
+#: Centre (degrees) and widened circumradius (m) of every cell met so far, by id: neighbouring
+#: origins share most of their disks.  Emptied when it reaches MAX_CELLS.
+_cells: dict[int, tuple[float, float, float]] = {}
+MAX_CELLS = 1 << 18
+
+
+def _geometry(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre latitudes and longitudes (degrees) and widened circumradii (m) of cells."""
+    ids = cells.tolist()
+    known = [_cells.get(cell) for cell in ids]
+    missing = [cell for cell, geometry in zip(ids, known, strict=True) if geometry is None]
+    if missing:
+        if len(_cells) + len(missing) > MAX_CELLS:
+            _cells.clear()
+        new = dict(zip(missing, zip(*_new_geometry(missing), strict=True), strict=True))
+        _cells.update(new)
+        known = [
+            new[cell] if geometry is None else geometry
+            for cell, geometry in zip(ids, known, strict=True)
+        ]
+    table = np.array(known, dtype=np.float64).reshape(-1, 3)
+    return table[:, 0], table[:, 1], table[:, 2]
+
+
+def _new_geometry(cells: list[int]) -> tuple[list[float], list[float], list[float]]:
+    """Centre latitudes, longitudes and widened circumradii of cells, computed.
+
+    The circumradius is the largest distance from the centre to a boundary
+    vertex (distortion vertices of cells crossing an icosahedron edge
+    included); cell edges are great-circle arcs, so the cell lies inside it.
+    """
+    flat_centres: list[float] = []
+    flat_verts: list[float] = []
+    for cell in cells:
+        centre = h3i.cell_to_latlng(cell)
+        boundary = h3i.cell_to_boundary(cell)
+        flat_centres.extend(centre)
+        flat_verts.extend(chain.from_iterable(boundary))
+        flat_verts.extend(centre * (_MAX_VERTS - len(boundary)))
+    centres = np.array(flat_centres, dtype=np.float64).reshape(-1, 2)
+    verts = np.array(flat_verts, dtype=np.float64).reshape(-1, _MAX_VERTS, 2)
+    c_lat = np.radians(centres[:, 0])[:, None]
+    c_lng = np.radians(centres[:, 1])[:, None]
+    v_lat, v_lng = np.radians(verts[:, :, 0]), np.radians(verts[:, :, 1])
+    sl = np.sin((v_lat - c_lat) * 0.5)
+    sg = np.sin((v_lng - c_lng) * 0.5)
+    a = np.clip(sl * sl + np.cos(c_lat) * np.cos(v_lat) * sg * sg, 0.0, 1.0)
+    far = (2 * np.arctan2(np.sqrt(a), np.sqrt(1 - a)) * EARTH_RADIUS_M).max(axis=1)
+    circum = far * CIRCUM_FACTOR + CIRCUM_SLACK_M
+    return centres[:, 0].tolist(), centres[:, 1].tolist(), circum.tolist()
+
+
+def cell_geometry(cell: str) -> tuple[float, float, float, str]:
+    """(centre lat, centre lng, widened circumradius in m, hash tag) of a cell."""
+    cells = np.array([h3.str_to_int(cell)], dtype=np.uint64)
+    lat, lng, circum = _geometry(cells)
+    return float(lat[0]), float(lng[0]), float(circum[0]), _hex(_parents(cells, TAG_RES))[0]
+
+
+def _rings_block(cells: np.ndarray, ring: np.ndarray, tag_list: tuple[str, ...] = ()) -> DiskBlock:
+    """Cells (uint64) of the given rings with their geometry; ``tag_list`` the tags
+    already numbered (a block joined to this one)."""
+    lat, lng, circum = _geometry(cells)
+    lat_r = np.radians(lat)
+    hexes, tags = _hex(cells), _hex(_parents(cells, TAG_RES))
+    numbers = {tag: n for n, tag in enumerate(tag_list, 1)}
+    for tag in tags:
+        numbers.setdefault(tag, len(numbers) + 1)
+    # One byte each: a block spans a few resolution-3 cells, never 255.
+    assert len(numbers) < 256
+    return DiskBlock(
+        cells=hexes,
+        tags=tags,
+        tag_list=tuple(numbers),
+        numbers=np.array([numbers[tag] for tag in tags], dtype=np.uint8),
+        ring=ring,
+        xyz=unit_vectors(lat_r, np.radians(lng)),
+        circum_m=circum,
+    )
+
+
+def _rings(origin: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cells of rings ``lo..hi`` around ``origin`` and their rings, by ring then id.
+
+    Ring j is ``grid_disk(j)`` less every ``grid_disk(i)``, i < j: each cell's
+    ring is the first disk it appears in.
+    """
+    disks = [h3i.grid_disk(origin, j) for j in range(hi + 1)]
+    labels = np.repeat(np.arange(hi + 1), [len(d) for d in disks])
+    ids, first = np.unique(np.concatenate(disks), return_index=True)
+    ring = labels[first]
+    order = np.lexsort((ids, ring))
+    order = order[ring[order] >= lo]
+    return ids[order], ring[order]
+
+
+class _Disk:
+    """The rings computed so far around one origin cell: grown when a query needs
+    more rings, never recomputed."""
+
+    def __init__(self, origin: int, k: int) -> None:
+        self.origin = origin
+        self.lock = threading.Lock()
+        self.block = _rings_block(*_rings(origin, 0, k))
+
+    def upto(self, k: int) -> DiskBlock:
+        """The block of rings 0..k (at least; more when already computed)."""
+        block = self.block
+        if int(block.ring[-1]) >= k:
+            return block
+        with self.lock:
+            block = self.block
+            top = int(block.ring[-1])
+            if top < k:
+                more = _rings_block(*_rings(self.origin, top + 1, k), block.tag_list)
+                block = _join(block, more)
+                self.block = block
+        return block
+
+
+def _join(a: DiskBlock, b: DiskBlock) -> DiskBlock:
+    """Block ``a`` followed by ``b`` (whose tag list extends a's)."""
+    return DiskBlock(
+        cells=a.cells + b.cells,
+        tags=a.tags + b.tags,
+        tag_list=b.tag_list,
+        numbers=np.concatenate((a.numbers, b.numbers)),
+        ring=np.concatenate((a.ring, b.ring)),
+        xyz=np.concatenate((a.xyz, b.xyz)),
+        circum_m=np.concatenate((a.circum_m, b.circum_m)),
+    )
+
+
+_disks: dict[int, _Disk] = {}
+_disks_lock = threading.Lock()
+#: Origins whose disks are kept; past this the oldest are dropped.
+MAX_DISKS = 4096
+
+
+def disk_block(origin: int, k: int) -> DiskBlock:
+    """The geometry of every cell within ``k`` rings of ``origin`` (or more), ready for numpy."""
+    disk = _disks.get(origin)
+    if disk is None:
+        disk = _Disk(origin, k)
+        with _disks_lock:
+            disk = _disks.setdefault(origin, disk)
+            if len(_disks) > MAX_DISKS:
+                del _disks[next(iter(_disks))]
+    return disk.upto(k)
+
+
+def unit_vectors(lat_r: np.ndarray, lng_r: np.ndarray) -> np.ndarray:
+    """Points (radians) as unit vectors on the sphere, one row each."""
+    cos_lat = np.cos(lat_r)
+    return np.stack((cos_lat * np.cos(lng_r), cos_lat * np.sin(lng_r), np.sin(lat_r)), axis=1)
+
+
+def block_dmin_m(block: DiskBlock, lat: float, lng: float) -> np.ndarray:
+    """Lower bounds of the distance from (lat, lng) to each cell of ``block``.
+
+    The centre distance comes from the chord between unit vectors (2 R asin(c / 2),
+    the haversine's value to within rounding, in a third of numpy's calls); the
+    circumradii's widening covers the rounding.
+    """
+    lat_r, lng_r = math.radians(lat), math.radians(lng)
+    cos_lat = math.cos(lat_r)
+    point = (cos_lat * math.cos(lng_r), cos_lat * math.sin(lng_r), math.sin(lat_r))
+    apart = block.xyz - point
+    half_chord = np.sqrt(np.einsum("ij,ij->i", apart, apart)) * 0.5
+    centre_m = 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(half_chord, 1.0))
+    return np.maximum(centre_m - block.circum_m, 0.0)
+
+
+def first_ring_beyond(block: DiskBlock, dmin_m: np.ndarray, radius_m: float) -> int | None:
+    """The first ring whose cells all lie wholly beyond ``radius_m`` (None: none in block)."""
+    near_rings = block.ring[dmin_m <= radius_m]
+    top = int(block.ring[-1])
+    reached = set(near_rings.tolist())
+    for j in range(1, top + 1):
+        if j not in reached:
+            return j
+    return None
+
+
+def initial_rings(radius_m: float, res: int) -> int:
+    """A first guess of the rings needed; the safe rule grows it when short."""
+    edge_m = h3.average_hexagon_edge_length(res, "m")
+    return int(radius_m / (1.5 * edge_m) + 3.5)
+
+
+def _covered(
+    lat: float, lng: float, radius_m: float, res: int
+) -> tuple[DiskBlock, np.ndarray, np.ndarray, int]:
+    """The block, distance bounds, covering cells' positions (nearest first) and first ring
+    beyond the circle."""
+    origin = h3i.latlng_to_cell(lat, lng, res)
+    k = initial_rings(radius_m, res)
+    while True:
+        block = disk_block(origin, k)
+        dmin = block_dmin_m(block, lat, lng)
+        beyond = first_ring_beyond(block, dmin, radius_m)
+        if beyond is not None:
+            break
+        k = int(block.ring[-1]) + 2
+    keep = np.flatnonzero((dmin <= radius_m) & (block.ring < beyond))
+    return block, dmin, keep[np.argsort(dmin[keep], kind="stable")], beyond
+
+
+def cover(lat: float, lng: float, radius_m: float, res: int | None = None) -> Covering:
+    """Cover the circle of ``radius_m`` around (lat, lng) with cells, nearest first.
+
+    Every cell that could hold a point within the radius is returned, with a
+    lower bound ``dmin_m`` of its distance (0 for the cell holding the point).
+    """
+    res = resolution_for(radius_m) if res is None else res
+    block, dmin, order, beyond = _covered(lat, lng, radius_m, res)
+    cells = tuple(CellCover(block.cells[i], block.tags[i], float(dmin[i])) for i in order.tolist())
+    return Covering(res=res, radius_m=radius_m, rings=beyond - 1, cells=cells)
+
+
+#: The script reads distance bounds as little-endian doubles.
+_BOUNDS = np.dtype("<f8")
+
+
+def script_cells(
+    lat: float, lng: float, radius_m: float, res: int
+) -> tuple[str, str, bytes, bytes, str]:
+    """The covering as the search script reads it: the cells' resolution (its hex
+    digit), the hash tags they are numbered by, each cell's tag number (a byte
+    each), each cell's distance bound (packed doubles) and the cells' hex ids
+    (15 characters each, as every H3 cell's, unseparated).
+
+    The same cells as :func:`cover`, nearest first, written straight from the
+    cached block.
+    """
+    block, dmin, order, _ = _covered(lat, lng, radius_m, res)
+    cells = block.cells
+    return (
+        format(res, "x"),
+        "\x1f".join(block.tag_list),
+        block.numbers[order].tobytes(),
+        dmin[order].astype(_BOUNDS).tobytes(),
+        "".join([cells[i] for i in order.tolist()]),
+    )

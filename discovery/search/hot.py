@@ -1,0 +1,331 @@
+"""Answer a nearby query: from the hot index in one Redis call, else from PostGIS.
+
+Both paths give the brute-force answer (:func:`discovery.search.ranking.brute_force`).
+The Redis path runs ``nearby.lua`` once per query (one round trip, all keys read
+atomically); the script ranks with the same doubles as the reference functions
+and returns each hit's distance and score as exact doubles.  The PostGIS path
+asks SQL for the best rows under the same formula and checks, before trusting
+a LIMIT, that no row it left out could rank in the page (else asks for more).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import struct
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import hiredis
+import redis
+
+from discovery.search import coverage
+from discovery.search.documents import Changed, Documents
+from discovery.search.query import NearbyQuery, is_open
+from discovery.search.ranking import Hit, group_hits, page
+from indexer.hot.index import HotIndex
+
+log = logging.getLogger(__name__)
+
+#: For sort=distance, smaller circles (with their resolution) tried before the
+#: query's own: a page usually fills within them, and reading a coarse cell
+#: whole would cost far more.  Each stage is exact on its own: when it fills
+#: the page, everything beyond its radius ranks after.  Within one stage cells
+#: are read nearest first and reading stops past the page's last distance.
+DISTANCE_STAGES = ((150.0, 11), (1_500.0, 9), (10_000.0, 7))
+#: open_now is judged in Python: ask the script for this many times the page
+#: first, and four times more on each retry, until enough are open.
+OPEN_NOW_FACTOR = 2
+
+
+class NoHotIndex(Exception):
+    """Redis holds no generation: answer from PostGIS."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """A page of hits, whether more follow, where it came from, and what it cost."""
+
+    hits: tuple[Hit, ...]
+    more: bool
+    source: str
+    stats: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def load_script(client: redis.Redis, name: str) -> Any:
+    """Register a script of this package on ``client`` (EVALSHA, reloaded after a restart)."""
+    source = resources.files("discovery.search").joinpath(name).read_text()
+    return client.register_script(source)
+
+
+class ScriptCaller:
+    """Calls one script of this package with EVALSHA over connections of its own,
+    the command packed and the reply parsed by hiredis.
+
+    A search is one call, and redis-py's general path (pool checkout, retry,
+    response callbacks) cost about 160 µs of CPU a call against some 90 µs so
+    (measured on a search's arguments and replies).  Connections are made with
+    ``client``'s pool's class and settings (auth, TLS, database and timeouts)
+    but not by the pool, and kept in a free list: a call takes one, or makes
+    one, and gives it back, so that threads and greenlets alike each use one at
+    a time.  (The pool counts each connection it makes against its
+    ``max_connections`` until one is released to it, which these never are: a
+    connection dropped after an error kept its count, and after a hundred
+    errors every search failed with MaxConnectionsError while Redis was well.)
+    A server that lost the script (restarted, flushed) gets it again; an idle
+    connection found closed (Redis restarted, the client killed) makes the call
+    go again once on a new connection, the other idle ones dropped; any other
+    error drops the connection and is raised.
+    """
+
+    def __init__(self, client: redis.Redis, name: str) -> None:
+        self.pool = client.connection_pool
+        self.source = resources.files("discovery.search").joinpath(name).read_text()
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+        self.idle: deque[Any] = deque()
+
+    def __call__(self, args: Sequence[Any]) -> Any:
+        """The script's reply to ``args`` (its ARGV; no keys)."""
+        packed = [hiredis.pack_command(("EVALSHA", self.sha, 0, *args))]
+        try:
+            return self.send(packed)
+        except redis.exceptions.NoScriptError:
+            load = ("SCRIPT", "LOAD", self.source)
+            self.send([hiredis.pack_command(load)])  # type: ignore[arg-type]  # stubs: a 1-tuple
+            return self.send(packed)
+
+    def connect(self) -> Any:
+        """A new connection with the pool's settings (not counted by the pool)."""
+        return self.pool.connection_class(**self.pool.connection_kwargs)
+
+    def send(self, packed: list[bytes]) -> Any:
+        """Send one packed command on an idle connection (or a new one); its reply.
+
+        The commands sent are scripts that only read: sending one again is harmless.
+        """
+        try:
+            connection = self.idle.pop()
+        except IndexError:
+            return self.exchange(self.connect(), packed)
+        try:
+            return self.exchange(connection, packed)
+        except redis.ConnectionError:
+            self.close()  # idle since before the server closed them, most likely
+            return self.exchange(self.connect(), packed)
+
+    def exchange(self, connection: Any, packed: list[bytes]) -> Any:
+        """Send on ``connection``, read the reply, give the connection back (or drop it)."""
+        try:
+            connection.send_packed_command(packed, check_health=False)
+            reply = connection.read_response()
+        except redis.ResponseError:
+            self.idle.append(connection)
+            raise
+        except BaseException:
+            connection.disconnect()
+            raise
+        self.idle.append(connection)
+        return reply
+
+    def close(self) -> None:
+        """Close the idle connections."""
+        while self.idle:
+            self.idle.pop().disconnect()
+
+
+def stale_args(query: NearbyQuery) -> tuple[str, str]:
+    """The script's cutoff arguments: per live kind, and per-source overrides."""
+    kinds, sources = [], []
+    for kind, limit_s in sorted(query.stale.by_kind.items()):
+        kinds += [kind, repr(query.now_s - limit_s)]
+    for source, limit_s in sorted(query.stale.by_source.items()):
+        sources += [source, repr(query.now_s - limit_s)]
+    return "\x1f".join(kinds), "\x1f".join(sources)
+
+
+def script_args(
+    prefix: str,
+    query: NearbyQuery,
+    mode: str,
+    radius_m: float,
+    want: int,
+    cells: tuple[str, str, bytes, bytes, str],
+) -> list[Any]:
+    """Every ARGV of one nearby.lua call (see the script's header); ``cells`` as
+    :func:`discovery.search.coverage.script_cells` writes them."""
+    kind_cuts, source_cuts = stale_args(query)
+    cursor: list[Any] = ["", "", ""]
+    if query.after is not None:
+        neg_score, distance, id_bytes = query.after
+        cursor = [repr(-neg_score), repr(distance), id_bytes]
+    args: list[Any] = [
+        prefix,
+        mode,
+        query.sort,
+        repr(query.lat),
+        repr(query.lng),
+        repr(radius_m),
+        repr(query.scale_m),
+        repr(query.popularity_weight),
+        want,
+        "\x1f".join(query.kinds),
+        "\x1f".join(query.categories),
+        "\x1f".join(query.mini_apps),
+        "1" if query.available else "",
+        kind_cuts,
+        source_cuts,
+        *cursor,
+        *cells,
+    ]
+    return args
+
+
+#: The distance, score, popularity and revision of a result, and its tag's number,
+#: as the script packs them.
+_FIGURES = struct.Struct("<ddddH")
+#: Searches run again when a result changed before its document was read.
+CHANGED_TRIES = 3
+
+
+def results_of(reply: Sequence[Any]) -> list[tuple[str, float, float, float, int, int, int]]:
+    """The script's results (replies as bytes): (id, distance, score, popularity,
+    revision, tag number, count) each.
+
+    The script computes distance and score with the operations of
+    :mod:`discovery.search.ranking` in the same order, so its doubles are the
+    reference's (the search tests compare them with the brute force's, bit for
+    bit).
+    """
+    unpack = _FIGURES.unpack
+    results = []
+    for i in range(4, len(reply), 3):
+        distance, score, popularity, rev, tag = unpack(reply[i + 1])
+        results.append(
+            (reply[i].decode(), distance, score, popularity, int(rev), tag, reply[i + 2])
+        )
+    return results
+
+
+@dataclass
+class Stats:
+    """What a Redis answer cost: script calls, cells and members read."""
+
+    calls: int = 0
+    cells: int = 0
+    members: int = 0
+    res: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return {"calls": self.calls, "cells": self.cells, "members": self.members, "res": self.res}
+
+
+class RedisSearch:
+    """Nearby queries over the hot index."""
+
+    def __init__(self, hot: HotIndex) -> None:
+        self.hot = hot
+        # The script's replies are binary (packed doubles): read them as bytes.
+        self.script = ScriptCaller(hot.raw, "nearby.lua")
+        self.documents = Documents(hot)
+        self.entity_script = load_script(hot.client, "entity.lua")
+
+    def close(self) -> None:
+        """Close the script's connections."""
+        self.script.close()
+
+    def entity(self, entity_id: str) -> list[Any]:
+        """The entity script's reply: ['ok', display JSON], ['missing'] or ['nogen']."""
+        return list(self.entity_script(keys=[], args=[self.hot.prefix, entity_id]))
+
+    def call(
+        self, query: NearbyQuery, mode: str, radius_m: float, want: int, res: int, stats: Stats
+    ) -> list[Hit]:
+        """One script call over the covering of ``radius_m`` at ``res``, the results'
+        documents attached (the call made again when one changed meanwhile)."""
+        cells = coverage.script_cells(query.lat, query.lng, radius_m, res)
+        args = script_args(self.hot.prefix, query, mode, radius_m, want, cells)
+        tags = cells[1].split("\x1f")
+        for _ in range(CHANGED_TRIES):
+            reply = self.script(args)
+            if not reply or reply[0] == b"nogen":
+                raise NoHotIndex
+            stats.calls += 1
+            stats.cells += int(reply[1])
+            stats.members += int(reply[2])
+            stats.res.append(res)
+            results = results_of(reply)
+            wanted = [(result[0], result[4], result[5]) for result in results]
+            try:
+                docs = self.documents.documents(reply[3].decode(), tags, wanted)
+            except Changed:
+                continue
+            return [
+                Hit(eid, distance, score, popularity, group_count=int(count) or None, raw=doc)
+                for (eid, distance, score, popularity, _, _, count), doc in zip(
+                    results, docs, strict=True
+                )
+            ]
+        raise NoHotIndex  # the index changes faster than it can be read: PostGIS answers
+
+    def search(self, query: NearbyQuery) -> SearchResult:
+        """The exact page for ``query``; NoHotIndex when Redis holds no index."""
+        stats = Stats()
+        if query.group:
+            ranked, more = self.grouped(query, stats)
+        else:
+            ranked, more = self.top(query, stats)
+        return SearchResult(tuple(ranked), more, "redis", stats.as_dict())
+
+    def grouped(self, query: NearbyQuery, stats: Stats) -> tuple[list[Hit], bool]:
+        """One hit per mini-app (open_now: every candidate comes back and Python groups)."""
+        res = coverage.resolution_for(query.radius_m)
+        if not query.open_now:
+            hits = self.call(query, "g", query.radius_m, query.limit + 1, res, stats)
+            return hits[: query.limit], len(hits) > query.limit
+        everything = self.call(query, "a", query.radius_m, 0, res, stats)
+        open_hits = [hit for hit in everything if is_open(hit.document(), query.now_s)]
+        return page(group_hits(open_hits, query), query)
+
+    def top(self, query: NearbyQuery, stats: Stats) -> tuple[list[Hit], bool]:
+        """The top ``limit`` (+1 to learn whether more follow), staged for sort=distance."""
+        # The script returns hits in the documented order (its comparator is
+        # ranking.sort_key's; the search tests compare pages with the brute force).
+        for radius_m, res in stages(query):
+            hits, complete = self.top_within(query, radius_m, res, stats)
+            if complete or radius_m >= query.radius_m:
+                return hits[: query.limit], len(hits) > query.limit
+        raise AssertionError("the last stage covers the whole radius")
+
+    def top_within(
+        self, query: NearbyQuery, radius_m: float, res: int, stats: Stats
+    ) -> tuple[list[Hit], bool]:
+        """The best ``limit + 1`` within ``radius_m`` (open_now applied), and whether it is full."""
+        want = query.limit + 1
+        mode = "d" if query.sort == "distance" else "s"
+        ask = want * OPEN_NOW_FACTOR if query.open_now else want
+        while True:
+            hits = self.call(query, mode, radius_m, ask, res, stats)
+            if not query.open_now:
+                return hits, len(hits) >= want
+            kept = [hit for hit in hits if is_open(hit.document(), query.now_s)]
+            if len(kept) >= want or len(hits) < ask:
+                return kept[:want], len(kept) >= want
+            ask *= 4
+
+
+def stages(query: NearbyQuery) -> list[tuple[float, int]]:
+    """Radii (with resolutions) to try in turn; the last is the query's own circle."""
+    final = (query.radius_m, coverage.resolution_for(query.radius_m))
+    if query.sort != "distance":
+        return [final]
+    floor_m = query.after[1] if query.after is not None else 0.0
+    tried = [
+        (radius_m, res)
+        for radius_m, res in DISTANCE_STAGES
+        if floor_m < radius_m < query.radius_m and res >= final[1]
+    ]
+    return [*tried, final]

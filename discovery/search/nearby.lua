@@ -1,0 +1,448 @@
+-- One nearby query over the hot index, in one call (one round trip, atomic).
+--
+-- ARGV[1]  key prefix
+-- ARGV[2]  mode: 's' top by score (threshold search), 'd' top by distance,
+--          'g' one best per mini-app with counts, 'a' every candidate
+-- ARGV[3]  order: 'score' | 'distance' (modes g and a rank groups by it)
+-- ARGV[4..8]  lat, lng, radius (m), scale (m), popularity weight
+-- ARGV[9]  how many results to return at most
+-- ARGV[10..12]  kinds, categories, mini-apps: sets joined by \31 ('' = any)
+-- ARGV[13] '1' when only entities with something available are wanted
+-- ARGV[14] staleness cutoffs per live kind: kind \31 epoch \31 kind \31 epoch ...
+-- ARGV[15] per-source cutoffs (they override the kind's): source \31 epoch ...
+-- ARGV[16..18] the cursor: score, distance, id ('' score = no cursor)
+-- ARGV[19] the cells' resolution, as its hex digit (the t hash they are in)
+-- ARGV[20] the hash tags the cells use, joined by \31
+-- ARGV[21] per cell, nearest first, the number of its tag in ARGV[20]: one byte each
+-- ARGV[22] per cell a lower bound of its distance (m): little-endian doubles
+-- ARGV[23] the cells' hex ids, nearest first, 15 characters each, unseparated
+-- (Cells come packed so that the script reads them in bulk, 16 at a time, and
+-- only as far as it needs them: no pattern match, no argument per cell.)
+--
+-- A cell set's members are the entities themselves (indexer/hot/layout.py): a
+-- packed head (lat, lng, popularity, ln(1 + popularity), cos(lat) and the
+-- revision as little-endian doubles, the kind's code, the id's length), the
+-- id, then \31 available \31 seen \31 source \31 mini-app \31 category.
+-- Each group's t hash holds the top popularity of each of its sets (field '*':
+-- at least all of them).
+--
+-- Returns {'nogen'} when there is no index generation, else
+-- {'ok', cells read, members read, the generation, then per result: its id;
+--  its distance, score, popularity and revision (four little-endian doubles,
+--  exact) and the number of its group's tag in ARGV[20] (an unsigned short);
+--  its count (mode g) or 0}.  Display documents are the caller's to read (and
+--  keep: a revision's document never changes).
+--
+-- Distance and score use the operations of discovery/search/ranking.py in the same
+-- order, so the doubles equal Python's bit for bit.
+
+local prefix, mode, order = ARGV[1], ARGV[2], ARGV[3]
+local qlat, qlng = tonumber(ARGV[4]), tonumber(ARGV[5])
+local radius, scale, w = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local limit = tonumber(ARGV[9])
+local gen = redis.call('GET', prefix .. ':gen')
+if not gen then return {'nogen'} end
+local base = prefix .. ':' .. gen .. ':'
+local tkey = 't' .. ARGV[19]
+
+local sin, cos, atan2, sqrt, log = math.sin, math.cos, math.atan2, math.sqrt, math.log
+local unpack_head = struct.unpack
+local rad = math.pi / 180
+local qlatr, qlngr = qlat * rad, qlng * rad
+local qcos = cos(qlatr)
+-- A bound may come out an ulp high or low of the exact value: compare with slack.
+local SLACK = 1e-9
+
+local function set_of(text)
+  if text == '' then return nil end
+  local set = {}
+  for part in string.gmatch(text, '[^\31]+') do set[part] = true end
+  return set
+end
+
+local function cutoffs_of(text)
+  local map, key = {}, nil
+  for part in string.gmatch(text, '[^\31]+') do
+    if key then map[key] = tonumber(part); key = nil else key = part end
+  end
+  return map
+end
+
+local kinds, cats, apps = set_of(ARGV[10]), set_of(ARGV[11]), set_of(ARGV[12])
+local need_available = ARGV[13] == '1'
+local kind_cut, source_cut = cutoffs_of(ARGV[14]), cutoffs_of(ARGV[15])
+local has_cursor = ARGV[16] ~= ''
+local cs, cd, cid = tonumber(ARGV[16]), tonumber(ARGV[17]), ARGV[18]
+-- Whether a member's text fields must be read to keep it (or its mini-app to group it).
+local filtered = kinds or cats or apps or need_available or next(kind_cut) ~= nil
+  or mode == 'g'
+
+-- The haversine of discovery/search/ranking.py; cos_lat is cos(lat * rad), as the
+-- member's head holds it.
+local function distance(lat, lng, cos_lat)
+  local sl = sin((lat * rad - qlatr) * 0.5)
+  local sg = sin((lng * rad - qlngr) * 0.5)
+  local a = sl * sl + qcos * cos_lat * sg * sg
+  return 2 * atan2(sqrt(a), sqrt(1 - a)) * 6371.007180918475 * 1000
+end
+
+local function boost(popularity) return 1 + w * log(1 + popularity) end
+local function decay(d) return 0.5 ^ ((d / scale) ^ 2) end
+
+-- Ids compare as bytes, whatever the server's locale.
+local function bytes_less(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+local function better(a, b)
+  if order == 'score' and a.s ~= b.s then return a.s > b.s end
+  if a.d ~= b.d then return a.d < b.d end
+  return bytes_less(a.id, b.id)
+end
+
+local function after_cursor(s, d, id)
+  if not has_cursor then return true end
+  if order == 'score' and s ~= cs then return s < cs end
+  if d ~= cd then return d > cd end
+  return bytes_less(cid, id)
+end
+
+-- A member: its head (lat, lng, popularity, ln(1 + popularity), cos(lat), rev,
+-- kind code, id length: HEAD_FORMAT, 51 bytes), its id, then \31 available \31
+-- seen \31 source \31 mini-app \31 category.
+local HEAD_FORMAT = '<ddddddBH'
+local ID_AT = 52
+local REST = '^\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31(.*)$'
+local KIND = {[115] = 'store', [98] = 'bike', [99] = 'charger'}
+-- Whether a kind's members need their fields read (a filter on them, staleness,
+-- or grouping by mini-app).
+local read_fields = cats or apps or need_available or mode == 'g'
+
+-- The member's id and, unless a filter refuses it, its mini-app.
+local function admit(member, code, length)
+  local last = ID_AT + length - 1
+  local id = string.sub(member, ID_AT, last)
+  if not filtered then return id, nil end
+  local kind = KIND[code]
+  if kinds and not kinds[kind] then return nil end
+  if not (read_fields or kind_cut[kind]) then return id, nil end
+  local available, seen, source, app, cat = string.match(member, REST, last + 1)
+  if cats and not cats[cat] then return nil end
+  if apps and not apps[app] then return nil end
+  if need_available and (available == '' or tonumber(available) < 1) then return nil end
+  local cut = kind_cut[kind]
+  if cut and seen ~= '' then
+    cut = source_cut[source] or cut
+    if tonumber(seen) < cut then return nil end
+  end
+  return id, app
+end
+
+-- The best `limit` so far, best first.
+local top, n = {}, 0
+local function offer(hit)
+  if n == limit and not better(hit, top[n]) then return end
+  local i = n + 1
+  if n < limit then n = n + 1 else i = n end
+  while i > 1 and better(hit, top[i - 1]) do
+    top[i] = top[i - 1]
+    i = i - 1
+  end
+  top[i] = hit
+end
+
+local cells_read, members_read = 0, 0
+
+-- -- the cells: parsed in chunks, nearest first, each with its set's top ----
+
+local tags, groups = {}, {}
+for tag in string.gmatch(ARGV[20], '[^\31]+') do
+  tags[#tags + 1] = tag
+  groups[#groups + 1] = base .. '{' .. tag .. '}:'
+end
+
+-- Per cell number i (1.. nearest first): its hex id, group, distance bound,
+-- top popularity, decay bound, members read so far, next read size and heap
+-- bound live in arrays (no table per cell).
+local numbers, dmins, hexes = ARGV[21], ARGV[22], ARGV[23]
+local HEX = 15
+local ncells = #numbers
+local c_hex, c_group, c_tag, c_dmin, c_top, c_dec = {}, {}, {}, {}, {}, {}
+local c_off, c_step, c_bound, c_key = {}, {}, {}, {}
+local parsed = 0
+-- The distance bound of the next cell not parsed yet (nil: none left).
+local next_dmin = ncells > 0 and struct.unpack('<d', dmins, 1) or nil
+
+-- Parse the next CHUNK cells; return the numbers of those whose sets hold
+-- members (their tops read with one HMGET per group), nearest first.
+local CHUNK = 16
+local function next_cells()
+  local a = parsed + 1
+  local b = math.min(parsed + CHUNK, ncells)
+  parsed = b
+  local count = b - a + 1
+  local tag_numbers = {string.byte(numbers, a, b)}
+  local bounds = {struct.unpack('<' .. string.rep('d', count), dmins, 8 * (a - 1) + 1)}
+  next_dmin = b < ncells and struct.unpack('<d', dmins, 8 * b + 1) or nil
+  local one = true
+  for k = 2, count do
+    if tag_numbers[k] ~= tag_numbers[1] then one = false; break end
+  end
+  local cells = {}
+  for k = 1, count do
+    local at = (a + k - 2) * HEX
+    cells[k] = string.sub(hexes, at + 1, at + HEX)
+  end
+  local got = {}
+  if one then
+    got = redis.call('HMGET', groups[tag_numbers[1]] .. tkey, unpack(cells))
+  else
+    for number, group in ipairs(groups) do
+      local asked, at = {}, {}
+      for k = 1, count do
+        if tag_numbers[k] == number then
+          asked[#asked + 1] = cells[k]
+          at[#asked] = k
+        end
+      end
+      if #asked > 0 then
+        local tops = redis.call('HMGET', group .. tkey, unpack(asked))
+        for j = 1, #asked do got[at[j]] = tops[j] end
+      end
+    end
+  end
+  local list = {}
+  for k = 1, count do
+    if got[k] then
+      local i = a + k - 1
+      c_hex[i] = cells[k]
+      c_group[i] = groups[tag_numbers[k]]
+      c_tag[i] = tag_numbers[k]
+      c_dmin[i] = bounds[k]
+      c_top[i] = tonumber(got[k])
+      c_off[i] = 0
+      list[#list + 1] = i
+    end
+  end
+  return list
+end
+
+-- The key of cell i's set.
+local function set_key(i)
+  local key = c_key[i]
+  if not key then
+    key = c_group[i] .. 'z:' .. c_hex[i]
+    c_key[i] = key
+  end
+  return key
+end
+
+-- Calls visit(id, distance, score, popularity, rev, mini_app, tag number) for each
+-- member of `members`
+-- within the radius that passes the filters; in mode d, only those that can
+-- still enter the top by distance.
+local by_distance_only = mode == 'd'
+local function evaluate(tag, members, visit)
+  members_read = members_read + #members
+  for k = 1, #members do
+    local member = members[k]
+    local lat, lng, popularity, log_boost, cos_lat, rev, code, length =
+      unpack_head(HEAD_FORMAT, member)
+    local d = distance(lat, lng, cos_lat)
+    if d <= radius and not (by_distance_only and n == limit and d > top[n].d) then
+      local id, app = admit(member, code, length)
+      if id then visit(id, d, decay(d) * (1 + w * log_boost), popularity, rev, app, tag) end
+    end
+  end
+end
+
+-- Every member of cell i.
+local function read_all(i, visit)
+  cells_read = cells_read + 1
+  evaluate(c_tag[i], redis.call('ZRANGE', set_key(i), 0, -1), visit)
+end
+
+-- Every cell in order, until stop(i) says the rest cannot matter.
+local function each_cell(stop, visit)
+  while next_dmin do
+    for _, i in ipairs(next_cells()) do
+      if stop(i) then return end
+      read_all(i, visit)
+    end
+  end
+end
+
+local function offer_after(id, d, s, p, rev, app, tag)
+  if after_cursor(s, d, id) then
+    offer({id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0})
+  end
+end
+
+-- -- top by score: best-first over cells, members in popularity order -------
+
+local heap = {}
+local function push(i, value)
+  c_bound[i] = value
+  heap[#heap + 1] = i
+  local at = #heap
+  while at > 1 do
+    local up = math.floor(at / 2)
+    if c_bound[heap[up]] >= value then break end
+    heap[up], heap[at] = heap[at], heap[up]
+    at = up
+  end
+end
+local function pop()
+  local first = heap[1]
+  local last = table.remove(heap)
+  local size = #heap
+  if size > 0 then
+    heap[1] = last
+    local at, value = 1, c_bound[last]
+    while true do
+      local l, r, m, best = 2 * at, 2 * at + 1, at, value
+      if l <= size and c_bound[heap[l]] > best then m, best = l, c_bound[heap[l]] end
+      if r <= size and c_bound[heap[r]] > best then m = r end
+      if m == at then break end
+      heap[m], heap[at] = heap[at], heap[m]
+      at = m
+    end
+  end
+  return first
+end
+
+local function reachable(value)
+  return n < limit or value * (1 + SLACK) >= top[n].s
+end
+
+-- The next members of cell i after those read (popularity descending): 4 at
+-- first, twice as many each time after, at most READ.  (Reading by rank costs
+-- Redis less than by score from a floor, and a cell's first few members are
+-- usually all it takes: measured.)  Returns them and how many were asked.
+local READ = 64
+local function fetch(i)
+  local off = c_off[i]
+  local asked = c_step[i] or 4
+  c_step[i] = math.min(asked * 2, READ)
+  local got = redis.call('ZREVRANGE', set_key(i), off, off + asked - 1)
+  if off == 0 then cells_read = cells_read + 1 end
+  c_off[i] = off + #got
+  return got, asked
+end
+
+-- Read cell i's next members that can reach the top; back on the heap when
+-- more may follow.  A member whose bound cannot reach the top ends the read:
+-- the rest have less popularity.
+local function read_cell(i)
+  local got, asked = fetch(i)
+  local dec, tag = c_dec[i], c_tag[i]
+  for k = 1, #got do
+    local member = got[k]
+    local lat, lng, popularity, log_boost, cos_lat, rev, code, length =
+      unpack_head(HEAD_FORMAT, member)
+    local lift = 1 + w * log_boost
+    -- reachable(dec * lift), inline: this runs for every member read.
+    if n == limit and dec * lift * (1 + SLACK) < top[n].s then return end
+    members_read = members_read + 1
+    local d = distance(lat, lng, cos_lat)
+    if d <= radius then
+      local s = decay(d) * lift
+      if n < limit or s >= top[n].s then
+        local id, app = admit(member, code, length)
+        if id then offer_after(id, d, s, popularity, rev, app, tag) end
+      end
+    end
+    if k == asked then push(i, dec * lift) end
+  end
+end
+
+-- The top popularity of every set of the cells' groups bounds every cell not
+-- parsed yet (they come nearest first): cells are parsed and put on the heap
+-- only while that bound could still beat the heap's best or reach the top.
+local function best_boost()
+  local best = nil
+  for k = 1, #groups do
+    local value = redis.call('HGET', groups[k] .. tkey, '*')
+    if value then
+      value = tonumber(value)
+      if not best or value > best then best = value end
+    end
+  end
+  return best and boost(best)
+end
+
+local function by_score()
+  local most = best_boost()
+  if not most then return end
+  while true do
+    while next_dmin do
+      local unparsed = decay(next_dmin) * most
+      if not reachable(unparsed) or (#heap > 0 and unparsed <= c_bound[heap[1]]) then break end
+      for _, i in ipairs(next_cells()) do
+        local dec = decay(c_dmin[i])
+        c_dec[i] = dec
+        push(i, dec * boost(c_top[i]))
+      end
+    end
+    if #heap == 0 or not reachable(c_bound[heap[1]]) then return end
+    read_cell(pop())
+  end
+end
+
+-- -- top by distance: cells nearest first, stop past the limit-th distance --
+
+local function by_distance()
+  each_cell(function(i) return n == limit and c_dmin[i] > top[n].d * (1 + SLACK) end,
+    offer_after)
+end
+
+-- -- one per mini-app: every candidate counts ----------------------------
+
+local function by_group()
+  local best_of = {}
+  local function tally(id, d, s, p, rev, app, tag)
+    if app == '' then return end
+    local hit = {id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0}
+    local held = best_of[app]
+    if not held then
+      best_of[app] = {best = hit, count = 1}
+    else
+      held.count = held.count + 1
+      if better(hit, held.best) then held.best = hit end
+    end
+  end
+  each_cell(function() return false end, tally)
+  for _, held in pairs(best_of) do
+    local best = held.best
+    best.count = held.count
+    if after_cursor(best.s, best.d, best.id) then offer(best) end
+  end
+end
+
+local function everything()
+  limit = math.huge
+  local function take(id, d, s, p, rev, app, tag)
+    n = n + 1
+    top[n] = {id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0}
+  end
+  each_cell(function() return false end, take)
+end
+
+if mode == 's' then by_score()
+elseif mode == 'd' then by_distance()
+elseif mode == 'g' then by_group()
+else everything() end
+
+local out = {'ok', cells_read, members_read, gen}
+for i = 1, n do
+  local hit = top[i]
+  out[#out + 1] = hit.id
+  out[#out + 1] = struct.pack('<ddddH', hit.d, hit.s, hit.p, hit.rev, hit.tag)
+  out[#out + 1] = hit.count
+end
+return out

@@ -1,0 +1,186 @@
+"""Nearby queries answered from PostGIS, when Redis is down or holds no index.
+
+Same answers as the hot index, only slower.  SQL prefilters with the GiST
+index (``ST_DWithin`` on the sphere, with a margin: PostGIS's sphere is 2.6e-7
+larger than h3's), computes the haversine and score with the operations of
+:mod:`discovery.search.ranking` in the same order, and returns the best rows under a
+LIMIT.  Python then recomputes everything exactly and trusts the LIMIT only
+when the page's last hit beats, with slack, the last row SQL returned: rows
+left out could not rank; otherwise it asks for four times more.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from discovery.search.hot import SearchResult
+from discovery.search.query import Candidate, NearbyQuery, passes
+from discovery.search.ranking import Hit, after, group_hits, hit_of, page, rank
+from indexer.hot import layout
+from indexer.hot.index import ENTITY_COLUMNS
+
+#: Relative slack between SQL's doubles and Python's (they agree bit for bit
+#: on one libm; the slack keeps answers exact should they not).
+SLACK = 1e-9
+#: Rows asked for first, at least.
+FIRST_ROWS = 64
+
+_E_COLUMNS = ", ".join(f"e.{name.strip()}" for name in ENTITY_COLUMNS.split(","))
+
+# Haversine and score spelt as in ranking.py: the same libm calls in the same order.
+CANDIDATES_SQL = f"""
+SELECT * FROM (
+    SELECT {_E_COLUMNS}, x.d,
+        power(0.5::float8, power(x.d / %(scale)s::float8, 2::float8))
+            * (1::float8 + %(w)s::float8 * ln(1::float8 + e.popularity)) AS s
+    FROM entities e
+    CROSS JOIN LATERAL (SELECT sin((radians(e.lat) - %(latr)s::float8) * 0.5::float8) AS sl,
+                               sin((radians(e.lng) - %(lngr)s::float8) * 0.5::float8) AS sg) t
+    CROSS JOIN LATERAL (SELECT t.sl * t.sl + %(qcos)s::float8 * cos(radians(e.lat)) * t.sg * t.sg
+                               AS a) u
+    CROSS JOIN LATERAL (SELECT 2::float8 * atan2(sqrt(u.a), sqrt(1::float8 - u.a))
+                               * 6371.007180918475::float8 * 1000::float8 AS d) x
+    WHERE ST_DWithin(e.geog, ST_SetSRID(ST_MakePoint(%(lng)s::float8, %(lat)s::float8), 4326)
+                     ::geography, %(reach)s::float8, false)
+      {{filters}}
+) c
+WHERE c.d <= %(radius_hi)s::float8 {{cursor}}
+"""
+
+ORDER_SQL = {
+    "score": ' ORDER BY c.s DESC, c.d, c.id COLLATE "C"',
+    "distance": ' ORDER BY c.d, c.id COLLATE "C"',
+}
+
+
+def filters_sql(query: NearbyQuery) -> str:
+    """The exact filters SQL applies (staleness and open_now are judged in Python)."""
+    parts = []
+    if query.kinds:
+        parts.append("AND e.kind = ANY(%(kinds)s)")
+    if query.categories:
+        parts.append("AND e.category = ANY(%(categories)s)")
+    if query.mini_apps:
+        parts.append("AND e.mini_app = ANY(%(mini_apps)s)")
+    if query.available:
+        parts.append("AND e.available >= 1")
+    return " ".join(parts)
+
+
+def cursor_sql(query: NearbyQuery) -> str:
+    """A loose cursor filter (Python applies the exact one)."""
+    if query.after is None or query.group:
+        return ""
+    if query.sort == "distance":
+        return "AND c.d >= %(cursor_d)s::float8"
+    return "AND c.s <= %(cursor_s)s::float8"
+
+
+def params_of(query: NearbyQuery, limit: int | None) -> dict[str, Any]:
+    """The statement's parameters."""
+    latr = math.radians(query.lat)
+    params: dict[str, Any] = {
+        "lat": query.lat,
+        "lng": query.lng,
+        "latr": latr,
+        "lngr": math.radians(query.lng),
+        "qcos": math.cos(latr),
+        "scale": query.scale_m,
+        "w": query.popularity_weight,
+        "reach": query.radius_m * (1 + 1e-6) + 1.0,
+        "radius_hi": query.radius_m * (1 + SLACK),
+        "kinds": list(query.kinds),
+        "categories": list(query.categories),
+        "mini_apps": list(query.mini_apps),
+        "limit": limit,
+    }
+    if query.after is not None:
+        neg_score, distance, _ = query.after
+        params["cursor_s"] = -neg_score * (1 + SLACK) + 1e-300
+        params["cursor_d"] = distance * (1 - SLACK)
+    return params
+
+
+def fetch(conn: psycopg.Connection, query: NearbyQuery, limit: int | None) -> list[dict[str, Any]]:
+    """Rows within the radius (loosely) passing the SQL filters, best first, at most ``limit``."""
+    sql = CANDIDATES_SQL.format(filters=filters_sql(query), cursor=cursor_sql(query))
+    if limit is not None:
+        sql += ORDER_SQL[query.sort] + " LIMIT %(limit)s"
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql, params_of(query, limit))
+        return cur.fetchall()
+
+
+def candidate_of(row: dict[str, Any]) -> Candidate:
+    """A candidate (with its display document) from an entity row."""
+    seen = row.get("seen_at")
+    return Candidate(
+        id=row["id"],
+        lat=row["lat"],
+        lng=row["lng"],
+        kind=row["kind"],
+        popularity=row["popularity"],
+        mini_app=row["mini_app"],
+        category=row["category"],
+        available=row["available"],
+        source=row["source"],
+        seen_at_s=None if seen is None else seen.timestamp(),
+        doc=json.loads(layout.display_document(row)),
+    )
+
+
+def exact_hits(query: NearbyQuery, rows: list[dict[str, Any]]) -> list[Hit]:
+    """Rows recomputed and filtered exactly, as the brute force does."""
+    hits = []
+    for row in rows:
+        candidate = candidate_of(row)
+        hit = hit_of(query, candidate)
+        if hit.distance_m <= query.radius_m and passes(query, candidate):
+            hits.append(hit)
+    return hits
+
+
+def settled(query: NearbyQuery, ranked: list[Hit], last_row: dict[str, Any]) -> bool:
+    """True when no row beyond ``last_row`` (in SQL's order) can enter the page."""
+    want = query.limit + 1
+    if len(ranked) < want:
+        return False
+    edge = ranked[want - 1]
+    if query.sort == "distance":
+        return edge.distance_m < last_row["d"] * (1 - SLACK)
+    return edge.score > last_row["s"] * (1 + SLACK)
+
+
+def postgis_search(conn: psycopg.Connection, query: NearbyQuery) -> SearchResult:
+    """The exact page for ``query`` from PostGIS."""
+    if query.group:
+        rows = fetch(conn, query, None)
+        hits, more = page(group_hits(exact_hits(query, rows), query), query)
+        return SearchResult(tuple(hits), more, "postgis", {"rows": len(rows)})
+    limit = max(FIRST_ROWS, 4 * (query.limit + 1))
+    while True:
+        rows = fetch(conn, query, limit)
+        ranked = [
+            h
+            for h in rank(exact_hits(query, rows), query.sort)
+            if after(h, query.after, query.sort)
+        ]
+        if len(rows) < limit or settled(query, ranked, rows[-1]):
+            hits = ranked[: query.limit]
+            return SearchResult(
+                tuple(hits), len(ranked) > query.limit, "postgis", {"rows": len(rows)}
+            )
+        limit *= 4
+
+
+def entity_document(conn: psycopg.Connection, entity_id: str) -> dict[str, Any] | None:
+    """The display document of one entity, or None."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(f"SELECT {ENTITY_COLUMNS} FROM entities WHERE id = %s", (entity_id,))
+        row = cur.fetchone()
+    return None if row is None else json.loads(layout.display_document(row))

@@ -1,0 +1,191 @@
+"""The ranking: distance, score, the total order, cursors and the brute-force reference.
+
+Every distance in the service is this haversine on h3's sphere, written with
+the same operations in the same order in Python, SQL and ``nearby.lua``, so that
+the doubles match bit for bit (libm's sin, cos, atan2, sqrt, pow and log).
+
+Orders (both total, so pages are stable):
+
+- ``score``: score descending, then distance ascending, then id in byte order;
+- ``distance``: distance ascending, then id in byte order.
+
+Ids compare as UTF-8 bytes (``id.encode()``), never by a locale collation.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import math
+import struct
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+import orjson
+
+from discovery.search.query import Candidate, NearbyQuery, passes
+from indexer.model import EARTH_RADIUS_M
+
+SortKey = tuple[float, float, bytes]
+
+
+def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Great-circle distance in metres; bit-identical to h3.great_circle_distance(unit='m')."""
+    lat1r, lat2r = math.radians(lat1), math.radians(lat2)
+    sl = math.sin((lat2r - lat1r) * 0.5)
+    sg = math.sin((math.radians(lng2) - math.radians(lng1)) * 0.5)
+    a = sl * sl + math.cos(lat1r) * math.cos(lat2r) * sg * sg
+    return 2 * math.atan2(math.sqrt(a), math.sqrt(1 - a)) * 6371.007180918475 * 1000
+
+
+assert EARTH_RADIUS_M == 6371.007180918475 * 1000
+
+
+def distance_term(distance: float, scale_m: float) -> float:
+    """The Gaussian decay: 1 at the point, 0.5 at ``scale_m``."""
+    return 0.5 ** ((distance / scale_m) ** 2)
+
+
+def popularity_term(popularity: float, weight: float) -> float:
+    """The popularity boost: 1 + w ln(1 + popularity)."""
+    return 1 + weight * math.log(1 + popularity)
+
+
+def score_of(distance: float, popularity: float, scale_m: float, weight: float) -> float:
+    """The score (same operation order as nearby.lua and the SQL)."""
+    return distance_term(distance, scale_m) * popularity_term(popularity, weight)
+
+
+class Hit(NamedTuple):
+    """One ranked result: the entity's id, its exact distance and score, and what it shows.
+
+    A named tuple: a page makes a few dozen, and a frozen dataclass costs three
+    times as much to make.
+    """
+
+    id: str
+    distance_m: float
+    score: float
+    popularity: float
+    #: The display document, when it came parsed (None: see ``raw``).
+    doc: dict[str, Any] | None = None
+    #: With group=mini_app: how many of the mini-app's entities are in the radius.
+    group_count: int | None = None
+    #: The display document as JSON text, when it came so (from the hot index):
+    #: parsed only when something needs its fields.
+    raw: bytes | None = None
+
+    def document(self) -> dict[str, Any]:
+        """What the entity shows: its display document."""
+        if self.raw is not None:
+            parsed: dict[str, Any] = orjson.loads(self.raw)
+            return parsed
+        return self.doc or {}
+
+
+def sort_key(hit: Hit, sort: str) -> SortKey:
+    """The key that orders hits best first under ``sort`` ('score' or 'distance')."""
+    if sort == "distance":
+        return (0.0, hit.distance_m, hit.id.encode())
+    return (-hit.score, hit.distance_m, hit.id.encode())
+
+
+def rank(hits: Iterable[Hit], sort: str) -> list[Hit]:
+    """Hits in the total order of ``sort``."""
+    return sorted(hits, key=lambda hit: sort_key(hit, sort))
+
+
+def after(hit: Hit, cursor_key: SortKey | None, sort: str) -> bool:
+    """True when ``hit`` comes strictly after the cursor's key (always, without a cursor)."""
+    return cursor_key is None or sort_key(hit, sort) > cursor_key
+
+
+def hit_of(query: NearbyQuery, candidate: Candidate) -> Hit:
+    """The exact distance and score of a candidate for ``query``."""
+    distance = distance_m(query.lat, query.lng, candidate.lat, candidate.lng)
+    score = score_of(distance, candidate.popularity, query.scale_m, query.popularity_weight)
+    return Hit(candidate.id, distance, score, candidate.popularity, candidate.doc)
+
+
+def group_hits(hits: Iterable[Hit], query: NearbyQuery) -> list[Hit]:
+    """One hit per mini-app (its best), carrying the mini-app's count; empty mini-apps left out."""
+    best: dict[str, Hit] = {}
+    counts: dict[str, int] = {}
+    for hit in hits:
+        app = hit.document().get("mini_app") or ""
+        if not app:
+            continue
+        counts[app] = counts.get(app, 0) + 1
+        held = best.get(app)
+        if held is None or sort_key(hit, query.sort) < sort_key(held, query.sort):
+            best[app] = hit
+    grouped = [h._replace(group_count=counts[app]) for app, h in best.items()]
+    return rank(grouped, query.sort)
+
+
+def page(ranked: list[Hit], query: NearbyQuery) -> tuple[list[Hit], bool]:
+    """The hits after the query's cursor, at most ``limit``, and whether more follow."""
+    rest = [hit for hit in ranked if after(hit, query.after, query.sort)]
+    return rest[: query.limit], len(rest) > query.limit
+
+
+def brute_force(query: NearbyQuery, candidates: Iterable[Candidate]) -> tuple[list[Hit], bool]:
+    """The reference answer: scan everything, filter, rank, group, page.
+
+    open_now is applied by ``query.open_check`` when the query asks for it.
+    """
+    hits = []
+    for candidate in candidates:
+        hit = hit_of(query, candidate)
+        if hit.distance_m <= query.radius_m and passes(query, candidate):
+            hits.append(hit)
+    ranked = group_hits(hits, query) if query.group else rank(hits, query.sort)
+    return page(ranked, query)
+
+
+# --- cursors -----------------------------------------------------------------
+#
+# A cursor is the query's fingerprint and the last item's sort key, signed with
+# HMAC-SHA256 under the deployment's cursor key (NEARBY_CURSOR_SECRET): a cursor
+# not made by this deployment, truncated or altered by a single bit, is refused
+# before any field of it is read.
+
+_CURSOR = struct.Struct(">8sdd")
+#: Bytes of the HMAC a cursor ends with.
+_MAC_BYTES = 16
+
+
+def fingerprint(query: NearbyQuery) -> bytes:
+    """8 bytes that identify what a query asks (not its page size or cursor)."""
+    return hashlib.blake2b(query.identity().encode(), digest_size=8).digest()
+
+
+def _mac(key: bytes, raw: bytes) -> bytes:
+    return hmac.new(key, raw, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+def encode_cursor(hit: Hit, query: NearbyQuery, key: bytes) -> str:
+    """An opaque cursor after ``hit``: the query's fingerprint and the hit's sort key, signed."""
+    raw = _CURSOR.pack(fingerprint(query), hit.score, hit.distance_m) + hit.id.encode()
+    return base64.urlsafe_b64encode(raw + _mac(key, raw)).decode().rstrip("=")
+
+
+def decode_cursor(text: str, query: NearbyQuery, key: bytes) -> SortKey:
+    """The sort key a cursor holds; ValueError if it is not one we signed, or from another query."""
+    try:
+        signed = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("cursor is not valid") from exc
+    raw, mac = signed[:-_MAC_BYTES], signed[-_MAC_BYTES:]
+    if len(raw) <= _CURSOR.size or not hmac.compare_digest(mac, _mac(key, raw)):
+        raise ValueError("cursor is not valid")
+    mark, score, distance = _CURSOR.unpack_from(raw)
+    if mark != fingerprint(query):
+        raise ValueError("cursor belongs to another query")
+    if not (math.isfinite(score) and math.isfinite(distance)):
+        raise ValueError("cursor is not valid")
+    id_bytes = raw[_CURSOR.size :]
+    if query.sort == "distance":
+        return (0.0, distance, id_bytes)
+    return (-score, distance, id_bytes)

@@ -1,0 +1,308 @@
+-- Apply a batch of entity changes to the hot index, atomically.
+--
+-- ARGV[1]  key prefix
+-- ARGV[2]  'live' (the current generation and the one being rebuilt, if any)
+--          or a generation number (a rebuild filling that generation only)
+-- then one record per entity, 7 fields:
+--          op ('u' upsert | 'd' delete), id, rev,
+--          place ("tag_1 cell_1 .. tag_n cell_n", as loc holds it; '' for a delete),
+--          popularity, member (as indexer.hot.layout.member_of writes it),
+--          display JSON ('' for a delete)
+--
+-- A record applies only when its rev is newer than what the generation holds
+-- for that id, so late, replayed or reordered writes never undo newer ones.
+-- A deleted id keeps a tombstone ("rev") in loc for the same reason.
+-- An entity's member and document are kept in every group (tag) one of its
+-- cells is in; its old member, read from the group's member hash, is what
+-- leaves the cell sets.  A change touches only what differs: a set that keeps
+-- the same member is not left and re-entered, a group it stays in is not
+-- cleared.
+--
+-- Each group keeps the top popularity of each of its cell sets (the t hashes):
+-- raised when a member enters with more, read again from the set when a member
+-- that could have been the top leaves (and removed when the set is empty).
+-- Field '*' of a t hash is never lowered: it bounds every top of the hash.
+--
+-- The writes of a batch are gathered per key and sent as one command with many
+-- members (one HMGET reads every id's loc), instead of several commands per
+-- entity. Within one flush the ids are distinct, so the order of the gathered
+-- commands cannot matter: an entity never leaves a cell or group it enters.
+-- An id that comes again in the same batch flushes what was gathered first,
+-- so that its second record sees the first one applied.
+-- Returns the number of records applied to the first generation, or -1 when
+-- there is no generation to write to (the hot index must be rebuilt).
+
+-- Library functions as locals (a global is a table lookup at each use).
+local call, tonumber, unpack = redis.call, tonumber, unpack
+local gmatch, match, sub, format = string.gmatch, string.match, string.sub, string.format
+local unpack_double = struct.unpack
+local min = math.min
+
+local prefix, target = ARGV[1], ARGV[2]
+local gens = {}
+if target == 'live' then
+  local current = call('GET', prefix .. ':gen')
+  local building = call('GET', prefix .. ':building')
+  if current then gens[#gens + 1] = current end
+  if building and building ~= current then gens[#gens + 1] = building end
+else
+  gens[1] = target
+end
+if #gens == 0 then return -1 end
+
+-- Arguments per command call: well under Lua's unpack limit (~8000).
+local CALL_ARGS = 4000
+
+local function words(text, from)
+  local parts, n = {}, 0
+  for part in gmatch(text, '%S+') do
+    n = n + 1
+    if n >= from then parts[n - from + 1] = part end
+  end
+  return parts
+end
+
+-- One command on key with many arguments, in slices of CALL_ARGS (kept even,
+-- so that member/value pairs never split).
+local function call_many(command, key, args)
+  for first = 1, #args, CALL_ARGS do
+    call(command, key, unpack(args, first, min(first + CALL_ARGS - 1, #args)))
+  end
+end
+
+local function gather(pending, key, a, b)
+  local args = pending[key]
+  if not args then
+    args = {}
+    pending[key] = args
+  end
+  args[#args + 1] = a
+  if b then args[#args + 1] = b end
+end
+
+local function new_batch()
+  -- tops: per t hash, per cell: {z = set key, left = highest popularity that
+  -- left, entered = highest that entered}
+  return {zrem = {}, hdel = {}, zadd = {}, hset = {}, loc = {}, ids = {}, names = {},
+          tops = {}}
+end
+
+-- Names of a cell, made once per batch: its set key and its t hash.
+local function names_of(batch, base, tag, cell)
+  local names = batch.names[cell]
+  if not names then
+    local group = base .. '{' .. tag .. '}:'
+    names = {z = group .. 'z:' .. cell, t = group .. 't' .. sub(cell, 2, 2),
+             group = group}
+    batch.names[cell] = names
+  end
+  return names
+end
+
+local function top_of(batch, names, cell)
+  local by_cell = batch.tops[names.t]
+  if not by_cell then
+    by_cell = {}
+    batch.tops[names.t] = by_cell
+  end
+  local top = by_cell[cell]
+  if not top then
+    top = {z = names.z}
+    by_cell[cell] = top
+  end
+  return top
+end
+
+-- A popularity as Redis writes a score (ZREVRANGE ... WITHSCORES), so that a
+-- top reads the same whichever wrote it; made only for what is written.
+local function score_text(value) return format('%.17g', value) end
+
+-- After the sets changed: each touched cell's top made exact again, from the
+-- top held before the batch (one HMGET per t hash).  Every member that left
+-- had at most top.left; one that entered had at most top.entered, and is still
+-- there (ids are distinct within a flush).  When what entered reaches the held
+-- top, it is the new top, whatever left (a bike leaving and another entering a
+-- cell at the same popularity).  Otherwise, when less left than the held top,
+-- the member holding it is still there and the top stands.  Otherwise the top
+-- may have left (or none was held), and the set is read again.  A field is
+-- written only when its value changes.
+local function fix_tops(batch)
+  for tkey, by_cell in pairs(batch.tops) do
+    local cells, tops = {}, {}
+    for cell, top in pairs(by_cell) do
+      cells[#cells + 1] = cell
+      tops[#tops + 1] = top
+    end
+    local set, most = {}, nil
+    for first = 1, #cells, CALL_ARGS do
+      local last = min(first + CALL_ARGS - 1, #cells)
+      local held = call('HMGET', tkey, unpack(cells, first, last))
+      for k = 1, last - first + 1 do
+        local cell, top, text = cells[first + k - 1], tops[first + k - 1], held[k]
+        local value = text and tonumber(text)
+        if top.entered and (not value or top.entered >= value) then
+          if value ~= top.entered then
+            set[#set + 1] = cell
+            set[#set + 1] = score_text(top.entered)
+          end
+        elseif top.left and (not value or top.left >= value) then
+          local got = call('ZREVRANGE', top.z, 0, 0, 'WITHSCORES')
+          if not got[2] then
+            if text then call('HDEL', tkey, cell) end
+          elseif tonumber(got[2]) ~= value then
+            set[#set + 1] = cell
+            set[#set + 1] = got[2]
+          end
+        end
+        if top.entered and (not most or top.entered > most.entered) then most = top end
+      end
+    end
+    for first = 1, #set, CALL_ARGS do
+      call('HSET', tkey, unpack(set, first, min(first + CALL_ARGS - 1, #set)))
+    end
+    if most then
+      local bound = call('HGET', tkey, '*')
+      if not bound or tonumber(bound) < most.entered then
+        call('HSET', tkey, '*', score_text(most.entered))
+      end
+    end
+  end
+end
+
+local function flush(base, batch)
+  for key, args in pairs(batch.zrem) do call_many('ZREM', key, args) end
+  for key, args in pairs(batch.hdel) do call_many('HDEL', key, args) end
+  for key, args in pairs(batch.zadd) do call_many('ZADD', key, args) end
+  for key, args in pairs(batch.hset) do call_many('HSET', key, args) end
+  if #batch.loc > 0 then call_many('HSET', base .. 'loc', batch.loc) end
+  fix_tops(batch)
+end
+
+-- old, new = {tag_1, cell_1, .., tag_n, cell_n}, pairs in the same resolution
+-- order; new is empty for a delete.  A set is left when the cell changes or
+-- the member does (its fields or popularity).
+local function leave(base, batch, id, old, new, old_member, member)
+  local staying = {}
+  for c = 1, #new, 2 do staying[new[c]] = true end
+  local popularity = old_member and unpack_double('<d', old_member, 17)
+  local cleared = {}
+  for c = 1, #old, 2 do
+    local tag, cell = old[c], old[c + 1]
+    if old_member and (tag ~= new[c] or cell ~= new[c + 1] or old_member ~= member) then
+      local names = names_of(batch, base, tag, cell)
+      gather(batch.zrem, names.z, old_member)
+      local top = top_of(batch, names, cell)
+      if not top.left or popularity > top.left then top.left = popularity end
+    end
+    if not staying[tag] and not cleared[tag] then
+      local group = base .. '{' .. tag .. '}:'
+      gather(batch.hdel, group .. 'm', id)
+      gather(batch.hdel, group .. 'd', id)
+      cleared[tag] = true
+    end
+  end
+end
+
+local function enter(base, batch, id, new, popularity, member, display)
+  local value = tonumber(popularity)
+  for c = 1, #new, 2 do
+    local tag, cell = new[c], new[c + 1]
+    local names = names_of(batch, base, tag, cell)
+    gather(batch.zadd, names.z, popularity, member)
+    local top = top_of(batch, names, cell)
+    if not top.entered or value > top.entered then top.entered = value end
+    -- Member and document once per group: a tag seen at a coarser resolution has them.
+    local seen = false
+    for p = 1, c - 2, 2 do
+      if new[p] == tag then seen = true end
+    end
+    if not seen then
+      gather(batch.hset, names.group .. 'm', id, member)
+      gather(batch.hset, names.group .. 'd', id, display)
+    end
+  end
+end
+
+-- What loc holds for every id of the batch, read with one HMGET per slice.
+local function held_locs(base)
+  local ids = {}
+  for i = 3, #ARGV, 7 do ids[#ids + 1] = ARGV[i + 1] end
+  local held = {}
+  for first = 1, #ids, CALL_ARGS do
+    local last = min(first + CALL_ARGS - 1, #ids)
+    local values = call('HMGET', base .. 'loc', unpack(ids, first, last))
+    for k = 1, #values do held[first + k - 1] = values[k] end
+  end
+  return held
+end
+
+-- The member each id had (from the member hash of its first cell's group), by
+-- record number; nil where loc holds nothing or a tombstone.
+local function held_members(base, locs)
+  local by_tag = {}
+  for k, held in pairs(locs) do
+    if held then
+      local tag = match(held, '^%S+ (%S+)')
+      if tag then gather(by_tag, tag, k) end
+    end
+  end
+  local members = {}
+  for tag, records in pairs(by_tag) do
+    local ids = {}
+    for j = 1, #records do ids[j] = ARGV[3 + 7 * (records[j] - 1) + 1] end
+    for first = 1, #ids, CALL_ARGS do
+      local last = min(first + CALL_ARGS - 1, #ids)
+      local values = call('HMGET', base .. '{' .. tag .. '}:m', unpack(ids, first, last))
+      for j = 1, #values do
+        if values[j] then members[records[first + j - 1]] = values[j] end
+      end
+    end
+  end
+  return members
+end
+
+-- Apply every record to one generation; return how many were newer than it held.
+local function apply_to(gen)
+  local base = prefix .. ':' .. gen .. ':'
+  local read = held_locs(base)
+  local read_members = held_members(base, read)
+  local latest, latest_member = {}, {}
+  local batch = new_batch()
+  local applied = 0
+  for i = 3, #ARGV, 7 do
+    local op, id, rev, place = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    if batch.ids[id] then
+      flush(base, batch)
+      batch = new_batch()
+    end
+    local k = (i - 3) / 7 + 1
+    local held, old_member = latest[id], latest_member[id]
+    if held == nil then held, old_member = read[k], read_members[k] end
+    local held_rev = held and tonumber(match(held, '^%S+'))
+    if not held_rev or held_rev < tonumber(rev) then
+      local new = op == 'u' and words(place, 1) or {}
+      local member = op == 'u' and ARGV[i + 5] or nil
+      if held then leave(base, batch, id, words(held, 2), new, old_member, member) end
+      local value = rev
+      if op == 'u' then
+        enter(base, batch, id, new, ARGV[i + 4], member, ARGV[i + 6])
+        value = rev .. ' ' .. place
+      end
+      batch.loc[#batch.loc + 1] = id
+      batch.loc[#batch.loc + 1] = value
+      batch.ids[id] = true
+      latest[id] = value
+      latest_member[id] = member or false
+      applied = applied + 1
+    end
+  end
+  flush(base, batch)
+  return applied
+end
+
+local applied = 0
+for g, gen in ipairs(gens) do
+  local count = apply_to(gen)
+  if g == 1 then applied = count end
+end
+return applied

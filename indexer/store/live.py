@@ -1,0 +1,563 @@
+"""Pushed positions and availability of live entities, and the purge of stale ones.
+
+An operator that pushes instead of publishing a feed sends batches of items.
+Every item is checked, on its own, before anything is written: the good ones
+are then applied to PostGIS with one set-based statement per chunk of 250 (in
+id order, returning the changed rows), each chunk then to Redis through the
+hot index, whose script moves an entity between cells atomically, while the
+next chunk's statement runs. Every item not applied comes back with its index
+in the batch and why, those of a chunk PostgreSQL failed on included.
+
+Durability: pushed state is ephemeral, so these commits do not wait for the
+WAL flush (``synchronous_commit = off``). A PostgreSQL crash may lose the
+batches acknowledged in its last ~0.6 s; run ``nearby cache rebuild`` after
+one, since Redis may hold them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import h3.api.basic_int as h3i
+import psycopg
+import psycopg.errors
+import redis
+from psycopg.rows import dict_row
+
+from indexer.hot.index import ENTITY_COLUMNS, HotIndex, chunked
+from indexer.hot.layout import SEP
+from indexer.hot.pending import leave_mark
+from indexer.model import BASE_RES, LIVE_KINDS, text_problem
+from indexer.settings import IndexSettings
+from indexer.sources.values import parse_time
+from indexer.store.writer import HotIndexUnavailable
+
+#: The most items one call takes (the HTTP endpoints' limit too).
+MAX_ITEMS = 10_000
+#: Longest id accepted; ids are ``{source}:{native id}``.
+MAX_ID_LENGTH = 512
+#: A pushed ``seen_at`` may run ahead of our clock by this much (clock skew).
+FUTURE_SKEW = timedelta(minutes=5)
+#: Counts above this are surely mistakes (and would overflow the integer column).
+MAX_COUNT = 100_000
+#: Items per UPDATE statement: a batch's chunks go to PostGIS one after another
+#: while the previous chunk goes to Redis (see :func:`apply_in_chunks`).
+CHUNK_ITEMS = 250
+#: A chunk that PostgreSQL aborted as a deadlock victim is tried this many more times.
+DEADLOCK_RETRIES = 3
+#: Why an item of a chunk that PostgreSQL failed on (after earlier chunks committed) is
+#: not applied; sending it again is safe.
+NOT_APPLIED = "not applied: the database failed on this part of the batch"
+#: Why an item changed nothing, when what PostGIS holds for it could not be read.
+NOT_READ = "not applied (unknown id, not live, or older than the state held)"
+
+log = logging.getLogger(__name__)
+
+# What the hot index needs of each changed row (attrs as jsonb text: cheaper to
+# read than to parse), and the base cell the row had before the change. A
+# subquery in RETURNING reads the statement's snapshot, which does not see the
+# statement's own changes: the old row. (Under a concurrent change of the same
+# row it may be the version before that one; old_h3 only feeds the ``moved``
+# count.)
+_RETURNING = ", ".join(
+    "e.attrs::text AS attrs_json" if name.strip() == "attrs" else f"e.{name.strip()}"
+    for name in ENTITY_COLUMNS.split(",")
+)
+_OLD_H3 = "(SELECT o.h3 FROM entities o WHERE o.id = e.id) AS old_h3"
+
+# The input columns travel as one text parameter each (ids joined by U+001F,
+# which ids may not hold; numbers and times by commas, '' for NULL): about a
+# third of what psycopg's per-element array quoting costs.
+_ids = "string_to_array(%(ids)s, E'\\x1f')"
+
+
+def _array(name: str, sql_type: str) -> str:
+    return f"string_to_array(%({name})s, ',', '')::{sql_type}[]"
+
+
+# One UPDATE … FROM unnest(columns): each input row probes the primary key,
+# and only rows that changed come back.
+# Items that were refused are looked up afterwards (REFUSED_SQL), and only when
+# there are some.
+POSITIONS_SQL = f"""
+UPDATE entities e
+SET lat = i.lat, lng = i.lng, h3 = i.h3, available = coalesce(i.available, e.available),
+    seen_at = i.seen_at, rev = nextval('entity_rev'), updated_at = now()
+FROM unnest({_ids}, {_array("lats", "float8")}, {_array("lngs", "float8")},
+            {_array("cells", "int8")}, {_array("available", "int4")},
+            {_array("seen", "timestamptz")})
+    AS i(id, lat, lng, h3, available, seen_at)
+WHERE e.id = i.id AND e.kind IN ('bike', 'charger')
+  AND (e.seen_at IS NULL OR e.seen_at <= i.seen_at)
+  AND (i.available IS NULL OR e.capacity IS NULL OR i.available <= e.capacity)
+RETURNING {_RETURNING}, {_OLD_H3}
+"""
+
+AVAILABILITY_SQL = f"""
+UPDATE entities e
+SET available = i.available, capacity = coalesce(i.capacity, e.capacity),
+    seen_at = i.seen_at, rev = nextval('entity_rev'), updated_at = now()
+FROM unnest({_ids}, {_array("available", "int4")}, {_array("capacity", "int4")},
+            {_array("seen", "timestamptz")})
+    AS i(id, available, capacity, seen_at)
+WHERE e.id = i.id AND e.kind IN ('bike', 'charger')
+  AND (e.seen_at IS NULL OR e.seen_at <= i.seen_at)
+  AND i.available <= coalesce(i.capacity, e.capacity, i.available)
+RETURNING {_RETURNING}, e.h3 AS old_h3
+"""
+
+REFUSED_SQL = "SELECT id, kind, capacity FROM entities WHERE id = ANY(%(ids)s)"
+
+# Pushed state is ephemeral (the next push replaces it), so its commits do not
+# wait for the WAL flush. After a PostgreSQL crash the batches acknowledged in
+# the last moment (up to 3 x wal_writer_delay, 0.6 s by default) may be lost,
+# and Redis may hold them: `nearby cache rebuild` after such a crash.
+ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+
+PURGE_SQL = """
+WITH kinds AS (
+    SELECT * FROM unnest(%(kinds)s::text[], %(kind_limits)s::int[]) AS k(kind, limit_s)
+), sources AS (
+    SELECT * FROM unnest(%(sources)s::text[], %(source_limits)s::int[]) AS s(source, limit_s)
+)
+DELETE FROM entities e USING kinds k
+WHERE e.kind = k.kind
+  AND e.seen_at < %(now)s - make_interval(secs => %(grace_s)s + coalesce(
+        (SELECT s.limit_s FROM sources s WHERE s.source = e.source), k.limit_s))
+RETURNING e.id, nextval('entity_rev')
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """Why item ``index`` of a batch was not applied; ``param`` names the field."""
+
+    index: int
+    id: str | None
+    reason: str
+    param: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A checked position update."""
+
+    index: int
+    id: str
+    lat: float
+    lng: float
+    available: int | None
+    seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """A checked availability update."""
+
+    index: int
+    id: str
+    available: int
+    capacity: int | None
+    seen_at: datetime
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What a batch did: how many applied, how many changed cell, and the errors."""
+
+    received: int
+    applied: int
+    moved: int
+    errors: tuple[ItemError, ...]
+    #: Redis held no generation to write to: PostGIS has the items, and the hot
+    #: index needs a rebuild (which the API's healing starts).
+    hot_missing: bool = False
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a batch's chunks did: the changed rows, the values a failed chunk left
+    unapplied, and whether Redis held no generation for some rows."""
+
+    rows: list[dict[str, Any]]
+    unapplied: list[Any]
+    hot_missing: bool = False
+
+
+# --- checking items ----------------------------------------------------------
+
+
+class ItemProblem(ValueError):
+    """One field of one item is wrong."""
+
+    def __init__(self, param: str, reason: str) -> None:
+        super().__init__(reason)
+        self.param = param
+        self.reason = reason
+
+
+def check_id(item: Mapping[str, Any]) -> str:
+    """The item's id: non-empty text PostgreSQL can hold, of bounded length, without U+001F."""
+    value = item.get("id")
+    if not isinstance(value, str) or not value:
+        raise ItemProblem("id", "id must be a non-empty string")
+    if len(value) > MAX_ID_LENGTH:
+        raise ItemProblem("id", f"id is longer than {MAX_ID_LENGTH} characters")
+    if SEP in value:
+        raise ItemProblem("id", "id must not contain U+001F")
+    problem = text_problem(value)
+    if problem is not None:
+        raise ItemProblem("id", f"id {problem}")
+    return value
+
+
+def shown_id(item: Any) -> str | None:
+    """The id an error names: the item's id when it is text, lone surrogates as U+FFFD."""
+    value = item.get("id") if isinstance(item, Mapping) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate: the answer, UTF-8, could not hold it
+        return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in value)
+    return value
+
+
+def check_number(item: Mapping[str, Any], name: str, low: float, high: float) -> float:
+    """A finite JSON number within [low, high] (booleans and strings refused)."""
+    value = item.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ItemProblem(name, f"{name} must be a number")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any double
+        number = math.inf
+    if not math.isfinite(number) or not low <= number <= high:
+        raise ItemProblem(name, f"{name} must be within [{low:g}, {high:g}]")
+    return number
+
+
+def check_count(item: Mapping[str, Any], name: str, *, required: bool) -> int | None:
+    """A non-negative integer count (None when absent and not required)."""
+    value = item.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ItemProblem(name, f"{name} must be an integer")
+    if not 0 <= value <= MAX_COUNT:
+        raise ItemProblem(name, f"{name} must be within [0, {MAX_COUNT}]")
+    return value
+
+
+def check_seen_at(item: Mapping[str, Any], now: datetime) -> datetime:
+    """``seen_at`` (RFC 3339 or POSIX seconds), default ``now``; not in the future."""
+    value = item.get("seen_at")
+    if value is None:
+        return now
+    seen = parse_time(value) if isinstance(value, str | int | float) else None
+    if seen is None:
+        raise ItemProblem("seen_at", "seen_at must be an RFC 3339 time or POSIX seconds")
+    if seen > now + FUTURE_SKEW:
+        raise ItemProblem("seen_at", "seen_at is in the future")
+    return seen
+
+
+def check_position(index: int, item: Any, now: datetime) -> Position:
+    """A position item checked, or ItemProblem."""
+    if not isinstance(item, Mapping):
+        raise ItemProblem("item", "item must be an object")
+    lng = check_number(item, "lng", -180.0, 180.0)
+    return Position(
+        index=index,
+        id=check_id(item),
+        lat=check_number(item, "lat", -90.0, 90.0),
+        lng=-180.0 if lng == 180.0 else lng,
+        available=check_count(item, "available", required=False),
+        seen_at=check_seen_at(item, now),
+    )
+
+
+def check_availability(index: int, item: Any, now: datetime) -> Availability:
+    """An availability item checked, or ItemProblem."""
+    if not isinstance(item, Mapping):
+        raise ItemProblem("item", "item must be an object")
+    available = check_count(item, "available", required=True) or 0
+    capacity = check_count(item, "capacity", required=False)
+    if capacity is not None and available > capacity:
+        raise ItemProblem("available", f"available {available} exceeds capacity {capacity}")
+    return Availability(index, check_id(item), available, capacity, check_seen_at(item, now))
+
+
+def check_items(
+    items: Sequence[Any], check: Callable[[int, Any, datetime], Any], now: datetime
+) -> tuple[list[Any], list[ItemError]]:
+    """Split ``items`` into checked values and errors; a repeated id is an error."""
+    good: list[Any] = []
+    errors: list[ItemError] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        try:
+            value = check(index, item, now)
+        except ItemProblem as problem:
+            errors.append(ItemError(index, shown_id(item), problem.reason, problem.param))
+            continue
+        if value.id in seen:
+            errors.append(ItemError(index, value.id, "id repeated in this batch", "id"))
+            continue
+        seen.add(value.id)
+        good.append(value)
+    return good, errors
+
+
+# --- applying ----------------------------------------------------------------
+
+
+def refusal(
+    index: int, entity_id: str, held: tuple[str, int | None] | None, available: int | None
+) -> ItemError:
+    """Why a checked item was not applied, from the (kind, capacity) held for its id."""
+    if held is None:
+        return ItemError(index, entity_id, "unknown id", "id")
+    kind, capacity = held
+    if kind not in LIVE_KINDS:
+        return ItemError(index, entity_id, f"a {kind} does not take pushes", "id")
+    if available is not None and capacity is not None and available > capacity:
+        return ItemError(index, entity_id, f"available exceeds capacity {capacity}", "available")
+    return ItemError(index, entity_id, "older than the state held (seen_at)", "seen_at")
+
+
+def run_batch(
+    conn: psycopg.Connection, sql: str, params: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Run one update in its own transaction (commit not waiting for the WAL flush).
+
+    Rows are locked in the order of the input (callers sort by id, so that two
+    batches sharing ids wait rather than deadlock); should PostgreSQL still
+    report a deadlock (another writer's order), the chunk is tried again.
+    """
+    for attempt in range(DEADLOCK_RETRIES + 1):
+        try:
+            with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(ASYNC_COMMIT)
+                cur.execute(sql, params)
+                return cur.fetchall()
+        except psycopg.errors.DeadlockDetected:
+            if attempt == DEADLOCK_RETRIES:
+                raise
+    raise AssertionError("unreachable")
+
+
+def held_state(conn: psycopg.Connection, ids: list[str]) -> dict[str, tuple[str, int | None]]:
+    """(kind, capacity) of each of ``ids`` that exists (to explain refusals)."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(REFUSED_SQL, {"ids": ids})
+        return {entity_id: (kind, capacity) for entity_id, kind, capacity in cur.fetchall()}
+
+
+def apply_to_hot(hot: HotIndex, rows: Iterable[Mapping[str, Any]]) -> bool:
+    """Send changed rows to Redis (each move is atomic in the script); False when Redis
+    holds no generation to write to (a rebuild that starts afterwards has the rows)."""
+    try:
+        return hot.apply_rows(rows) >= 0
+    except redis.RedisError as exc:
+        raise HotIndexUnavailable(f"Redis could not be updated: {exc}") from exc
+
+
+def joined(values: Iterable[object]) -> str:
+    """Numbers (or None) as one comma-joined text parameter ('' for None)."""
+    return ",".join("" if value is None else repr(value) for value in values)
+
+
+def joined_times(values: Iterable[datetime]) -> str:
+    """Times as one comma-joined text parameter (each distinct time written once)."""
+    written: dict[datetime, str] = {}
+    return ",".join(
+        written.get(value) or written.setdefault(value, value.isoformat()) for value in values
+    )
+
+
+def position_params(chunk: Sequence[Position]) -> dict[str, str]:
+    """POSITIONS_SQL's parameters for ``chunk``; the base cell computed here."""
+    return {
+        "ids": SEP.join(p.id for p in chunk),
+        "lats": joined(p.lat for p in chunk),
+        "lngs": joined(p.lng for p in chunk),
+        "cells": joined(h3i.latlng_to_cell(p.lat, p.lng, BASE_RES) for p in chunk),
+        "available": joined(p.available for p in chunk),
+        "seen": joined_times(p.seen_at for p in chunk),
+    }
+
+
+def availability_params(chunk: Sequence[Availability]) -> dict[str, str]:
+    """AVAILABILITY_SQL's parameters for ``chunk``."""
+    return {
+        "ids": SEP.join(u.id for u in chunk),
+        "available": joined(u.available for u in chunk),
+        "capacity": joined(u.capacity for u in chunk),
+        "seen": joined_times(u.seen_at for u in chunk),
+    }
+
+
+def apply_in_chunks(
+    conn: psycopg.Connection,
+    hot: HotIndex,
+    sql: str,
+    params_of: Callable[[Sequence[Any]], Mapping[str, Any]],
+    values: Sequence[Any],
+) -> Applied:
+    """Update PostGIS chunk by chunk, each chunk's rows going to Redis meanwhile.
+
+    While a thread applies chunk k to Redis, this one runs chunk k + 1's
+    statement: the two stores work at once. Each chunk commits on its own
+    (items are independent) before it reaches Redis. Returns every changed row;
+    the values not applied: should PostgreSQL fail on a chunk once earlier ones
+    have committed, that chunk and those after it (the caller reports them item
+    by item; a failure on the first chunk, with nothing written, is raised); and
+    whether Redis held no generation for some of the rows.
+    """
+    changed: list[dict[str, Any]] = []
+    chunks = list(chunked(sorted(values, key=lambda value: value.id), CHUNK_ITEMS))
+    with ThreadPoolExecutor(max_workers=1) as to_redis:
+        sent: list[Future[bool]] = []
+        unapplied: list[Any] = []
+        for number, chunk in enumerate(chunks):
+            try:
+                rows = run_batch(conn, sql, params_of(chunk))
+            except psycopg.Error:
+                if number == 0:
+                    raise
+                log.exception("a pushed batch failed after %d of its chunks", number)
+                unapplied = [value for rest in chunks[number:] for value in rest]
+                break
+            if rows:
+                sent.append(to_redis.submit(apply_to_hot, hot, rows))
+            changed.extend(rows)
+        try:
+            written = [future.result() for future in sent]
+        except HotIndexUnavailable:
+            # PostGIS has the items, Redis may not: the next import, feed sync or
+            # server start rebuilds the hot index (indexer/hot/pending.py).
+            leave_mark(conn, "push")
+            raise
+    return Applied(changed, unapplied, hot_missing=not all(written))
+
+
+def refusals(
+    conn: psycopg.Connection, refused: Sequence[Position | Availability]
+) -> list[ItemError]:
+    """Why each applied item that changed nothing was refused, from what PostGIS holds."""
+    try:
+        held = held_state(conn, [value.id for value in refused])
+    except psycopg.Error:
+        log.exception("the state of refused items could not be read")
+        return [ItemError(value.index, value.id, NOT_READ) for value in refused]
+    return [
+        refusal(value.index, value.id, held.get(value.id), value.available) for value in refused
+    ]
+
+
+def finish(
+    conn: psycopg.Connection,
+    received: int,
+    values: Sequence[Position] | Sequence[Availability],
+    applied: Applied,
+    errors: list[ItemError],
+) -> PushResult:
+    """Count the changed rows and the moves; explain every item that did not change."""
+    rows, unapplied = applied.rows, applied.unapplied
+    moved = sum(row["old_h3"] != row["h3"] for row in rows)
+    errors.extend(ItemError(value.index, value.id, NOT_APPLIED) for value in unapplied)
+    if len(rows) + len(unapplied) < len(values):
+        done = {row["id"] for row in rows} | {value.id for value in unapplied}
+        errors.extend(refusals(conn, [value for value in values if value.id not in done]))
+    errors.sort(key=lambda error: error.index)
+    return PushResult(received, len(rows), moved, tuple(errors), applied.hot_missing)
+
+
+def push_positions(
+    conn: psycopg.Connection,
+    hot: HotIndex,
+    items: Sequence[Any],
+    *,
+    now: datetime | None = None,
+) -> PushResult:
+    """Move bikes (and chargers): items ``{id, lat, lng, available?, seen_at?}``.
+
+    Applies every good item; an item is refused when its id is unknown or not
+    a bike or charger, when it is older than what the index holds, or when
+    ``available`` exceeds the capacity held. ``seen_at`` defaults to ``now``.
+    """
+    if len(items) > MAX_ITEMS:
+        raise ValueError(f"at most {MAX_ITEMS} items a batch")
+    positions, errors = check_items(items, check_position, now or datetime.now(UTC))
+    applied = apply_in_chunks(conn, hot, POSITIONS_SQL, position_params, positions)
+    return finish(conn, len(items), positions, applied, errors)
+
+
+def push_availability(
+    conn: psycopg.Connection,
+    hot: HotIndex,
+    items: Sequence[Any],
+    *,
+    now: datetime | None = None,
+) -> PushResult:
+    """Set free and total points of chargers (or bike stations): ``{id, available, capacity?}``."""
+    if len(items) > MAX_ITEMS:
+        raise ValueError(f"at most {MAX_ITEMS} items a batch")
+    updates, errors = check_items(items, check_availability, now or datetime.now(UTC))
+    applied = apply_in_chunks(conn, hot, AVAILABILITY_SQL, availability_params, updates)
+    return finish(conn, len(items), updates, applied, errors)
+
+
+# --- staleness ---------------------------------------------------------------
+
+
+def is_stale(
+    settings: IndexSettings, source: str, kind: str, seen_at: datetime | None, now: datetime
+) -> bool:
+    """True when an entity of ``source`` and ``kind`` last seen at ``seen_at`` is stale."""
+    limit_s = settings.stale_limit_s(source, kind)
+    if limit_s is None or seen_at is None:
+        return False
+    return seen_at < now - timedelta(seconds=limit_s)
+
+
+def purge_stale(
+    conn: psycopg.Connection,
+    hot: HotIndex,
+    settings: IndexSettings,
+    *,
+    now: datetime | None = None,
+    grace_s: int = 0,
+) -> int:
+    """Delete live entities not seen for longer than their limit plus ``grace_s``.
+
+    Search hides them as soon as they pass the limit; the purge only reclaims
+    the space. Returns how many were deleted (from PostGIS, then Redis).
+    """
+    kinds = sorted(settings.stale_s)
+    sources = sorted(settings.stale_sources)
+    params = {
+        "kinds": kinds,
+        "kind_limits": [settings.stale_s[kind] for kind in kinds],
+        "sources": sources,
+        "source_limits": [settings.stale_sources[source] for source in sources],
+        "now": now or datetime.now(UTC),
+        "grace_s": grace_s,
+    }
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(PURGE_SQL, params)
+        deleted = [(row[0], row[1]) for row in cur.fetchall()]
+    try:
+        hot.apply_deletes(deleted)
+    except redis.RedisError as exc:
+        raise HotIndexUnavailable(f"Redis could not be updated: {exc}") from exc
+    return len(deleted)
