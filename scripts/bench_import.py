@@ -35,6 +35,7 @@ import redis
 from indexer.hot.index import HotIndex, connect_redis
 from indexer.settings import IndexSettings
 from indexer.store import db
+from scripts.benchkit import drop_database, postgres_cpu, postgres_cpu_since, redis_cpu
 from scripts.gen_city import write_stores_csv
 
 RAW_TABLE = """
@@ -63,39 +64,6 @@ class Run:
     cpu_python: float | None = None
     cpu_redis: float | None = None
     cpu_postgres: float | None = None
-
-
-def redis_cpu(client: redis.Redis) -> float:
-    """CPU seconds that the Redis server's main thread has used."""
-    info = client.info("cpu")
-    return float(info["used_cpu_user_main_thread"]) + float(info["used_cpu_sys_main_thread"])
-
-
-def postgres_cpu() -> float | None:
-    """CPU seconds used by this machine's PostgreSQL processes and the backends they
-    have reaped (None when none can be read: a server elsewhere)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total, found = 0, False
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        name, _, rest = stat.partition(") ")
-        if not name.endswith("(postgres"):
-            continue
-        fields = rest.split()
-        total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
-        found = True
-    return total / ticks if found else None
-
-
-def postgres_cpu_since(before: float | None) -> float | None:
-    """PostgreSQL's CPU seconds since it had used ``before`` (None: unknown)."""
-    after = postgres_cpu()
-    return None if before is None or after is None else after - before
 
 
 @dataclass(frozen=True)
@@ -145,19 +113,6 @@ def scratch_index(settings: IndexSettings) -> Iterator[IndexSettings]:
         HotIndex(client, scratch.redis_prefix).drop_all()
         client.close()
         drop_database(settings.database_url, name)
-
-
-def drop_database(url: str, name: str) -> None:
-    """Drop the scratch database, closing what is still connected to it.
-
-    An autovacuum worker (which the import's million rows wake) belongs to no
-    role that FORCE may end: a plain DROP stops it instead.
-    """
-    with psycopg.connect(url, autocommit=True) as conn:
-        try:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        except psycopg.errors.InsufficientPrivilege:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 def empty_hot_index(settings: IndexSettings) -> None:

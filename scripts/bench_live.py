@@ -35,67 +35,43 @@ import json
 import multiprocessing as mp
 import os
 import random
-import socket
-import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import h3.api.basic_int as h3i
 import psycopg
 
 from discovery.search.hot import RedisSearch
 from discovery.search.postgis import postgis_search
 from discovery.search.query import NearbyQuery, StaleLimits
 from indexer.hot.index import HotIndex, connect_redis
-from indexer.model import BASE_RES, Entity
+from indexer.model import Entity
 from indexer.settings import IndexSettings
 from indexer.store import db
 from indexer.store.live import push_positions
 from indexer.store.writer import write_entities
-from scripts.bench_import import postgres_cpu, postgres_cpu_since, redis_cpu
+from scripts.benchkit import (
+    ensure_database,
+    free_port,
+    percentiles,
+    postgres_cpu,
+    postgres_cpu_since,
+    redis_cpu,
+    scratch_settings,
+    serve,
+)
+from scripts.live_baselines import (
+    RAW_GEO_KEY,
+    move_batch,
+    random_point,
+    raw_postgis_updates,
+    raw_redis_updates,
+    seed_raw_geo,
+)
 
-#: Seoul City Hall; bikes spread over about 12 x 12 km around it.
-CENTER = (37.5665, 126.9780)
-SPAN_DEG = 0.055
 RADIUS_M = 500.0
 API_KEY = "bench-live-key"
-#: The raw Redis baseline's GEO set (under the bench's own prefix).
-RAW_GEO_KEY = "nearby-bench-live:raw-geo"
-#: The raw PostGIS baseline: positions written, nothing else.
-RAW_UPDATE_SQL = """
-UPDATE entities e SET lat = i.lat, lng = i.lng, h3 = i.h3
-FROM unnest(%(ids)s::text[], %(lats)s::float8[], %(lngs)s::float8[], %(cells)s::int8[])
-    AS i(id, lat, lng, h3)
-WHERE e.id = i.id
-"""
-
-
-def random_point(rng: random.Random) -> tuple[float, float]:
-    """A (lat, lng) in the bench area."""
-    return (
-        CENTER[0] + rng.uniform(-SPAN_DEG, SPAN_DEG),
-        CENTER[1] + rng.uniform(-SPAN_DEG, SPAN_DEG),
-    )
-
-
-def scratch_settings() -> IndexSettings:
-    """The bench's own index: a database beside DATABASE_URL's, its own Redis prefix."""
-    admin = IndexSettings.from_env()
-    base, _, name = admin.database_url.rpartition("/")
-    settings = dataclasses.replace(
-        admin, database_url=f"{base}/nearby_bench_live", redis_prefix="nearby-bench-live"
-    )
-    with psycopg.connect(admin.database_url, autocommit=True) as conn:
-        if not conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = 'nearby_bench_live'"
-        ).fetchone():
-            conn.execute(f'CREATE DATABASE nearby_bench_live TEMPLATE "{name}_template"')
-    db.upgrade(settings.database_url)
-    return settings
 
 
 def seed_bikes(settings: IndexSettings, count: int) -> None:
@@ -157,22 +133,7 @@ def query_loop(settings: IndexSettings, kind: str, seconds: float, out: Any) -> 
     out.put(latencies)
 
 
-def percentiles(latencies: list[float]) -> tuple[float, float]:
-    """p50 and p99 in ms."""
-    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-    return statistics.median(latencies), cuts[98]
-
-
 # --- updates -----------------------------------------------------------------
-
-
-def move_batch(rng: random.Random, bikes: int, batch: int) -> list[dict[str, Any]]:
-    """``batch`` distinct random bikes, each to a random point of the area."""
-    items = []
-    for n in rng.sample(range(bikes), batch):
-        lat, lng = random_point(rng)
-        items.append({"id": f"bench:{n}", "lat": lat, "lng": lng})
-    return items
 
 
 def python_updates(
@@ -192,37 +153,6 @@ def python_updates(
     return rate
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(settings: IndexSettings, port: int, workers: int) -> subprocess.Popen[bytes]:
-    """``nearby serve`` over the bench index, waited for until it answers."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "NEARBY_REDIS_PREFIX": settings.redis_prefix,
-        "NEARBY_API_KEYS": API_KEY,
-    }
-    command = [sys.executable, "-c", "from discovery.cli import main; main()", "serve",
-               "--port", str(port), "--workers", str(workers)]  # fmt: skip
-    server = subprocess.Popen(
-        command, env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
-    )
-    for _ in range(100):
-        try:
-            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/healthz")
-            return server
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    raise RuntimeError("the API server did not start")
-
-
 def http_updates(port: int, bikes: int, batch: int, seconds: float, seed: int) -> float:
     """Moves per second through POST /v1/positions (one keep-alive connection)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -238,61 +168,6 @@ def http_updates(port: int, bikes: int, batch: int, seconds: float, seed: int) -
             raise RuntimeError(f"POST /v1/positions answered {response.status}: {body}")
         applied += body["applied"]
     return applied / (time.perf_counter() - started)
-
-
-def raw_postgis_updates(
-    settings: IndexSettings, bikes: int, batch: int, seconds: float, seed: int
-) -> float:
-    """Moves per second written to PostGIS alone, one bare UPDATE a batch (the baseline)."""
-    conn = psycopg.connect(settings.database_url, autocommit=True)
-    conn.execute("SET synchronous_commit = off")
-    rng = random.Random(seed)
-    applied = 0
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        items = sorted(move_batch(rng, bikes, batch), key=lambda item: item["id"])
-        params = {
-            "ids": [item["id"] for item in items],
-            "lats": [item["lat"] for item in items],
-            "lngs": [item["lng"] for item in items],
-            "cells": [h3i.latlng_to_cell(item["lat"], item["lng"], BASE_RES) for item in items],
-        }
-        applied += conn.execute(RAW_UPDATE_SQL, params).rowcount
-    rate = applied / (time.perf_counter() - started)
-    conn.close()
-    return rate
-
-
-def seed_raw_geo(settings: IndexSettings) -> None:
-    """The raw Redis baseline's GEO set: every bench bike where PostGIS has it."""
-    with psycopg.connect(settings.database_url) as conn:
-        rows = conn.execute("SELECT id, lat, lng FROM entities WHERE source = 'bench'").fetchall()
-    client = connect_redis(settings.redis_url)
-    pipe = client.pipeline(transaction=False)
-    pipe.delete(RAW_GEO_KEY)
-    for entity_id, lat, lng in rows:
-        pipe.geoadd(RAW_GEO_KEY, (lng, lat, entity_id))
-    pipe.execute()
-    client.close()
-
-
-def raw_redis_updates(
-    settings: IndexSettings, bikes: int, batch: int, seconds: float, seed: int
-) -> float:
-    """Moves per second as pipelined GEOADDs into one GEO set (the baseline)."""
-    client = connect_redis(settings.redis_url)
-    rng = random.Random(seed)
-    applied = 0
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        pipe = client.pipeline(transaction=False)
-        for item in move_batch(rng, bikes, batch):
-            pipe.geoadd(RAW_GEO_KEY, (item["lng"], item["lat"], item["id"]), xx=True)
-        pipe.execute()
-        applied += batch
-    rate = applied / (time.perf_counter() - started)
-    client.close()
-    return rate
 
 
 def in_senders(senders: int, work: Callable[..., float], *args: Any) -> float:
@@ -385,7 +260,7 @@ def http_phases(settings: IndexSettings, args: argparse.Namespace) -> list[Row]:
     """POST /v1/positions from one sender, then from ``--senders``, queries running."""
     rows: list[Row] = []
     port = free_port()
-    server = start_server(settings, port, args.workers)
+    server = serve(settings, port, ["--workers", str(args.workers)], {"NEARBY_API_KEYS": API_KEY})
     try:
         for senders in sorted({1, args.senders}):
             work = functools.partial(
@@ -413,7 +288,8 @@ def main() -> None:
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-raw", action="store_true", help="leave out the raw baselines")
     args = parser.parse_args()
-    settings = scratch_settings()
+    settings = scratch_settings("live")
+    ensure_database(settings)
     seed_bikes(settings, args.bikes)
     idle = functools.partial(pause, args.seconds)
     rows = [phase(settings, "idle (no updates)", args.query, args.seconds, idle)]

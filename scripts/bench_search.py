@@ -18,12 +18,10 @@ import contextlib
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,9 +38,10 @@ from discovery.settings import ApiSettings
 from indexer.hot import layout
 from indexer.hot.index import HotIndex, connect_redis
 from indexer.model import INDEX_RESOLUTIONS
-from indexer.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, IndexSettings
+from indexer.settings import IndexSettings
 from indexer.store import db
 from indexer.store.writer import write_entities
+from scripts.benchkit import ensure_database, log, scratch_settings, serve, summary
 from scripts.gen_city import city_clusters, city_entities, city_points
 
 SEED = 1
@@ -97,29 +96,6 @@ class City:
     def name(self) -> str:
         """The suffix of the bench database and Redis prefix."""
         return f"{self.stores}_{self.bikes}_{self.chargers}"
-
-
-def bench_settings(city: City) -> IndexSettings:
-    """Settings of the bench's own database and Redis prefix."""
-    admin = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
-    base, _, _ = admin.rpartition("/")
-    return IndexSettings(
-        database_url=f"{base}/nearby_bench_{city.name}",
-        redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
-        redis_prefix=f"nearby-bench-{city.name}",
-        stale_s={"bike": MONTH_S, "charger": MONTH_S},
-    )
-
-
-def ensure_database(settings: IndexSettings) -> None:
-    """Create the bench database from the PostGIS template when missing, and migrate it."""
-    admin = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
-    name = settings.database_url.rpartition("/")[2]
-    template = admin.rpartition("/")[2] + "_template"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    db.upgrade(settings.database_url)
 
 
 def ensure_loaded(settings: IndexSettings, city: City, reload: bool) -> None:
@@ -206,13 +182,6 @@ def timed(run: Callable[[float, float], Any], points: list[tuple[float, float]])
     return times
 
 
-def summary(times: list[float]) -> str:
-    """p50 / p99 in ms."""
-    ordered = sorted(times)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return f"{statistics.median(ordered):.2f} / {p99:.2f}"
-
-
 def ours(app: Any, radius: int, sort: str) -> Callable[[float, float], Any]:
     """Our search, in-process: parse, search, build the JSON body."""
 
@@ -274,22 +243,11 @@ def http_rates(settings: IndexSettings, points: list, seconds: int) -> dict[str,
         return {}
     port = 18765
     env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "NEARBY_REDIS_PREFIX": settings.redis_prefix,
         "NEARBY_STALE_BIKE_S": str(MONTH_S),
         "NEARBY_STALE_CHARGER_S": str(MONTH_S),
     }
-    nearby = os.path.join(os.path.dirname(sys.executable), "nearby")
-    server = subprocess.Popen(
-        [nearby, "serve", "--port", str(port), *SERVE_ARGS],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = serve(settings, port, SERVE_ARGS, env)
     try:
-        wait_for(f"http://127.0.0.1:{port}/healthz")
         rates = {}
         # A fresh server first settles (its imports, first allocations, Redis
         # connections): measured rates keep rising for some 20 s after a start.
@@ -302,17 +260,6 @@ def http_rates(settings: IndexSettings, points: list, seconds: int) -> dict[str,
     finally:
         server.terminate()
         server.wait(timeout=10)
-
-
-def wait_for(url: str) -> None:
-    """Wait until ``url`` answers."""
-    for _ in range(100):
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
 
 
 def wrk(port: int, points: list, radius: int, sort: str, seconds: int) -> float:
@@ -372,11 +319,6 @@ def table(rows: list[list[str]], rates: dict[str, float], city: City) -> Iterato
         yield f"| {name} | {mine} | {rate} | {sql} | {knn} | {geo} |"
 
 
-def log(message: str) -> None:
-    """Progress on stderr."""
-    print(message, file=sys.stderr, flush=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -389,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reload", action="store_true", help="load the city again")
     args = parser.parse_args(argv)
     city = City(args.stores, args.bikes, args.chargers)
-    settings = bench_settings(city)
+    settings = scratch_settings(city.name, stale_s={"bike": MONTH_S, "charger": MONTH_S})
     ensure_database(settings)
     ensure_loaded(settings, city, args.reload)
     settle_redis(settings.redis_url)

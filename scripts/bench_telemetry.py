@@ -35,18 +35,15 @@ from typing import Any
 
 from indexer.hot.index import HotIndex, connect_redis
 from indexer.model import Entity
-from indexer.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, IndexSettings
+from indexer.settings import IndexSettings
 from indexer.store import db
+from scripts.benchkit import admin_url, drop_database, log, scratch_settings
 
 Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 ROUNDS = 15
 POINTS = 300
 #: Rounds of POINTS requests that ``instructions`` counts.
 MEASURED_ROUNDS = 10
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
 
 
 def environ_of(lat: float, lng: float) -> dict[str, Any]:
@@ -85,16 +82,6 @@ def paired(first: Wsgi, second: Wsgi, environs: list[dict[str, Any]]) -> tuple[f
         for which in (0, 1):
             means[which].append(spent[which] / len(environs) * 1e6)
     return statistics.median(means[0]), statistics.median(means[1])
-
-
-def scratch_settings(name: str) -> IndexSettings:
-    """A database and Redis prefix of the bench's own."""
-    base = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL).rpartition("/")[0]
-    return IndexSettings(
-        database_url=f"{base}/nearby_bench_{name}",
-        redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
-        redis_prefix=f"nearby-bench-{name}",
-    )
 
 
 def load_small_index(settings: IndexSettings, rng: random.Random) -> None:
@@ -156,7 +143,7 @@ def overhead() -> None:
     hot = HotIndex(connect_redis(settings.redis_url), settings.redis_prefix)
     hot.drop_all()
     hot.close()
-    drop_database(settings)
+    drop_database(admin_url(), settings.database_url.rpartition("/")[2])
     shutil.rmtree(directory)
 
 
@@ -212,7 +199,7 @@ def instructions() -> None:
     hot = HotIndex(connect_redis(settings.redis_url), settings.redis_prefix)
     hot.drop_all()
     hot.close()
-    drop_database(settings)
+    drop_database(admin_url(), settings.database_url.rpartition("/")[2])
 
 
 def callgrind_total(path: str) -> int:
@@ -222,16 +209,6 @@ def callgrind_total(path: str) -> int:
             if line.startswith(("summary:", "totals:")):
                 return int(line.split()[1])
     raise ValueError(f"{path}: no totals")
-
-
-def drop_database(settings: IndexSettings) -> None:
-    """Drop the scratch database."""
-    import psycopg
-
-    admin = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
-    name = settings.database_url.rpartition("/")[2]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def timed(what: str, run: Callable[[], Any]) -> Any:
@@ -270,7 +247,7 @@ def status(stores: int, keep: bool) -> None:
     timed("a scrape, counts cached", metrics.exposition)
     if not keep:
         hot.drop_all()
-        drop_database(settings)
+        drop_database(admin_url(), settings.database_url.rpartition("/")[2])
     hot.close()
 
 

@@ -49,31 +49,38 @@ def parse_query(text: str) -> QueryArgs:
         lat, lng, radius_m = (float(part) for part in parts[:3])
     except ValueError as exc:
         raise click.BadParameter(f"not a number in {text!r}", param_hint="--query") from exc
-    if not (-90.0 <= lat <= 90.0 and -180.0 <= lng <= 180.0 and radius_m > 0):
+    in_range = -90.0 <= lat <= 90.0 and -180.0 <= lng <= 180.0
+    if not in_range or radius_m <= 0:
         raise click.BadParameter("lat, lng or radius out of range", param_hint="--query")
-    params: dict[str, str] = {}
-    for item in parts[3:]:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise click.BadParameter(f"expected name=value, got {item!r}", param_hint="--query")
-        params[name.strip()] = value.strip().replace("+", ",")
-    return lat, lng, radius_m, params
+    return lat, lng, radius_m, dict(parse_param(item) for item in parts[3:])
+
+
+def parse_param(item: str) -> tuple[str, str]:
+    """One ``name=value`` of ``--query`` (``+`` stands for a comma in the value)."""
+    name, sep, value = item.partition("=")
+    if not sep or not name:
+        raise click.BadParameter(f"expected name=value, got {item!r}", param_hint="--query")
+    return name.strip(), value.strip().replace("+", ",")
 
 
 def pick_tile(
     zxy: tuple[int, ...], lat: float | None, lng: float | None, zoom: int | None
 ) -> mercantile.Tile:
     """The tile named by ``Z X Y`` or by ``--lat --lng --zoom``."""
-    if zxy and (lat is not None or lng is not None):
+    if zxy and (lat, lng) != (None, None):
         raise click.UsageError("give either Z X Y or --lat --lng --zoom, not both")
     if len(zxy) == 3:
-        z, x, y = zxy
-        if not (0 <= z <= 28 and 0 <= x < 2**z and 0 <= y < 2**z):
-            raise click.UsageError(f"no tile {z}/{x}/{y}")
-        return mercantile.Tile(x=x, y=y, z=z)
+        return numbered_tile(*zxy)
     if zxy or lat is None or lng is None or zoom is None:
         raise click.UsageError("give Z X Y, or --lat, --lng and --zoom")
     return tile_at(lat, lng, zoom)
+
+
+def numbered_tile(z: int, x: int, y: int) -> mercantile.Tile:
+    """Tile ``z/x/y``, when there is one."""
+    if not (0 <= z <= 28 and 0 <= x < 2**z and 0 <= y < 2**z):
+        raise click.UsageError(f"no tile {z}/{x}/{y}")
+    return mercantile.Tile(x=x, y=y, z=z)
 
 
 def run_query(
