@@ -1,6 +1,6 @@
 """Benchmark of ``nearby import stores`` beside a raw baseline, in the same run, on the same rows.
 
-1. Write N stores of the generated city (DESIGN §7) to a CSV file (not timed).
+1. Write N stores of the generated city to a CSV file (not timed).
 2. Import it into an empty index (a database and Redis namespace of the run's
    own) with the real command in a child process: its time and peak memory.
 3. Import the same file again (nothing changes).

@@ -1,6 +1,6 @@
 """Benchmark GET /v1/nearby on the dense synthetic city, beside raw PostGIS and Redis.
 
-    python -m scripts.bench_search                       # the standard city (DESIGN §7)
+    python -m scripts.bench_search                       # the standard city
     python -m scripts.bench_search --stores 100000 --bikes 10000 --chargers 5000
 
 Uses a database and a Redis prefix of its own (``nearby_bench_…``), loaded once

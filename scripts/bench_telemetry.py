@@ -2,7 +2,7 @@
 
     python -m scripts.bench_telemetry overhead                   # a small index, in-process
     python -m scripts.bench_telemetry instructions               # the same, in instructions
-    python -m scripts.bench_telemetry status --stores 1000000    # DESIGN §7's size of stores
+    python -m scripts.bench_telemetry status --stores 1000000    # the standard city's stores
 
 ``overhead``: 2,000 stores in a scratch index; the same nearby requests
 answered by the fast path alone and by the whole WSGI stack (request id, the

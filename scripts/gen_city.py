@@ -222,7 +222,7 @@ def city_chargers(seed: int, n: int, seen_at: datetime | None = None) -> Iterato
 def city_entities(
     seed: int, stores: int, bikes: int, chargers: int, seen_at: datetime | None = None
 ) -> Iterator[Entity]:
-    """The whole city of ``seed``: stores, then bikes, then chargers (DESIGN §7: 1M, 100k, 50k)."""
+    """The whole city of ``seed``: stores, then bikes, then chargers."""
     yield from city_stores(seed, stores)
     yield from city_bikes(seed, bikes, seen_at)
     yield from city_chargers(seed, chargers, seen_at)
