@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import math
+import random
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import h3
 import mercantile
 import osmium
+from hypothesis import strategies as st
 from osmium.osm.mutable import Node, Way
 from shapely.geometry import Polygon, box
 
+from discovery.search.query import Candidate
 from indexer.model import KINDS, Entity
+from indexer.store import db
+from indexer.store.writer import timezone_of
+from tests.conftest import Index
 
 
 def stream(text: str) -> io.BufferedReader:
@@ -243,3 +257,237 @@ def planted_entities() -> list[Entity]:
 def zxy(tile: mercantile.Tile = TILE) -> list[str]:
     """A tile as the script's Z X Y arguments."""
     return [str(tile.z), str(tile.x), str(tile.y)]
+
+
+# -- Stores --------------------------------------------------------------------------
+
+
+def store(number: int, lat: float = 60.17, lng: float = 24.94, **fields: object) -> Entity:
+    return Entity(id=f"t:{number}", kind="store", lat=lat, lng=lng, **fields)  # type: ignore[arg-type]
+
+
+def random_stores(count: int, seed: int = 1) -> list[Entity]:
+    rng = random.Random(seed)
+    return [
+        store(
+            n,
+            lat=60.1 + rng.random() * 0.2,
+            lng=24.8 + rng.random() * 0.3,
+            name=f"shop {n}",
+            popularity=float(rng.randint(0, 500)),
+        )
+        for n in range(count)
+    ]
+
+
+# -- Bikes ---------------------------------------------------------------------------
+
+#: The fixed moment of the live-position tests.
+LIVE_NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def bike(native: str, lat: float, lng: float, **fields: object) -> Entity:
+    values: dict[str, object] = {
+        "available": 1,
+        "capacity": 1,
+        "category": "free_bike",
+        "mini_app": "citybikes",
+        "seen_at": LIVE_NOW - timedelta(minutes=1),
+    }
+    values.update(fields)
+    return Entity(id=f"citybikes:{native}", kind="bike", lat=lat, lng=lng, **values)  # type: ignore[arg-type]
+
+
+# -- GBFS feed sets ------------------------------------------------------------------
+
+#: Feed times relative to the test run's start.
+FEED_NOW = datetime.now(UTC).replace(microsecond=0)
+FRESH = int(FEED_NOW.timestamp()) - 30
+OLD = int((FEED_NOW - timedelta(hours=2)).timestamp())
+
+
+def gbfs_set(directory: Path, vehicles: list[str], *, vehicle_time: int = FRESH) -> Path:
+    """A 2.3 feed set of one station (seen long ago) and the given vehicles (seen now)."""
+    directory.mkdir(exist_ok=True)
+
+    def write(name: str, data: dict[str, Any], updated: int = FRESH) -> None:
+        doc = {"last_updated": updated, "ttl": 30, "version": "2.3", "data": data}
+        (directory / f"{name}.json").write_text(json.dumps(doc))
+
+    write("system_information", {"system_id": "citybikes", "name": "City bikes"})
+    write(
+        "station_information",
+        {"stations": [{"station_id": "s1", "name": "A", "lat": 60.17, "lon": 24.94}]},
+    )
+    write(
+        "station_status",
+        {"stations": [{"station_id": "s1", "num_bikes_available": 2, "last_reported": OLD}]},
+    )
+    bikes = [
+        {"bike_id": v, "lat": 60.171, "lon": 24.941, "is_reserved": False, "is_disabled": False}
+        for v in vehicles
+    ]
+    write("free_bike_status", {"bikes": bikes}, vehicle_time)
+    return directory
+
+
+# -- Listings ------------------------------------------------------------------------
+
+HEADER = "id,name,lat,lng,category,mini_app,popularity,opening_hours"
+SHOPS = [
+    "1,Kahvila,60.1699,24.9384,cafe,fazer,5,Mo-Fr 08:00-18:00",
+    "2,Leipomo,60.1702,24.9410,bakery,,0,",
+    "3,Kiosk,60.1710,24.9420,kiosk,r-kioski,12.5,24/7",
+]
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# -- Killed writes -------------------------------------------------------------------
+
+#: Runs the ``nearby`` command line, killing itself (SIGKILL) once the write has
+#: committed to PostGIS and before Redis has it: ``merge`` just before the
+#: changes go to Redis, ``load`` (an empty index loaded at once) just before the
+#: filled generation is made current.
+KILLER = """
+import os, signal, sys
+from indexer.store import writer
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if sys.argv.pop(1) == "merge":
+    writer.apply_changes = die
+else:
+    writer.BULK_MIN_CHANGES = 100
+    fill = writer.FreshLoad.fill
+
+    def fill_then_die(load, gen):
+        fill(load, gen)
+        die()
+
+    writer.FreshLoad.fill = fill_then_die
+
+from discovery.cli import main
+main()
+"""
+
+
+def killed_import(cli_env: dict[str, str], tmp_path: Path, point: str, csv: Path) -> None:
+    """Run ``nearby import stores CSV`` in a process killed at ``point`` (see KILLER)."""
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    command = [sys.executable, str(script), point, "import", "stores", str(csv)]
+    done = subprocess.run(command, env=cli_env, capture_output=True, timeout=120)
+    assert done.returncode == -9, done.stderr.decode()
+
+
+def pending_marks(index: Index) -> int:
+    found = index.conn.execute("SELECT count(*) FROM hot_pending").fetchone()
+    index.conn.commit()
+    return int(found[0]) if found else 0
+
+
+# -- Tables and keys -----------------------------------------------------------------
+
+
+def scanned(client: Any, pattern: str) -> list[Any]:
+    """The keys matching ``pattern``, sorted, each once (SCAN may return a key twice)."""
+    return sorted(set(client.scan_iter(match=pattern, count=1000)))
+
+
+def load_tables(index: Index) -> list[str]:
+    with index.conn.cursor() as cur:
+        cur.execute("SELECT relname FROM pg_class WHERE starts_with(relname, 'nearby_load_')")
+        tables = sorted(row[0] for row in cur.fetchall())
+    index.conn.commit()
+    return tables
+
+
+@contextlib.contextmanager
+def dead_and_live_loads(index: Index) -> Iterator[str]:
+    """A load table of a backend that is gone and one of a backend still connected
+    (its name yielded); both dropped afterwards."""
+    other = db.connect(index.settings.database_url, autocommit=True)
+    alive = f"nearby_load_{other.info.backend_pid}"
+    try:
+        with index.conn.cursor() as cur:
+            cur.execute("CREATE UNLOGGED TABLE nearby_load_999999999 (id text)")
+            cur.execute(f"CREATE UNLOGGED TABLE {alive} (id text)")
+        index.conn.commit()
+        yield alive
+    finally:
+        other.execute(f"DROP TABLE IF EXISTS {alive}, nearby_load_999999999")
+        other.close()
+
+
+# -- Values for property tests -------------------------------------------------------
+
+texts = st.text(max_size=12)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+    max_leaves=8,
+)
+moments = st.none() | st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=9))]))
+
+
+# -- Geometry ------------------------------------------------------------------------
+
+
+def point_at(lat: float, lng: float, bearing: float, meters: float) -> tuple[float, float]:
+    """The point ``meters`` from (lat, lng) along ``bearing`` (radians)."""
+    delta = meters / 6371007.180918475
+    lat1, lng1 = math.radians(lat), math.radians(lng)
+    lat2 = math.asin(
+        math.sin(lat1) * math.cos(delta) + math.cos(lat1) * math.sin(delta) * math.cos(bearing)
+    )
+    lng2 = lng1 + math.atan2(
+        math.sin(bearing) * math.sin(delta) * math.cos(lat1),
+        math.cos(delta) - math.sin(lat1) * math.sin(lat2),
+    )
+    return math.degrees(lat2), (math.degrees(lng2) + 180.0) % 360.0 - 180.0
+
+
+# -- The brute force -----------------------------------------------------------------
+
+
+def candidate_of(entity: Entity) -> Candidate:
+    """What the brute force sees of an entity."""
+    tz = timezone_of(entity.lat, entity.lng) if entity.opening_hours else None
+    doc = {
+        "kind": entity.kind,
+        "mini_app": entity.mini_app,
+        "opening_hours": entity.opening_hours,
+        "tz": tz,
+    }
+    seen = entity.seen_at.timestamp() if entity.seen_at else None
+    return Candidate(
+        id=entity.id,
+        lat=entity.lat,
+        lng=entity.lng,
+        kind=entity.kind,
+        popularity=entity.popularity,
+        mini_app=entity.mini_app,
+        category=entity.category,
+        available=entity.available,
+        source="t",
+        seen_at_s=seen,
+        doc=doc,
+    )
+
+
+# -- HTTP ----------------------------------------------------------------------------
+
+
+def fetch(url: str, **options: Any) -> tuple[int, str, Any]:
+    """(status, content type, parsed JSON body) of one request."""
+    request = urllib.request.Request(url, **options)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers["Content-Type"], json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], json.loads(error.read())

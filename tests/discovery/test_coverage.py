@@ -13,24 +13,11 @@ from hypothesis import strategies as st
 from discovery.search.coverage import cell_geometry, cover, resolution_for, script_cells
 from discovery.search.ranking import distance_m
 from indexer.model import INDEX_RESOLUTIONS
+from tests.factories import point_at
 
 PENTAGON_9 = h3.cell_to_latlng(h3.get_pentagons(9)[0])
 PENTAGON_7 = h3.cell_to_latlng(h3.get_pentagons(7)[5])
 PENTAGON_5 = h3.cell_to_latlng(h3.get_pentagons(5)[11])
-
-
-def point_at(lat: float, lng: float, bearing: float, meters: float) -> tuple[float, float]:
-    """The point ``meters`` from (lat, lng) along ``bearing`` (radians)."""
-    delta = meters / 6371007.180918475
-    lat1, lng1 = math.radians(lat), math.radians(lng)
-    lat2 = math.asin(
-        math.sin(lat1) * math.cos(delta) + math.cos(lat1) * math.sin(delta) * math.cos(bearing)
-    )
-    lng2 = lng1 + math.atan2(
-        math.sin(bearing) * math.sin(delta) * math.cos(lat1),
-        math.cos(delta) - math.sin(lat1) * math.sin(lat2),
-    )
-    return math.degrees(lat2), (math.degrees(lng2) + 180.0) % 360.0 - 180.0
 
 
 @pytest.mark.parametrize(

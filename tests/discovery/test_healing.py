@@ -23,12 +23,17 @@ from indexer.model import Entity
 from indexer.store.writer import write_entities
 from tests.conftest import API_KEY, Index
 from tests.discovery.serving import serving
-from tests.discovery.test_search import candidate_of
-from tests.discovery.test_serve import fetch
-from tests.indexer.test_import_stores import HEADER, SHOPS, write
-from tests.indexer.test_live import bike
-from tests.indexer.test_pending import killed_import, marks
-from tests.indexer.test_writer import random_stores
+from tests.factories import (
+    HEADER,
+    SHOPS,
+    bike,
+    candidate_of,
+    fetch,
+    killed_import,
+    pending_marks,
+    random_stores,
+    write_lines,
+)
 from tests.redis_server import redis_server
 
 #: Query points of the traffic (the entities of random_stores lie around them).
@@ -237,17 +242,17 @@ def test_a_server_start_repairs_a_write_that_died_before_redis(
     index: Index, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     write_entities(index.conn, index.hot, "t", random_stores(30))
-    killed_import(cli_env, tmp_path, "merge", write(tmp_path / "shops.csv", [HEADER, *SHOPS]))
-    assert marks(index) == 1 and len(index.hot.verify(index.conn)) == len(SHOPS)
+    killed_import(cli_env, tmp_path, "merge", write_lines(tmp_path / "shops.csv", [HEADER, *SHOPS]))
+    assert pending_marks(index) == 1 and len(index.hot.verify(index.conn)) == len(SHOPS)
     env = {**cli_env, "NEARBY_HEAL_CHECK_S": "5"}
     with serving(env, tmp_path / "serve.log", "--workers", "2") as served:
         base = served.base
         for _ in range(600):
-            if marks(index) == 0:
+            if pending_marks(index) == 0:
                 break
             time.sleep(0.05)
         status, _, body = fetch(f"{base}/v1/nearby?lat=60.17&lng=24.94&radius=300&limit=5")
-    assert marks(index) == 0, (tmp_path / "serve.log").read_text()
+    assert pending_marks(index) == 0, (tmp_path / "serve.log").read_text()
     assert index.hot.verify(index.conn) == []
     assert (status, body["source"]) == (200, "redis")
     assert {r["id"] for r in body["results"]} >= {"shops:1", "shops:2", "shops:3"}

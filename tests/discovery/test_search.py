@@ -22,15 +22,15 @@ from discovery.api.app import create_app
 from discovery.api.nearby import body_json, body_of
 from discovery.search.finder import find_nearby
 from discovery.search.params import parse_nearby
-from discovery.search.query import Candidate, NearbyQuery, StaleLimits
+from discovery.search.query import NearbyQuery, StaleLimits
 from discovery.search.ranking import brute_force
 from discovery.settings import ApiSettings, RankingSettings
 from indexer.model import Entity, normalize_lng
 from indexer.settings import DEFAULT_STALE_S
-from indexer.store.writer import timezone_of, write_entities
+from indexer.store.writer import write_entities
+from tests.factories import candidate_of, point_at
 
 from ..conftest import CURSOR_KEY
-from .test_coverage import point_at
 
 PENTAGON = h3.cell_to_latlng(h3.get_pentagons(9)[3])
 PLACES = {
@@ -83,31 +83,6 @@ def data_set(seed: int, place: str, size: int) -> list[Entity]:
         twin = entities[rnd.randrange(size)]
         entities.append(replace(twin, id=f"t:twin{i}"))
     return entities
-
-
-def candidate_of(entity: Entity) -> Candidate:
-    """What the brute force sees of an entity."""
-    tz = timezone_of(entity.lat, entity.lng) if entity.opening_hours else None
-    doc = {
-        "kind": entity.kind,
-        "mini_app": entity.mini_app,
-        "opening_hours": entity.opening_hours,
-        "tz": tz,
-    }
-    seen = entity.seen_at.timestamp() if entity.seen_at else None
-    return Candidate(
-        id=entity.id,
-        lat=entity.lat,
-        lng=entity.lng,
-        kind=entity.kind,
-        popularity=entity.popularity,
-        mini_app=entity.mini_app,
-        category=entity.category,
-        available=entity.available,
-        source="t",
-        seen_at_s=seen,
-        doc=doc,
-    )
 
 
 def expected(args: dict[str, Any], entities: list[Entity]) -> tuple[list[tuple], bool]:

@@ -20,7 +20,7 @@ from discovery.settings import ApiSettings
 from indexer.hot.index import HotIndex, connect_redis
 from indexer.store.writer import write_entities
 from tests.conftest import Index
-from tests.indexer.test_writer import random_stores
+from tests.factories import random_stores
 from tests.redis_server import RedisServer, redis_server
 
 #: More than redis-py's pool counts by default (max_connections 100): a leak of

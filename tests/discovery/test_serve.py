@@ -13,8 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -28,22 +26,13 @@ from gunicorn.ctl.client import ControlClient
 from indexer.model import Entity
 from indexer.store.writer import write_entities
 from tests.conftest import API_KEY, Index
+from tests.factories import fetch
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def fetch(url: str, **options: Any) -> tuple[int, str, Any]:
-    """(status, content type, parsed JSON body) of one request."""
-    request = urllib.request.Request(url, **options)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.headers["Content-Type"], json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers["Content-Type"], json.loads(error.read())
 
 
 @contextmanager

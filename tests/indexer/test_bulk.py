@@ -31,10 +31,18 @@ from indexer.hot.verify import verify_generation
 from indexer.model import INDEX_RESOLUTIONS, Entity
 from indexer.store import db, writer
 from indexer.store.writer import HotIndexUnavailable, write_entities
+from tests.factories import (
+    dead_and_live_loads,
+    json_values,
+    load_tables,
+    moments,
+    random_stores,
+    scanned,
+    store,
+    texts,
+)
 
 from ..conftest import Index
-from .test_hot_records import json_values, moments, texts
-from .test_writer import random_stores, store
 
 #: A point whose res-11 cell lies in another hash-tag group than its coarser cells.
 STRADDLING = (60.137023697443446, 24.88052576115534)
@@ -64,11 +72,6 @@ def varied_entities(count: int) -> list[Entity]:
     ]
     entities.append(store(99_999, lat=STRADDLING[0], lng=STRADDLING[1], name="edge"))
     return entities
-
-
-def scanned(client: Any, pattern: str) -> list[Any]:
-    """The keys matching ``pattern``, sorted, each once (SCAN may return a key twice)."""
-    return sorted(set(client.scan_iter(match=pattern, count=1000)))
 
 
 def contents(hot: HotIndex, gen: str) -> dict[str, Any]:
@@ -209,14 +212,6 @@ def test_a_large_import_fills_a_fresh_generation(
     placed = sorted(entity_id for entity_id, value in loc.items() if " " in value)
     assert placed == sorted(entity.id for entity in moved)
     assert sorted(set(loc) - set(placed)) == sorted(e.id for e in entities[150:])
-
-
-def load_tables(index: Index) -> list[str]:
-    with index.conn.cursor() as cur:
-        cur.execute("SELECT relname FROM pg_class WHERE starts_with(relname, 'nearby_load_')")
-        tables = sorted(row[0] for row in cur.fetchall())
-    index.conn.commit()
-    return tables
 
 
 def assert_still_empty(index: Index, gen: str, upcoming: str) -> None:
@@ -391,23 +386,6 @@ def test_a_write_that_comes_first_makes_the_load_a_merge(
     assert index.count() == len(entities)
     assert load_tables(index) == []
     assert index.hot.verify(index.conn) == []
-
-
-@contextlib.contextmanager
-def dead_and_live_loads(index: Index) -> Iterator[str]:
-    """A load table of a backend that is gone and one of a backend still connected
-    (its name yielded); both dropped afterwards."""
-    other = db.connect(index.settings.database_url, autocommit=True)
-    alive = f"nearby_load_{other.info.backend_pid}"
-    try:
-        with index.conn.cursor() as cur:
-            cur.execute("CREATE UNLOGGED TABLE nearby_load_999999999 (id text)")
-            cur.execute(f"CREATE UNLOGGED TABLE {alive} (id text)")
-        index.conn.commit()
-        yield alive
-    finally:
-        other.execute(f"DROP TABLE IF EXISTS {alive}, nearby_load_999999999")
-        other.close()
 
 
 def test_a_load_table_whose_connection_is_gone_is_dropped(index: Index) -> None:

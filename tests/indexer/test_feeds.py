@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,36 +28,9 @@ from indexer.cli.feeds import (
 from indexer.hot.index import HotIndex
 from indexer.store import db
 from tests.conftest import Index
+from tests.factories import FEED_NOW, OLD, gbfs_set
 
 Nearby = Callable[..., Result]
-NOW = datetime.now(UTC).replace(microsecond=0)
-FRESH = int(NOW.timestamp()) - 30
-OLD = int((NOW - timedelta(hours=2)).timestamp())
-
-
-def gbfs_set(directory: Path, vehicles: list[str], *, vehicle_time: int = FRESH) -> Path:
-    """A 2.3 feed set of one station (seen long ago) and the given vehicles (seen now)."""
-    directory.mkdir(exist_ok=True)
-
-    def write(name: str, data: dict[str, Any], updated: int = FRESH) -> None:
-        doc = {"last_updated": updated, "ttl": 30, "version": "2.3", "data": data}
-        (directory / f"{name}.json").write_text(json.dumps(doc))
-
-    write("system_information", {"system_id": "citybikes", "name": "City bikes"})
-    write(
-        "station_information",
-        {"stations": [{"station_id": "s1", "name": "A", "lat": 60.17, "lon": 24.94}]},
-    )
-    write(
-        "station_status",
-        {"stations": [{"station_id": "s1", "num_bikes_available": 2, "last_reported": OLD}]},
-    )
-    bikes = [
-        {"bike_id": v, "lat": 60.171, "lon": 24.941, "is_reserved": False, "is_disabled": False}
-        for v in vehicles
-    ]
-    write("free_bike_status", {"bikes": bikes}, vehicle_time)
-    return directory
 
 
 def ids(index: Index) -> list[str]:
@@ -135,7 +107,7 @@ def test_unreadable_input_exits_2_and_writes_nothing(
 
 
 def test_import_chargers_ocpi_and_ocm(nearby: Nearby, index: Index, tmp_path: Path) -> None:
-    seen = NOW.isoformat().replace("+00:00", "Z")
+    seen = FEED_NOW.isoformat().replace("+00:00", "Z")
     location = {
         "country_code": "FI",
         "party_id": "VLT",

@@ -1,4 +1,4 @@
-"""A deployment that indexes from its first write: db upgrade, imports and feed syncs
+"""A deployment that indexes from its first write_lines: db upgrade, imports and feed syncs
 into nothing, and ``cache rebuild --if-needed``, against real PostGIS and Redis."""
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from indexer.hot.index import HotIndex, connect_redis
 from indexer.settings import DEFAULT_DATABASE_URL, IndexSettings
 from indexer.store import writer
 from tests.conftest import Index, create_database, drop_database, with_database
-from tests.indexer.test_feeds import NOW, gbfs_set
-from tests.indexer.test_import_stores import HEADER, SHOPS, write
-from tests.indexer.test_writer import random_stores
+from tests.factories import FEED_NOW, HEADER, SHOPS, gbfs_set, random_stores, write_lines
 from tests.redis_server import free_port
 
 Nearby = Callable[..., Result]
@@ -42,7 +40,7 @@ def test_the_first_import_into_nothing_is_served_from_redis(
     nearby: Nearby, index: Index, client: FlaskClient, tmp_path: Path
 ) -> None:
     index.hot.drop_all()  # a fresh deployment: PostGIS and Redis hold nothing
-    result = nearby("import", "stores", str(write(tmp_path / "shops.csv", [HEADER, *SHOPS])))
+    result = nearby("import", "stores", str(write_lines(tmp_path / "shops.csv", [HEADER, *SHOPS])))
     assert result.exit_code == 0, result.output
     assert "rebuild" not in result.output.replace(f"{MISSING}: rebuilt 0", "")
     assert result.output.splitlines()[0].startswith(f"{MISSING}: rebuilt 0 entities")
@@ -68,7 +66,7 @@ def test_a_large_first_import_into_nothing_is_loaded_and_filled_at_once(
     lines = [
         f"{e.id[2:]},{e.name},{e.lat},{e.lng},shop,,{e.popularity}," for e in random_stores(300)
     ]
-    result = nearby("import", "stores", str(write(tmp_path / "city.csv", [HEADER, *lines])))
+    result = nearby("import", "stores", str(write_lines(tmp_path / "city.csv", [HEADER, *lines])))
     assert result.exit_code == 0, result.output
     # An empty generation first, then the load's own, filled from the rows as they were inserted.
     assert fills == [index.hot.generation()] and generations(index.hot) == 2
@@ -89,7 +87,7 @@ def test_the_first_feed_imports_into_nothing_are_served_from_redis(
         "country_code": "FI", "party_id": "VLT", "id": "L1",
         "coordinates": {"latitude": "60.1705", "longitude": "24.9405"},
         "evses": [{"uid": "1", "status": "AVAILABLE"}],
-        "last_updated": NOW.isoformat().replace("+00:00", "Z"),
+        "last_updated": FEED_NOW.isoformat().replace("+00:00", "Z"),
     }  # fmt: skip
     (tmp_path / "ocpi.json").write_text(json.dumps({"data": [location]}))
     result = nearby("import", "chargers", str(tmp_path / "ocpi.json"), "--format", "ocpi")

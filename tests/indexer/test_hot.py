@@ -16,10 +16,9 @@ from indexer.hot.index import Difference, HotIndex
 from indexer.model import INDEX_RESOLUTIONS
 from indexer.store import db
 from indexer.store.writer import write_entities
+from tests.factories import dead_and_live_loads, load_tables, random_stores, scanned
 
 from ..conftest import Index
-from .test_bulk import dead_and_live_loads, load_tables, scanned
-from .test_writer import random_stores
 
 
 def loaded(index: Index, count: int = 40):

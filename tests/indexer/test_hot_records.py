@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from indexer.hot import layout
 from indexer.hot.index import compact_json, display_json, place_of
-
-texts = st.text(max_size=12)
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
-    max_leaves=8,
-)
-moments = st.none() | st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=9))]))
+from tests.factories import json_values, moments, texts
 
 
 @given(lat=st.floats(-90, 90), lng=st.floats(-180, 180, exclude_max=True))

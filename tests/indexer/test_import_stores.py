@@ -26,21 +26,10 @@ from indexer.cli.imports import (
 )
 from indexer.cli.report import RejectLog
 from tests.conftest import Index
-from tests.factories import BLOCK, write_pbf
+from tests.factories import BLOCK, HEADER, SHOPS, write_lines, write_pbf
 
 Nearby = Callable[..., Result]
 DATA = Path(__file__).resolve().parents[2] / "data"
-HEADER = "id,name,lat,lng,category,mini_app,popularity,opening_hours"
-SHOPS = [
-    "1,Kahvila,60.1699,24.9384,cafe,fazer,5,Mo-Fr 08:00-18:00",
-    "2,Leipomo,60.1702,24.9410,bakery,,0,",
-    "3,Kiosk,60.1710,24.9420,kiosk,r-kioski,12.5,24/7",
-]
-
-
-def write(path: Path, lines: list[str]) -> Path:
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def stored(index: Index) -> list[tuple[Any, ...]]:
@@ -119,7 +108,7 @@ def assert_verified(nearby: Nearby) -> None:
 
 
 def test_csv_import_writes_postgis_and_redis(nearby: Nearby, index: Index, tmp_path: Path) -> None:
-    path = write(tmp_path / "shops.csv", [HEADER, *SHOPS])
+    path = write_lines(tmp_path / "shops.csv", [HEADER, *SHOPS])
     result = nearby("import", "stores", str(path))
     assert (result.exit_code, summary(result)) == (0, line(inserted=3))
     assert result.output.count("\n") == 1  # no progress bar off a terminal
@@ -136,7 +125,7 @@ def test_csv_import_writes_postgis_and_redis(nearby: Nearby, index: Index, tmp_p
 def test_csv_aliases_extra_columns_and_longitude_180(
     nearby: Nearby, index: Index, tmp_path: Path
 ) -> None:
-    path = write(
+    path = write_lines(
         tmp_path / "edge.csv",
         ["ID,Latitude,Longitude,phone,floor", "a,-16.5,180,+679 123,", "b,0,-180,,2"],
     )
@@ -151,7 +140,7 @@ def test_csv_aliases_extra_columns_and_longitude_180(
 
 
 def test_foreign_csv_with_column_mapping(nearby: Nearby, index: Index, tmp_path: Path) -> None:
-    path = write(
+    path = write_lines(
         tmp_path / "chargers_ny.csv",
         [
             "Fuel Type Code,Station Name,Latitude,Longitude,ID,EV Network,Access Days Time",
@@ -297,7 +286,7 @@ def test_helsinki_extract_and_its_points_of_interest(
 def test_reimport_changes_nothing_and_an_edit_is_an_update(
     nearby: Nearby, index: Index, tmp_path: Path
 ) -> None:
-    path = write(tmp_path / "shops.csv", [HEADER, *SHOPS])
+    path = write_lines(tmp_path / "shops.csv", [HEADER, *SHOPS])
     nearby("import", "stores", str(path))
     with index.conn.cursor() as cur:
         cur.execute("SELECT id, rev FROM entities ORDER BY id")
@@ -310,7 +299,7 @@ def test_reimport_changes_nothing_and_an_edit_is_an_update(
         assert cur.fetchall() == revisions
     index.conn.commit()
     edited = [SHOPS[0], SHOPS[1].replace("Leipomo", "Leipomo Oy"), SHOPS[2]]
-    write(path, [HEADER, *edited])
+    write_lines(path, [HEADER, *edited])
     result = nearby("import", "stores", str(path))
     assert (result.exit_code, summary(result)) == (0, line(updated=1, unchanged=2))
     assert stored(index) == expected_rows("shops", edited)
@@ -320,11 +309,11 @@ def test_reimport_changes_nothing_and_an_edit_is_an_update(
 def test_replace_deletes_what_the_input_no_longer_lists(
     nearby: Nearby, index: Index, tmp_path: Path
 ) -> None:
-    path = write(tmp_path / "shops.csv", [HEADER, *SHOPS])
-    other = write(tmp_path / "malls.csv", [HEADER, "9,Mall,60.2,24.9,mall,,1,"])
+    path = write_lines(tmp_path / "shops.csv", [HEADER, *SHOPS])
+    other = write_lines(tmp_path / "malls.csv", [HEADER, "9,Mall,60.2,24.9,mall,,1,"])
     nearby("import", "stores", str(path))
     nearby("import", "stores", str(other))
-    write(path, [HEADER, SHOPS[2]])
+    write_lines(path, [HEADER, SHOPS[2]])
     kept = nearby("import", "stores", str(path))
     assert (kept.exit_code, summary(kept)) == (0, line(unchanged=1))
     assert index.count() == 4
@@ -338,8 +327,8 @@ def test_replace_deletes_what_the_input_no_longer_lists(
 
 
 def test_an_id_belongs_to_one_source(nearby: Nearby, index: Index, tmp_path: Path) -> None:
-    first = write(tmp_path / "a.csv", ["id,lat,lng", "osm:node/1,60.1,24.9"])
-    second = write(tmp_path / "b.csv", ["id,lat,lng", "2,60.2,24.9", "osm:node/1,60.3,24.9"])
+    first = write_lines(tmp_path / "a.csv", ["id,lat,lng", "osm:node/1,60.1,24.9"])
+    second = write_lines(tmp_path / "b.csv", ["id,lat,lng", "2,60.2,24.9", "osm:node/1,60.3,24.9"])
     nearby("import", "stores", str(first))
     result = nearby("import", "stores", str(second))
     assert (result.exit_code, summary(result)) == (1, line(inserted=1, rejected=1))
@@ -353,8 +342,8 @@ def test_an_id_belongs_to_one_source(nearby: Nearby, index: Index, tmp_path: Pat
 
 
 def test_files_of_one_source_import_together(nearby: Nearby, index: Index, tmp_path: Path) -> None:
-    north = write(tmp_path / "north.csv", ["id,lat,lng", "1,61,25", "2,61,26"])
-    south = write(tmp_path / "south.csv", ["id,lat,lng", "3,59,25", "1,59,26"])
+    north = write_lines(tmp_path / "north.csv", ["id,lat,lng", "1,61,25", "2,61,26"])
+    south = write_lines(tmp_path / "south.csv", ["id,lat,lng", "3,59,25", "1,59,26"])
     shared = tmp_path / "all.rejects.csv"
     result = nearby(
         "import", "stores", str(north), str(south), "--source", "fi", "--rejects", str(shared)
@@ -394,7 +383,7 @@ def test_each_reject_reason_with_its_line(nearby: Nearby, index: Index, tmp_path
         'lines",60.19,24.96,cafe,,2,24/7',  # 15
         "m10,Bad popularity,60.17,24.94,cafe,,many,",  # 16
     ]
-    path = write(tmp_path / "mixed.csv", lines)
+    path = write_lines(tmp_path / "mixed.csv", lines)
     result = nearby("import", "stores", str(path))
     assert (result.exit_code, summary(result)) == (1, line(inserted=2, rejected=12))
     assert rejects(tmp_path / "mixed.rejects.csv") == [
@@ -419,7 +408,7 @@ def test_each_reject_reason_with_its_line(nearby: Nearby, index: Index, tmp_path
 
 
 def test_rejects_file_keeps_the_record(nearby: Nearby, index: Index, tmp_path: Path) -> None:
-    path = write(tmp_path / "s.csv", ["id,lat,lng,note", "1,95,24,far north"])
+    path = write_lines(tmp_path / "s.csv", ["id,lat,lng,note", "1,95,24,far north"])
     target = tmp_path / "out" / "bad.csv"
     target.parent.mkdir()
     result = nearby("import", "stores", str(path), "--rejects", str(target))
@@ -445,7 +434,7 @@ def test_rejects_file_keeps_the_record(nearby: Nearby, index: Index, tmp_path: P
 @pytest.fixture
 def earlier(nearby: Nearby, index: Index, tmp_path: Path) -> Iterator[list[tuple[Any, ...]]]:
     """An index holding the shops of ``shops.csv``; yields its rows."""
-    path = write(tmp_path / "shops.csv", [HEADER, *SHOPS])
+    path = write_lines(tmp_path / "shops.csv", [HEADER, *SHOPS])
     assert nearby("import", "stores", str(path)).exit_code == 0
     yield stored(index)
 
@@ -469,7 +458,10 @@ def broken_gzip(path: Path) -> Path:
     ("make", "message"),
     [
         (lambda p: p / "absent.csv", "No such file"),
-        (lambda p: write(p / "shops.csv", ["id,name,x,y", "1,a,2,3"]), "no column for lat, lng"),
+        (
+            lambda p: write_lines(p / "shops.csv", ["id,name,x,y", "1,a,2,3"]),
+            "no column for lat, lng",
+        ),
         (lambda p: truncated_geojson(p / "shops.geojson"), "unreadable GeoJSON"),
         (lambda p: broken_gzip(p / "shops.csv.gz"), "shops.csv.gz"),
     ],
@@ -495,7 +487,7 @@ def test_a_batch_the_database_refuses_leaves_the_earlier_state(
 ) -> None:
     many = [f"n{n},Shop {n},60.{n:04d},24.9,shop,,1," for n in range(3000)]
     many[2000] = "n2000,poison,60.2,24.9,shop,,1,"
-    path = write(tmp_path / "shops_v2.csv", [HEADER, *many])
+    path = write_lines(tmp_path / "shops_v2.csv", [HEADER, *many])
     with index.refusing("poison"):
         result = nearby("import", "stores", str(path), "--source", "shops", "--replace")
     assert result.exit_code == 2
@@ -533,7 +525,7 @@ def test_osm_from_stdin_is_spooled(nearby: Nearby, index: Index, tmp_path: Path)
 
 def test_progress_counts_every_record(tmp_path: Path) -> None:
     lines = [HEADER] + [f"{n},s,60.1,24.9,,,1," for n in range(12_345)] + [",empty,1,2,,,,"]
-    path = write(tmp_path / "many.csv", lines)
+    path = write_lines(tmp_path / "many.csv", lines)
     assert estimate_records(str(path), "csv") == 12_346
     listing = open_listing(str(path), "many", "auto", {})
     logs = {str(path): RejectLog(tmp_path / "many.rejects.csv", "line")}

@@ -23,23 +23,12 @@ from indexer.store.live import (
 )
 from indexer.store.writer import HotIndexUnavailable, write_entities
 from tests.conftest import Index
+from tests.factories import LIVE_NOW, bike
 
-NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+NOW = LIVE_NOW
 # Two points about 1.1 km apart in Helsinki: different res-9 and res-7 cells.
 KAMPPI = (60.1690, 24.9330)
 KALLIO = (60.1790, 24.9330)
-
-
-def bike(native: str, lat: float, lng: float, **fields: object) -> Entity:
-    values: dict[str, object] = {
-        "available": 1,
-        "capacity": 1,
-        "category": "free_bike",
-        "mini_app": "citybikes",
-        "seen_at": NOW - timedelta(minutes=1),
-    }
-    values.update(fields)
-    return Entity(id=f"citybikes:{native}", kind="bike", lat=lat, lng=lng, **values)  # type: ignore[arg-type]
 
 
 def row(index: Index, entity_id: str) -> tuple[object, ...] | None:

@@ -17,7 +17,7 @@ from indexer.hot import layout
 from indexer.model import Entity
 from indexer.store.writer import write_entities
 from tests.conftest import Index
-from tests.indexer.test_feeds import gbfs_set
+from tests.factories import gbfs_set
 
 LAG_S = 12
 

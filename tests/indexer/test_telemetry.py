@@ -19,7 +19,7 @@ from indexer.sources import gbfs
 from indexer.store.writer import write_entities
 from indexer.telemetry import read_builds, read_sources
 from tests.conftest import Index
-from tests.indexer.test_feeds import gbfs_set
+from tests.factories import gbfs_set
 
 Nearby = Callable[..., Result]
 

@@ -15,26 +15,9 @@ from indexer.hot.index import ENTITY_COLUMNS, Difference, delete_record, upsert_
 from indexer.model import INDEX_RESOLUTIONS, Entity
 from indexer.store import writer
 from indexer.store.writer import WriteSummary, delete_entities, write_entities
+from tests.factories import random_stores, store
 
 from ..conftest import Index
-
-
-def store(number: int, lat: float = 60.17, lng: float = 24.94, **fields: object) -> Entity:
-    return Entity(id=f"t:{number}", kind="store", lat=lat, lng=lng, **fields)  # type: ignore[arg-type]
-
-
-def random_stores(count: int, seed: int = 1) -> list[Entity]:
-    rng = random.Random(seed)
-    return [
-        store(
-            n,
-            lat=60.1 + rng.random() * 0.2,
-            lng=24.8 + rng.random() * 0.3,
-            name=f"shop {n}",
-            popularity=float(rng.randint(0, 500)),
-        )
-        for n in range(count)
-    ]
 
 
 def members(index: Index, entity: Entity) -> dict[str, float | None]:
