@@ -17,8 +17,8 @@ import argparse
 from collections import Counter
 from datetime import UTC, datetime
 
-from indexer.cli.feeds import FeedSpec, count_stale, import_feed, load_feed, summary_line
 from indexer.hot.index import HotIndex, connect_redis
+from indexer.jobs.feeds import FeedSpec, count_stale, import_feed, load_feed, summary_line
 from indexer.settings import IndexSettings
 from indexer.store import db
 

@@ -24,9 +24,10 @@ from osmium.osm.mutable import Node, Way
 from shapely.geometry import Polygon, box
 
 from discovery.search.query import Candidate
+from indexer.hot.index import HotIndex
 from indexer.model import KINDS, Entity
 from indexer.store import db
-from indexer.store.writer import timezone_of
+from indexer.store.rows import timezone_of
 from tests.conftest import Index
 
 
@@ -354,22 +355,22 @@ def write_lines(path: Path, lines: list[str]) -> Path:
 #: filled generation is made current.
 KILLER = """
 import os, signal, sys
-from indexer.store import writer
+from indexer.store import fresh, merge
 
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
 if sys.argv.pop(1) == "merge":
-    writer.apply_changes = die
+    merge.apply_changes = die
 else:
-    writer.BULK_MIN_CHANGES = 100
-    fill = writer.FreshLoad.fill
+    merge.BULK_MIN_CHANGES = 100
+    fill = fresh.FreshLoad.fill
 
     def fill_then_die(load, gen):
         fill(load, gen)
         die()
 
-    writer.FreshLoad.fill = fill_then_die
+    fresh.FreshLoad.fill = fill_then_die
 
 from discovery.cli import main
 main()
@@ -491,3 +492,18 @@ def fetch(url: str, **options: Any) -> tuple[int, str, Any]:
             return response.status, response.headers["Content-Type"], json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, error.headers["Content-Type"], json.loads(error.read())
+
+
+# -- store --
+
+
+def delete_entities(conn: Any, hot: HotIndex, ids: list[str]) -> int:
+    """Delete entities by id from PostGIS, then from Redis; return how many existed."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "DELETE FROM entities WHERE id = ANY(%s) RETURNING id, nextval('entity_rev')",
+            (list(ids),),
+        )
+        deleted = cur.fetchall()
+    hot.apply_deletes(deleted)
+    return len(deleted)

@@ -1,8 +1,10 @@
 """The ``nearby`` command line: the index's commands (db, import, cache, feeds).
 
 ``discovery.cli`` adds ``serve`` and is the console script's entry point.
-Exit status: 0 all good; 1 some rows rejected or differences found; 2 bad usage
-or unreadable input.
+Exit status: 0 all good; 1 the outcome is not clean (rows rejected, differences
+found, a store that did not answer); 2 bad usage or unusable input (nothing
+written). Every :class:`indexer.errors.NearbyError` a command raises ends as
+:data:`indexer.errors.ENDINGS` says (:class:`indexer.cli.context.NearbyGroup`).
 """
 
 from __future__ import annotations
@@ -10,76 +12,29 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
 
 import click
 import psycopg
 import redis
 
+from indexer.cli.context import NOT_CLEAN, Context, NearbyGroup, pass_context
+from indexer.cli.feeds import import_chargers, import_gbfs, watch
+from indexer.cli.imports import stores
+from indexer.cli.status import status_command
+from indexer.errors import NearbyError, Unavailable
 from indexer.hot.heal import ensure_index
-from indexer.hot.index import HotIndex, RebuildSuperseded, connect_redis
+from indexer.hot.index import RebuildSuperseded
 from indexer.logs import configure_logging, parse_log_format
 from indexer.progress import format_count, progress_bar
 from indexer.settings import ConfigError, IndexSettings
 from indexer.store import db
-from indexer.store.writer import drop_leftover_loads
-
-
-@dataclass
-class Context:
-    """What every command gets: the settings, and connections opened on first use."""
-
-    settings: IndexSettings
-    _conn: psycopg.Connection | None = None
-    _hot: HotIndex | None = None
-
-    def conn(self) -> psycopg.Connection:
-        """The PostGIS connection (opened once)."""
-        if self._conn is None:
-            try:
-                self._conn = db.connect(self.settings.database_url)
-            except psycopg.OperationalError as exc:
-                raise click.ClickException(f"PostGIS is not reachable: {exc}") from exc
-        return self._conn
-
-    def close(self) -> None:
-        """Close what was opened (a transaction left open would block other sessions)."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        if self._hot is not None:
-            self._hot.client.close()
-            self._hot = None
-
-    def hot(self) -> HotIndex:
-        """The hot index (Redis client made once)."""
-        if self._hot is None:
-            client = connect_redis(self.settings.redis_url)
-            self._hot = HotIndex(client, self.settings.redis_prefix)
-        return self._hot
-
-    def ensure_index(self) -> None:
-        """Before a write: rebuild the hot index if Redis holds none or a write died
-        half-way (:func:`indexer.hot.heal.ensure_index`), and say so."""
-        try:
-            healed = ensure_index(self.conn(), self.hot())
-        except redis.RedisError as exc:
-            raise click.ClickException(
-                f"Redis is not reachable: {exc}; nothing was written"
-            ) from exc
-        except psycopg.Error as exc:
-            raise click.ClickException(f"PostGIS failed: {exc}; nothing was written") from exc
-        if healed is not None:
-            click.echo(str(healed), err=True)
-
-
-pass_context = click.make_pass_decorator(Context)
+from indexer.store.fresh import drop_leftover_loads
 
 #: What ``cache rebuild --if-needed`` says when it does not rebuild.
 NOTHING_TO_REBUILD = "nothing to rebuild: the hot index is current, or another process builds it"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=NearbyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """nearby: find the mini-apps around a point."""
@@ -107,7 +62,7 @@ def db_upgrade(context: Context) -> None:
     try:
         db.upgrade(context.settings.database_url)
     except Exception as exc:  # alembic wraps driver errors in several types
-        raise click.ClickException(f"migration failed: {exc}") from exc
+        raise NearbyError(f"migration failed: {exc}") from exc
     click.echo("database is at the latest schema")
     # A fresh deployment gets its (empty) hot index here, so that queries are
     # answered from Redis from the first write on.
@@ -165,9 +120,9 @@ def cache_rebuild(context: Context, if_needed: bool) -> None:
         healed = ensure_index(context.conn(), context.hot())
         click.echo(str(healed) if healed else NOTHING_TO_REBUILD)
     except redis.RedisError as exc:
-        raise click.ClickException(f"Redis is not reachable: {exc}") from exc
+        raise Unavailable(f"Redis is not reachable: {exc}") from exc
     except RebuildSuperseded as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise NearbyError(str(exc)) from exc
 
 
 @cache_group.command("verify")
@@ -178,14 +133,14 @@ def cache_verify(context: Context, limit: int) -> None:
     try:
         differences = context.hot().verify(context.conn())
     except redis.RedisError as exc:
-        raise click.ClickException(f"Redis is not reachable: {exc}") from exc
+        raise Unavailable(f"Redis is not reachable: {exc}") from exc
     for difference in differences[:limit]:
         click.echo(str(difference))
     if len(differences) > limit:
         click.echo(f"… and {format_count(len(differences) - limit)} more")
     click.echo(f"{format_count(len(differences))} differences")
     if differences:
-        raise SystemExit(1)
+        raise click.exceptions.Exit(NOT_CLEAN)
 
 
 @cache_group.command("prune")
@@ -196,13 +151,13 @@ def cache_prune(context: Context) -> None:
         dropped = context.hot().drop_other_layouts()
         stale = context.hot().drop_stale_generations()
     except redis.RedisError as exc:
-        raise click.ClickException(f"Redis is not reachable: {exc}") from exc
+        raise Unavailable(f"Redis is not reachable: {exc}") from exc
     click.echo(f"deleted {format_count(dropped)} keys of other layouts")
     click.echo(f"deleted {format_count(stale)} keys of stale generations")
     try:
         loads = drop_leftover_loads(context.conn())
     except psycopg.Error as exc:
-        raise click.ClickException(f"PostGIS could not be cleaned: {exc}") from exc
+        raise Unavailable(f"PostGIS could not be cleaned: {exc}") from exc
     click.echo(f"dropped {format_count(loads)} load tables of imports that died")
 
 
@@ -211,14 +166,8 @@ def feeds_group() -> None:
     """Live feeds of bikes and chargers."""
 
 
-def _register_commands() -> None:
-    """Attach the commands that live in their own modules."""
-    from indexer.cli import feeds, status
-    from indexer.cli import imports as import_stores
-
-    import_stores.register(import_group)
-    feeds.register(import_group, feeds_group)
-    status.register(cli)
-
-
-_register_commands()
+import_group.add_command(stores)
+import_group.add_command(import_gbfs)
+import_group.add_command(import_chargers)
+feeds_group.add_command(watch)
+cli.add_command(status_command)

@@ -27,6 +27,7 @@ import psycopg
 import redis
 
 from indexer import telemetry
+from indexer.cli.context import NOT_CLEAN, Context
 from indexer.cli.status_text import render_text
 from indexer.hot import census, layout
 from indexer.hot.index import HotIndex, connect_redis
@@ -264,19 +265,16 @@ def status_json(status: Status) -> dict[str, Any]:
     }
 
 
-def register(group: click.Group) -> None:
-    """Add ``nearby status`` to the command line."""
-
-    @group.command("status")
-    @click.option("--json", "as_json", is_flag=True, help="One JSON object (a stable shape).")
-    @click.pass_obj
-    def status_command(context: Any, as_json: bool) -> None:
-        """The index on one screen: generation, entities, staleness, feeds, memory."""
-        status = gather(context.settings)
-        shape = status_json(status)
-        if as_json:
-            click.echo(json.dumps(shape, indent=1, ensure_ascii=False))
-        else:
-            click.echo(render_text(shape))
-        if not status.ok:
-            raise SystemExit(1)
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (a stable shape).")
+@click.pass_obj
+def status_command(context: Context, as_json: bool) -> None:
+    """The index on one screen: generation, entities, staleness, feeds, memory."""
+    status = gather(context.settings)
+    shape = status_json(status)
+    if as_json:
+        click.echo(json.dumps(shape, indent=1, ensure_ascii=False))
+    else:
+        click.echo(render_text(shape))
+    if not status.ok:
+        raise click.exceptions.Exit(NOT_CLEAN)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
 #: Memory for a session's temporary tables (a write's staging table) before they
-#: spill to disk: a re-import of a million unchanged rows compares them in 3 s
-#: instead of 5.  Taken only as used, and settable only before the first one.
+#: spill to disk, where comparing a large re-import with the index is slower.
+#: Taken only as used, and settable only before the first one.
 TEMP_BUFFERS = "256MB"
 
 
@@ -24,13 +22,6 @@ def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connectio
     if not autocommit:
         conn.commit()
     return conn
-
-
-def connect_dict(database_url: str) -> psycopg.Connection[dict[str, Any]]:
-    """Open an autocommit connection whose rows come back as dicts."""
-    return psycopg.Connection.connect(
-        database_url, autocommit=True, connect_timeout=5, row_factory=dict_row
-    )
 
 
 def sqlalchemy_url(database_url: str) -> str:

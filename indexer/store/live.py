@@ -1,7 +1,8 @@
-"""Pushed positions and availability of live entities, and the purge of stale ones.
+"""Pushed positions and availability of live entities, applied to PostGIS then Redis.
 
 An operator that pushes instead of publishing a feed sends batches of items.
-Every item is checked, on its own, before anything is written: the good ones
+Every item is checked, on its own, before anything is written
+(:mod:`indexer.store.items`): the good ones
 are then applied to PostGIS with one set-based statement per chunk of 250 (in
 id order, returning the changed rows), each chunk then to Redis through the
 hot index, whose script moves an entity between cells atomically, while the
@@ -17,11 +18,10 @@ one, since Redis may hold them.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import h3.api.basic_int as h3i
@@ -33,19 +33,30 @@ from psycopg.rows import dict_row
 from indexer.hot.index import ENTITY_COLUMNS, HotIndex, chunked
 from indexer.hot.layout import SEP
 from indexer.hot.pending import leave_mark
-from indexer.model import BASE_RES, LIVE_KINDS, text_problem
-from indexer.settings import IndexSettings
-from indexer.sources.values import parse_time
-from indexer.store.writer import HotIndexUnavailable
+from indexer.model import BASE_RES, LIVE_KINDS
+from indexer.store.errors import HotIndexUnavailable
+from indexer.store.items import (
+    MAX_COUNT,
+    MAX_ID_LENGTH,
+    MAX_ITEMS,
+    Availability,
+    ItemError,
+    Position,
+    check_availability,
+    check_items,
+    check_position,
+)
 
-#: The most items one call takes (the HTTP endpoints' limit too).
-MAX_ITEMS = 10_000
-#: Longest id accepted; ids are ``{source}:{native id}``.
-MAX_ID_LENGTH = 512
-#: A pushed ``seen_at`` may run ahead of our clock by this much (clock skew).
-FUTURE_SKEW = timedelta(minutes=5)
-#: Counts above this are surely mistakes (and would overflow the integer column).
-MAX_COUNT = 100_000
+__all__ = [
+    "MAX_COUNT",
+    "MAX_ID_LENGTH",
+    "MAX_ITEMS",
+    "ItemError",
+    "PushResult",
+    "push_availability",
+    "push_positions",
+]
+
 #: Items per UPDATE statement: a batch's chunks go to PostGIS one after another
 #: while the previous chunk goes to Redis (see :func:`apply_in_chunks`).
 CHUNK_ITEMS = 250
@@ -72,8 +83,8 @@ _RETURNING = ", ".join(
 _OLD_H3 = "(SELECT o.h3 FROM entities o WHERE o.id = e.id) AS old_h3"
 
 # The input columns travel as one text parameter each (ids joined by U+001F,
-# which ids may not hold; numbers and times by commas, '' for NULL): about a
-# third of what psycopg's per-element array quoting costs.
+# which ids may not hold; numbers and times by commas, '' for NULL): far
+# cheaper than psycopg's quoting of each array element.
 _ids = "string_to_array(%(ids)s, E'\\x1f')"
 
 
@@ -120,52 +131,6 @@ REFUSED_SQL = "SELECT id, kind, capacity FROM entities WHERE id = ANY(%(ids)s)"
 # and Redis may hold them: `nearby cache rebuild` after such a crash.
 ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 
-PURGE_SQL = """
-WITH kinds AS (
-    SELECT * FROM unnest(%(kinds)s::text[], %(kind_limits)s::int[]) AS k(kind, limit_s)
-), sources AS (
-    SELECT * FROM unnest(%(sources)s::text[], %(source_limits)s::int[]) AS s(source, limit_s)
-)
-DELETE FROM entities e USING kinds k
-WHERE e.kind = k.kind
-  AND e.seen_at < %(now)s - make_interval(secs => %(grace_s)s + coalesce(
-        (SELECT s.limit_s FROM sources s WHERE s.source = e.source), k.limit_s))
-RETURNING e.id, nextval('entity_rev')
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class ItemError:
-    """Why item ``index`` of a batch was not applied; ``param`` names the field."""
-
-    index: int
-    id: str | None
-    reason: str
-    param: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """A checked position update."""
-
-    index: int
-    id: str
-    lat: float
-    lng: float
-    available: int | None
-    seen_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Availability:
-    """A checked availability update."""
-
-    index: int
-    id: str
-    available: int
-    capacity: int | None
-    seen_at: datetime
-
 
 @dataclass(frozen=True)
 class PushResult:
@@ -188,136 +153,6 @@ class Applied:
     rows: list[dict[str, Any]]
     unapplied: list[Any]
     hot_missing: bool = False
-
-
-# --- checking items ----------------------------------------------------------
-
-
-class ItemProblem(ValueError):
-    """One field of one item is wrong."""
-
-    def __init__(self, param: str, reason: str) -> None:
-        super().__init__(reason)
-        self.param = param
-        self.reason = reason
-
-
-def check_id(item: Mapping[str, Any]) -> str:
-    """The item's id: non-empty text PostgreSQL can hold, of bounded length, without U+001F."""
-    value = item.get("id")
-    if not isinstance(value, str) or not value:
-        raise ItemProblem("id", "id must be a non-empty string")
-    if len(value) > MAX_ID_LENGTH:
-        raise ItemProblem("id", f"id is longer than {MAX_ID_LENGTH} characters")
-    if SEP in value:
-        raise ItemProblem("id", "id must not contain U+001F")
-    problem = text_problem(value)
-    if problem is not None:
-        raise ItemProblem("id", f"id {problem}")
-    return value
-
-
-def shown_id(item: Any) -> str | None:
-    """The id an error names: the item's id when it is text, lone surrogates as U+FFFD."""
-    value = item.get("id") if isinstance(item, Mapping) else None
-    if not isinstance(value, str):
-        return None
-    try:
-        value.encode()
-    except UnicodeEncodeError:  # a lone surrogate: the answer, UTF-8, could not hold it
-        return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in value)
-    return value
-
-
-def check_number(item: Mapping[str, Any], name: str, low: float, high: float) -> float:
-    """A finite JSON number within [low, high] (booleans and strings refused)."""
-    value = item.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ItemProblem(name, f"{name} must be a number")
-    try:
-        number = float(value)
-    except OverflowError:  # an integer beyond any double
-        number = math.inf
-    if not math.isfinite(number) or not low <= number <= high:
-        raise ItemProblem(name, f"{name} must be within [{low:g}, {high:g}]")
-    return number
-
-
-def check_count(item: Mapping[str, Any], name: str, *, required: bool) -> int | None:
-    """A non-negative integer count (None when absent and not required)."""
-    value = item.get(name)
-    if value is None and not required:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ItemProblem(name, f"{name} must be an integer")
-    if not 0 <= value <= MAX_COUNT:
-        raise ItemProblem(name, f"{name} must be within [0, {MAX_COUNT}]")
-    return value
-
-
-def check_seen_at(item: Mapping[str, Any], now: datetime) -> datetime:
-    """``seen_at`` (RFC 3339 or POSIX seconds), default ``now``; not in the future."""
-    value = item.get("seen_at")
-    if value is None:
-        return now
-    seen = parse_time(value) if isinstance(value, str | int | float) else None
-    if seen is None:
-        raise ItemProblem("seen_at", "seen_at must be an RFC 3339 time or POSIX seconds")
-    if seen > now + FUTURE_SKEW:
-        raise ItemProblem("seen_at", "seen_at is in the future")
-    return seen
-
-
-def check_position(index: int, item: Any, now: datetime) -> Position:
-    """A position item checked, or ItemProblem."""
-    if not isinstance(item, Mapping):
-        raise ItemProblem("item", "item must be an object")
-    lng = check_number(item, "lng", -180.0, 180.0)
-    return Position(
-        index=index,
-        id=check_id(item),
-        lat=check_number(item, "lat", -90.0, 90.0),
-        lng=-180.0 if lng == 180.0 else lng,
-        available=check_count(item, "available", required=False),
-        seen_at=check_seen_at(item, now),
-    )
-
-
-def check_availability(index: int, item: Any, now: datetime) -> Availability:
-    """An availability item checked, or ItemProblem."""
-    if not isinstance(item, Mapping):
-        raise ItemProblem("item", "item must be an object")
-    available = check_count(item, "available", required=True) or 0
-    capacity = check_count(item, "capacity", required=False)
-    if capacity is not None and available > capacity:
-        raise ItemProblem("available", f"available {available} exceeds capacity {capacity}")
-    return Availability(index, check_id(item), available, capacity, check_seen_at(item, now))
-
-
-def check_items(
-    items: Sequence[Any], check: Callable[[int, Any, datetime], Any], now: datetime
-) -> tuple[list[Any], list[ItemError]]:
-    """Split ``items`` into checked values and errors; a repeated id is an error."""
-    good: list[Any] = []
-    errors: list[ItemError] = []
-    seen: set[str] = set()
-    for index, item in enumerate(items):
-        try:
-            value = check(index, item, now)
-        except ItemProblem as problem:
-            errors.append(ItemError(index, shown_id(item), problem.reason, problem.param))
-            continue
-        if value.id in seen:
-            errors.append(ItemError(index, value.id, "id repeated in this batch", "id"))
-            continue
-        seen.add(value.id)
-        good.append(value)
-    return good, errors
-
-
-# --- applying ----------------------------------------------------------------
 
 
 def refusal(
@@ -464,7 +299,7 @@ def refusals(
     ]
 
 
-def finish(
+def tally(
     conn: psycopg.Connection,
     received: int,
     values: Sequence[Position] | Sequence[Availability],
@@ -499,7 +334,7 @@ def push_positions(
         raise ValueError(f"at most {MAX_ITEMS} items a batch")
     positions, errors = check_items(items, check_position, now or datetime.now(UTC))
     applied = apply_in_chunks(conn, hot, POSITIONS_SQL, position_params, positions)
-    return finish(conn, len(items), positions, applied, errors)
+    return tally(conn, len(items), positions, applied, errors)
 
 
 def push_availability(
@@ -514,50 +349,4 @@ def push_availability(
         raise ValueError(f"at most {MAX_ITEMS} items a batch")
     updates, errors = check_items(items, check_availability, now or datetime.now(UTC))
     applied = apply_in_chunks(conn, hot, AVAILABILITY_SQL, availability_params, updates)
-    return finish(conn, len(items), updates, applied, errors)
-
-
-# --- staleness ---------------------------------------------------------------
-
-
-def is_stale(
-    settings: IndexSettings, source: str, kind: str, seen_at: datetime | None, now: datetime
-) -> bool:
-    """True when an entity of ``source`` and ``kind`` last seen at ``seen_at`` is stale."""
-    limit_s = settings.stale_limit_s(source, kind)
-    if limit_s is None or seen_at is None:
-        return False
-    return seen_at < now - timedelta(seconds=limit_s)
-
-
-def purge_stale(
-    conn: psycopg.Connection,
-    hot: HotIndex,
-    settings: IndexSettings,
-    *,
-    now: datetime | None = None,
-    grace_s: int = 0,
-) -> int:
-    """Delete live entities not seen for longer than their limit plus ``grace_s``.
-
-    Search hides them as soon as they pass the limit; the purge only reclaims
-    the space. Returns how many were deleted (from PostGIS, then Redis).
-    """
-    kinds = sorted(settings.stale_s)
-    sources = sorted(settings.stale_sources)
-    params = {
-        "kinds": kinds,
-        "kind_limits": [settings.stale_s[kind] for kind in kinds],
-        "sources": sources,
-        "source_limits": [settings.stale_sources[source] for source in sources],
-        "now": now or datetime.now(UTC),
-        "grace_s": grace_s,
-    }
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(PURGE_SQL, params)
-        deleted = [(row[0], row[1]) for row in cur.fetchall()]
-    try:
-        hot.apply_deletes(deleted)
-    except redis.RedisError as exc:
-        raise HotIndexUnavailable(f"Redis could not be updated: {exc}") from exc
-    return len(deleted)
+    return tally(conn, len(items), updates, applied, errors)

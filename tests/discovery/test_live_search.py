@@ -15,7 +15,8 @@ from discovery.search.query import NearbyQuery, StaleLimits
 from indexer.hot.index import HotIndex, connect_redis
 from indexer.model import Entity
 from indexer.settings import IndexSettings
-from indexer.store.live import purge_stale, push_positions
+from indexer.store.live import push_positions
+from indexer.store.stale import purge_stale
 from indexer.store.writer import write_entities
 from tests.conftest import Index
 

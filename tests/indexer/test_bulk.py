@@ -29,10 +29,11 @@ from indexer.hot.index import (
 )
 from indexer.hot.verify import verify_generation
 from indexer.model import INDEX_RESOLUTIONS, Entity
-from indexer.store import db, writer
+from indexer.store import db, fresh, merge, writer
 from indexer.store.writer import HotIndexUnavailable, write_entities
 from tests.factories import (
     dead_and_live_loads,
+    delete_entities,
     json_values,
     load_tables,
     moments,
@@ -169,7 +170,7 @@ def test_a_fill_entity_is_the_apply_record_of_the_row(
 def test_a_filled_generation_holds_what_applying_each_entity_holds(index: Index) -> None:
     entities = varied_entities(3000)
     summary = write_entities(index.conn, index.hot, "t", entities)
-    assert summary.inserted == len(entities) and summary.hot_applied
+    assert summary.inserted == len(entities) and not summary.no_generation
     applied_gen = index.hot.require_generation()
     applied = contents(index.hot, applied_gen)
     assert index.hot.rebuild(index.conn) == len(entities)
@@ -187,11 +188,11 @@ def test_a_filled_generation_holds_what_applying_each_entity_holds(index: Index)
 def test_a_large_import_fills_a_fresh_generation(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    monkeypatch.setattr(merge, "BULK_MIN_CHANGES", 100)
     first_gen = index.hot.require_generation()
     entities = varied_entities(400)
     summary = write_entities(index.conn, index.hot, "t", entities)
-    assert (summary.inserted, summary.hot_applied) == (len(entities), True)
+    assert (summary.inserted, summary.no_generation) == (len(entities), False)
     filled_gen = index.hot.require_generation()
     assert filled_gen != first_gen
     assert contents(index.hot, first_gen) == {}
@@ -227,7 +228,7 @@ def assert_still_empty(index: Index, gen: str, upcoming: str) -> None:
 def test_a_large_write_into_an_empty_index_is_inserted_and_filled_at_once(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    monkeypatch.setattr(merge, "BULK_MIN_CHANGES", 100)
     fills: list[str] = []
     fill = writer.FreshLoad.fill
     monkeypatch.setattr(
@@ -240,8 +241,8 @@ def test_a_large_write_into_an_empty_index_is_inserted_and_filled_at_once(
     first_gen = index.hot.require_generation()
     entities = varied_entities(400)
     summary = write_entities(index.conn, index.hot, "t", entities)
-    assert (summary.received, summary.inserted, summary.hot_applied) == (len(entities),) * 2 + (
-        True,
+    assert (summary.received, summary.inserted, summary.no_generation) == (len(entities),) * 2 + (
+        False,
     )
     assert fills == [index.hot.require_generation()] and fills[0] != first_gen
     assert contents(index.hot, first_gen) == {}
@@ -265,7 +266,7 @@ def test_a_large_write_into_an_empty_index_is_inserted_and_filled_at_once(
 def test_a_row_refused_while_loading_an_empty_index_leaves_it_empty(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    monkeypatch.setattr(merge, "BULK_MIN_CHANGES", 100)
     gen = index.hot.require_generation()
     entities = random_stores(3000)
     entities[2500] = store(2500, name="poison")
@@ -281,7 +282,7 @@ def test_a_row_refused_while_loading_an_empty_index_leaves_it_empty(
 def test_redis_failing_while_an_empty_index_loads_writes_nothing(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    monkeypatch.setattr(merge, "BULK_MIN_CHANGES", 100)
     gen = index.hot.require_generation()
     entities = random_stores(300)
     # The next generation's set of one cell is already a string: its ZADD fails.
@@ -296,19 +297,19 @@ def test_redis_failing_while_an_empty_index_loads_writes_nothing(
 
 def before_the_load_fills(monkeypatch: pytest.MonkeyPatch, hook: Callable[[], object]) -> None:
     """Run ``hook`` as a load into an empty index starts its fill (the entities locked)."""
-    fill = writer.fill_generation
+    fill = fresh.fill_generation
 
     def hooked(*args: Any, **kwargs: Any) -> int:
         hook()
         return fill(*args, **kwargs)
 
-    monkeypatch.setattr(writer, "fill_generation", hooked)
+    monkeypatch.setattr(fresh, "fill_generation", hooked)
 
 
 def test_a_write_during_the_load_of_an_empty_index_waits_and_lands_in_it(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    monkeypatch.setattr(merge, "BULK_MIN_CHANGES", 100)
     entities = random_stores(2000)
     other_conn = db.connect(index.settings.database_url)
     other_hot = HotIndex(connect_redis(index.settings.redis_url), index.settings.redis_prefix)
@@ -352,7 +353,7 @@ def test_a_write_during_the_load_of_an_empty_index_waits_and_lands_in_it(
 def test_a_rebuild_starting_while_an_empty_index_loads_gets_the_rows_one_by_one(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    monkeypatch.setattr(merge, "BULK_MIN_CHANGES", 100)
     gen = index.hot.require_generation()
     others: list[str] = []
     # A rebuild takes the building mark from the load.
@@ -376,7 +377,7 @@ def test_a_rebuild_starting_while_an_empty_index_loads_gets_the_rows_one_by_one(
 def test_a_write_that_comes_first_makes_the_load_a_merge(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    monkeypatch.setattr(merge, "BULK_MIN_CHANGES", 100)
     write_entities(index.conn, index.hot, "other", [store(0, name="taken")])
     entities = random_stores(300)
     # As if the index was found empty just before another write landed.
@@ -395,7 +396,7 @@ def test_a_load_table_whose_connection_is_gone_is_dropped(index: Index) -> None:
 
 
 def test_a_fill_shows_its_progress(index: Index, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    monkeypatch.setattr(merge, "BULK_MIN_CHANGES", 100)
     shown: list[list[int]] = []
 
     @contextlib.contextmanager
@@ -417,7 +418,7 @@ def test_a_fill_shows_its_progress(index: Index, monkeypatch: pytest.MonkeyPatch
 def test_an_older_write_arriving_late_does_not_bring_back_what_a_large_import_deleted(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    monkeypatch.setattr(merge, "BULK_MIN_CHANGES", 100)
     entities = random_stores(300)
     write_entities(index.conn, index.hot, "t", entities)
     old_row = entity_row(index, entities[-1].id)
@@ -432,12 +433,12 @@ def test_an_older_write_arriving_late_does_not_bring_back_what_a_large_import_de
 def test_a_large_import_while_a_rebuild_runs_is_applied_one_by_one(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    monkeypatch.setattr(merge, "BULK_MIN_CHANGES", 100)
     gen = index.hot.require_generation()
     other = start_building(index.hot)
     try:
         summary = write_entities(index.conn, index.hot, "t", varied_entities(300))
-        assert summary.hot_applied
+        assert not summary.no_generation
         assert index.hot.require_generation() == gen
         assert index.hot.client.get(layout.building_key(index.hot.prefix)) == other
         assert index.hot.verify(index.conn) == []
@@ -460,7 +461,7 @@ def test_a_fill_that_fails_leaves_the_current_generation(
     upcoming = str(int(index.hot.client.get(layout.counter_key(index.hot.prefix))) + 1)
     cell = h3.latlng_to_cell(moved[0].lat, moved[0].lng, 11)
     index.hot.client.set(layout.cell_key(index.hot.prefix, upcoming, cell), "in the way")
-    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    monkeypatch.setattr(merge, "BULK_MIN_CHANGES", 100)
     with pytest.raises(HotIndexUnavailable, match="WRONGTYPE"):
         write_entities(index.conn, index.hot, "t", moved)
     index.conn.rollback()
@@ -534,7 +535,7 @@ def test_a_live_write_before_the_fill_reaches_its_id_is_kept(index: Index) -> No
     # After the snapshot: one entity moves, one is deleted, through the usual writer
     # (apply.lua to the current and the building generation).
     write_entities(index.conn, index.hot, "t", [store(0, lat=61.5, lng=23.7, popularity=9.0)])
-    writer.delete_entities(index.conn, index.hot, [entities[1].id])
+    delete_entities(index.conn, index.hot, [entities[1].id])
     # A late copy of an older write reaches the building generation too.
     stale = {**entity_row(index, entities[2].id), "rev": 1, "lat": 10.0, "lng": 10.0}
     assert index.hot.apply([upsert_record(stale)], target=gen) == 1
@@ -592,7 +593,7 @@ def test_writes_racing_a_rebuild_are_never_lost(
                     for e in picked
                 ]  # fmt: skip
                 write_entities(conn, hot, "t", moved)
-                writer.delete_entities(conn, hot, [entities[5000 + step % 1000].id])
+                delete_entities(conn, hot, [entities[5000 + step % 1000].id])
                 step += 1
             rounds.append(step)
         finally:

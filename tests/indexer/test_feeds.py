@@ -17,15 +17,10 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from indexer.cli.feeds import (
-    FeedSpec,
-    WatchBounds,
-    Watcher,
-    backoff,
-    next_interval,
-    parse_feed_line,
-)
+from indexer.cli.feeds import parse_feed_line
 from indexer.hot.index import HotIndex
+from indexer.jobs.feeds import FeedSpec
+from indexer.jobs.watch import WatchBounds, Watcher, backoff, next_interval
 from indexer.store import db
 from tests.conftest import Index
 from tests.factories import FEED_NOW, OLD, gbfs_set

@@ -18,7 +18,7 @@ from indexer.hot import layout
 from indexer.hot.heal import MISSING, ensure_index
 from indexer.hot.index import HotIndex, connect_redis
 from indexer.settings import DEFAULT_DATABASE_URL, IndexSettings
-from indexer.store import writer
+from indexer.store import merge, writer
 from tests.conftest import Index, create_database, drop_database, with_database
 from tests.factories import FEED_NOW, HEADER, SHOPS, gbfs_set, random_stores, write_lines
 from tests.redis_server import free_port
@@ -56,7 +56,7 @@ def test_a_large_first_import_into_nothing_is_loaded_and_filled_at_once(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(writer, "BULK_MIN_CHANGES", 100)
+    monkeypatch.setattr(merge, "BULK_MIN_CHANGES", 100)
     fills: list[str] = []
     fill = writer.FreshLoad.fill
     monkeypatch.setattr(

@@ -18,13 +18,13 @@ import pytest
 import shapely
 from click.testing import Result
 
-from indexer.cli.imports import (
+from indexer.jobs.imports import (
     Validation,
     default_source,
     estimate_records,
     open_listing,
 )
-from indexer.cli.report import RejectLog
+from indexer.jobs.report import RejectLog
 from tests.conftest import Index
 from tests.factories import BLOCK, HEADER, SHOPS, write_lines, write_pbf
 

@@ -13,15 +13,10 @@ from indexer.hot import layout
 from indexer.hot.pending import dead_marks
 from indexer.model import Entity
 from indexer.settings import IndexSettings
-from indexer.store.live import (
-    MAX_ITEMS,
-    ItemError,
-    is_stale,
-    purge_stale,
-    push_availability,
-    push_positions,
-)
-from indexer.store.writer import HotIndexUnavailable, write_entities
+from indexer.store.errors import HotIndexUnavailable
+from indexer.store.live import MAX_ITEMS, ItemError, push_availability, push_positions
+from indexer.store.stale import is_stale, purge_stale
+from indexer.store.writer import write_entities
 from tests.conftest import Index
 from tests.factories import LIVE_NOW, bike
 

@@ -12,8 +12,8 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from discovery.cli import cli
-from indexer.cli.feeds import FeedSpec, import_feed
 from indexer.hot import layout
+from indexer.jobs.feeds import FeedSpec, import_feed
 from indexer.model import Entity
 from indexer.store.writer import write_entities
 from tests.conftest import Index

@@ -11,9 +11,10 @@ import pytest
 from click.testing import Result
 
 from indexer import telemetry
-from indexer.cli.feeds import FeedSpec, Watcher, import_feed
 from indexer.hot import layout
 from indexer.hot.index import HotIndex, connect_redis
+from indexer.jobs.feeds import FeedSpec, import_feed
+from indexer.jobs.watch import Watcher
 from indexer.model import Entity
 from indexer.sources import gbfs
 from indexer.store.writer import write_entities

@@ -13,9 +13,9 @@ from psycopg.rows import dict_row
 from indexer.hot import layout
 from indexer.hot.index import ENTITY_COLUMNS, Difference, delete_record, upsert_record
 from indexer.model import INDEX_RESOLUTIONS, Entity
-from indexer.store import writer
-from indexer.store.writer import WriteSummary, delete_entities, write_entities
-from tests.factories import random_stores, store
+from indexer.store import merge
+from indexer.store.writer import WriteSummary, write_entities
+from tests.factories import delete_entities, random_stores, store
 
 from ..conftest import Index
 
@@ -150,7 +150,7 @@ def test_failed_write_leaves_previous_state(index: Index) -> None:
 def test_a_write_in_many_chunks_sifts_every_row(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer, "STAGE_CHUNK", 7)
+    monkeypatch.setattr(merge, "STAGE_CHUNK", 7)
     entities = random_stores(100)
     write_entities(index.conn, index.hot, "t", entities)
     write_entities(index.conn, index.hot, "other", [store(1000 + n) for n in range(5)])
@@ -172,7 +172,7 @@ def test_a_write_in_many_chunks_sifts_every_row(
 def test_a_chunk_refused_or_an_input_broken_midway_writes_nothing(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer, "STAGE_CHUNK", 7)
+    monkeypatch.setattr(merge, "STAGE_CHUNK", 7)
     entities = random_stores(50)
     write_entities(index.conn, index.hot, "t", entities)
     before = index.conn.execute("SELECT id, rev FROM entities ORDER BY id").fetchall()
@@ -220,7 +220,7 @@ def test_a_write_into_a_redis_without_a_generation_fills_one_first(index: Index)
     index.hot.drop_all()  # Redis came back empty
     assert index.hot.verify(index.conn) == [Difference("*", "Redis holds no index generation")]
     summary = write_entities(index.conn, index.hot, "t", random_stores(5))
-    assert (summary.inserted, summary.unchanged, summary.hot_applied) == (2, 3, True)
+    assert (summary.inserted, summary.unchanged, summary.no_generation) == (2, 3, False)
     assert index.hot.verify(index.conn) == []
 
 
@@ -228,15 +228,15 @@ def test_a_generation_lost_during_a_write_is_rebuilt_by_it(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_entities(index.conn, index.hot, "t", random_stores(3))
-    apply_changes = writer.apply_changes
+    apply_changes = merge.apply_changes
 
     def flushed_first(*args: object, **kwargs: object) -> bool:
         index.hot.drop_all()  # between the commit and the Redis writes
         return apply_changes(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(writer, "apply_changes", flushed_first)
+    monkeypatch.setattr(merge, "apply_changes", flushed_first)
     summary = write_entities(index.conn, index.hot, "t", random_stores(5))
-    assert (summary.inserted, summary.hot_applied) == (2, True)
+    assert (summary.inserted, summary.no_generation) == (2, False)
     assert index.hot.verify(index.conn) == []
     assert index.conn.execute("SELECT count(*) FROM hot_pending").fetchone() == (0,)
 

@@ -24,7 +24,8 @@ class ImportSummary:
     rejected: int = 0
     reduced: int = 0
     seconds: float = 0.0
-    hot_applied: bool = True
+    #: Redis held no generation to apply the import to (a rebuild mends it).
+    no_generation: bool = False
 
     def line(self) -> str:
         """``imported N · updated N · unchanged N · deleted N · rejected N in S s``."""
@@ -58,7 +59,7 @@ class ImportSummary:
             self.rejected + other.rejected,
             self.reduced + other.reduced,
             self.seconds + other.seconds,
-            self.hot_applied and other.hot_applied,
+            self.no_generation or other.no_generation,
         )
 
 

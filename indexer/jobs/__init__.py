@@ -1,0 +1,1 @@
+"""The index's pipelines: importing listings and feeds, watching feeds, and their reports."""
