@@ -24,6 +24,7 @@ from osmium.osm.mutable import Node, Way
 from shapely.geometry import Polygon, box
 
 from discovery.search.query import Candidate
+from indexer.hot import layout
 from indexer.hot.index import HotIndex
 from indexer.model import KINDS, Entity
 from indexer.store import db
@@ -507,3 +508,33 @@ def delete_entities(conn: Any, hot: HotIndex, ids: list[str]) -> int:
         deleted = cur.fetchall()
     hot.apply_deletes(deleted)
     return len(deleted)
+
+
+def charger(native: str, available: int, capacity: int) -> Entity:
+    """A charger of source ``volt`` seen 5 minutes before :data:`LIVE_NOW`."""
+    return Entity(
+        id=f"volt:{native}",
+        kind="charger",
+        lat=60.17,
+        lng=24.94,
+        category="ev_charger",
+        available=available,
+        capacity=capacity,
+        seen_at=LIVE_NOW - timedelta(minutes=5),
+    )
+
+
+def loc_of(index: Index, entity_id: str) -> str | None:
+    """What the current generation's location hash holds for ``entity_id``."""
+    gen = index.hot.require_generation()
+    value = index.hot.client.hget(layout.loc_key(index.hot.prefix, gen), entity_id)
+    return None if value is None else str(value)
+
+
+def entity_ids(index: Index) -> list[str]:
+    """The ids PostGIS holds, sorted."""
+    with index.conn.cursor() as cur:
+        cur.execute("SELECT id FROM entities ORDER BY id")
+        found = [row[0] for row in cur.fetchall()]
+    index.conn.commit()
+    return found

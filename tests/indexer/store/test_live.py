@@ -12,13 +12,11 @@ import redis
 from indexer.hot import layout
 from indexer.hot.pending import dead_marks
 from indexer.model import Entity
-from indexer.settings import IndexSettings
 from indexer.store.errors import HotIndexUnavailable
 from indexer.store.live import MAX_ITEMS, ItemError, push_availability, push_positions
-from indexer.store.stale import is_stale, purge_stale
 from indexer.store.writer import write_entities
 from tests.conftest import Index
-from tests.factories import LIVE_NOW, bike
+from tests.factories import LIVE_NOW, bike, charger, loc_of
 
 NOW = LIVE_NOW
 # Two points about 1.1 km apart in Helsinki: different res-9 and res-7 cells.
@@ -42,12 +40,6 @@ def members(index: Index, cell: int) -> list[str]:
     gen = index.hot.require_generation()
     key = layout.cell_key(index.hot.prefix, gen, h3.int_to_str(cell))
     return sorted(layout.member_id(member) for member in index.hot.raw.zrange(key, 0, -1))
-
-
-def loc(index: Index, entity_id: str) -> str | None:
-    gen = index.hot.require_generation()
-    value = index.hot.client.hget(layout.loc_key(index.hot.prefix, gen), entity_id)
-    return None if value is None else str(value)
 
 
 # --- positions ---------------------------------------------------------------
@@ -175,19 +167,6 @@ def test_an_empty_batch_does_nothing(index: Index) -> None:
 # --- availability ------------------------------------------------------------
 
 
-def charger(native: str, available: int, capacity: int) -> Entity:
-    return Entity(
-        id=f"volt:{native}",
-        kind="charger",
-        lat=60.17,
-        lng=24.94,
-        category="ev_charger",
-        available=available,
-        capacity=capacity,
-        seen_at=NOW - timedelta(minutes=5),
-    )
-
-
 def test_availability_sets_free_and_total_points(index: Index) -> None:
     write_entities(index.conn, index.hot, "volt", [charger("c1", 1, 4), charger("c2", 0, 2)])
     result = push_availability(
@@ -233,73 +212,6 @@ def test_availability_above_the_capacity_held_is_refused(index: Index) -> None:
     )
 
 
-# --- staleness ---------------------------------------------------------------
-
-
-def test_is_stale_uses_the_source_limit_then_the_kind_limit() -> None:
-    settings = IndexSettings(stale_sources={"slow": 3600})
-    seen = NOW - timedelta(seconds=601)
-    assert is_stale(settings, "citybikes", "bike", seen, NOW)
-    at_the_limit = NOW - timedelta(minutes=10)
-    assert not is_stale(settings, "citybikes", "bike", at_the_limit, NOW)
-    assert not is_stale(settings, "slow", "bike", seen, NOW)
-    assert not is_stale(settings, "citybikes", "charger", seen, NOW)
-    assert not is_stale(settings, "shops", "store", NOW - timedelta(days=900), NOW)
-    assert not is_stale(settings, "citybikes", "bike", None, NOW)
-
-
-def test_purge_deletes_what_is_past_its_limit(index: Index) -> None:
-    settings = IndexSettings(stale_sources={"slow": 3600})
-    write_entities(
-        index.conn,
-        index.hot,
-        "citybikes",
-        [
-            bike("old", *KAMPPI, seen_at=NOW - timedelta(seconds=601)),
-            bike("fresh", *KAMPPI, seen_at=NOW - timedelta(seconds=599)),
-            bike("never", *KAMPPI, seen_at=None),
-        ],
-    )
-    write_entities(
-        index.conn,
-        index.hot,
-        "slow",
-        [
-            Entity(
-                id="slow:b",
-                kind="bike",
-                lat=60.17,
-                lng=24.94,
-                available=1,
-                capacity=1,
-                seen_at=NOW - timedelta(seconds=3599),
-            )
-        ],
-    )
-    write_entities(
-        index.conn,
-        index.hot,
-        "volt",
-        [charger("c1", 1, 2)],  # seen 5 min ago, limit 30 min
-    )
-    write_entities(
-        index.conn, index.hot, "shops", [Entity(id="shops:1", kind="store", lat=60.17, lng=24.94)]
-    )
-    assert purge_stale(index.conn, index.hot, settings, now=NOW, grace_s=2) == 0
-    assert purge_stale(index.conn, index.hot, settings, now=NOW) == 1
-    assert row(index, "citybikes:old") is None
-    assert loc(index, "citybikes:old") is not None
-    assert len(str(loc(index, "citybikes:old")).split()) == 1  # a tombstone: rev only
-    # 25 min on: the charger, seen 30 min before, is exactly at its limit and stays.
-    assert purge_stale(index.conn, index.hot, settings, now=NOW + timedelta(minutes=25)) == 2
-    with index.conn.cursor() as cur:
-        cur.execute("SELECT id FROM entities ORDER BY id")
-        left = [r[0] for r in cur.fetchall()]
-    index.conn.commit()
-    assert left == ["citybikes:never", "shops:1", "volt:c1"]
-    assert index.hot.verify(index.conn) == []
-
-
 # --- Redis failing or missing ------------------------------------------------
 
 
@@ -316,7 +228,7 @@ def test_a_push_that_redis_refuses_leaves_a_mark_the_next_write_repairs(
         patch.setattr(index.hot, "apply_rows", refused)
         with pytest.raises(HotIndexUnavailable):
             push_positions(index.conn, index.hot, [item], now=NOW)
-    assert row(index, "citybikes:b1") is not None and loc(index, "citybikes:b1") is not None
+    assert row(index, "citybikes:b1") is not None and loc_of(index, "citybikes:b1") is not None
     assert len(dead_marks(index.conn)) == 1
     assert {d.id for d in index.hot.verify(index.conn)} == {"citybikes:b1"}  # still at Kamppi
     store = Entity(id="other:x", kind="store", lat=KAMPPI[0], lng=KAMPPI[1])

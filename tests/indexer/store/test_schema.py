@@ -6,8 +6,7 @@ import psycopg
 import pytest
 
 from indexer.store import db
-
-from .conftest import Index
+from tests.conftest import Index
 
 
 def columns(conn: psycopg.Connection) -> dict[str, str]:

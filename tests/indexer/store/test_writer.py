@@ -15,9 +15,8 @@ from indexer.hot.index import ENTITY_COLUMNS, Difference, delete_record, upsert_
 from indexer.model import INDEX_RESOLUTIONS, Entity
 from indexer.store import merge
 from indexer.store.writer import WriteSummary, write_entities
+from tests.conftest import Index
 from tests.factories import delete_entities, random_stores, store
-
-from ..conftest import Index
 
 
 def members(index: Index, entity: Entity) -> dict[str, float | None]:

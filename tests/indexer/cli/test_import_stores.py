@@ -18,18 +18,11 @@ import pytest
 import shapely
 from click.testing import Result
 
-from indexer.jobs.imports import (
-    Validation,
-    default_source,
-    estimate_records,
-    open_listing,
-)
-from indexer.jobs.report import RejectLog
 from tests.conftest import Index
 from tests.factories import BLOCK, HEADER, SHOPS, write_lines, write_pbf
 
 Nearby = Callable[..., Result]
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = Path(__file__).resolve().parents[3] / "data"
 
 
 def stored(index: Index) -> list[tuple[Any, ...]]:
@@ -353,14 +346,6 @@ def test_files_of_one_source_import_together(nearby: Nearby, index: Index, tmp_p
     assert [r[0] for r in stored(index)] == ["fi:1", "fi:2", "fi:3"]
 
 
-def test_default_source_drops_listing_suffixes() -> None:
-    assert default_source("/x/shops.csv.gz") == "shops"
-    assert default_source("Helsinki.osm.pbf") == "Helsinki"
-    assert default_source("feed.ndjson") == "feed"
-    assert default_source("my.shops.geojson") == "my.shops"
-    assert default_source(".csv") == ".csv"
-
-
 # -- rejects ---------------------------------------------------------------------------
 
 
@@ -521,26 +506,3 @@ def test_osm_from_stdin_is_spooled(nearby: Nearby, index: Index, tmp_path: Path)
     )  # fmt: skip
     assert (result.exit_code, summary(result)) == (1, line(inserted=6, rejected=1, shapes=2))
     assert rejects(tmp_path / "r.csv") == [("7", "osm:way/103", "missing coordinates")]
-
-
-def test_progress_counts_every_record(tmp_path: Path) -> None:
-    lines = [HEADER] + [f"{n},s,60.1,24.9,,,1," for n in range(12_345)] + [",empty,1,2,,,,"]
-    path = write_lines(tmp_path / "many.csv", lines)
-    assert estimate_records(str(path), "csv") == 12_346
-    listing = open_listing(str(path), "many", "auto", {})
-    logs = {str(path): RejectLog(tmp_path / "many.rejects.csv", "line")}
-    steps: list[int] = []
-    validation = Validation("many", logs, steps.append)
-    assert sum(1 for _ in validation.entities([listing])) == 12_345
-    assert steps == [5000, 5000, 2346]
-    assert (validation.rejected, logs[str(path)].count) == (1, 1)
-    logs[str(path)].discard()
-    assert list(tmp_path.iterdir()) == [path]
-
-
-def test_estimate_records_of_geojson(tmp_path: Path) -> None:
-    features = [{"type": "Feature", "id": n, "geometry": None} for n in range(7)]
-    path = tmp_path / "f.geojson"
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
-    assert estimate_records(str(path), "geojson") == 7
-    assert estimate_records("-", "csv") == 0
