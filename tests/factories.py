@@ -302,17 +302,27 @@ def bike(native: str, lat: float, lng: float, **fields: object) -> Entity:
 
 # -- GBFS feed sets ------------------------------------------------------------------
 
-#: Feed times relative to the test run's start.
-FEED_NOW = datetime.now(UTC).replace(microsecond=0)
-FRESH = int(FEED_NOW.timestamp()) - 30
-OLD = int((FEED_NOW - timedelta(hours=2)).timestamp())
+#: A feed time long past every staleness limit.
+OLD = int((datetime.now(UTC) - timedelta(hours=2)).timestamp())
 
 
-def gbfs_set(directory: Path, vehicles: list[str], *, vehicle_time: int = FRESH) -> Path:
+def feed_now() -> datetime:
+    """Now, to the second, as a feed states it (taken when the test runs, never stale)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def fresh() -> int:
+    """A feed time half a minute ago."""
+    return int(feed_now().timestamp()) - 30
+
+
+def gbfs_set(directory: Path, vehicles: list[str], *, vehicle_time: int | None = None) -> Path:
     """A 2.3 feed set of one station (seen long ago) and the given vehicles (seen now)."""
     directory.mkdir(exist_ok=True)
 
-    def write(name: str, data: dict[str, Any], updated: int = FRESH) -> None:
+    now = fresh()
+
+    def write(name: str, data: dict[str, Any], updated: int = now) -> None:
         doc = {"last_updated": updated, "ttl": 30, "version": "2.3", "data": data}
         (directory / f"{name}.json").write_text(json.dumps(doc))
 
@@ -329,7 +339,7 @@ def gbfs_set(directory: Path, vehicles: list[str], *, vehicle_time: int = FRESH)
         {"bike_id": v, "lat": 60.171, "lon": 24.941, "is_reserved": False, "is_disabled": False}
         for v in vehicles
     ]
-    write("free_bike_status", {"bikes": bikes}, vehicle_time)
+    write("free_bike_status", {"bikes": bikes}, now if vehicle_time is None else vehicle_time)
     return directory
 
 

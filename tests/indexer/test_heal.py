@@ -20,7 +20,7 @@ from indexer.hot.index import HotIndex, connect_redis
 from indexer.settings import DEFAULT_DATABASE_URL, IndexSettings
 from indexer.store import merge, writer
 from tests.conftest import Index, create_database, drop_database, with_database
-from tests.factories import FEED_NOW, HEADER, SHOPS, gbfs_set, random_stores, write_lines
+from tests.factories import HEADER, SHOPS, feed_now, gbfs_set, random_stores, write_lines
 from tests.redis_server import free_port
 
 Nearby = Callable[..., Result]
@@ -87,7 +87,7 @@ def test_the_first_feed_imports_into_nothing_are_served_from_redis(
         "country_code": "FI", "party_id": "VLT", "id": "L1",
         "coordinates": {"latitude": "60.1705", "longitude": "24.9405"},
         "evses": [{"uid": "1", "status": "AVAILABLE"}],
-        "last_updated": FEED_NOW.isoformat().replace("+00:00", "Z"),
+        "last_updated": feed_now().isoformat().replace("+00:00", "Z"),
     }  # fmt: skip
     (tmp_path / "ocpi.json").write_text(json.dumps({"data": [location]}))
     result = nearby("import", "chargers", str(tmp_path / "ocpi.json"), "--format", "ocpi")

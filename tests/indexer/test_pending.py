@@ -126,7 +126,8 @@ def test_a_write_that_changes_nothing_or_fails_in_postgis_leaves_no_mark(index: 
         writer.write_entities(index.conn, index.hot, "t", entities)
     assert pending_marks(index) == 0
     held = index.conn.execute(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::oid",
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::oid"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         (LOCK_CLASS,),
     ).fetchone()
     index.conn.commit()

@@ -18,7 +18,7 @@ from click.testing import Result
 from indexer.cli.feeds import parse_feed_line
 from indexer.jobs.feeds import FeedSpec
 from tests.conftest import Index
-from tests.factories import FEED_NOW, OLD, entity_ids, gbfs_set
+from tests.factories import OLD, entity_ids, feed_now, gbfs_set
 
 Nearby = Callable[..., Result]
 
@@ -97,7 +97,7 @@ def test_unreadable_input_exits_2_and_writes_nothing(
 
 
 def test_import_chargers_ocpi_and_ocm(nearby: Nearby, index: Index, tmp_path: Path) -> None:
-    seen = FEED_NOW.isoformat().replace("+00:00", "Z")
+    seen = feed_now().isoformat().replace("+00:00", "Z")
     location = {
         "country_code": "FI",
         "party_id": "VLT",
