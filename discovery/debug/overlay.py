@@ -2,7 +2,7 @@
 
 The covering and the ranked results are the service's own (the search, from
 Redis or else PostGIS, exactly as ``GET /v1/nearby`` answers); the candidates
-(every entity within the radius that passes the filters, DESIGN §3) come from
+(every entity within the radius that the filters admit) come from
 the brute-force reference (:mod:`discovery.debug.reference`), which is also
 what the results must be the top of.
 """

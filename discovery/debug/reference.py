@@ -36,7 +36,7 @@ WHERE ST_DWithin(geog, ST_SetSRID(ST_MakePoint(%(lng)s, %(lat)s), 4326)::geograp
 class Reference:
     """The brute-force answer to one query.
 
-    ``candidates``: every entity within the radius that passes the filters
+    ``candidates``: every entity within the radius that the filters admit
     (staleness and open_now included), in the query's order, ungrouped and
     before any cursor; ``hits`` and ``more``: the page the API must give.
     """
