@@ -21,9 +21,10 @@ from discovery.search import coverage
 from discovery.search.hot import NoHotIndex, RedisSearch, SearchResult
 from discovery.search.params import parse_nearby
 from discovery.search.postgis import postgis_search
-from discovery.search.query import NearbyQuery, StaleLimits
+from discovery.search.query import NearbyQuery
 from discovery.settings import RankingSettings
 from indexer.hot.index import HotIndex
+from indexer.rules import StaleLimits
 
 #: Parameters that place the query; the overlay lists the others.
 PLACE = ("lat", "lng", "radius")
