@@ -26,10 +26,6 @@ INDEX_RESOLUTIONS = (5, 7, 9, 11)
 #: one group's keys live on one Redis Cluster slot.
 TAG_RES = 3
 
-#: Mean earth radius that h3.great_circle_distance uses, in metres. Every
-#: distance in the service (Python, SQL, Lua) is the haversine on this sphere.
-EARTH_RADIUS_M = 6371.007180918475 * 1000.0
-
 
 # Not frozen: imports make one per row, and a frozen dataclass's __init__ costs
 # far more. Nothing changes an entity once made.

@@ -14,17 +14,15 @@ from discovery.search.finder import find_entity, find_nearby
 from discovery.search.hot import SearchResult
 from discovery.search.params import parse_nearby
 from discovery.search.query import NearbyQuery
-from discovery.search.ranking import Hit, distance_term, encode_cursor, popularity_term
+from discovery.search.ranking import Hit, encode_cursor
 from discovery.search.services import services
 from indexer.hot import layout
 from indexer.model import text_problem
+from indexer.rules import SCORE_FORMULA, distance_term, popularity_term
 
 bp = Blueprint("nearby", __name__)
 
 GEOJSON = "application/geo+json"
-SCORE_FORMULA = (
-    "0.5 ** ((distance_m / scale_m) ** 2) * (1 + popularity_weight * ln(1 + popularity))"
-)
 _dumps = orjson.dumps
 #: What a result shows besides its ranking figures (the display document's fields).
 RESULT_FIELDS = (*layout.DISPLAY_FIELDS, "updated_at", "seen_at")

@@ -2,7 +2,7 @@
 
 The covering and the ranked results are the service's own (the search, from
 Redis or else PostGIS, exactly as ``GET /v1/nearby`` answers); the candidates
-(every entity within the radius that passes the filters, DESIGN §3) come from
+(every entity within the radius that the filters admit) come from
 the brute-force reference (:mod:`discovery.debug.reference`), which is also
 what the results must be the top of.
 """
@@ -21,9 +21,10 @@ from discovery.search import coverage
 from discovery.search.hot import NoHotIndex, RedisSearch, SearchResult
 from discovery.search.params import parse_nearby
 from discovery.search.postgis import postgis_search
-from discovery.search.query import NearbyQuery, StaleLimits
+from discovery.search.query import NearbyQuery
 from discovery.settings import RankingSettings
 from indexer.hot.index import HotIndex
+from indexer.rules import StaleLimits
 
 #: Parameters that place the query; the overlay lists the others.
 PLACE = ("lat", "lng", "radius")

@@ -18,9 +18,10 @@ from psycopg.rows import dict_row
 
 from discovery.debug.tiles import Dot
 from discovery.search.postgis import candidate_of
-from discovery.search.query import Candidate, NearbyQuery
+from discovery.search.query import NearbyQuery
 from discovery.search.ranking import Hit, brute_force
 from indexer.hot.index import ENTITY_COLUMNS
+from indexer.rules import Candidate
 
 #: Relative margin of the prefilter: PostGIS's sphere is 2.6e-7 larger than h3's.
 REACH_MARGIN = 1e-3
@@ -36,7 +37,7 @@ WHERE ST_DWithin(geog, ST_SetSRID(ST_MakePoint(%(lng)s, %(lat)s), 4326)::geograp
 class Reference:
     """The brute-force answer to one query.
 
-    ``candidates``: every entity within the radius that passes the filters
+    ``candidates``: every entity within the radius that the filters admit
     (staleness and open_now included), in the query's order, ungrouped and
     before any cursor; ``hits`` and ``more``: the page the API must give.
     """

@@ -14,7 +14,7 @@ entities whose base cell descends from it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,8 @@ import h3
 import mercantile
 from shapely.geometry import Polygon, box
 
-from indexer.model import BASE_RES, EARTH_RADIUS_M
+from indexer.model import BASE_RES
+from indexer.rules import EARTH_RADIUS_M
 
 #: Width and height of a rendered tile, in pixels.
 TILE_PX = 512
@@ -121,11 +122,6 @@ def lat_lng_to_pixel(
     left, bottom, right, top = mercantile.xy_bounds(tile)
     x, y = mercantile.xy(lng=unwrap_lng(lng, tile_centre_lng(tile)), lat=clamp_lat(lat))
     return (x - left) / (right - left) * size, (top - y) / (top - bottom) * size
-
-
-def in_tile(pixel: tuple[float, float], size: int = TILE_PX) -> bool:
-    """Whether a pixel position lies inside the tile (left and top edges included)."""
-    return 0.0 <= pixel[0] < size and 0.0 <= pixel[1] < size
 
 
 def cell_pixels(tile: mercantile.Tile, cell: str, size: int = TILE_PX) -> list[tuple[float, float]]:
@@ -236,7 +232,7 @@ def polygon(ring: list[list[float]]) -> dict[str, Any]:
     return {"type": "Polygon", "coordinates": [ring]}
 
 
-def point(lat: float, lng: float) -> dict[str, Any]:
+def geojson_point(lat: float, lng: float) -> dict[str, Any]:
     """A GeoJSON Point (lng first, as GeoJSON wants)."""
     return {"type": "Point", "coordinates": [lng, lat]}
 
@@ -283,11 +279,13 @@ def query_features(query: QueryOverlay) -> list[dict[str, Any]]:
         for cell in query.covered
     ]
     features += [
-        feature(point(dot.lat, dot.lng), layer="candidates", id=dot.id, kind=dot.kind)
+        feature(geojson_point(dot.lat, dot.lng), layer="candidates", id=dot.id, kind=dot.kind)
         for dot in query.candidates
     ]
     features += [
-        feature(point(dot.lat, dot.lng), layer="results", id=dot.id, kind=dot.kind, rank=rank)
+        feature(
+            geojson_point(dot.lat, dot.lng), layer="results", id=dot.id, kind=dot.kind, rank=rank
+        )
         for rank, dot in enumerate(query.results, start=1)
     ]
     return features
@@ -302,7 +300,7 @@ def layers_to_geojson(layers: TileLayers) -> dict[str, Any]:
     """
     features = cell_features(layers)
     features += [
-        feature(point(dot.lat, dot.lng), layer="entities", id=dot.id, kind=dot.kind)
+        feature(geojson_point(dot.lat, dot.lng), layer="entities", id=dot.id, kind=dot.kind)
         for dot in layers.dots
     ]
     if layers.query is not None:
@@ -318,8 +316,3 @@ def layers_to_geojson(layers: TileLayers) -> dict[str, Any]:
 def query_to_geojson(query: QueryOverlay) -> dict[str, Any]:
     """A query's layers alone as a FeatureCollection (see :func:`layers_to_geojson`)."""
     return {"type": "FeatureCollection", "features": query_features(query)}
-
-
-def differing_cells(layers: TileLayers) -> Sequence[str]:
-    """The cells where Redis and PostGIS disagree, sorted."""
-    return sorted((layers.differences or {}).keys())

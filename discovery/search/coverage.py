@@ -28,7 +28,8 @@ import h3
 import h3.api.numpy_int as h3i
 import numpy as np
 
-from indexer.model import EARTH_RADIUS_M, INDEX_RESOLUTIONS, TAG_RES
+from indexer.model import INDEX_RESOLUTIONS, TAG_RES
+from indexer.rules import EARTH_RADIUS_M
 
 #: The finest indexed resolution whose cells suit a radius up to the given metres.
 #: Res 11 (~25 m edges) up to 200 m, res 9 (~175 m) up to 1.5 km, res 7 (~1.2 km)

@@ -2,27 +2,28 @@
 
 Same answers as the hot index, only slower.  SQL prefilters with the GiST
 index (``ST_DWithin`` on the sphere, with a margin: PostGIS's sphere is 2.6e-7
-larger than h3's), computes the haversine and score with the operations of
-:mod:`discovery.search.ranking` in the same order, and returns the best rows under a
-LIMIT.  Python then recomputes everything exactly and trusts the LIMIT only
-when the page's last hit beats, with slack, the last row SQL returned: rows
-left out could not rank; otherwise it asks for four times more.
+larger than h3's), computes distance and score with :mod:`indexer.rules`' SQL
+fragments, applies the filters SQL can (all but open_now), and returns the
+best rows under a LIMIT.  Python then recomputes everything exactly and trusts
+the LIMIT only when the page's last hit beats, with slack, the last row SQL
+returned: rows left out could not rank; otherwise it asks for four times more.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
 from discovery.search.hot import SearchResult
-from discovery.search.query import Candidate, NearbyQuery, passes
+from discovery.search.query import NearbyQuery
 from discovery.search.ranking import Hit, after, group_hits, hit_of, page, rank
+from indexer import rules
 from indexer.hot import layout
 from indexer.hot.index import ENTITY_COLUMNS
+from indexer.rules import Candidate
 
 #: Relative slack between SQL's doubles and Python's (they agree bit for bit
 #: on one libm; the slack keeps answers exact should they not).
@@ -32,44 +33,17 @@ FIRST_ROWS = 64
 
 _E_COLUMNS = ", ".join(f"e.{name.strip()}" for name in ENTITY_COLUMNS.split(","))
 
-# Haversine and score spelt as in ranking.py: the same libm calls in the same order.
 CANDIDATES_SQL = f"""
 SELECT * FROM (
-    SELECT {_E_COLUMNS}, x.d,
-        power(0.5::float8, power(x.d / %(scale)s::float8, 2::float8))
-            * (1::float8 + %(w)s::float8 * ln(1::float8 + e.popularity)) AS s
+    SELECT {_E_COLUMNS}, x.d, {rules.score_sql("x.d", "e.popularity")} AS s
     FROM entities e
-    CROSS JOIN LATERAL (SELECT sin((radians(e.lat) - %(latr)s::float8) * 0.5::float8) AS sl,
-                               sin((radians(e.lng) - %(lngr)s::float8) * 0.5::float8) AS sg) t
-    CROSS JOIN LATERAL (SELECT t.sl * t.sl + %(qcos)s::float8 * cos(radians(e.lat)) * t.sg * t.sg
-                               AS a) u
-    CROSS JOIN LATERAL (SELECT 2::float8 * atan2(sqrt(u.a), sqrt(1::float8 - u.a))
-                               * 6371.007180918475::float8 * 1000::float8 AS d) x
+    {rules.DISTANCE_SQL}
     WHERE ST_DWithin(e.geog, ST_SetSRID(ST_MakePoint(%(lng)s::float8, %(lat)s::float8), 4326)
                      ::geography, %(reach)s::float8, false)
       {{filters}}
 ) c
 WHERE c.d <= %(radius_hi)s::float8 {{cursor}}
 """
-
-ORDER_SQL = {
-    "score": ' ORDER BY c.s DESC, c.d, c.id COLLATE "C"',
-    "distance": ' ORDER BY c.d, c.id COLLATE "C"',
-}
-
-
-def filters_sql(query: NearbyQuery) -> str:
-    """The exact filters SQL applies (staleness and open_now are judged in Python)."""
-    parts = []
-    if query.kinds:
-        parts.append("AND e.kind = ANY(%(kinds)s)")
-    if query.categories:
-        parts.append("AND e.category = ANY(%(categories)s)")
-    if query.mini_apps:
-        parts.append("AND e.mini_app = ANY(%(mini_apps)s)")
-    if query.available:
-        parts.append("AND e.available >= 1")
-    return " ".join(parts)
 
 
 def cursor_sql(query: NearbyQuery) -> str:
@@ -83,20 +57,14 @@ def cursor_sql(query: NearbyQuery) -> str:
 
 def params_of(query: NearbyQuery, limit: int | None) -> dict[str, Any]:
     """The statement's parameters."""
-    latr = math.radians(query.lat)
     params: dict[str, Any] = {
         "lat": query.lat,
         "lng": query.lng,
-        "latr": latr,
-        "lngr": math.radians(query.lng),
-        "qcos": math.cos(latr),
-        "scale": query.scale_m,
-        "w": query.popularity_weight,
+        **rules.point_params(query.lat, query.lng),
+        **rules.score_params(query.scale_m, query.popularity_weight),
+        **rules.filter_params(query),
         "reach": query.radius_m * (1 + 1e-6) + 1.0,
         "radius_hi": query.radius_m * (1 + SLACK),
-        "kinds": list(query.kinds),
-        "categories": list(query.categories),
-        "mini_apps": list(query.mini_apps),
         "limit": limit,
     }
     if query.after is not None:
@@ -108,9 +76,9 @@ def params_of(query: NearbyQuery, limit: int | None) -> dict[str, Any]:
 
 def fetch(conn: psycopg.Connection, query: NearbyQuery, limit: int | None) -> list[dict[str, Any]]:
     """Rows within the radius (loosely) passing the SQL filters, best first, at most ``limit``."""
-    sql = CANDIDATES_SQL.format(filters=filters_sql(query), cursor=cursor_sql(query))
+    sql = CANDIDATES_SQL.format(filters=rules.filters_sql(query), cursor=cursor_sql(query))
     if limit is not None:
-        sql += ORDER_SQL[query.sort] + " LIMIT %(limit)s"
+        sql += rules.ORDER_SQL[query.sort] + " LIMIT %(limit)s"
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(sql, params_of(query, limit))
         return cur.fetchall()
@@ -140,7 +108,7 @@ def exact_hits(query: NearbyQuery, rows: list[dict[str, Any]]) -> list[Hit]:
     for row in rows:
         candidate = candidate_of(row)
         hit = hit_of(query, candidate)
-        if hit.distance_m <= query.radius_m and passes(query, candidate):
+        if hit.distance_m <= query.radius_m and rules.admits(query, candidate):
             hits.append(hit)
     return hits
 

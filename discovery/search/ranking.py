@@ -1,15 +1,7 @@
-"""The ranking: distance, score, the total order, cursors and the brute-force reference.
+"""The ranking: hits, their total order, grouping, pages, cursors and the brute-force reference.
 
-Every distance in the service is this haversine on h3's sphere, written with
-the same operations in the same order in Python, SQL and ``nearby.lua``, so that
-the doubles match bit for bit (libm's sin, cos, atan2, sqrt, pow and log).
-
-Orders (both total, so pages are stable):
-
-- ``score``: score descending, then distance ascending, then id in byte order;
-- ``distance``: distance ascending, then id in byte order.
-
-Ids compare as UTF-8 bytes (``id.encode()``), never by a locale collation.
+Distance, score, order keys and filters are :mod:`indexer.rules`'; this module
+applies them to hits.
 """
 
 from __future__ import annotations
@@ -24,37 +16,15 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from discovery.search.query import Candidate, NearbyQuery, passes
-from indexer.model import EARTH_RADIUS_M
-
-SortKey = tuple[float, float, bytes]
-
-
-def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    """Great-circle distance in metres; bit-identical to h3.great_circle_distance(unit='m')."""
-    lat1r, lat2r = math.radians(lat1), math.radians(lat2)
-    sl = math.sin((lat2r - lat1r) * 0.5)
-    sg = math.sin((math.radians(lng2) - math.radians(lng1)) * 0.5)
-    a = sl * sl + math.cos(lat1r) * math.cos(lat2r) * sg * sg
-    return 2 * math.atan2(math.sqrt(a), math.sqrt(1 - a)) * 6371.007180918475 * 1000
-
-
-assert EARTH_RADIUS_M == 6371.007180918475 * 1000
-
-
-def distance_term(distance: float, scale_m: float) -> float:
-    """The Gaussian decay: 1 at the point, 0.5 at ``scale_m``."""
-    return 0.5 ** ((distance / scale_m) ** 2)
-
-
-def popularity_term(popularity: float, weight: float) -> float:
-    """The popularity boost: 1 + w ln(1 + popularity)."""
-    return 1 + weight * math.log(1 + popularity)
-
-
-def score_of(distance: float, popularity: float, scale_m: float, weight: float) -> float:
-    """The score (same operation order as nearby.lua and the SQL)."""
-    return distance_term(distance, scale_m) * popularity_term(popularity, weight)
+from discovery.search.query import NearbyQuery
+from indexer.rules import (
+    Candidate,
+    SortKey,
+    admits,
+    distance_m,
+    order_key,
+    score_of,
+)
 
 
 class Hit(NamedTuple):
@@ -86,9 +56,7 @@ class Hit(NamedTuple):
 
 def sort_key(hit: Hit, sort: str) -> SortKey:
     """The key that orders hits best first under ``sort`` ('score' or 'distance')."""
-    if sort == "distance":
-        return (0.0, hit.distance_m, hit.id.encode())
-    return (-hit.score, hit.distance_m, hit.id.encode())
+    return order_key(sort, hit.score, hit.distance_m, hit.id.encode())
 
 
 def rank(hits: Iterable[Hit], sort: str) -> list[Hit]:
@@ -131,14 +99,11 @@ def page(ranked: list[Hit], query: NearbyQuery) -> tuple[list[Hit], bool]:
 
 
 def brute_force(query: NearbyQuery, candidates: Iterable[Candidate]) -> tuple[list[Hit], bool]:
-    """The reference answer: scan everything, filter, rank, group, page.
-
-    open_now is applied by ``query.open_check`` when the query asks for it.
-    """
+    """The reference answer: scan everything, filter (open_now included), rank, group, page."""
     hits = []
     for candidate in candidates:
         hit = hit_of(query, candidate)
-        if hit.distance_m <= query.radius_m and passes(query, candidate):
+        if hit.distance_m <= query.radius_m and admits(query, candidate):
             hits.append(hit)
     ranked = group_hits(hits, query) if query.group else rank(hits, query.sort)
     return page(ranked, query)
@@ -185,7 +150,4 @@ def decode_cursor(text: str, query: NearbyQuery, key: bytes) -> SortKey:
         raise ValueError("cursor belongs to another query")
     if not (math.isfinite(score) and math.isfinite(distance)):
         raise ValueError("cursor is not valid")
-    id_bytes = raw[_CURSOR.size :]
-    if query.sort == "distance":
-        return (0.0, distance, id_bytes)
-    return (-score, distance, id_bytes)
+    return order_key(query.sort, score, distance, raw[_CURSOR.size :])

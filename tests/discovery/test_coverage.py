@@ -11,8 +11,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from discovery.search.coverage import cell_geometry, cover, resolution_for, script_cells
-from discovery.search.ranking import distance_m
 from indexer.model import INDEX_RESOLUTIONS
+from indexer.rules import distance_m
 from tests.factories import point_at
 
 PENTAGON_9 = h3.cell_to_latlng(h3.get_pentagons(9)[0])

@@ -1,45 +1,17 @@
-"""Distance, score, order and cursors."""
+"""Hits in order, and cursors."""
 
 from __future__ import annotations
 
 import base64
-import math
 
-import h3
 import pytest
-from hypothesis import example, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from discovery.search.query import NearbyQuery
-from discovery.search.ranking import (
-    Hit,
-    decode_cursor,
-    distance_m,
-    encode_cursor,
-    rank,
-    score_of,
-    sort_key,
-)
+from discovery.search.ranking import Hit, decode_cursor, encode_cursor, rank, sort_key
 
-PENTAGON = h3.cell_to_latlng(h3.get_pentagons(9)[7])
 KEY = b"a key of this deployment"
-lats = st.floats(-90, 90)
-lngs = st.floats(-180, 180, exclude_max=True)
-
-
-@given(lat1=lats, lng1=lngs, lat2=lats, lng2=lngs)
-@example(lat1=90.0, lng1=0.0, lat2=89.9, lng2=179.0)
-@example(lat1=0.0, lng1=179.9999, lat2=0.0, lng2=-179.9999)
-@example(lat1=PENTAGON[0], lng1=PENTAGON[1], lat2=PENTAGON[0] + 0.01, lng2=PENTAGON[1])
-def test_distance_is_h3s_bit_for_bit(lat1, lng1, lat2, lng2) -> None:
-    assert distance_m(lat1, lng1, lat2, lng2) == h3.great_circle_distance(
-        (lat1, lng1), (lat2, lng2), unit="m"
-    )
-
-
-def test_score_halves_at_the_scale() -> None:
-    assert score_of(500.0, 0.0, 500.0, 1.0) == 0.5
-    assert score_of(0.0, math.e - 1, 500.0, 2.0) == 3.0
 
 
 def test_ties_break_by_distance_then_id_bytes() -> None:

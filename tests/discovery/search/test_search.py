@@ -28,9 +28,8 @@ from discovery.settings import ApiSettings, RankingSettings
 from indexer.model import Entity, normalize_lng
 from indexer.settings import DEFAULT_STALE_S
 from indexer.store.writer import write_entities
+from tests.conftest import CURSOR_KEY
 from tests.factories import candidate_of, point_at
-
-from ..conftest import CURSOR_KEY
 
 PENTAGON = h3.cell_to_latlng(h3.get_pentagons(9)[3])
 PLACES = {
@@ -379,63 +378,3 @@ def test_redis_down_answers_from_postgis(seoul, api_settings) -> None:
         assert client.get(f"/v1/entities/{seoul[1].id}").status_code == 200
     finally:
         app.extensions["nearby"].close()
-
-
-BAD = [
-    ({}, "lat"),
-    ({"lat": "", "lng": 1}, "lat"),
-    ({"lat": 1}, "lng"),
-    ({"lat": "nan", "lng": 1}, "lat"),
-    ({"lat": "inf", "lng": 1}, "lat"),
-    ({"lat": "north", "lng": 1}, "lat"),
-    ({"lat": 91, "lng": 1}, "lat"),
-    ({"lat": 1, "lng": -180.5}, "lng"),
-    ({"lat": 1, "lng": 1, "radius": 9}, "radius"),
-    ({"lat": 1, "lng": 1, "radius": 50_001}, "radius"),
-    ({"lat": 1, "lng": 1, "radius": "NaN"}, "radius"),
-    ({"lat": 1, "lng": 1, "kinds": "boat"}, "kinds"),
-    ({"lat": 1, "lng": 1, "category": ","}, "category"),
-    ({"lat": 1, "lng": 1, "mini_app": ","}, "mini_app"),
-    ({"lat": 1, "lng": 1, "available": "maybe"}, "available"),
-    ({"lat": 1, "lng": 1, "open_now": "yes"}, "open_now"),
-    ({"lat": 1, "lng": 1, "group": "kind"}, "group"),
-    ({"lat": 1, "lng": 1, "sort": "name"}, "sort"),
-    ({"lat": 1, "lng": 1, "scale": 0}, "scale"),
-    ({"lat": 1, "lng": 1, "scale": "x"}, "scale"),
-    ({"lat": 1, "lng": 1, "popularity_weight": -1}, "popularity_weight"),
-    ({"lat": 1, "lng": 1, "popularity_weight": "nan"}, "popularity_weight"),
-    ({"lat": 1, "lng": 1, "limit": 0}, "limit"),
-    ({"lat": 1, "lng": 1, "limit": 101}, "limit"),
-    ({"lat": 1, "lng": 1, "limit": "2.5"}, "limit"),
-    ({"lat": 1, "lng": 1, "cursor": "!!!"}, "cursor"),
-    ({"lat": 1, "lng": 1, "cursor": "AAAA"}, "cursor"),
-    ({"lat": 1, "lng": 1, "explain": "please"}, "explain"),
-    # Given empty: left out, a parameter takes its default; given, it says something.
-    ({"lat": 1, "lng": 1, "radius": ""}, "radius"),
-    ({"lat": 1, "lng": 1, "kinds": ""}, "kinds"),
-    ({"lat": 1, "lng": 1, "cursor": ""}, "cursor"),
-    ({"lat": 1, "lng": 1, "explain": ""}, "explain"),
-    ({"lat": "", "lng": 1}, "lat"),
-    # Numbers as JSON writes them, not as Python's float() reads them.
-    ({"lat": 1, "lng": 1, "radius": "1_000"}, "radius"),
-    ({"lat": 1, "lng": 1, "radius": "infinity"}, "radius"),
-    ({"lat": 1, "lng": 1, "radius": " 100"}, "radius"),
-    ({"lat": 1, "lng": 1, "limit": " 5"}, "limit"),
-    ({"lat": 1, "lng": 1, "category": "caf\u0085e"}, "category"),
-    ({"lat": 1, "lng": 1, "mini_app": "kfc,"}, "mini_app"),
-    ({"lat": 1, "lng": 1, "kinds": "store, bike"}, "kinds"),
-    ({"lat": 1, "lng": 1, "colour": "red"}, "colour"),
-]
-
-
-@pytest.mark.parametrize(("args", "param"), BAD)
-def test_every_parameter_error(client, args, param) -> None:
-    response = client.get("/v1/nearby", query_string=args)
-    assert response.status_code == 400
-    assert response.json["error"]["code"] == "bad_parameter"
-    assert response.json["error"]["param"] == param
-
-
-def test_a_parameter_given_twice_is_refused(client) -> None:
-    response = client.get("/v1/nearby?lat=1&lat=2&lng=1")
-    assert response.status_code == 400 and response.json["error"]["param"] == "lat"
