@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from indexer.rules import StaleLimits
+
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
@@ -114,8 +116,7 @@ class IndexSettings:
             ),
         )
 
-    def stale_limit_s(self, source: str, kind: str) -> int | None:
-        """Seconds after which an entity of ``source`` and ``kind`` is stale (None: never)."""
-        if kind not in self.stale_s:
-            return None
-        return self.stale_sources.get(source, self.stale_s[kind])
+    @property
+    def stale_limits(self) -> StaleLimits:
+        """The staleness limits, as the rules read them."""
+        return StaleLimits(by_kind=dict(self.stale_s), by_source=dict(self.stale_sources))

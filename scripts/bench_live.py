@@ -44,7 +44,7 @@ import psycopg
 
 from discovery.search.hot import RedisSearch
 from discovery.search.postgis import postgis_search
-from discovery.search.query import NearbyQuery, StaleLimits
+from discovery.search.query import NearbyQuery
 from indexer.hot.index import HotIndex, connect_redis
 from indexer.model import Entity
 from indexer.settings import IndexSettings
@@ -99,7 +99,7 @@ def seed_bikes(settings: IndexSettings, count: int) -> None:
 
 def nearby_query(settings: IndexSettings, lat: float, lng: float) -> NearbyQuery:
     """The default nearby query (top 20 by score) at (lat, lng), judged now."""
-    stale = StaleLimits(by_kind=dict(settings.stale_s), by_source=dict(settings.stale_sources))
+    stale = settings.stale_limits
     return NearbyQuery(
         lat=lat,
         lng=lng,

@@ -31,7 +31,6 @@ from discovery.debug.data import TileTooLarge, read_layers
 from discovery.debug.overlay import query_overlay
 from discovery.debug.render import tile_png
 from discovery.debug.tiles import QueryOverlay, TileLayers, layers_to_geojson, tile_at
-from discovery.search.query import StaleLimits
 from discovery.settings import ApiSettings
 from indexer.hot.index import HotIndex, connect_redis
 from indexer.settings import ConfigError
@@ -89,11 +88,8 @@ def run_query(
     """The query overlay: what the service's search did, and every candidate."""
     lat, lng, radius_m, params = query
     args = {"lat": repr(lat), "lng": repr(lng), "radius": repr(radius_m), **params}
-    stale = StaleLimits(
-        by_kind=dict(settings.index.stale_s), by_source=dict(settings.index.stale_sources)
-    )
     try:
-        return query_overlay(conn, hot, args, settings.ranking, stale)
+        return query_overlay(conn, hot, args, settings.ranking, settings.index.stale_limits)
     except BadParameter as exc:
         raise click.BadParameter(f"{exc.param}: {exc.message}", param_hint="--query") from exc
 

@@ -61,8 +61,7 @@ class Services:
     @cached_property
     def stale(self) -> StaleLimits:
         """The deployment's staleness limits."""
-        index = self.settings.index
-        return StaleLimits(by_kind=dict(index.stale_s), by_source=dict(index.stale_sources))
+        return self.settings.index.stale_limits
 
     @cached_property
     def search(self) -> RedisSearch:

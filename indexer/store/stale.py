@@ -6,37 +6,27 @@ reclaims the space.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import psycopg
 import redis
 
+from indexer import rules
 from indexer.hot.index import HotIndex
 from indexer.settings import IndexSettings
 from indexer.store.errors import HotIndexUnavailable
 
-PURGE_SQL = """
-WITH kinds AS (
-    SELECT * FROM unnest(%(kinds)s::text[], %(kind_limits)s::int[]) AS k(kind, limit_s)
-), sources AS (
-    SELECT * FROM unnest(%(sources)s::text[], %(source_limits)s::int[]) AS s(source, limit_s)
-)
-DELETE FROM entities e USING kinds k
-WHERE e.kind = k.kind
-  AND e.seen_at < %(now)s - make_interval(secs => %(grace_s)s + coalesce(
-        (SELECT s.limit_s FROM sources s WHERE s.source = e.source), k.limit_s))
-RETURNING e.id, nextval('entity_rev')
-"""
+#: Deletes the rows :func:`indexer.rules.is_stale` finds stale (parameters of
+#: :func:`indexer.rules.stale_params`), returning each id with its deletion's revision.
+PURGE_SQL = f"DELETE FROM entities e WHERE {rules.STALE_SQL} RETURNING e.id, nextval('entity_rev')"
 
 
 def is_stale(
     settings: IndexSettings, source: str, kind: str, seen_at: datetime | None, now: datetime
 ) -> bool:
     """True when an entity of ``source`` and ``kind`` last seen at ``seen_at`` is stale."""
-    limit_s = settings.stale_limit_s(source, kind)
-    if limit_s is None or seen_at is None:
-        return False
-    return seen_at < now - timedelta(seconds=limit_s)
+    seen_at_s = None if seen_at is None else seen_at.timestamp()
+    return rules.is_stale(settings.stale_limits, source, kind, seen_at_s, now.timestamp())
 
 
 def purge_stale(
@@ -52,16 +42,8 @@ def purge_stale(
     Search hides them as soon as they pass the limit; the purge only reclaims
     the space. Returns how many were deleted (from PostGIS, then Redis).
     """
-    kinds = sorted(settings.stale_s)
-    sources = sorted(settings.stale_sources)
-    params = {
-        "kinds": kinds,
-        "kind_limits": [settings.stale_s[kind] for kind in kinds],
-        "sources": sources,
-        "source_limits": [settings.stale_sources[source] for source in sources],
-        "now": now or datetime.now(UTC),
-        "grace_s": grace_s,
-    }
+    now_s = (now or datetime.now(UTC)).timestamp()
+    params = rules.stale_params(settings.stale_limits, now_s - grace_s)
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(PURGE_SQL, params)
         deleted = [(row[0], row[1]) for row in cur.fetchall()]
