@@ -26,13 +26,13 @@ import click
 import mercantile
 import psycopg
 
-from discovery.api.errors import BadParameter
 from discovery.debug.data import TileTooLarge, read_layers
 from discovery.debug.overlay import query_overlay
 from discovery.debug.render import tile_png
 from discovery.debug.tiles import QueryOverlay, TileLayers, layers_to_geojson, tile_at
 from discovery.search.query import StaleLimits
 from discovery.settings import ApiSettings
+from indexer.errors import BadInput
 from indexer.hot.index import HotIndex, connect_redis
 from indexer.settings import ConfigError
 from indexer.store import db
@@ -94,7 +94,7 @@ def run_query(
     )
     try:
         return query_overlay(conn, hot, args, settings.ranking, stale)
-    except BadParameter as exc:
+    except BadInput as exc:
         raise click.BadParameter(f"{exc.param}: {exc.message}", param_hint="--query") from exc
 
 
