@@ -8,8 +8,8 @@ greenlet has its own). While serving, the code below notes in the request's
 :class:`RequestRecord` what the metrics count: the route template, where an
 answer came from, a fallback to PostGIS and why, a store's error, pushed
 updates. When the answer is made, :class:`discovery.api.metrics.ApiMetrics`
-counts it, once per request, whichever path answered (the fast path, or
-Flask, or Flask after the fast path gave up).
+counts it, once per request, whichever path answered (the fast path or
+Flask).
 
 This layer also answers ``GET /metrics``: on the API's own port, or, when a
 metrics port is set, on that port only, where nothing else answers.

@@ -3,7 +3,7 @@
 When Redis answers that it holds no generation (it restarted empty, failed over,
 was flushed, or the layout changed), queries go on from PostGIS, and the
 process that notices starts a rebuild, so that Redis serves again without
-anyone running a command.  A rebuild of a million entities takes some 30 s of
+anyone running a command.  A rebuild of a large index takes tens of seconds of
 CPU: it never runs in a request (a greenlet of a gevent worker would starve the
 worker's other connections), but in a process of its own,
 ``python -m indexer cache rebuild --if-needed`` with this app's own

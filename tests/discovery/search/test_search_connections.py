@@ -84,8 +84,8 @@ def test_searches_answer_from_redis_while_their_connections_are_killed(
             sender.join()
     admin.close()
     # Every answer was right, wherever it came from; and once the kills stop,
-    # Redis answers (it did not before: each dropped connection kept its count in
-    # the pool until every search raised MaxConnectionsError).
+    # Redis answers: a dropped connection must not keep its count in the pool, or
+    # every search would raise MaxConnectionsError.
     assert all(found == page(expected) for found in pages)
     after = [find_nearby(services, QUERY) for _ in range(20)]
     assert [found.source for found in after] == ["redis"] * 20
