@@ -52,9 +52,8 @@ def gunicorn_options(
 
     ``gevent`` (the default) serves each connection in a greenlet with gevent's
     WSGI server, connections kept alive: of the worker classes gunicorn has, the
-    cheapest per request (measured on 1 km searches: about 0.65 ms of worker CPU
-    a request against 1.0 ms for ``gthread``, which runs ``threads`` threads per
-    worker). ``sync`` closes every connection (a TCP handshake per request).
+    one that spends the least worker CPU a request (``gthread`` runs ``threads``
+    threads per worker). ``sync`` closes every connection (a TCP handshake per request).
     The access log is off unless asked for: writing a line per request costs a
     fair share of a short request's time; its lines, and gunicorn's own, are
     written by :class:`discovery.server.accesslog.AccessLogger`. ``metrics_bind``: a

@@ -30,10 +30,10 @@ import psycopg
 import redis
 
 from discovery.api.app import create_app
+from discovery.api.current import services
 from discovery.api.nearby import body_of
 from discovery.search.finder import find_nearby
 from discovery.search.params import parse_nearby
-from discovery.search.services import services
 from discovery.settings import ApiSettings
 from indexer.hot import layout
 from indexer.hot.index import HotIndex, connect_redis
@@ -190,7 +190,7 @@ def ours(app: Any, radius: int, sort: str) -> Callable[[float, float], Any]:
         svc = services()
         key = svc.settings.cursor_key
         query = parse_nearby(args, svc.settings.ranking, svc.stale, time.time(), key)
-        return body_of(query, find_nearby(query), key)
+        return body_of(query, find_nearby(svc, query), key)
 
     return run
 

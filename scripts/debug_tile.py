@@ -26,12 +26,12 @@ import click
 import mercantile
 import psycopg
 
-from discovery.api.errors import BadParameter
 from discovery.debug.data import TileTooLarge, read_layers
 from discovery.debug.overlay import query_overlay
 from discovery.debug.render import tile_png
 from discovery.debug.tiles import QueryOverlay, TileLayers, layers_to_geojson, tile_at
 from discovery.settings import ApiSettings
+from indexer.errors import BadInput
 from indexer.hot.index import HotIndex, connect_redis
 from indexer.settings import ConfigError
 from indexer.store import db
@@ -90,7 +90,7 @@ def run_query(
     args = {"lat": repr(lat), "lng": repr(lng), "radius": repr(radius_m), **params}
     try:
         return query_overlay(conn, hot, args, settings.ranking, settings.index.stale_limits)
-    except BadParameter as exc:
+    except BadInput as exc:
         raise click.BadParameter(f"{exc.param}: {exc.message}", param_hint="--query") from exc
 
 

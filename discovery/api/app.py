@@ -9,9 +9,8 @@ from discovery.api import nearby as api
 from discovery.api.fastpath import NearbyFastPath
 from discovery.api.jsonio import OrjsonProvider
 from discovery.api.metrics import ApiMetrics
-from discovery.api.requestlog import RequestLayer
+from discovery.api.requestlog import RequestLayer, RequestNotes
 from discovery.debug import views as debug
-from discovery.search import healing
 from discovery.search.services import Services
 from discovery.settings import ApiSettings
 from indexer.logs import configure_logging
@@ -26,7 +25,7 @@ def create_app(settings: ApiSettings | None = None) -> Flask:
     settings = settings if settings is not None else ApiSettings.from_env()
     configure_logging(settings.observe.log_format, secrets=settings.api_keys)
     app.config["NEARBY"] = settings
-    services = Services(settings)
+    services = Services(settings, RequestNotes())
     app.extensions["nearby"] = services
     errors.init_app(app)
     requestlog.init_app(app)
@@ -34,7 +33,7 @@ def create_app(settings: ApiSettings | None = None) -> Flask:
     push.init_app(app)
     api.init_app(app)
     debug.init_app(app)
-    healing.init_app(app)
+    services.check_healing_in_background()
     metrics = ApiMetrics(services.hot, settings.observe.multiproc_dir)
     app.extensions["nearby.metrics"] = metrics
     # Outermost: every request, whichever path answers it, has its id and is counted.

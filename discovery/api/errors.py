@@ -1,98 +1,60 @@
-"""The API's errors: one tree, mapped to status codes in one place.
+"""How the API answers errors: always JSON, never a stack trace or a database message.
 
-Each error carries a message safe for clients; what went wrong inside (driver
-messages, tracebacks) goes to the log only.
+A :class:`~indexer.errors.NearbyError` is answered with the status and code
+:data:`indexer.errors.ENDINGS` gives it, an HTTP error of Flask's (no route, a
+method not allowed) with its own status, anything else as a 500 (and logged).
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+import orjson
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
+
+from indexer.errors import UNEXPECTED, NearbyError, ending
 
 log = logging.getLogger(__name__)
 
-
-class ApiError(Exception):
-    """An error the client may see: a status, a code, a safe message, maybe a parameter."""
-
-    status = 500
-    code = "internal"
-
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
+CONTENT_TYPE = "application/json"
 
 
-class BadParameter(ApiError):
-    """A query parameter or body field is missing, malformed or out of range."""
-
-    status = 400
-    code = "bad_parameter"
-
-
-class Unauthorized(ApiError):
-    """No API key was given for a write."""
-
-    status = 401
-    code = "unauthorized"
-
-
-class Forbidden(ApiError):
-    """The API key given is not one of ours."""
-
-    status = 403
-    code = "forbidden"
-
-
-class NotFound(ApiError):
-    """No such entity (or route)."""
-
-    status = 404
-    code = "not_found"
-
-
-class PayloadTooLarge(ApiError):
-    """The request body is larger than allowed."""
-
-    status = 413
-    code = "too_large"
-
-
-class ServiceUnavailable(ApiError):
-    """A store the request needs is down."""
-
-    status = 503
-    code = "unavailable"
-
-
-def error_response(status: int, code: str, message: str, param: str | None = None) -> Response:
+def error_body(code: str, message: str, param: str | None = None) -> bytes:
     """The JSON body every error has: {"error": {"code", "message", "param"}}."""
-    response = jsonify({"error": {"code": code, "message": message, "param": param}})
-    response.status_code = status
-    return response
+    return orjson.dumps({"error": {"code": code, "message": message, "param": param}}) + b"\n"
+
+
+def error_answer(error: Exception) -> tuple[int, bytes]:
+    """(status, body) of the answer to ``error`` raised while serving a request.
+
+    An error outside the tree is a bug: logged with its traceback, answered
+    without a word of it.
+    """
+    if isinstance(error, NearbyError):
+        end = ending(error)
+        return end.status, error_body(end.code, error.message, error.param)
+    log.exception("unhandled error", exc_info=error)
+    return UNEXPECTED.status, error_body(UNEXPECTED.code, "internal error")
+
+
+def error_response(status: int, body: bytes) -> Response:
+    """A Flask response carrying an error body."""
+    return Response(body, status, content_type=CONTENT_TYPE)
 
 
 def init_app(app: Flask) -> None:
-    """Answer every error as JSON, never with a stack trace or a database message."""
+    """Answer every error as JSON (see the module)."""
 
-    @app.errorhandler(ApiError)
-    def api_error(error: ApiError) -> Response:
-        return error_response(error.status, error.code, error.message, error.param)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, lambda error: error_response(*error_answer(error)))
 
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response:
-        code = (error.name or "error").lower().replace(" ", "_")
-        response = error_response(error.code or 500, code, error.description or code)
-        # The error's own headers (a 405's Allow) stay; its body and type do not.
-        for name, value in error.get_headers():
-            if name.lower() not in ("content-type", "content-length"):
-                response.headers[name] = value
-        return response
 
-    @app.errorhandler(Exception)
-    def unexpected(error: Exception) -> Response:
-        log.exception("unhandled error")
-        return error_response(500, "internal", "internal error")
+def http_error(error: HTTPException) -> Response:
+    """An HTTP error of Flask's, its own headers (a 405's Allow) kept, its body and type not."""
+    code = (error.name or "error").lower().replace(" ", "_")
+    response = error_response(error.code or 500, error_body(code, error.description or code))
+    for name, value in error.get_headers():
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value
+    return response

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, jsonify
 
-from discovery.api.errors import ServiceUnavailable
-from discovery.search.services import redis_errors, services
+from discovery.api.current import services
+from discovery.search.services import REDIS_DOWN
+from indexer.errors import Unavailable
 
 bp = Blueprint("health", __name__)
 
@@ -22,7 +23,7 @@ def check_postgis() -> bool:
         with services().postgis() as conn:
             conn.execute("SELECT 1")
         return True
-    except ServiceUnavailable:
+    except Unavailable:
         return False
 
 
@@ -30,7 +31,7 @@ def check_redis() -> bool:
     """True when Redis answers PING."""
     try:
         return bool(services().redis.ping())
-    except redis_errors():
+    except REDIS_DOWN:
         return False
 
 

@@ -96,7 +96,7 @@ class ApiMetrics:
         self._children: dict[tuple[Any, ...], Any] = {}
         # (route, status, source, bucket) -> requests, and (route, source) -> seconds,
         # not yet flushed: prometheus-client's multiprocess values cost a locked
-        # write to a file each, three a request, a tenth of a search's own work.
+        # write to a file each, three a request, a noticeable share of a search's own work.
         self._pending: dict[tuple[str, str, str, int], int] = {}
         self._sums: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 from flask import Blueprint, Flask, Response, jsonify, request
 
-from discovery.api.errors import BadParameter, NotFound
+from discovery.api.current import services
 from discovery.api.openapi import openapi_document
 from discovery.search.finder import find_entity, find_nearby
 from discovery.search.hot import SearchResult
 from discovery.search.params import parse_nearby
 from discovery.search.query import NearbyQuery
 from discovery.search.ranking import Hit, encode_cursor
-from discovery.search.services import services
+from discovery.search.services import Services
 from indexer.hot import layout
-from indexer.model import text_problem
 from indexer.rules import SCORE_FORMULA, distance_term, popularity_term
 
 bp = Blueprint("nearby", __name__)
 
+JSON = "application/json"
 GEOJSON = "application/geo+json"
 _dumps = orjson.dumps
 #: What a result shows besides its ranking figures (the display document's fields).
@@ -138,31 +139,47 @@ def wants_geojson() -> bool:
     return best == GEOJSON and request.accept_mimetypes[GEOJSON] > 0
 
 
+def query_args(query_string: str) -> dict[str, list[str]]:
+    """The parameters of a WSGI ``QUERY_STRING`` (latin-1 text of the request's bytes),
+    each with its list of values; bytes that are not UTF-8 read as U+FFFD."""
+    text = query_string.encode("latin-1").decode("utf-8", "replace")
+    return parse_qs(text, keep_blank_values=True)
+
+
+def run_nearby(svc: Services, query_string: str) -> tuple[NearbyQuery, SearchResult]:
+    """The query a nearby request's parameters ask, and its answer."""
+    args, key = query_args(query_string), svc.settings.cursor_key
+    query = parse_nearby(args, svc.settings.ranking, svc.stale, time.time(), key)
+    return query, find_nearby(svc, query)
+
+
+def nearby_json(svc: Services, query_string: str) -> bytes:
+    """The JSON body of the answer to a nearby request with these parameters.
+
+    Both paths that answer GET /v1/nearby (this blueprint's view and
+    :mod:`discovery.api.fastpath`) answer with it.
+    """
+    query, found = run_nearby(svc, query_string)
+    return body_json(query, found, svc.settings.cursor_key) + b"\n"
+
+
 @bp.get("/v1/nearby")
 def nearby() -> Response:
     """Entities around a point, ranked by score or distance."""
     svc = services()
-    args = request.args.to_dict(flat=False)
-    key = svc.settings.cursor_key
-    query = parse_nearby(args, svc.settings.ranking, svc.stale, time.time(), key)
-    found = find_nearby(query)
+    query_string = request.environ.get("QUERY_STRING", "")
     if wants_geojson():
-        response = jsonify(feature_collection(body_of(query, found, key)))
+        query, found = run_nearby(svc, query_string)
+        response = jsonify(feature_collection(body_of(query, found, svc.settings.cursor_key)))
         response.mimetype = GEOJSON
         return response
-    return Response(body_json(query, found, key) + b"\n", content_type="application/json")
+    return Response(nearby_json(svc, query_string), content_type=JSON)
 
 
 @bp.get("/v1/entities/<path:entity_id>")
 def entity(entity_id: str) -> Response:
     """One entity by id."""
-    problem = text_problem(entity_id)
-    if problem is not None:  # no entity can have it: PostgreSQL text cannot hold it
-        raise BadParameter(f"id {problem}", "id")
-    doc = find_entity(entity_id)
-    if doc is None:
-        raise NotFound(f"no entity {entity_id[:200]!r}")
-    return jsonify(doc)
+    return jsonify(find_entity(services(), entity_id))
 
 
 @bp.get("/openapi.json")

@@ -17,18 +17,12 @@ from typing import Any
 
 import psycopg
 import redis
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 
-from discovery.api.errors import (
-    BadParameter,
-    Forbidden,
-    PayloadTooLarge,
-    ServiceUnavailable,
-    Unauthorized,
-)
+from discovery.api.current import services
 from discovery.api.jsonio import BadBody, loads_body
 from discovery.api.requestlog import note_postgres_error, note_push, note_redis_error
-from discovery.search.services import services
+from indexer.errors import BadInput, Forbidden, TooLarge, Unauthorized, Unavailable
 from indexer.hot.index import HotIndex
 from indexer.store.live import MAX_ITEMS, PushResult, push_availability, push_positions
 from indexer.store.writer import HotIndexUnavailable
@@ -57,7 +51,7 @@ def require_key() -> None:
     key = api_key()
     if key is None:
         raise Unauthorized("this write needs an API key (Authorization: Bearer KEY)")
-    keys = current_app.config["NEARBY"].api_keys
+    keys = services().settings.api_keys
     # Compare against every key in constant time, so timing tells nothing.
     matches = [hmac.compare_digest(key.encode(), known.encode()) for known in keys]
     if not any(matches):
@@ -65,13 +59,13 @@ def require_key() -> None:
 
 
 def read_body() -> bytes:
-    """The request's body, at most MAX_BODY_BYTES of it; PayloadTooLarge beyond.
+    """The request's body, at most MAX_BODY_BYTES of it; TooLarge beyond.
 
     The limit holds for the bytes read, not only for what Content-Length
     says: a chunked body has none, and is read no further than the limit.
     """
     if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+        raise TooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
     stream = request.stream
     parts: list[bytes] = []
     size = 0
@@ -81,22 +75,22 @@ def read_body() -> bytes:
             return b"".join(parts)
         parts.append(part)
         size += len(part)
-    raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    raise TooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
 
 
 def read_items() -> list[Any]:
     """The items of the body: ``{"items": [...]}`` or a list, at most MAX_ITEMS."""
     if not request.is_json:
-        raise BadParameter("the body must be JSON (Content-Type: application/json)", "body")
+        raise BadInput("the body must be JSON (Content-Type: application/json)", "body")
     try:
         body = loads_body(read_body())
     except BadBody as exc:
-        raise BadParameter(str(exc), "body") from exc
+        raise BadInput(str(exc), "body") from exc
     items = body.get("items") if isinstance(body, dict) else body
     if not isinstance(items, list):
-        raise BadParameter('expected a list of items, or {"items": [...]}', "items")
+        raise BadInput('expected a list of items, or {"items": [...]}', "items")
     if len(items) > MAX_ITEMS:
-        raise BadParameter(f"at most {MAX_ITEMS} items a request", "items")
+        raise BadInput(f"at most {MAX_ITEMS} items a request", "items")
     return items
 
 
@@ -125,13 +119,13 @@ def handle(push: Pusher) -> Response:
             found.healer.notice_missing()
     except HotIndexUnavailable as exc:
         note_redis_error(exc.__cause__ or exc)
-        raise ServiceUnavailable("saved, but the hot index could not be updated") from exc
+        raise Unavailable("saved, but the hot index could not be updated") from exc
     except (psycopg.OperationalError, redis.ConnectionError, redis.TimeoutError) as exc:
         if isinstance(exc, psycopg.Error):
             note_postgres_error(exc)
         else:
             note_redis_error(exc)
-        raise ServiceUnavailable("the index is not reachable") from exc
+        raise Unavailable("the index is not reachable") from exc
     note_push(push.__name__.removeprefix("push_"), result.applied)
     return jsonify(result_body(result))
 

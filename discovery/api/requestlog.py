@@ -8,8 +8,8 @@ greenlet has its own). While serving, the code below notes in the request's
 :class:`RequestRecord` what the metrics count: the route template, where an
 answer came from, a fallback to PostGIS and why, a store's error, pushed
 updates. When the answer is made, :class:`discovery.api.metrics.ApiMetrics`
-counts it, once per request, whichever path answered (the fast path, or
-Flask, or Flask after the fast path gave up).
+counts it, once per request, whichever path answered (the fast path or
+Flask).
 
 This layer also answers ``GET /metrics``: on the API's own port, or, when a
 metrics port is set, on that port only, where nothing else answers.
@@ -24,15 +24,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-import orjson
 from flask import Flask, request
 
+from discovery.api.errors import error_body
+from discovery.search.services import Notes
 from indexer.logs import REQUEST_ID
-
-if TYPE_CHECKING:
-    from discovery.api.metrics import ApiMetrics
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -99,19 +97,30 @@ def error_kind(exc: BaseException) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
-def note_source(source: str) -> None:
-    """The answer came from ``source`` (``redis`` or ``postgis``)."""
-    record = _RECORD.get()
-    if record is not None:
-        record.source = source
+class RequestNotes(Notes):
+    """A search's notes, taken in the current request's record (none outside a request)."""
 
+    def source(self, source: str) -> None:
+        """The answer came from ``source`` (``redis`` or ``postgis``)."""
+        record = _RECORD.get()
+        if record is not None:
+            record.source = source
 
-def note_fallback(reason: str, redis_error: str | None = None) -> None:
-    """The answer comes from PostGIS because of ``reason``."""
-    record = _RECORD.get()
-    if record is not None:
-        record.fallback = reason
-        record.redis_error = redis_error or record.redis_error
+    def no_generation(self) -> None:
+        """The answer comes from PostGIS: Redis holds no generation."""
+        record = _RECORD.get()
+        if record is not None:
+            record.fallback = "no_generation"
+
+    def redis_failed(self, exc: BaseException) -> None:
+        """The answer comes from PostGIS: Redis failed."""
+        record = _RECORD.get()
+        if record is not None:
+            record.fallback = record.redis_error = error_kind(exc)
+
+    def postgres_failed(self, exc: BaseException) -> None:
+        """PostgreSQL failed while serving the request."""
+        note_postgres_error(exc)
 
 
 def note_redis_error(exc: BaseException) -> None:
@@ -145,9 +154,19 @@ def note_route() -> None:
 
 def json_error(status: str, code: str, message: str) -> tuple[str, list[tuple[str, str]], bytes]:
     """An error in the API's shape, for answers made outside Flask."""
-    body = orjson.dumps({"error": {"code": code, "message": message, "param": None}}) + b"\n"
+    body = error_body(code, message)
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     return status, headers, body
+
+
+class Counts(Protocol):
+    """What counts the requests and shows the counts (:class:`discovery.api.metrics.ApiMetrics`)."""
+
+    def count(self, record: RequestRecord, seconds: float) -> None:
+        """Count one answered request."""
+
+    def exposition(self) -> tuple[str, bytes]:
+        """(content type, body) of a scrape."""
 
 
 class RequestLayer:
@@ -156,7 +175,7 @@ class RequestLayer:
     def __init__(
         self,
         wsgi_app: WsgiApp,
-        metrics: ApiMetrics,
+        metrics: Counts,
         metrics_port: int | None,
     ) -> None:
         self.wsgi_app = wsgi_app

@@ -47,7 +47,7 @@ def query_overlay(
 ) -> QueryOverlay:
     """What a query with the parameters of GET /v1/nearby (``args``, as text) did.
 
-    BadParameter when ``args`` are not a valid query, as the API says it.
+    BadInput when ``args`` are not a valid query, as the API says it.
     """
     # The overlay shows a query's first page: a cursor is left out (no key to check it).
     query = parse_nearby(

@@ -17,12 +17,12 @@ from pathlib import Path
 import mercantile
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_from_directory
 
-from discovery.api.errors import BadParameter, NotFound
 from discovery.debug.data import TileTooLarge, read_layers
 from discovery.debug.overlay import query_overlay
 from discovery.debug.render import TRANSPARENT, tile_png
 from discovery.debug.tiles import query_to_geojson
-from discovery.search.services import services
+from discovery.search.services import Services
+from indexer.errors import BadInput, NotFound
 
 bp = Blueprint("debug", __name__, url_prefix="/debug")
 
@@ -33,6 +33,12 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 #: The files of maplibre-gl the page loads, by the names it asks for.
 ASSETS = {"maplibre-gl.js": "maplibre-gl.js", "maplibre-gl.css": "maplibre-gl.css"}
 MAX_ZOOM = 22
+
+
+def services() -> Services:
+    """The services of the app serving the request (the app factory puts them in its extensions)."""
+    found: Services = current_app.extensions["nearby"]
+    return found
 
 
 def maplibre_dist() -> Path | None:
@@ -68,11 +74,11 @@ def asset(name: str) -> Response:
 
 
 def parse_tile(z: int, x: int, y: int) -> mercantile.Tile:
-    """The tile z/x/y; BadParameter when it does not exist."""
+    """The tile z/x/y; BadInput when it does not exist."""
     if not 0 <= z <= MAX_ZOOM:
-        raise BadParameter(f"zoom must be within [0, {MAX_ZOOM}]", "z")
+        raise BadInput(f"zoom must be within [0, {MAX_ZOOM}]", "z")
     if not (0 <= x < 2**z and 0 <= y < 2**z):
-        raise BadParameter(f"no tile {z}/{x}/{y}", "x" if not 0 <= x < 2**z else "y")
+        raise BadInput(f"no tile {z}/{x}/{y}", "x" if not 0 <= x < 2**z else "y")
     return mercantile.Tile(x=x, y=y, z=z)
 
 
@@ -86,7 +92,7 @@ def tile(z: int, x: int, y: int) -> Response:
         with svc.postgis() as conn:
             layers = read_layers(conn, svc.hot if diff else None, wanted)
     except TileTooLarge as exc:
-        raise BadParameter(str(exc), "z") from exc
+        raise BadInput(str(exc), "z") from exc
     response = Response(tile_png(layers, legend=False, background=TRANSPARENT), 200)
     response.mimetype = "image/png"
     response.headers["Cache-Control"] = "no-store"

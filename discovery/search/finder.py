@@ -3,7 +3,8 @@
 Redis being down (connection refused, timeouts) or holding no generation sends
 the query to PostGIS and the answer says ``source: "postgis"``; the next query
 tries Redis again, so it is used as soon as it is back, without a restart.  No
-generation starts a healing rebuild (discovery/search/healing.py).
+generation starts a healing rebuild (discovery/search/healing.py).  What each
+search noticed goes to the services' :class:`~discovery.search.services.Notes`.
 """
 
 from __future__ import annotations
@@ -14,54 +15,70 @@ from typing import Any
 
 import redis
 
-from discovery.api.requestlog import error_kind, note_fallback, note_source
 from discovery.search.hot import NoHotIndex, SearchResult
 from discovery.search.postgis import entity_document, postgis_search
 from discovery.search.query import NearbyQuery
-from discovery.search.services import Services, services
+from discovery.search.services import Services
+from indexer.errors import BadInput, NotFound
+from indexer.model import text_problem
 
 log = logging.getLogger(__name__)
 
 
-def find_nearby(query: NearbyQuery) -> SearchResult:
-    """The exact page for ``query``; ServiceUnavailable when neither store answers."""
-    return find_nearby_with(services(), query)
-
-
-def find_nearby_with(svc: Services, query: NearbyQuery) -> SearchResult:
-    """:func:`find_nearby` with the app's services given (no app context needed)."""
+def find_nearby(services: Services, query: NearbyQuery) -> SearchResult:
+    """The exact page for ``query``; Unavailable when neither store answers."""
+    notes = services.notes
     try:
-        found = svc.search.search(query)
+        found = services.search.search(query)
     except NoHotIndex:
         log.warning("Redis holds no index generation: answering from PostGIS")
-        note_fallback("no_generation")
-        svc.healer.notice_missing()
+        notes.no_generation()
+        services.healer.notice_missing()
     except redis.RedisError as exc:
         log.warning("Redis unavailable (%s): answering from PostGIS", type(exc).__name__)
-        note_fallback(error_kind(exc), redis_error=error_kind(exc))
+        notes.redis_failed(exc)
     else:
-        note_source(found.source)
+        notes.source(found.source)
         return found
-    with svc.postgis() as conn:
+    with services.postgis() as conn:
         found = postgis_search(conn, query)
-    note_source(found.source)
+    notes.source(found.source)
     return found
 
 
-def find_entity(entity_id: str) -> dict[str, Any] | None:
-    """One entity's display document from Redis, else PostGIS; None when unknown."""
+def find_entity(services: Services, entity_id: str) -> dict[str, Any]:
+    """One entity's display document from Redis, else PostGIS.
+
+    BadInput for an id no entity can have, NotFound for one no entity has,
+    Unavailable when the store that must answer does not.
+    """
+    problem = text_problem(entity_id)
+    if problem is not None:  # PostgreSQL text cannot hold it
+        raise BadInput(f"id {problem}", "id")
+    doc = hot_entity(services, entity_id)
+    if doc is None:
+        services.notes.source("postgis")
+        with services.postgis() as conn:
+            doc = entity_document(conn, entity_id)
+    if doc is None:
+        raise NotFound(f"no entity {entity_id[:200]!r}")
+    return doc
+
+
+def hot_entity(services: Services, entity_id: str) -> dict[str, Any] | None:
+    """The entity's display document from Redis; None when Redis cannot say (PostGIS may)."""
+    notes = services.notes
     try:
-        reply = services().search.entity(entity_id)
-        if reply[0] == "ok":
-            note_source("redis")
-            found: dict[str, Any] = json.loads(reply[1])
-            return found
-        if reply[0] == "nogen":
-            note_fallback("no_generation")
-            services().healer.notice_missing()
+        reply = services.search.entity(entity_id)
     except redis.RedisError as exc:
         log.warning("Redis unavailable (%s): reading PostGIS", type(exc).__name__)
-        note_fallback(error_kind(exc), redis_error=error_kind(exc))
-    note_source("postgis")
-    with services().postgis() as conn:
-        return entity_document(conn, entity_id)
+        notes.redis_failed(exc)
+        return None
+    if reply[0] == "ok":
+        notes.source("redis")
+        found: dict[str, Any] = json.loads(reply[1])
+        return found
+    if reply[0] == "nogen":
+        notes.no_generation()
+        services.healer.notice_missing()
+    return None

@@ -3,7 +3,7 @@
 When Redis answers that it holds no generation (it restarted empty, failed over,
 was flushed, or the layout changed), queries go on from PostGIS, and the
 process that notices starts a rebuild, so that Redis serves again without
-anyone running a command.  A rebuild of a million entities takes some 30 s of
+anyone running a command.  A rebuild of a large index takes tens of seconds of
 CPU: it never runs in a request (a greenlet of a gevent worker would starve the
 worker's other connections), but in a process of its own,
 ``python -m indexer cache rebuild --if-needed`` with this app's own
@@ -38,8 +38,8 @@ from contextlib import AbstractContextManager
 
 import psycopg
 import redis
-from flask import Flask
 
+from discovery.search.hot import load_script
 from indexer.hot import layout
 from indexer.hot.heal import MISSING, dead_reason
 from indexer.hot.index import HotIndex
@@ -52,13 +52,6 @@ log = logging.getLogger("nearby.healing")
 #: one: long enough for the rebuild to start and mark its build (which then
 #: keeps them off); a rebuild that died is started again once it lapses.
 HEAL_LEASE_MS = 30_000
-#: Take the healing lease (KEYS[3]) as ARGV[1] for ARGV[2] ms, unless (ARGV[3]
-#: 'missing') a generation is current or building; 1 when taken.
-CLAIM = """
-if ARGV[3] == 'missing' and redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
-if redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
-"""
 
 
 def rebuild_command() -> list[str]:
@@ -130,7 +123,7 @@ class Healer:
         self.starter = starter
         self.clock = clock
         self.token = f"{socket.gethostname()}:{os.getpid()}"
-        self._claim = hot.client.register_script(CLAIM)
+        self._claim = load_script(hot.client, "heal_lease.lua")
         self._next_check = 0.0
         self._lock = threading.Lock()
 
@@ -189,13 +182,3 @@ class Healer:
             target=self.starter, args=(self.settings, reason), name="healing", daemon=True
         ).start()
         return True
-
-
-def init_app(app: Flask) -> None:
-    """Look for a missing hot index or a dead write's mark once the app starts, in a
-    background thread (the app serves meanwhile, from whichever store answers)."""
-    svc = app.extensions["nearby"]
-    if svc.settings.heal_check_s > 0:
-        threading.Thread(
-            target=svc.healer.check_at_start, args=(svc.postgis,), name="heal-start", daemon=True
-        ).start()

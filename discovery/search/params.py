@@ -1,6 +1,6 @@
 """Query parameters of GET /v1/nearby, parsed into a NearbyQuery.
 
-Every problem is a BadParameter naming the parameter: missing, given twice,
+Every problem is a BadInput naming the parameter: missing, given twice,
 given empty (left out, a parameter takes its default; given, it must say
 something), not a number, NaN or infinite, out of range, not one of the
 allowed values, or not a parameter at all. The OpenAPI document
@@ -14,10 +14,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from discovery.api.errors import BadParameter
 from discovery.search.query import NearbyQuery, StaleLimits
 from discovery.search.ranking import decode_cursor
 from discovery.settings import RankingSettings
+from indexer.errors import BadInput
 from indexer.model import KINDS
 
 PARAMETERS = frozenset(
@@ -65,9 +65,9 @@ def single(args: Mapping[str, Sequence[str]], name: str) -> str | None:
     """The one value of ``name``, None when absent; given twice, or empty, is an error."""
     values = args.get(name) or []
     if len(values) > 1:
-        raise BadParameter(f"{name} is given more than once", name)
+        raise BadInput(f"{name} is given more than once", name)
     if values and values[0] == "":
-        raise BadParameter(f"{name} is empty (leave it out for its default)", name)
+        raise BadInput(f"{name} is empty (leave it out for its default)", name)
     return values[0] if values else None
 
 
@@ -77,13 +77,13 @@ def number(
     """A finite float within ``bounds`` (inclusive)."""
     if text is None:
         if default is None:
-            raise BadParameter(f"{name} is required", name)
+            raise BadInput(f"{name} is required", name)
         return default
     if not _NUMBER.fullmatch(text):
-        raise BadParameter(f"{name} must be a number, got {text[:40]!r}", name)
+        raise BadInput(f"{name} must be a number, got {text[:40]!r}", name)
     value = float(text)
     if not math.isfinite(value) or not bounds[0] <= value <= bounds[1]:
-        raise BadParameter(f"{name} must be a number in [{bounds[0]:g}, {bounds[1]:g}]", name)
+        raise BadInput(f"{name} must be a number in [{bounds[0]:g}, {bounds[1]:g}]", name)
     return value
 
 
@@ -92,10 +92,10 @@ def integer(text: str | None, name: str, bounds: tuple[int, int], default: int) 
     if text is None:
         return default
     if not re.fullmatch(r"[+-]?[0-9]{1,9}", text):
-        raise BadParameter(f"{name} must be an integer, got {text[:40]!r}", name)
+        raise BadInput(f"{name} must be an integer, got {text[:40]!r}", name)
     value = int(text)
     if not bounds[0] <= value <= bounds[1]:
-        raise BadParameter(f"{name} must be an integer in [{bounds[0]}, {bounds[1]}]", name)
+        raise BadInput(f"{name} must be an integer in [{bounds[0]}, {bounds[1]}]", name)
     return value
 
 
@@ -105,7 +105,7 @@ def flag(text: str | None, name: str) -> bool:
         return False
     value = _TRUE.get(text)
     if value is None:
-        raise BadParameter(f"{name} must be true or false", name)
+        raise BadInput(f"{name} must be true or false", name)
     return value
 
 
@@ -114,7 +114,7 @@ def choice(text: str | None, name: str, allowed: Sequence[str], default: str | N
     if text is None:
         return default
     if text not in allowed:
-        raise BadParameter(f"{name} must be one of {', '.join(allowed)}", name)
+        raise BadInput(f"{name} must be one of {', '.join(allowed)}", name)
     return text
 
 
@@ -127,7 +127,7 @@ def slugs(text: str | None, name: str, pattern: re.Pattern[str] = _LIST) -> tupl
         return ()
     if not pattern.fullmatch(text):
         hint = f" (one or more of {', '.join(KINDS)})" if pattern is _KINDS else ""
-        raise BadParameter(f"{name} has a bad value {text[:40]!r}{hint}", name)
+        raise BadInput(f"{name} has a bad value {text[:40]!r}{hint}", name)
     return tuple(sorted(set(text.split(","))))
 
 
@@ -135,7 +135,7 @@ def check_names(args: Mapping[str, Sequence[str]]) -> None:
     """Refuse any parameter we do not know (first one, alphabetically)."""
     unknown = sorted(set(args) - PARAMETERS)
     if unknown:
-        raise BadParameter(f"unknown parameter {unknown[0][:40]!r}", unknown[0])
+        raise BadInput(f"unknown parameter {unknown[0][:40]!r}", unknown[0])
 
 
 def parse_nearby(
@@ -182,5 +182,5 @@ def parse_nearby(
         try:
             query = replace(query, after=decode_cursor(cursor, query, cursor_key))
         except ValueError as exc:
-            raise BadParameter(str(exc), "cursor") from exc
+            raise BadInput(str(exc), "cursor") from exc
     return query

@@ -2,34 +2,52 @@
 
 Made when the app is created (not at import), opened lazily on first use, so
 that the app starts, and answers from the store that is up, while the other is
-down.
+down.  What a search notices on the way (where its answer came from, a fallback
+to PostGIS and why, a store's error) it tells its :class:`Notes`, which the API
+fills in for its request log.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 
 import psycopg
 import redis
-from flask import current_app
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from discovery.api.errors import ServiceUnavailable
-from discovery.api.requestlog import note_postgres_error
 from discovery.search.healing import Healer
 from discovery.search.hot import RedisSearch
 from discovery.search.query import StaleLimits
 from discovery.settings import ApiSettings
+from indexer.errors import Unavailable
 from indexer.hot.index import HotIndex, connect_redis
 
 
-class Services:
-    """PostGIS and Redis for one app."""
+class Notes:
+    """Where a search tells what it noticed while answering; these take no note."""
 
-    def __init__(self, settings: ApiSettings) -> None:
+    def source(self, source: str) -> None:
+        """The answer came from ``source`` (``redis`` or ``postgis``)."""
+
+    def no_generation(self) -> None:
+        """Redis holds no generation: the answer comes from PostGIS."""
+
+    def redis_failed(self, exc: BaseException) -> None:
+        """Redis failed (``exc``): the answer comes from PostGIS."""
+
+    def postgres_failed(self, exc: BaseException) -> None:
+        """PostgreSQL failed, or its pool timed out (``exc``)."""
+
+
+class Services:
+    """PostGIS and Redis for one app, and the notes its searches take."""
+
+    def __init__(self, settings: ApiSettings, notes: Notes | None = None) -> None:
         self.settings = settings
+        self.notes = notes if notes is not None else Notes()
         self.pool = ConnectionPool(
             settings.index.database_url,
             min_size=1,
@@ -47,7 +65,7 @@ class Services:
 
     @contextmanager
     def postgis(self) -> Iterator[psycopg.Connection]:
-        """A pooled connection; ServiceUnavailable when PostGIS does not answer."""
+        """A pooled connection; Unavailable when PostGIS does not answer."""
         if not self._opened:
             self.pool.open(wait=False)
             self._opened = True
@@ -55,8 +73,8 @@ class Services:
             with self.pool.connection() as conn:
                 yield conn
         except (PoolTimeout, psycopg.OperationalError) as exc:
-            note_postgres_error(exc)
-            raise ServiceUnavailable("PostGIS is not reachable") from exc
+            self.notes.postgres_failed(exc)
+            raise Unavailable("PostGIS is not reachable") from exc
 
     @cached_property
     def stale(self) -> StaleLimits:
@@ -68,6 +86,17 @@ class Services:
         """Nearby queries over the hot index (made on first use)."""
         return RedisSearch(self.hot)
 
+    def check_healing_in_background(self) -> None:
+        """Look for a missing hot index or a dead write's mark, in a background thread
+        (the app serves meanwhile, from whichever store answers); nothing when healing is off."""
+        if self.settings.heal_check_s > 0:
+            threading.Thread(
+                target=self.healer.check_at_start,
+                args=(self.postgis,),
+                name="heal-start",
+                daemon=True,
+            ).start()
+
     def close(self) -> None:
         """Close the pool and the Redis connections."""
         if self._opened:
@@ -77,12 +106,5 @@ class Services:
         self.hot.close()
 
 
-def services() -> Services:
-    """The current app's services."""
-    found: Services = current_app.extensions["nearby"]
-    return found
-
-
-def redis_errors() -> tuple[type[Exception], ...]:
-    """Exceptions that mean Redis cannot answer now."""
-    return (redis.ConnectionError, redis.TimeoutError)
+#: Exceptions that mean Redis cannot answer now.
+REDIS_DOWN: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)

@@ -333,8 +333,7 @@ def test_geojson(seoul, client) -> None:
 )
 def test_the_body_written_piece_by_piece_is_the_answer(seoul, app, extra) -> None:
     query = reference_query({"lat": 37.5665, "lng": 126.978, **extra})
-    with app.app_context():
-        found = find_nearby(query)
+    found = find_nearby(app.extensions["nearby"], query)
     assert found.source == "redis" and found.hits
     assert json.loads(body_json(query, found, CURSOR_KEY)) == json.loads(
         orjson.dumps(body_of(query, found, CURSOR_KEY))

@@ -8,11 +8,8 @@ redis-py all run under its patched sockets here, against the test index.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,49 +23,25 @@ from gunicorn.ctl.client import ControlClient
 from indexer.model import Entity
 from indexer.store.writer import write_entities
 from tests.conftest import API_KEY, Index
+from tests.discovery.serving import serving as serve
 from tests.factories import fetch
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_LOGS = itertools.count()
 
 
 @contextmanager
 def serving(cli_env: dict[str, str], folder: Path, *options: str) -> Iterator[str]:
-    """The base URL of ``nearby serve`` with ``options``, over the test index.
+    """The base URL of ``nearby serve --workers 1`` with ``options``, over the test index.
 
     Its control socket goes to ``folder`` (as XDG_RUNTIME_DIR), never the user's.
     """
-    port = free_port()
-    command = [sys.executable, "-c", "from discovery.cli import main; main()", "serve"]
-    log = folder / f"serve-{port}.log"
-    env = {**cli_env, "PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(folder)}
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [*command, "--port", str(port), "--workers", "1", *options],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                fetch(f"{base}/healthz")
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError(f"nearby serve did not start:\n{log.read_text()}")
+    env = {**cli_env, "XDG_RUNTIME_DIR": str(folder)}
+    log = folder / f"serve-{next(_LOGS)}.log"
+    with serve(env, log, "--workers", "1", *options) as served:
         # Its worker booted (it answered) without a warning: gevent patched the
         # standard library before redis-py and psycopg were imported.
-        assert "Warning" not in log.read_text(), log.read_text()
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+        assert "Warning" not in served.output(), served.output()
+        yield served.base
 
 
 @pytest.fixture
@@ -132,45 +105,6 @@ def test_the_served_api_takes_pushes_and_falls_back_to_postgis(index: Index, ser
         "postgis",
         ["t:bike"],
     )
-
-
-def raw_exchange(base: str, request: bytes) -> tuple[int, str, Any]:
-    """(status, content type, parsed JSON body) of one request sent as bytes."""
-    host, port = base.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(request)
-        received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines[1:])
-    return int(lines[0].split()[1]), headers.get("Content-Type", ""), json.loads(body)
-
-
-# A header line over the limit: gevent's is 64 KB, gunicorn's 8,190 bytes.
-HEADER_BYTES = {"gevent": 70_000, "gthread": 9_000}
-
-
-@pytest.mark.parametrize("worker_class", sorted(HEADER_BYTES))
-def test_requests_the_server_refuses_get_the_error_json(
-    index: Index, cli_env: dict[str, str], tmp_path: Path, worker_class: str
-) -> None:
-    long_line = b"GET /v1/nearby?lat=1&lng=2&x=" + b"a" * 10_000 + b" HTTP/1.1\r\n\r\n"
-    big_header = b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * HEADER_BYTES[worker_class]
-    many_headers = b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(120))
-    cases = [
-        (long_line, 414, "uri_too_long"),
-        (big_header + b"\r\n\r\n", 431, "headers_too_large"),
-        (many_headers + b"\r\n", 431, "headers_too_large"),
-        (b"NOT HTTP AT ALL\r\n\r\n", 400, "bad_request"),
-    ]
-    with serving(cli_env, tmp_path, "--worker-class", worker_class) as base:
-        for request, status, code in cases:
-            got = raw_exchange(base, request)
-            assert got[:2] == (status, "application/json"), (request[:40], got)
-            assert set(got[2]["error"]) == {"code", "message", "param"}
-            assert (got[2]["error"]["code"], got[2]["error"]["param"]) == (code, None)
 
 
 def test_a_chunked_body_over_the_limit_is_413_and_not_applied(index: Index, served: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from discovery.search.finder import find_nearby_with
+from discovery.search.finder import find_nearby
 from discovery.search.hot import SearchResult
 from discovery.search.query import NearbyQuery
 from discovery.search.services import Services
@@ -55,7 +55,7 @@ def page(result: SearchResult) -> list[tuple[str, float, float]]:
 def test_searches_answer_from_redis_while_their_connections_are_killed(
     services: Services, own_redis: RedisServer
 ) -> None:
-    expected = find_nearby_with(services, QUERY)
+    expected = find_nearby(services, QUERY)
     assert expected.source == "redis" and len(expected.hits) == 10
     admin = redis.Redis.from_url(own_redis.url)
     sources: list[str] = []
@@ -64,7 +64,7 @@ def test_searches_answer_from_redis_while_their_connections_are_killed(
 
     def traffic() -> None:
         while not stop.is_set():
-            found = find_nearby_with(services, QUERY)
+            found = find_nearby(services, QUERY)
             sources.append(found.source)
             pages.append(page(found))
 
@@ -84,10 +84,10 @@ def test_searches_answer_from_redis_while_their_connections_are_killed(
             sender.join()
     admin.close()
     # Every answer was right, wherever it came from; and once the kills stop,
-    # Redis answers (it did not before: each dropped connection kept its count in
-    # the pool until every search raised MaxConnectionsError).
+    # Redis answers: a dropped connection must not keep its count in the pool, or
+    # every search would raise MaxConnectionsError.
     assert all(found == page(expected) for found in pages)
-    after = [find_nearby_with(services, QUERY) for _ in range(20)]
+    after = [find_nearby(services, QUERY) for _ in range(20)]
     assert [found.source for found in after] == ["redis"] * 20
     assert all(page(found) == page(expected) for found in after)
     assert killed >= ERRORS
@@ -96,16 +96,16 @@ def test_searches_answer_from_redis_while_their_connections_are_killed(
 def test_a_worker_answers_from_redis_again_after_an_outage(
     index: Index, services: Services, own_redis: RedisServer
 ) -> None:
-    expected = find_nearby_with(services, QUERY)
+    expected = find_nearby(services, QUERY)
     assert expected.source == "redis"
     own_redis.kill()
-    during = [find_nearby_with(services, QUERY) for _ in range(ERRORS)]
+    during = [find_nearby(services, QUERY) for _ in range(ERRORS)]
     assert {found.source for found in during} == {"postgis"}
     assert all(page(found) == page(expected) for found in during)
     own_redis.start()  # empty: the index is gone
-    assert find_nearby_with(services, QUERY).source == "postgis"
+    assert find_nearby(services, QUERY).source == "postgis"
     hot = HotIndex(connect_redis(own_redis.url), index.settings.redis_prefix)
     hot.rebuild(index.conn)
     hot.close()
-    again = find_nearby_with(services, QUERY)
+    again = find_nearby(services, QUERY)
     assert (again.source, page(again)) == ("redis", page(expected))
