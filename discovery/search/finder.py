@@ -15,10 +15,11 @@ from typing import Any
 import redis
 
 from discovery.api.requestlog import error_kind, note_fallback, note_source
-from discovery.search.hot import NoHotIndex, SearchResult
 from discovery.search.postgis import entity_document, postgis_search
 from discovery.search.query import NearbyQuery
+from discovery.search.result import SearchResult
 from discovery.search.services import Services, services
+from indexer.hot.client import NoGeneration
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def find_nearby_with(svc: Services, query: NearbyQuery) -> SearchResult:
     """:func:`find_nearby` with the app's services given (no app context needed)."""
     try:
         found = svc.search.search(query)
-    except NoHotIndex:
+    except NoGeneration:
         log.warning("Redis holds no index generation: answering from PostGIS")
         note_fallback("no_generation")
         svc.healer.notice_missing()

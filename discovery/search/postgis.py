@@ -21,7 +21,7 @@ from psycopg.rows import dict_row
 from discovery.search.hot import SearchResult
 from discovery.search.query import Candidate, NearbyQuery, passes
 from discovery.search.ranking import Hit, after, group_hits, hit_of, page, rank
-from indexer.hot import layout
+from indexer.hot import encoding
 from indexer.hot.index import ENTITY_COLUMNS
 
 #: Relative slack between SQL's doubles and Python's (they agree bit for bit
@@ -130,7 +130,7 @@ def candidate_of(row: dict[str, Any]) -> Candidate:
         available=row["available"],
         source=row["source"],
         seen_at_s=None if seen is None else seen.timestamp(),
-        doc=json.loads(layout.display_document(row)),
+        doc=json.loads(encoding.display_document(row)),
     )
 
 
@@ -183,4 +183,4 @@ def entity_document(conn: psycopg.Connection, entity_id: str) -> dict[str, Any] 
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(f"SELECT {ENTITY_COLUMNS} FROM entities WHERE id = %s", (entity_id,))
         row = cur.fetchone()
-    return None if row is None else json.loads(layout.display_document(row))
+    return None if row is None else json.loads(encoding.display_document(row))
