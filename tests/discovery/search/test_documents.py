@@ -10,7 +10,7 @@ from indexer.hot import encoding, layout
 from indexer.model import Entity
 from indexer.store.writer import write_entities
 
-from ..conftest import Index
+from ...conftest import Index
 
 
 def shop(name: str, popularity: float = 1.0) -> Entity:

@@ -42,7 +42,7 @@ from tests.factories import (
     texts,
 )
 
-from ..conftest import Index
+from ...conftest import Index
 
 #: A point whose res-11 cell lies in another hash-tag group than its coarser cells.
 STRADDLING = (60.137023697443446, 24.88052576115534)
