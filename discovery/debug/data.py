@@ -27,7 +27,7 @@ from discovery.debug.tiles import (
     display_res,
     tile_cells,
 )
-from indexer.hot import layout
+from indexer.hot import encoding, layout
 from indexer.hot.index import HotIndex, chunked
 from indexer.model import BASE_RES, INDEX_RESOLUTIONS
 
@@ -55,7 +55,7 @@ ORDER BY e.popularity DESC, e.id COLLATE "C"
 LIMIT %(limit)s
 """
 
-#: The columns a set member is made of (:func:`indexer.hot.layout.member_of`).
+#: The columns a set member is made of (:func:`indexer.hot.encoding.member_of`).
 MEMBER_COLUMNS = ("id", "rev", "kind", "lat", "lng", "popularity", *layout.MEMBER_FIELDS)
 
 TRUTH = f"""
@@ -120,7 +120,7 @@ class Truth:
     cell: str
     id: str
     rev: int
-    place: layout.Placement
+    place: encoding.Placement
     popularity: float
     #: Its member in the cell sets, as PostGIS says it should be.
     member: bytes
@@ -140,9 +140,9 @@ def read_truth(conn: psycopg.Connection, cells: Sequence[str]) -> list[Truth]:
             cell=h3.int_to_str(row["shown_in"]),
             id=row["id"],
             rev=row["rev"],
-            place=layout.placement_of(row["lat"], row["lng"]),
+            place=encoding.placement_of(row["lat"], row["lng"]),
             popularity=row["popularity"],
-            member=layout.member_of(row),
+            member=encoding.member_of(row),
         )
         for row in rows
     ]
@@ -150,7 +150,7 @@ def read_truth(conn: psycopg.Connection, cells: Sequence[str]) -> list[Truth]:
 
 def entity_problems(entity: Truth, answers: Sequence[object]) -> list[str]:
     """What is wrong in Redis with one entity, given the answers of :func:`ask_entity`."""
-    held = layout.parse_loc(answers[0] if isinstance(answers[0], bytes) else None)
+    held = encoding.parse_loc(answers[0] if isinstance(answers[0], bytes) else None)
     if held is None:
         return [f"{entity.id}: in PostGIS, not in Redis"]
     if held.rev != entity.rev:
@@ -209,7 +209,9 @@ def check_strays(
         for cell in batch:
             pipe.zrange(layout.cell_key(hot.prefix, gen, cell), 0, -1)
         for cell, members in zip(batch, pipe.execute(), strict=True):
-            for member in sorted({layout.member_id(member) for member in members} - expected[cell]):
+            for member in sorted(
+                {encoding.member_id(member) for member in members} - expected[cell]
+            ):
                 yield cell, f"{member}: in the res-{BASE_RES} set of {cell}, not there in PostGIS"
 
 

@@ -18,11 +18,13 @@ import redis
 from discovery.debug.reference import dot_of, reference_answer
 from discovery.debug.tiles import QueryOverlay
 from discovery.search import coverage
-from discovery.search.hot import NoHotIndex, RedisSearch, SearchResult
+from discovery.search.hot import RedisSearch
 from discovery.search.params import parse_nearby
 from discovery.search.postgis import postgis_search
 from discovery.search.query import NearbyQuery
+from discovery.search.result import SearchResult
 from discovery.settings import RankingSettings
+from indexer.hot.client import NoGeneration
 from indexer.hot.index import HotIndex
 from indexer.rules import StaleLimits
 
@@ -34,7 +36,7 @@ def search(conn: psycopg.Connection, hot: HotIndex, query: NearbyQuery) -> Searc
     """The service's answer: the hot index, else PostGIS (as GET /v1/nearby answers)."""
     try:
         return RedisSearch(hot).search(query)
-    except (NoHotIndex, redis.RedisError):
+    except (NoGeneration, redis.RedisError):
         return postgis_search(conn, query)
 
 

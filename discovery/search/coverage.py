@@ -12,7 +12,7 @@ cells around pentagons.
 Everything per cell (centre, circumradius) and per origin cell (its disk, grown
 when a query needs more rings, never recomputed) is cached; a new disk's geometry is
 computed in bulk on integer ids: the same cells come back query after query,
-and DESIGN §7 shows the covering dominating the cost when it is recomputed.  The
+and the covering would dominate a query's cost if it were recomputed.  The
 per-cell distance here is only a lower bound with a safety margin, so it may use
 numpy; exact distances are in :mod:`discovery.search.ranking`.
 """
@@ -28,6 +28,7 @@ import h3
 import h3.api.numpy_int as h3i
 import numpy as np
 
+from indexer.hot import layout
 from indexer.model import INDEX_RESOLUTIONS, TAG_RES
 from indexer.rules import EARTH_RADIUS_M
 
@@ -327,15 +328,18 @@ def cover(lat: float, lng: float, radius_m: float, res: int | None = None) -> Co
 
 #: The script reads distance bounds as little-endian doubles.
 _BOUNDS = np.dtype("<f8")
+#: Characters of every H3 cell's hex id: the script reads the cells' ids unseparated.
+CELL_HEX = 15
 
 
 def script_cells(
     lat: float, lng: float, radius_m: float, res: int
 ) -> tuple[str, str, bytes, bytes, str]:
-    """The covering as the search script reads it: the cells' resolution (its hex
-    digit), the hash tags they are numbered by, each cell's tag number (a byte
-    each), each cell's distance bound (packed doubles) and the cells' hex ids
-    (15 characters each, as every H3 cell's, unseparated).
+    """The covering as the search script reads it: the last word of the cells' t
+    hash (:func:`indexer.hot.layout.tops_field`), the hash tags they are
+    numbered by, each cell's tag number (a byte each), each cell's distance
+    bound (packed doubles) and the cells' hex ids (:data:`CELL_HEX` characters
+    each, unseparated).
 
     The same cells as :func:`cover`, nearest first, written straight from the
     cached block.
@@ -343,8 +347,8 @@ def script_cells(
     block, dmin, order, _ = _covered(lat, lng, radius_m, res)
     cells = block.cells
     return (
-        format(res, "x"),
-        "\x1f".join(block.tag_list),
+        layout.tops_field(res),
+        layout.SEP.join(block.tag_list),
         block.numbers[order].tobytes(),
         dmin[order].astype(_BOUNDS).tobytes(),
         "".join([cells[i] for i in order.tolist()]),

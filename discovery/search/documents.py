@@ -76,9 +76,7 @@ class Documents:
             key = layout.display_key(prefix, gen, tags[tag - 1])
             pipe.hmget(key, [ids[n] for n in positions])
         locs, *docs = pipe.execute()
-        for loc, (_, rev, _) in zip(locs, wanted, strict=True):
-            if loc is None or int(loc.split(b" ", 1)[0]) != rev:
-                raise Changed
+        check_revisions(locs, wanted)
         found: list[bytes] = [b""] * len(wanted)
         for positions, values in zip(by_tag.values(), docs, strict=True):
             for n, doc in zip(positions, values, strict=True):
@@ -95,3 +93,10 @@ class Documents:
             with suppress(KeyError, RuntimeError, StopIteration):
                 del kept[next(iter(kept))]
         kept[entity_id] = (rev, doc)
+
+
+def check_revisions(locs: Sequence[bytes | None], wanted: Sequence[tuple[str, int, int]]) -> None:
+    """Changed unless loc holds each id of ``wanted`` at the revision asked."""
+    for loc, (_, rev, _) in zip(locs, wanted, strict=True):
+        if loc is None or int(loc.split(b" ", 1)[0]) != rev:
+            raise Changed

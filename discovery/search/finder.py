@@ -15,11 +15,12 @@ from typing import Any
 
 import redis
 
-from discovery.search.hot import NoHotIndex, SearchResult
 from discovery.search.postgis import entity_document, postgis_search
 from discovery.search.query import NearbyQuery
+from discovery.search.result import SearchResult
 from discovery.search.services import Services
 from indexer.errors import BadInput, NotFound
+from indexer.hot.client import NoGeneration
 from indexer.model import text_problem
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def find_nearby(services: Services, query: NearbyQuery) -> SearchResult:
     notes = services.notes
     try:
         found = services.search.search(query)
-    except NoHotIndex:
+    except NoGeneration:
         log.warning("Redis holds no index generation: answering from PostGIS")
         notes.no_generation()
         services.healer.notice_missing()

@@ -39,8 +39,7 @@ from contextlib import AbstractContextManager
 import psycopg
 import redis
 
-from discovery.search.hot import load_script
-from indexer.hot import layout
+from indexer.hot import layout, lua
 from indexer.hot.heal import MISSING, dead_reason
 from indexer.hot.index import HotIndex
 from indexer.hot.pending import dead_marks
@@ -123,7 +122,7 @@ class Healer:
         self.starter = starter
         self.clock = clock
         self.token = f"{socket.gethostname()}:{os.getpid()}"
-        self._claim = load_script(hot.client, "heal_lease.lua")
+        self._claim = hot.client.register_script(lua.source("discovery.search", "heal_lease.lua"))
         self._next_check = 0.0
         self._lock = threading.Lock()
 

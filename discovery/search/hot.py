@@ -16,7 +16,6 @@ import struct
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 import hiredis
@@ -26,6 +25,9 @@ from discovery.search import coverage
 from discovery.search.documents import Changed, Documents
 from discovery.search.query import NearbyQuery, is_open
 from discovery.search.ranking import Hit, group_hits, page
+from discovery.search.result import SearchResult
+from indexer.hot import layout, lua
+from indexer.hot.client import NoGeneration
 from indexer.hot.index import HotIndex
 
 log = logging.getLogger(__name__)
@@ -41,24 +43,20 @@ DISTANCE_STAGES = ((150.0, 11), (1_500.0, 9), (10_000.0, 7))
 OPEN_NOW_FACTOR = 2
 
 
-class NoHotIndex(Exception):
-    """Redis holds no generation: answer from PostGIS."""
+#: The distance, score, popularity and revision of a result, and its tag's number,
+#: as the script packs them.
+_FIGURES = struct.Struct("<ddddH")
+#: What nearby.lua is loaded with: helpers.lua before it, and the formats of its
+#: arguments and replies.
+NEARBY_HELPERS = ("helpers.lua",)
+NEARBY_CONSTANTS = (("FIGURES", _FIGURES.format), ("CELL_HEX", coverage.CELL_HEX))
+#: What a search script answers first when Redis holds no generation.
+_NO_GENERATION = layout.NO_GENERATION.encode()
 
 
-@dataclass(frozen=True, slots=True)
-class SearchResult:
-    """A page of hits, whether more follow, where it came from, and what it cost."""
-
-    hits: tuple[Hit, ...]
-    more: bool
-    source: str
-    stats: dict[str, Any] = field(default_factory=dict, compare=False)
-
-
-def load_script(client: redis.Redis, name: str) -> Any:
-    """Register a script of this package on ``client`` (EVALSHA, reloaded after a restart)."""
-    source = resources.files("discovery.search").joinpath(name).read_text()
-    return client.register_script(source)
+def nearby_source() -> str:
+    """nearby.lua as it is loaded: the layout's header, its constants and helpers first."""
+    return lua.source("discovery.search", "nearby.lua", NEARBY_HELPERS, NEARBY_CONSTANTS)
 
 
 class ScriptCaller:
@@ -81,9 +79,9 @@ class ScriptCaller:
     error drops the connection and is raised.
     """
 
-    def __init__(self, client: redis.Redis, name: str) -> None:
+    def __init__(self, client: redis.Redis, source: str) -> None:
         self.pool = client.connection_pool
-        self.source = resources.files("discovery.search").joinpath(name).read_text()
+        self.source = source
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
         self.idle: deque[Any] = deque()
 
@@ -143,7 +141,7 @@ def stale_args(query: NearbyQuery) -> tuple[str, str]:
         kinds += [kind, repr(query.now_s - limit_s)]
     for source, limit_s in sorted(query.stale.by_source.items()):
         sources += [source, repr(query.now_s - limit_s)]
-    return "\x1f".join(kinds), "\x1f".join(sources)
+    return layout.SEP.join(kinds), layout.SEP.join(sources)
 
 
 def script_args(
@@ -171,9 +169,9 @@ def script_args(
         repr(query.scale_m),
         repr(query.popularity_weight),
         want,
-        "\x1f".join(query.kinds),
-        "\x1f".join(query.categories),
-        "\x1f".join(query.mini_apps),
+        layout.SEP.join(query.kinds),
+        layout.SEP.join(query.categories),
+        layout.SEP.join(query.mini_apps),
         "1" if query.available else "",
         kind_cuts,
         source_cuts,
@@ -183,9 +181,6 @@ def script_args(
     return args
 
 
-#: The distance, score, popularity and revision of a result, and its tag's number,
-#: as the script packs them.
-_FIGURES = struct.Struct("<ddddH")
 #: Searches run again when a result changed before its document was read.
 CHANGED_TRIES = 3
 
@@ -229,16 +224,19 @@ class RedisSearch:
     def __init__(self, hot: HotIndex) -> None:
         self.hot = hot
         # The script's replies are binary (packed doubles): read them as bytes.
-        self.script = ScriptCaller(hot.raw, "nearby.lua")
+        self.script = ScriptCaller(hot.raw, nearby_source())
         self.documents = Documents(hot)
-        self.entity_script = load_script(hot.client, "entity.lua")
+        self.entity_script = hot.client.register_script(
+            lua.source("discovery.search", "entity.lua")
+        )
 
     def close(self) -> None:
         """Close the script's connections."""
         self.script.close()
 
     def entity(self, entity_id: str) -> list[Any]:
-        """The entity script's reply: ['ok', display JSON], ['missing'] or ['nogen']."""
+        """The entity script's reply: ['ok', display JSON], ['missing'] or
+        [:data:`indexer.hot.layout.NO_GENERATION`]."""
         return list(self.entity_script(keys=[], args=[self.hot.prefix, entity_id]))
 
     def call(
@@ -248,11 +246,11 @@ class RedisSearch:
         documents attached (the call made again when one changed meanwhile)."""
         cells = coverage.script_cells(query.lat, query.lng, radius_m, res)
         args = script_args(self.hot.prefix, query, mode, radius_m, want, cells)
-        tags = cells[1].split("\x1f")
+        tags = cells[1].split(layout.SEP)
         for _ in range(CHANGED_TRIES):
             reply = self.script(args)
-            if not reply or reply[0] == b"nogen":
-                raise NoHotIndex
+            if not reply or reply[0] == _NO_GENERATION:
+                raise NoGeneration("Redis holds no index generation")
             stats.calls += 1
             stats.cells += int(reply[1])
             stats.members += int(reply[2])
@@ -269,10 +267,11 @@ class RedisSearch:
                     results, docs, strict=True
                 )
             ]
-        raise NoHotIndex  # the index changes faster than it can be read: PostGIS answers
+        # The index changes faster than it can be read: PostGIS answers.
+        raise NoGeneration("the index changed under every try")
 
     def search(self, query: NearbyQuery) -> SearchResult:
-        """The exact page for ``query``; NoHotIndex when Redis holds no index."""
+        """The exact page for ``query``; NoGeneration when Redis holds no index."""
         stats = Stats()
         if query.group:
             ranked, more = self.grouped(query, stats)

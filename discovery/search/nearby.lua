@@ -11,7 +11,7 @@
 -- ARGV[14] staleness cutoffs per live kind: kind \31 epoch \31 kind \31 epoch ...
 -- ARGV[15] per-source cutoffs (they override the kind's): source \31 epoch ...
 -- ARGV[16..18] the cursor: score, distance, id ('' score = no cursor)
--- ARGV[19] the cells' resolution, as its hex digit (the t hash they are in)
+-- ARGV[19] the last word of the cells' t hash (indexer.hot.layout.tops_field)
 -- ARGV[20] the hash tags the cells use, joined by \31
 -- ARGV[21] per cell, nearest first, the number of its tag in ARGV[20]: one byte each
 -- ARGV[22] per cell a lower bound of its distance (m): little-endian doubles
@@ -19,17 +19,16 @@
 -- (Cells come packed so that the script reads them in bulk, 16 at a time, and
 -- only as far as it needs them: no pattern match, no argument per cell.)
 --
--- A cell set's members are the entities themselves (indexer/hot/layout.py): a
--- packed head (lat, lng, popularity, ln(1 + popularity), cos(lat) and the
--- revision as little-endian doubles, the kind's code, the id's length), the
--- id, then \31 available \31 seen \31 source \31 mini-app \31 category.
--- Each group's t hash holds the top popularity of each of its sets (field '*':
--- at least all of them).
+-- A cell set's members are the entities themselves (indexer/hot/layout.py).
+-- Each group's t hash holds the top popularity of each of its sets (its
+-- BOUND_FIELD: at least all of them).  The header before this script
+-- (indexer/hot/lua.py, then helpers.lua) names keys, offsets and formats.
 --
--- Returns {'nogen'} when there is no index generation, else
+-- Returns {NO_GENERATION} when there is no index generation, else
 -- {'ok', cells read, members read, the generation, then per result: its id;
 --  its distance, score, popularity and revision (four little-endian doubles,
---  exact) and the number of its group's tag in ARGV[20] (an unsigned short);
+--  exact) and the number of its group's tag in ARGV[20] (an unsigned short:
+--  FIGURES);
 --  its count (mode g) or 0}.  Display documents are the caller's to read (and
 --  keep: a revision's document never changes).
 --
@@ -40,10 +39,10 @@ local prefix, mode, order = ARGV[1], ARGV[2], ARGV[3]
 local qlat, qlng = tonumber(ARGV[4]), tonumber(ARGV[5])
 local radius, scale, w = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local limit = tonumber(ARGV[9])
-local gen = redis.call('GET', prefix .. ':gen')
-if not gen then return {'nogen'} end
+local gen = redis.call('GET', prefix .. GEN_KEY)
+if not gen then return {NO_GENERATION} end
 local base = prefix .. ':' .. gen .. ':'
-local tkey = 't' .. ARGV[19]
+local tkey = ARGV[19]
 
 local sin, cos, atan2, sqrt, log = math.sin, math.cos, math.atan2, math.sqrt, math.log
 local unpack_head = struct.unpack
@@ -52,21 +51,6 @@ local qlatr, qlngr = qlat * rad, qlng * rad
 local qcos = cos(qlatr)
 -- A bound may come out an ulp high or low of the exact value: compare with slack.
 local SLACK = 1e-9
-
-local function set_of(text)
-  if text == '' then return nil end
-  local set = {}
-  for part in string.gmatch(text, '[^\31]+') do set[part] = true end
-  return set
-end
-
-local function cutoffs_of(text)
-  local map, key = {}, nil
-  for part in string.gmatch(text, '[^\31]+') do
-    if key then map[key] = tonumber(part); key = nil else key = part end
-  end
-  return map
-end
 
 local kinds, cats, apps = set_of(ARGV[10]), set_of(ARGV[11]), set_of(ARGV[12])
 local need_available = ARGV[13] == '1'
@@ -113,12 +97,8 @@ local function after_cursor(s, d, id)
 end
 
 -- A member: its head (lat, lng, popularity, ln(1 + popularity), cos(lat), rev,
--- kind code, id length: HEAD_FORMAT, 51 bytes), its id, then \31 available \31
--- seen \31 source \31 mini-app \31 category.
-local HEAD_FORMAT = '<ddddddBH'
-local ID_AT = 52
-local REST = '^\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31(.*)$'
-local KIND = {[115] = 'store', [98] = 'bike', [99] = 'charger'}
+-- kind code, id length: HEAD_FORMAT), its id from ID_AT, then its text fields
+-- (REST captures them), kinds by code in KIND: all from the header.
 -- Whether a kind's members need their fields read (a filter on them, staleness,
 -- or grouping by mini-app).
 local read_fields = cats or apps or need_available or mode == 'g'
@@ -170,7 +150,6 @@ end
 -- top popularity, decay bound, members read so far, next read size and heap
 -- bound live in arrays (no table per cell).
 local numbers, dmins, hexes = ARGV[21], ARGV[22], ARGV[23]
-local HEX = 15
 local ncells = #numbers
 local c_hex, c_group, c_tag, c_dmin, c_top, c_dec = {}, {}, {}, {}, {}, {}
 local c_off, c_step, c_bound, c_key = {}, {}, {}, {}
@@ -195,8 +174,8 @@ local function next_cells()
   end
   local cells = {}
   for k = 1, count do
-    local at = (a + k - 2) * HEX
-    cells[k] = string.sub(hexes, at + 1, at + HEX)
+    local at = (a + k - 2) * CELL_HEX
+    cells[k] = string.sub(hexes, at + 1, at + CELL_HEX)
   end
   local got = {}
   if one then
@@ -236,7 +215,7 @@ end
 local function set_key(i)
   local key = c_key[i]
   if not key then
-    key = c_group[i] .. 'z:' .. c_hex[i]
+    key = c_group[i] .. CELL_SET .. c_hex[i]
     c_key[i] = key
   end
   return key
@@ -286,35 +265,8 @@ end
 -- -- top by score: best-first over cells, members in popularity order -------
 
 local heap = {}
-local function push(i, value)
-  c_bound[i] = value
-  heap[#heap + 1] = i
-  local at = #heap
-  while at > 1 do
-    local up = math.floor(at / 2)
-    if c_bound[heap[up]] >= value then break end
-    heap[up], heap[at] = heap[at], heap[up]
-    at = up
-  end
-end
-local function pop()
-  local first = heap[1]
-  local last = table.remove(heap)
-  local size = #heap
-  if size > 0 then
-    heap[1] = last
-    local at, value = 1, c_bound[last]
-    while true do
-      local l, r, m, best = 2 * at, 2 * at + 1, at, value
-      if l <= size and c_bound[heap[l]] > best then m, best = l, c_bound[heap[l]] end
-      if r <= size and c_bound[heap[r]] > best then m = r end
-      if m == at then break end
-      heap[m], heap[at] = heap[at], heap[m]
-      at = m
-    end
-  end
-  return first
-end
+local function push(i, value) heap_push(heap, c_bound, i, value) end
+local function pop() return heap_pop(heap, c_bound) end
 
 local function reachable(value)
   return n < limit or value * (1 + SLACK) >= top[n].s
@@ -367,7 +319,7 @@ end
 local function best_boost()
   local best = nil
   for k = 1, #groups do
-    local value = redis.call('HGET', groups[k] .. tkey, '*')
+    local value = redis.call('HGET', groups[k] .. tkey, BOUND_FIELD)
     if value then
       value = tonumber(value)
       if not best or value > best then best = value end
@@ -442,7 +394,7 @@ local out = {'ok', cells_read, members_read, gen}
 for i = 1, n do
   local hit = top[i]
   out[#out + 1] = hit.id
-  out[#out + 1] = struct.pack('<ddddH', hit.d, hit.s, hit.p, hit.rev, hit.tag)
+  out[#out + 1] = struct.pack(FIGURES, hit.d, hit.s, hit.p, hit.rev, hit.tag)
   out[#out + 1] = hit.count
 end
 return out

@@ -21,7 +21,7 @@ from discovery.search.hot import SearchResult
 from discovery.search.query import NearbyQuery
 from discovery.search.ranking import Hit, after, group_hits, hit_of, page, rank
 from indexer import rules
-from indexer.hot import layout
+from indexer.hot import encoding
 from indexer.hot.index import ENTITY_COLUMNS
 from indexer.rules import Candidate
 
@@ -98,7 +98,7 @@ def candidate_of(row: dict[str, Any]) -> Candidate:
         available=row["available"],
         source=row["source"],
         seen_at_s=None if seen is None else seen.timestamp(),
-        doc=json.loads(layout.display_document(row)),
+        doc=json.loads(encoding.display_document(row)),
     )
 
 
@@ -151,4 +151,4 @@ def entity_document(conn: psycopg.Connection, entity_id: str) -> dict[str, Any] 
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(f"SELECT {ENTITY_COLUMNS} FROM entities WHERE id = %s", (entity_id,))
         row = cur.fetchone()
-    return None if row is None else json.loads(layout.display_document(row))
+    return None if row is None else json.loads(encoding.display_document(row))

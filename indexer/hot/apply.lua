@@ -6,7 +6,7 @@
 -- then one record per entity, 7 fields:
 --          op ('u' upsert | 'd' delete), id, rev,
 --          place ("tag_1 cell_1 .. tag_n cell_n", as loc holds it; '' for a delete),
---          popularity, member (as indexer.hot.layout.member_of writes it),
+--          popularity, member (as indexer.hot.encoding.member writes it),
 --          display JSON ('' for a delete)
 --
 -- A record applies only when its rev is newer than what the generation holds
@@ -29,26 +29,27 @@
 -- commands cannot matter: an entity never leaves a cell or group it enters.
 -- An id that comes again in the same batch flushes what was gathered first,
 -- so that its second record sees the first one applied.
--- Returns the number of records applied to the first generation, or -1 when
--- there is no generation to write to (the hot index must be rebuilt).
+-- Returns the number of records applied to the first generation, or
+-- NO_GENERATION when there is no generation to write to (the hot index must be
+-- rebuilt).  Names and offsets come from the header (indexer/hot/lua.py).
 
 -- Library functions as locals (a global is a table lookup at each use).
 local call, tonumber, unpack = redis.call, tonumber, unpack
-local gmatch, match, sub, format = string.gmatch, string.match, string.sub, string.format
+local gmatch, match, format = string.gmatch, string.match, string.format
 local unpack_double = struct.unpack
 local min = math.min
 
 local prefix, target = ARGV[1], ARGV[2]
 local gens = {}
 if target == 'live' then
-  local current = call('GET', prefix .. ':gen')
-  local building = call('GET', prefix .. ':building')
+  local current = call('GET', prefix .. GEN_KEY)
+  local building = call('GET', prefix .. BUILDING_KEY)
   if current then gens[#gens + 1] = current end
   if building and building ~= current then gens[#gens + 1] = building end
 else
   gens[1] = target
 end
-if #gens == 0 then return -1 end
+if #gens == 0 then return NO_GENERATION end
 
 -- Arguments per command call: well under Lua's unpack limit (~8000).
 local CALL_ARGS = 4000
@@ -87,13 +88,15 @@ local function new_batch()
           tops = {}}
 end
 
--- Names of a cell, made once per batch: its set key and its t hash.
-local function names_of(batch, base, tag, cell)
+local function group_of(base, tag) return base .. '{' .. tag .. '}:' end
+
+-- Names of a cell, made once per batch: its set key and its t hash.  c: the
+-- cell's position in a place (tag, cell pairs in INDEX_RESOLUTIONS order).
+local function names_of(batch, base, tag, cell, c)
   local names = batch.names[cell]
   if not names then
-    local group = base .. '{' .. tag .. '}:'
-    names = {z = group .. 'z:' .. cell, t = group .. 't' .. sub(cell, 2, 2),
-             group = group}
+    local group = group_of(base, tag)
+    names = {z = group .. CELL_SET .. cell, t = group .. TOPS[(c + 1) / 2], group = group}
     batch.names[cell] = names
   end
   return names
@@ -161,9 +164,9 @@ local function fix_tops(batch)
       call('HSET', tkey, unpack(set, first, min(first + CALL_ARGS - 1, #set)))
     end
     if most then
-      local bound = call('HGET', tkey, '*')
+      local bound = call('HGET', tkey, BOUND_FIELD)
       if not bound or tonumber(bound) < most.entered then
-        call('HSET', tkey, '*', score_text(most.entered))
+        call('HSET', tkey, BOUND_FIELD, score_text(most.entered))
       end
     end
   end
@@ -174,7 +177,7 @@ local function flush(base, batch)
   for key, args in pairs(batch.hdel) do call_many('HDEL', key, args) end
   for key, args in pairs(batch.zadd) do call_many('ZADD', key, args) end
   for key, args in pairs(batch.hset) do call_many('HSET', key, args) end
-  if #batch.loc > 0 then call_many('HSET', base .. 'loc', batch.loc) end
+  if #batch.loc > 0 then call_many('HSET', base .. LOC, batch.loc) end
   fix_tops(batch)
 end
 
@@ -184,20 +187,20 @@ end
 local function leave(base, batch, id, old, new, old_member, member)
   local staying = {}
   for c = 1, #new, 2 do staying[new[c]] = true end
-  local popularity = old_member and unpack_double('<d', old_member, 17)
+  local popularity = old_member and unpack_double('<d', old_member, POPULARITY_AT)
   local cleared = {}
   for c = 1, #old, 2 do
     local tag, cell = old[c], old[c + 1]
     if old_member and (tag ~= new[c] or cell ~= new[c + 1] or old_member ~= member) then
-      local names = names_of(batch, base, tag, cell)
+      local names = names_of(batch, base, tag, cell, c)
       gather(batch.zrem, names.z, old_member)
       local top = top_of(batch, names, cell)
       if not top.left or popularity > top.left then top.left = popularity end
     end
     if not staying[tag] and not cleared[tag] then
-      local group = base .. '{' .. tag .. '}:'
-      gather(batch.hdel, group .. 'm', id)
-      gather(batch.hdel, group .. 'd', id)
+      local group = group_of(base, tag)
+      gather(batch.hdel, group .. MEMBERS, id)
+      gather(batch.hdel, group .. DOCUMENTS, id)
       cleared[tag] = true
     end
   end
@@ -207,7 +210,7 @@ local function enter(base, batch, id, new, popularity, member, display)
   local value = tonumber(popularity)
   for c = 1, #new, 2 do
     local tag, cell = new[c], new[c + 1]
-    local names = names_of(batch, base, tag, cell)
+    local names = names_of(batch, base, tag, cell, c)
     gather(batch.zadd, names.z, popularity, member)
     local top = top_of(batch, names, cell)
     if not top.entered or value > top.entered then top.entered = value end
@@ -217,8 +220,8 @@ local function enter(base, batch, id, new, popularity, member, display)
       if new[p] == tag then seen = true end
     end
     if not seen then
-      gather(batch.hset, names.group .. 'm', id, member)
-      gather(batch.hset, names.group .. 'd', id, display)
+      gather(batch.hset, names.group .. MEMBERS, id, member)
+      gather(batch.hset, names.group .. DOCUMENTS, id, display)
     end
   end
 end
@@ -230,7 +233,7 @@ local function held_locs(base)
   local held = {}
   for first = 1, #ids, CALL_ARGS do
     local last = min(first + CALL_ARGS - 1, #ids)
-    local values = call('HMGET', base .. 'loc', unpack(ids, first, last))
+    local values = call('HMGET', base .. LOC, unpack(ids, first, last))
     for k = 1, #values do held[first + k - 1] = values[k] end
   end
   return held
@@ -252,7 +255,7 @@ local function held_members(base, locs)
     for j = 1, #records do ids[j] = ARGV[3 + 7 * (records[j] - 1) + 1] end
     for first = 1, #ids, CALL_ARGS do
       local last = min(first + CALL_ARGS - 1, #ids)
-      local values = call('HMGET', base .. '{' .. tag .. '}:m', unpack(ids, first, last))
+      local values = call('HMGET', group_of(base, tag) .. MEMBERS, unpack(ids, first, last))
       for j = 1, #values do
         if values[j] then members[records[first + j - 1]] = values[j] end
       end

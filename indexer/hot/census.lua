@@ -4,18 +4,18 @@
 --          generation is in exactly one of them)
 -- ARGV[1], ARGV[2]  the first and last rank to read (ZRANGE by rank)
 --
--- A member's head is 51 bytes (six doubles, the kind's code at byte 49, the
--- id's length at bytes 50-51, little-endian), then the id and the text fields
--- available, seen_at, source, ... each after a \31 (indexer/hot/layout.py).
--- Returns {members read, kind code .. "\31" .. source, count, ...}.
+-- A member's head holds the kind's code at KIND_AT and the id's length at
+-- ID_LENGTH_AT (two bytes, little-endian); the id starts at ID_AT, the text
+-- fields follow it (the header's names: indexer/hot/lua.py).
+-- Returns {members read, kind code .. SEP .. source, count, ...}.
 local byte, match, sub = string.byte, string.match, string.sub
 local members = redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[2])
 local counts, order = {}, {}
 for i = 1, #members do
   local member = members[i]
-  local id_length = byte(member, 50) + 256 * byte(member, 51)
-  local source = match(member, '^\31[^\31]*\31[^\31]*\31([^\31]*)', 52 + id_length) or ''
-  local key = sub(member, 49, 49) .. '\31' .. source
+  local id_length = byte(member, ID_LENGTH_AT) + 256 * byte(member, ID_LENGTH_AT + 1)
+  local source = match(member, SOURCE_FIELD, ID_AT + id_length) or ''
+  local key = sub(member, KIND_AT, KIND_AT) .. SEP .. source
   local n = counts[key]
   if not n then
     order[#order + 1] = key

@@ -25,11 +25,9 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 
 from indexer.hot import layout
-from indexer.hot.index import HotIndex
+from indexer.hot.client import HotClient
 from indexer.model import INDEX_RESOLUTIONS
 from indexer.telemetry import telemetry_prefix
 
@@ -42,12 +40,6 @@ SCAN_COUNT = 10_000
 CACHE_MAX_AGE_S = 60.0
 #: A counter that died frees the lock after this long.
 LOCK_S = 120
-
-
-@cache
-def census_script() -> str:
-    """The text of census.lua."""
-    return resources.files("indexer.hot").joinpath("census.lua").read_text()
 
 
 def census_key(hot_prefix: str) -> str:
@@ -69,16 +61,15 @@ class Census:
         return sum(self.counts.values())
 
 
-def coarse_sets(hot: HotIndex, gen: str) -> list[str]:
+def coarse_sets(hot: HotClient, gen: str) -> list[str]:
     """The cell sets of generation ``gen`` at the coarsest indexed resolution."""
-    digit = format(INDEX_RESOLUTIONS[0], "x")
-    pattern = f"{hot.prefix}:{gen}:{{*}}:z:8{digit}*"
+    pattern = layout.set_pattern(hot.prefix, gen, INDEX_RESOLUTIONS[0])
     return sorted(set(hot.client.scan_iter(match=pattern, count=SCAN_COUNT)))
 
 
-def count_hot(hot: HotIndex, gen: str) -> dict[tuple[str, str], int]:
+def count_hot(hot: HotClient, gen: str) -> dict[tuple[str, str], int]:
     """Entities of generation ``gen`` by (kind, source), counted now."""
-    script = hot.raw.register_script(census_script())
+    script = hot.script("census.lua", raw=True)
     counts: Counter[tuple[str, str]] = Counter()
     for key in coarse_sets(hot, gen):
         first = 0
@@ -93,14 +84,14 @@ def count_hot(hot: HotIndex, gen: str) -> dict[tuple[str, str], int]:
     return dict(counts)
 
 
-def take_census(hot: HotIndex, gen: str) -> Census:
+def take_census(hot: HotClient, gen: str) -> Census:
     """Count generation ``gen`` now and keep the counts for scrapes."""
     census = Census(gen, time.time(), count_hot(hot, gen))
     store_census(hot, census)
     return census
 
 
-def store_census(hot: HotIndex, census: Census) -> None:
+def store_census(hot: HotClient, census: Census) -> None:
     """Replace the cached counts with ``census``."""
     mapping: dict[str | bytes, str | float | int | bytes] = {
         "gen": census.gen,
@@ -115,7 +106,7 @@ def store_census(hot: HotIndex, census: Census) -> None:
     pipe.execute()
 
 
-def read_census(hot: HotIndex) -> Census | None:
+def read_census(hot: HotClient) -> Census | None:
     """The cached counts, if any."""
     held: dict[str, str] = hot.client.hgetall(census_key(hot.prefix))
     if "gen" not in held or "counted_at" not in held:
@@ -128,7 +119,7 @@ def read_census(hot: HotIndex) -> Census | None:
     return Census(held["gen"], float(held["counted_at"]), counts)
 
 
-def cached_census(hot: HotIndex, gen: str, max_age_s: float = CACHE_MAX_AGE_S) -> Census | None:
+def cached_census(hot: HotClient, gen: str, max_age_s: float = CACHE_MAX_AGE_S) -> Census | None:
     """Counts of generation ``gen`` at most ``max_age_s`` old, counted now if need be.
 
     While another process counts, its predecessor's counts of ``gen`` are

@@ -3,10 +3,9 @@
 A rebuild (and a write that changes most of the index) fills a fresh generation,
 marked ``building``, with its writes gathered per key instead of one apply.lua
 record per entity: in each transaction, every cell set's new members (and the
-sets' tops) in one call of :data:`ZADDS`, each group's members and documents in
-one HSET each, loc in one HSET.  Rows
-stream in H3 order, so that neighbours, which share cell sets, are written
-together.
+sets' tops) in one call of fill_sets.lua, each group's members and documents
+in one HSET each, loc in one HSET.  Rows stream in H3 order, so that
+neighbours, which share cell sets, are written together.
 
 Writes that run meanwhile go to the building generation too (apply.lua, gated
 by revision); the fill must never undo one.  Every record that apply.lua
@@ -25,7 +24,6 @@ kept) or after (then applied on top).
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from collections import deque
@@ -33,23 +31,16 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 import h3.api.basic_int as h3i
 import hiredis
 import psycopg
 from psycopg.rows import tuple_row
 
-from indexer.hot import layout
-from indexer.hot.index import compact_json, delete_record, json_scalar, json_time
-from indexer.model import INDEX_RESOLUTIONS, TAG_RES
-
-# fill_entity writes the cells of these resolutions, unrolled.
-assert INDEX_RESOLUTIONS == (5, 7, 9, 11)
-
-if TYPE_CHECKING:
-    from indexer.hot.index import HotIndex
+from indexer.hot import encoding, layout, lua
+from indexer.hot.client import HotClient
+from indexer.hot.encoding import compact_json, delete_record
 
 #: Columns read per entity, in the order :func:`fill_entity` unpacks them.
 FILL_COLUMNS = (
@@ -65,137 +56,133 @@ FETCH_ROWS = 5000
 WATCH_TRIES = 4
 #: Cells whose names are kept (rows come in H3 order: neighbours follow each other).
 CELL_NAMES_KEPT = 1 << 16
-
 #: Batches sent or waiting to be sent while the next rows are read and built.
 IN_FLIGHT = 3
-
-#: ZADD into many sets in one call, and set each set's top in its t hash (raising
-#: the hash's '*' bound); ARGV: set key, t hash, cell, n, n score/member pairs,
-#: then the next set.  A batch writes to hundreds of small cell sets: one reply
-#: instead of one each.
-ZADDS = """
-local i = 1
-local most = {}
-while i <= #ARGV do
-  local zkey, tkey, cell = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local last = i + 3 + 2 * tonumber(ARGV[i + 3])
-  for first = i + 4, last, 4000 do
-    redis.call('ZADD', zkey, unpack(ARGV, first, math.min(first + 3999, last)))
-  end
-  local top = redis.call('ZREVRANGE', zkey, 0, 0, 'WITHSCORES')[2]
-  redis.call('HSET', tkey, cell, top)
-  local value = tonumber(top)
-  if not most[tkey] or value > most[tkey][1] then most[tkey] = {value, top} end
-  i = last + 1
-end
-for tkey, top in pairs(most) do
-  local bound = redis.call('HGET', tkey, '*')
-  if not bound or tonumber(bound) < top[1] then redis.call('HSET', tkey, '*', top[2]) end
-end
-return 0
-"""
-
-_json_string = json.encoder.encode_basestring
-_SEP = layout.SEP
-
-#: What the fill writes for one entity: id, rev, place (as loc holds it, after the
-#: rev), popularity, member, display document, cell set keys, group key bases.
-FillEntity = tuple[str, int, str, str, bytes, str, tuple[str, ...], tuple[str, ...]]
-
-
-class FillNames(dict[int, tuple[str, str, str]]):
-    """What the fill writes again and again, made once: the names of each cell, a time.
-
-    ``names[cell]`` is (loc's words "tag cell", set key, group key base) of an
-    H3 cell given as an integer, kept for a while once made.  ``updated_at``
-    and its JSON: a snapshot's rows share a few times, and comparing two is
-    cheaper than hashing one.
-    """
-
-    def __init__(self, prefix: str, gen: str) -> None:
-        super().__init__()
-        self.base = f"{prefix}:{gen}:"
-        self.updated_at: datetime | None = None
-        self.updated_json = "null"
-
-    def __missing__(self, cell: int) -> tuple[str, str, str]:
-        if len(self) >= CELL_NAMES_KEPT:
-            self.clear()
-        tag = format(h3i.cell_to_parent(cell, TAG_RES), "x")
-        hexed = format(cell, "x")
-        group = f"{self.base}{{{tag}}}:"
-        names = self[cell] = (f"{tag} {hexed}", f"{group}z:{hexed}", group)
-        return names
-
-
-def fill_entity(row: Sequence[Any], names: FillNames) -> FillEntity:
-    """What the fill writes for a row of :data:`FILL_COLUMNS`.
-
-    The same place, member and document as :func:`indexer.hot.index.upsert_record`
-    (a test pins it), from a tuple, each float written once, and the text
-    columns that the table holds NOT NULL encoded without a check for None.
-    """
-    (eid, kind, name, category, mini_app, lat, lng, popularity, available, capacity,
-     hours, tz, attrs, source, rev, updated_at, seen_at) = row  # fmt: skip
-    lat_text, lng_text, score = float.__repr__(lat), float.__repr__(lng), float.__repr__(popularity)
-    available_text = "null" if available is None else int.__repr__(available)
-    member = (
-        _member_head(lat, lng, popularity, rev, kind, eid.encode())
-        + (
-            f"{_SEP}{'' if available is None else available_text}"
-            f"{_SEP}{'' if seen_at is None else layout.epoch_s(seen_at)}"
-            f"{_SEP}{source.replace(_SEP, ' ')}{_SEP}{mini_app.replace(_SEP, ' ')}"
-            f"{_SEP}{category.replace(_SEP, ' ')}"
-        ).encode()
-    )
-    if updated_at != names.updated_at:
-        names.updated_at, names.updated_json = updated_at, json_time(updated_at)
-    display = (
-        f'{{"id":{_json_string(eid)},"kind":{_json_string(kind)},'
-        f'"name":{_json_string(name)},"mini_app":{_json_string(mini_app)},'
-        f'"category":{_json_string(category)},'
-        f'"lat":{lat_text},"lng":{lng_text},"popularity":{score},'
-        f'"available":{available_text},"capacity":{json_scalar(capacity)},'
-        f'"opening_hours":{"null" if hours is None else _json_string(hours)},'
-        f'"tz":{"null" if tz is None else _json_string(tz)},'
-        f'"source":{_json_string(source)},"attrs":{compact_json(attrs)},'
-        f'"updated_at":{names.updated_json},"seen_at":{json_time(seen_at)}}}'
-    )
-    word5, key5, group = names[h3i.latlng_to_cell(lat, lng, 5)]
-    word7, key7, group7 = names[h3i.latlng_to_cell(lat, lng, 7)]
-    word9, key9, group9 = names[h3i.latlng_to_cell(lat, lng, 9)]
-    word11, key11, group11 = names[h3i.latlng_to_cell(lat, lng, 11)]
-    if group == group7 == group9 == group11:
-        groups: tuple[str, ...] = (group,)
-    else:
-        groups = tuple(dict.fromkeys((group, group7, group9, group11)))
-    place = f"{word5} {word7} {word9} {word11}"
-    return eid, rev, place, score, member, display, (key5, key7, key9, key11), groups
-
-
-_member_head = layout.member_head
 
 #: A command's words: text, or bytes for members.
 Word = str | bytes
 
 
+class CellNames(NamedTuple):
+    """The names the fill writes for one cell."""
+
+    #: "tag cell", as loc names the cell.
+    word: str
+    #: The cell's set, its t hash and the cell's field there (its hex id).
+    set_key: str
+    tops_key: str
+    cell: str
+    #: The common start of its group's keys.
+    group: str
+
+
+class FillEntity(NamedTuple):
+    """What the fill writes for one entity (a tombstone: ``place`` empty, nothing placed)."""
+
+    id: str
+    rev: int
+    #: Its cells as loc holds them (after the revision).
+    place: str
+    #: Its popularity as a set's score.
+    score: str
+    member: bytes
+    display: str
+    cells: tuple[CellNames, ...]
+    #: The base of each group its cells are in.
+    groups: tuple[str, ...]
+
+
+class FillNames(dict[int, CellNames]):
+    """What the fill writes again and again, made once: the names of each cell
+    (given as an integer), kept for a while once made."""
+
+    def __init__(self, prefix: str, gen: str) -> None:
+        super().__init__()
+        self.base = layout.generation_base(prefix, gen)
+
+    def __missing__(self, cell: int) -> CellNames:
+        if len(self) >= CELL_NAMES_KEPT:
+            self.clear()
+        tag = layout.tag_of_cell(cell)
+        hexed = format(cell, "x")
+        group = layout.group_of(self.base, tag)
+        tops = group + layout.tops_field(h3i.get_resolution(cell))
+        names = self[cell] = CellNames(
+            f"{tag} {hexed}", group + layout.CELL_SET + hexed, tops, hexed, group
+        )
+        return names
+
+
+def fill_entity(row: Sequence[Any], names: FillNames) -> FillEntity:
+    """What the fill writes for a row of :data:`FILL_COLUMNS`: the same place, member
+    and document as :func:`indexer.hot.encoding.upsert_record`, from a tuple."""
+    (eid, kind, name, category, mini_app, lat, lng, popularity, available, capacity,
+     hours, tz, attrs, source, rev, updated_at, seen_at) = row  # fmt: skip
+    member = encoding.member(
+        eid, kind, lat, lng, popularity, rev, (available, seen_at, source, mini_app, category)
+    )
+    display = encoding.document(
+        (eid, kind, name, mini_app, category, lat, lng, popularity, available, capacity,
+         hours, tz, source, updated_at, seen_at),
+        compact_json(attrs),
+    )  # fmt: skip
+    cells = tuple([names[cell] for cell in encoding.cells_of(lat, lng)])
+    groups = tuple(dict.fromkeys([names.group for names in cells]))
+    place = " ".join([names.word for names in cells])
+    return FillEntity(eid, rev, place, float.__repr__(popularity), member, display, cells, groups)
+
+
 def tombstone(entity_id: str, rev: int) -> FillEntity:
     """What the fill writes for an id deleted at revision ``rev``: loc's tombstone only."""
-    return entity_id, rev, "", "", b"", "", (), ()
+    return FillEntity(entity_id, rev, "", "", b"", "", (), ())
 
 
 def apply_record(entity: FillEntity) -> list[Any]:
-    """The apply.lua record of a fill entity (as :func:`indexer.hot.index.upsert_record`)."""
-    eid, rev, place, score, member, display, _keys, _groups = entity
-    if not place:
-        return delete_record(eid, rev)
-    return ["u", eid, rev, place, score, member, display]
+    """The apply.lua record of a fill entity (as :func:`indexer.hot.encoding.upsert_record`)."""
+    if not entity.place:
+        return delete_record(entity.id, entity.rev)
+    return ["u", entity.id, entity.rev, entity.place, entity.score, entity.member, entity.display]
 
 
-def tops_of(set_key: str) -> tuple[str, str]:
-    """The t hash of a cell set's key, and the cell's field there."""
-    group, _, cell = set_key.rpartition("z:")
-    return f"{group}t{cell[1]}", cell
+class Gathered:
+    """The writes of a batch gathered per key: each cell set's members, each group's
+    member and document hashes, loc."""
+
+    def __init__(self, loc: str) -> None:
+        #: Per cell set (by key): its names, then score, member, score, member …
+        self.sets: dict[str, list[Any]] = {}
+        self.payloads: dict[str, tuple[list[Word], list[Word]]] = {}
+        self.locs: list[Word] = ["HSET", loc]
+
+    def add(self, entity: FillEntity) -> None:
+        """Gather one entity's writes."""
+        for names in entity.cells:
+            members = self.sets.get(names.set_key)
+            if members is None:
+                self.sets[names.set_key] = [names, entity.score, entity.member]
+            else:
+                members += (entity.score, entity.member)
+        for group in entity.groups:
+            pair = self.payloads.get(group)
+            if pair is None:
+                pair = self.payloads[group] = (
+                    ["HSET", group + layout.MEMBERS],
+                    ["HSET", group + layout.DOCUMENTS],
+                )
+            pair[0].extend((entity.id, entity.member))
+            pair[1].extend((entity.id, entity.display))
+        place = entity.place
+        self.locs += (entity.id, f"{entity.rev} {place}" if place else str(entity.rev))
+
+    def commands(self) -> list[list[Word]]:
+        """The commands that make the writes (none when nothing was gathered)."""
+        if len(self.locs) == 2:
+            return []
+        commands = [zadds(self.sets)] if self.sets else []
+        for held, displays in self.payloads.values():
+            commands += (held, displays)
+        commands.append(self.locs)
+        return commands
 
 
 def gather(
@@ -203,42 +190,22 @@ def gather(
 ) -> list[list[Word]]:
     """The commands that write ``entities`` (but the ``skip`` ids) into empty places.
 
-    Every cell set's members (and its top) in one call of :data:`ZADDS`, each
+    Every cell set's members (and its top) in one call of fill_sets.lua, each
     group's member and document hashes in one HSET each, loc in one HSET.
     """
-    sets: dict[str, list[Word]] = {}
-    payloads: dict[str, tuple[list[Word], list[Word]]] = {}
-    locs: list[Word] = ["HSET", loc]
-    for eid, rev, place, score, member, display, keys, groups in entities:
-        if eid in skip:
-            continue
-        for key in keys:
-            members = sets.get(key)
-            if members is None:
-                sets[key] = [score, member]
-            else:
-                members += (score, member)
-        for group in groups:
-            pair = payloads.get(group)
-            if pair is None:
-                pair = payloads[group] = (["HSET", group + "m"], ["HSET", group + "d"])
-            pair[0].extend((eid, member))
-            pair[1].extend((eid, display))
-        locs += (eid, f"{rev} {place}" if place else str(rev))
-    if len(locs) == 2:
-        return []
-    commands = [zadds(sets)] if sets else []
-    for held, displays in payloads.values():
-        commands += (held, displays)
-    commands.append(locs)
-    return commands
+    gathered = Gathered(loc)
+    for entity in entities:
+        if entity.id not in skip:
+            gathered.add(entity)
+    return gathered.commands()
 
 
-def zadds(sets: dict[str, list[Word]]) -> list[Word]:
-    """The :data:`ZADDS` call that adds each set's members (score, member, …)."""
-    command: list[Word] = ["EVAL", ZADDS, "0"]
-    for key, members in sets.items():
-        command += (key, *tops_of(key), str(len(members) // 2))
+def zadds(sets: Mapping[str, list[Any]]) -> list[Word]:
+    """The fill_sets.lua call that adds each set's members (its names, then score,
+    member, …)."""
+    command: list[Word] = ["EVAL", lua.source("indexer.hot", "fill_sets.lua"), "0"]
+    for names, *members in sets.values():
+        command += (names.set_key, names.tops_key, names.cell, str(len(members) // 2))
         command += members
     return command
 
@@ -278,12 +245,10 @@ class FillSender:
     (at most :data:`IN_FLIGHT` waiting) and leaving waits for them all.
     """
 
-    def __init__(self, hot: HotIndex, gen: str) -> None:
+    def __init__(self, hot: HotClient, gen: str) -> None:
         self.hot = hot
         self.gen = gen
         self.loc = layout.loc_key(hot.prefix, gen)
-        #: Transactions that EXEC refused because loc changed (live writes meanwhile).
-        self.retries = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hot-fill")
         self._pending: deque[Future[None]] = deque()
 
@@ -308,18 +273,17 @@ class FillSender:
 
     def send(self, batch: FillBatch) -> None:
         """Write a batch: ids loc does not hold in one transaction, the others by revision."""
-        ids = [entity[0] for entity in batch.entities]
+        ids = [entity.id for entity in batch.entities]
         for _ in range(WATCH_TRIES):
             with self.hot.client.pipeline(transaction=True) as pipe:
                 held = self.watch(pipe, ids)
                 packed = pack(gather(batch.entities, self.loc, held)) if held else batch.packed
                 if self.commit(pipe, packed):
                     break
-            self.retries += 1
         else:
             held = frozenset(ids)
         if held:
-            records = [apply_record(entity) for entity in batch.entities if entity[0] in held]
+            records = [apply_record(entity) for entity in batch.entities if entity.id in held]
             self.hot.apply(records, target=self.gen)
 
     def watch(self, pipe: Any, ids: list[str]) -> frozenset[str]:
@@ -356,7 +320,7 @@ class FillSender:
 #: How long a thread may hold the GIL while another waits for it, while a
 #: write's threads run: a thread back from PostgreSQL or Redis with the next
 #: statement ready gets it within this instead of Python's 5 ms, so that the
-#: servers are not kept waiting (a re-import of a million rows: 16 s → 12.6 s).
+#: servers are not kept waiting.
 QUICK_SWITCH_S = 0.0005
 _quick_users = 0
 _quick_lock = threading.Lock()
@@ -382,7 +346,7 @@ def quick_handoffs() -> Iterator[None]:
 
 
 def fill_generation(
-    hot: HotIndex,
+    hot: HotClient,
     conn: psycopg.Connection,
     gen: str,
     progress: Callable[[int], None] | None = None,

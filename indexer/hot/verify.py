@@ -3,57 +3,86 @@ disagrees with PostGIS.
 
 Checked: every id's location and revision in loc, every cell set's members
 (each the entity's current member, in exactly the cells loc names, scored by
-its popularity), each set's top in its t hash (and the hash's '*' bound), and
-each group's member and document of every entity placed there.
+its popularity), each set's top in its t hash (and the hash's bound field),
+and each group's member and display document of every entity placed there,
+byte for byte what :mod:`indexer.hot.encoding` makes of the PostGIS row.
+Whatever it finds, ``nearby cache rebuild`` mends: it writes a fresh
+generation from PostGIS.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 
+import h3
 import psycopg
 from psycopg.rows import dict_row
 
-from indexer.hot import layout
-from indexer.hot.index import Difference, HotIndex
+from indexer.hot import encoding, layout
+from indexer.hot.client import HotClient
 from indexer.model import INDEX_RESOLUTIONS
 
-#: What a member is made of, read from PostGIS.
-MEMBER_COLUMNS = (
-    "id, rev, kind, lat, lng, popularity, available, seen_at, source, mini_app, category"
+#: What a member and a document are made of, read from PostGIS.
+EXPECTED_COLUMNS = (
+    "id, kind, name, category, mini_app, lat, lng, popularity, available, capacity,"
+    " opening_hours, tz, attrs::text AS attrs_json, source, rev, updated_at, seen_at"
 )
 #: Set keys read per pipeline.
 SETS_PER_ROUND = 200
+#: Ids whose group hashes are read per pipeline.
+IDS_PER_ROUND = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One way in which Redis disagrees with PostGIS."""
+
+    id: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.id}: {self.problem}"
+
+
+def digest(document: bytes) -> bytes:
+    """What two documents are compared by: equal exactly when their bytes are."""
+    return hashlib.blake2b(document, digest_size=16).digest()
 
 
 class Expected:
-    """What PostGIS says each id should be in Redis: revision, placement, member."""
+    """What PostGIS says each id should be in Redis: revision, placement, member and
+    (the digest of) its display document."""
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.rev: dict[str, int] = {}
         self.place: dict[str, list[str]] = {}
         self.member: dict[str, bytes] = {}
+        self.document: dict[str, bytes] = {}
         with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(f"SELECT {MEMBER_COLUMNS} FROM entities")
+            cur.execute(f"SELECT {EXPECTED_COLUMNS} FROM entities")
             for row in cur:
                 entity_id = row["id"]
                 self.rev[entity_id] = row["rev"]
-                self.place[entity_id] = layout.placement_of(row["lat"], row["lng"]).pairs()
-                self.member[entity_id] = layout.member_of(row)
+                self.place[entity_id] = encoding.placement_of(row["lat"], row["lng"]).pairs()
+                self.member[entity_id] = encoding.member_of(row)
+                self.document[entity_id] = digest(encoding.display_document(row).encode())
 
 
-def verify_generation(hot: HotIndex, gen: str, conn: psycopg.Connection) -> list[Difference]:
+def verify_generation(hot: HotClient, gen: str, conn: psycopg.Connection) -> list[Difference]:
     """Compare PostGIS with generation ``gen``: locations, revisions, sets, tops, hashes."""
     expected = Expected(conn)
     held = hot.client.hgetall(layout.loc_key(hot.prefix, gen))
-    differences: list[Difference] = []
     live: dict[str, list[str]] = {}
     for entity_id, value in held.items():
         parts = value.split()
         if len(parts) > 1:
             live[entity_id] = parts
-    for entity_id in sorted(set(live) - set(expected.rev)):
-        differences.append(Difference(entity_id, "in Redis, not in PostGIS"))
+    differences = [
+        Difference(entity_id, "in Redis, not in PostGIS")
+        for entity_id in sorted(set(live) - set(expected.rev))
+    ]
     for entity_id, rev in sorted(expected.rev.items()):
         where = live.get(entity_id)
         if where is None:
@@ -67,7 +96,7 @@ def verify_generation(hot: HotIndex, gen: str, conn: psycopg.Connection) -> list
     return differences
 
 
-def group_keys(hot: HotIndex, gen: str) -> tuple[list[bytes], list[str]]:
+def group_keys(hot: HotClient, gen: str) -> tuple[list[bytes], list[str]]:
     """Every cell set key and every t hash key of a generation (one SCAN).
 
     SCAN may return a key more than once (when the keyspace is rehashed
@@ -76,23 +105,48 @@ def group_keys(hot: HotIndex, gen: str) -> tuple[list[bytes], list[str]]:
     """
     sets: list[bytes] = []
     tops: list[str] = []
-    keys = hot.raw.scan_iter(match=f"{hot.prefix}:{gen}:{{*}}:*", count=1000)
+    base = layout.generation_base(hot.prefix, gen)
+    keys = hot.raw.scan_iter(match=f"{base}{{*}}:*", count=1000)
     for key in dict.fromkeys(keys):
         kind = key.rpartition(b"}:")[2]
-        if kind.startswith(b"z:"):
+        if kind.startswith(layout.CELL_SET.encode()):
             sets.append(key)
         elif kind.startswith(b"t"):
             tops.append(key.decode())
     return sets, tops
 
 
+class SetCheck:
+    """What the cell sets hold, checked member by member: the problems, how many
+    sets hold each id, the top of each set."""
+
+    def __init__(self, live: Mapping[str, list[str]], expected: Expected) -> None:
+        self.live = live
+        self.expected = expected
+        self.differences: list[Difference] = []
+        self.seen: dict[str, int] = {}
+        self.tops: dict[str, dict[str, float]] = {}
+
+    def check(self, name: str, members: list[tuple[bytes, float]]) -> None:
+        """Check the members (with their scores) of the set with key ``name``."""
+        group, _, cell = name.rpartition(layout.CELL_SET)
+        if members:
+            tops_key = group + layout.tops_field(h3.get_resolution(cell))
+            self.tops.setdefault(tops_key, {})[cell] = max(score for _, score in members)
+        for member, score in members:
+            problem = member_problem(member, score, cell, self.live, self.expected)
+            entity_id = encoding.member_id(member)
+            if problem:
+                self.differences.append(Difference(entity_id, f"{problem} {name}"))
+            if problem != "stray member of":
+                self.seen[entity_id] = self.seen.get(entity_id, 0) + 1
+
+
 def verify_sets(
-    hot: HotIndex, gen: str, live: Mapping[str, list[str]], expected: Expected
+    hot: HotClient, gen: str, live: Mapping[str, list[str]], expected: Expected
 ) -> list[Difference]:
     """Check every cell set's members against loc and PostGIS, and every set's top."""
-    differences: list[Difference] = []
-    seen: dict[str, int] = {}
-    tops: dict[str, dict[str, float]] = {}
+    sets = SetCheck(live, expected)
     set_keys, top_keys = group_keys(hot, gen)
     for first in range(0, len(set_keys), SETS_PER_ROUND):
         keys = set_keys[first : first + SETS_PER_ROUND]
@@ -100,21 +154,12 @@ def verify_sets(
         for raw_key in keys:
             pipe.zrange(raw_key, 0, -1, withscores=True)
         for raw_key, members in zip(keys, pipe.execute(), strict=True):
-            name = raw_key.decode()
-            group, _, cell = name.rpartition("z:")
-            if members:
-                tops.setdefault(f"{group}t{cell[1]}", {})[cell] = max(s for _, s in members)
-            for member, score in members:
-                problem = member_problem(member, score, cell, live, expected)
-                entity_id = layout.member_id(member)
-                if problem:
-                    differences.append(Difference(entity_id, f"{problem} {name}"))
-                if problem != "stray member of":
-                    seen[entity_id] = seen.get(entity_id, 0) + 1
+            sets.check(raw_key.decode(), members)
+    differences = sets.differences
     for entity_id in sorted(live):
-        if entity_id in expected.rev and seen.get(entity_id, 0) != len(INDEX_RESOLUTIONS):
+        if entity_id in expected.rev and sets.seen.get(entity_id, 0) != len(INDEX_RESOLUTIONS):
             differences.append(Difference(entity_id, "missing from a cell set"))
-    differences.extend(verify_tops(hot, top_keys, tops))
+    differences.extend(verify_tops(hot, top_keys, sets.tops))
     return differences
 
 
@@ -122,26 +167,26 @@ def member_problem(
     member: bytes, score: float, cell: str, live: Mapping[str, list[str]], expected: Expected
 ) -> str | None:
     """What is wrong with one member of the set of ``cell`` (None: nothing)."""
-    entity_id = layout.member_id(member)
+    entity_id = encoding.member_id(member)
     where = live.get(entity_id)
     if where is None or cell not in where[2::2]:
         return "stray member of"
     want = expected.member.get(entity_id)
     if want is not None and member != want:
         return "stale member in"
-    if score != layout.parse_member(member)["popularity"]:
+    if score != encoding.parse_member(member)["popularity"]:
         return f"popularity {score} in"
     return None
 
 
 def verify_tops(
-    hot: HotIndex, keys: list[str], tops: Mapping[str, Mapping[str, float]]
+    hot: HotClient, keys: list[str], tops: Mapping[str, Mapping[str, float]]
 ) -> list[Difference]:
-    """Check each t hash: a field per non-empty set, holding its top; '*' above them all."""
+    """Check each t hash: a field per non-empty set, holding its top; the bound above them."""
     differences: list[Difference] = []
     for key in sorted(set(keys) | set(tops)):
         held = {field: float(value) for field, value in hot.client.hgetall(key).items()}
-        bound = held.pop("*", None)
+        bound = held.pop(layout.BOUND_FIELD, None)
         want = tops.get(key, {})
         for cell in sorted(set(held) | set(want)):
             if held.get(cell) != want.get(cell):
@@ -155,29 +200,36 @@ def verify_tops(
     return differences
 
 
+def group_problem(
+    entity_id: str, member: bytes | None, document: bytes | None, expected: Expected
+) -> str | None:
+    """What is wrong with an id's member and document in one group (None: nothing)."""
+    want = expected.member.get(entity_id)
+    if member is None or (want is not None and member != want):
+        return "member missing or stale in"
+    wanted = expected.document.get(entity_id)
+    if document is None or (wanted is not None and digest(document) != wanted):
+        return "document missing or not PostGIS's in"
+    return None
+
+
 def verify_groups(
-    hot: HotIndex, gen: str, live: Mapping[str, list[str]], expected: Expected
+    hot: HotClient, gen: str, live: Mapping[str, list[str]], expected: Expected
 ) -> list[Difference]:
-    """Check that every live id has its member and display document in each of its groups."""
+    """Check every live id's member and display document in each of its groups."""
     differences: list[Difference] = []
     entries = sorted(live.items())
-    for first in range(0, len(entries), 1000):
+    for first in range(0, len(entries), IDS_PER_ROUND):
         pipe = hot.raw.pipeline(transaction=False)
         asked = []
-        for entity_id, where in entries[first : first + 1000]:
+        for entity_id, where in entries[first : first + IDS_PER_ROUND]:
             for tag in sorted(set(where[1::2])):
                 pipe.hget(layout.member_key(hot.prefix, gen, tag), entity_id)
-                pipe.hexists(layout.display_key(hot.prefix, gen, tag), entity_id)
-                asked.append(entity_id)
+                pipe.hget(layout.display_key(hot.prefix, gen, tag), entity_id)
+                asked.append((entity_id, tag))
         answers = pipe.execute()
-        wrong = set()
-        for i, entity_id in enumerate(asked):
-            member, has_display = answers[2 * i], answers[2 * i + 1]
-            want = expected.member.get(entity_id)
-            if not has_display or member is None or (want is not None and member != want):
-                wrong.add(entity_id)
-        differences.extend(
-            Difference(entity_id, "member or document missing or stale")
-            for entity_id in sorted(wrong)
-        )
+        for i, (entity_id, tag) in enumerate(asked):
+            problem = group_problem(entity_id, answers[2 * i], answers[2 * i + 1], expected)
+            if problem:
+                differences.append(Difference(entity_id, f"{problem} group {tag}"))
     return differences

@@ -10,7 +10,7 @@ import h3
 from click.testing import Result
 from PIL import Image
 
-from indexer.hot import layout
+from indexer.hot import encoding, layout
 from indexer.model import Entity
 from tests.conftest import Index
 from tests.factories import PLANTED, planted_cells, zxy
@@ -58,7 +58,9 @@ def test_diff_finds_a_stray_member_and_a_wrong_popularity(
     raw, prefix = index.hot.raw, index.hot.prefix
     lat, lng = h3.cell_to_latlng(first)
     ghost = {"id": "t:ghost", "kind": "store", "lat": lat, "lng": lng, "popularity": 1.0, "rev": 1}
-    raw.zadd(layout.cell_key(prefix, gen, first), {layout.member_of({**ghost, "source": "t"}): 1.0})
+    raw.zadd(
+        layout.cell_key(prefix, gen, first), {encoding.member_of({**ghost, "source": "t"}): 1.0}
+    )
     raw.zadd(layout.cell_key(prefix, gen, second), {index.member(f"t:{second}:1"): 99.0})
     result, png = render(*zxy(), "--diff")
     assert result.exit_code == 1

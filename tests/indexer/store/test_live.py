@@ -9,7 +9,7 @@ import h3.api.basic_int as h3i
 import pytest
 import redis
 
-from indexer.hot import layout
+from indexer.hot import encoding, layout
 from indexer.hot.pending import dead_marks
 from indexer.model import Entity
 from indexer.store.errors import HotIndexUnavailable
@@ -39,7 +39,7 @@ def members(index: Index, cell: int) -> list[str]:
     """The ids in a cell's set."""
     gen = index.hot.require_generation()
     key = layout.cell_key(index.hot.prefix, gen, h3.int_to_str(cell))
-    return sorted(layout.member_id(member) for member in index.hot.raw.zrange(key, 0, -1))
+    return sorted(encoding.member_id(member) for member in index.hot.raw.zrange(key, 0, -1))
 
 
 # --- positions ---------------------------------------------------------------
@@ -194,7 +194,7 @@ def test_availability_sets_free_and_total_points(index: Index) -> None:
     assert row(index, "volt:c1") == (60.17, 24.94, h3i.latlng_to_cell(60.17, 24.94, 9), 3, 4, NOW)
     assert row(index, "volt:c2") == (60.17, 24.94, h3i.latlng_to_cell(60.17, 24.94, 9), 5, 6, NOW)
     member = index.member("volt:c1")
-    assert member is not None and layout.parse_member(member)["available"] == 3
+    assert member is not None and encoding.parse_member(member)["available"] == 3
     assert index.hot.verify(index.conn) == []
 
 

@@ -10,7 +10,7 @@ import h3
 import pytest
 from psycopg.rows import dict_row
 
-from indexer.hot import layout
+from indexer.hot import encoding, layout
 from indexer.hot.index import ENTITY_COLUMNS, Difference, delete_record, upsert_record
 from indexer.model import INDEX_RESOLUTIONS, Entity
 from indexer.store import merge
@@ -56,12 +56,12 @@ def test_a_member_reads_back_exactly(index: Index) -> None:
     cell = h3.latlng_to_cell(entity.lat, entity.lng, 9)
     [member] = index.hot.raw.zrange(layout.cell_key(index.hot.prefix, gen, cell), 0, -1)
     assert member == index.member(entity.id)
-    parsed = layout.parse_member(member)
+    parsed = encoding.parse_member(member)
     assert (parsed["lat"], parsed["lng"]) == (entity.lat, entity.lng)
     assert (parsed["id"], parsed["kind"], parsed["category"]) == ("t:1", "store", "cafe")
     assert (parsed["mini_app"], parsed["source"]) == ("brew", "t")
     assert (parsed["popularity"], parsed["available"], parsed["seen_at"]) == (12.5, None, None)
-    assert layout.member_id(member) == "t:1"
+    assert encoding.member_id(member) == "t:1"
 
 
 def test_same_write_again_changes_nothing(index: Index) -> None:

@@ -6,11 +6,11 @@ import pytest
 from flask.testing import FlaskClient
 
 from discovery.search.documents import Changed, Documents
-from indexer.hot import layout
+from indexer.hot import encoding, layout
 from indexer.model import Entity
 from indexer.store.writer import write_entities
 
-from ..conftest import Index
+from ...conftest import Index
 
 
 def shop(name: str, popularity: float = 1.0) -> Entity:
@@ -34,7 +34,7 @@ def test_a_kept_document_is_not_read_again(index: Index, client: FlaskClient) ->
     write_entities(index.conn, index.hot, "t", [shop("Kept")])
     assert names(client) == ["Kept"]
     gen = index.hot.require_generation()
-    tag = layout.tag_of(layout.placement_of(60.17, 24.94).cells[0])
+    tag = layout.tag_of(encoding.placement_of(60.17, 24.94).cells[0])
     index.hot.client.hset(layout.display_key(index.hot.prefix, gen, tag), "t:1", '{"x":1}')
     # The revision did not change: the document kept is still the current one.
     assert names(client) == ["Kept"]
@@ -44,7 +44,7 @@ def test_a_revision_that_moved_on_is_reported(index: Index) -> None:
     write_entities(index.conn, index.hot, "t", [shop("One")])
     gen = index.hot.require_generation()
     rev = int(index.hot.client.hget(layout.loc_key(index.hot.prefix, gen), "t:1").split()[0])
-    tag = layout.tag_of(layout.placement_of(60.17, 24.94).cells[0])
+    tag = layout.tag_of(encoding.placement_of(60.17, 24.94).cells[0])
     documents = Documents(index.hot)
     [doc] = documents.documents(gen, [tag], [("t:1", rev, 1)])
     assert b'"name":"One"' in doc

@@ -11,6 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from discovery.search.coverage import cell_geometry, cover, resolution_for, script_cells
+from indexer.hot import layout
 from indexer.model import INDEX_RESOLUTIONS
 from indexer.rules import distance_m
 from tests.factories import point_at
@@ -97,9 +98,9 @@ def test_cells_come_nearest_first() -> None:
 def test_script_cells_write_the_covering(lat, lng, radius_m) -> None:
     res = resolution_for(radius_m)
     covering = cover(lat, lng, radius_m, res)
-    digit, tags, numbers, bounds, packed = script_cells(lat, lng, radius_m, res)
+    tops, tags, numbers, bounds, packed = script_cells(lat, lng, radius_m, res)
     cells = [packed[at : at + 15] for at in range(0, len(packed), 15)]
-    assert int(digit, 16) == res
+    assert tops == layout.tops_field(res)
     numbered = tags.split("\x1f")
     assert len(set(numbered)) == len(numbered)
     dmins = struct.unpack(f"<{len(cells)}d", bounds)

@@ -18,7 +18,7 @@ from indexer.store import db
 from indexer.store.writer import write_entities
 from tests.factories import dead_and_live_loads, load_tables, random_stores, scanned
 
-from ..conftest import Index
+from ...conftest import Index
 
 
 def loaded(index: Index, count: int = 40):

@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg.rows import dict_row
 
+from indexer.hot import encoding, layout
 from indexer.hot import fill as bulk
-from indexer.hot import layout
 from indexer.hot.index import (
     ENTITY_COLUMNS,
     Difference,
@@ -43,7 +43,7 @@ from tests.factories import (
     texts,
 )
 
-from ..conftest import Index
+from ...conftest import Index
 
 #: A point whose res-11 cell lies in another hash-tag group than its coarser cells.
 STRADDLING = (60.137023697443446, 24.88052576115534)
@@ -162,9 +162,15 @@ def test_a_fill_entity_is_the_apply_record_of_the_row(
     entity = bulk.fill_entity(values, names)
     assert bulk.apply_record(entity) == upsert_record(row)
     cells = [h3.latlng_to_cell(lat, lng, res) for res in INDEX_RESOLUTIONS]
-    assert entity[6] == tuple(layout.cell_key("p", "7", cell) for cell in cells)
+    assert tuple(names.set_key for names in entity.cells) == tuple(
+        layout.cell_key("p", "7", cell) for cell in cells
+    )
+    assert tuple(names.tops_key for names in entity.cells) == tuple(
+        layout.tops_key("p", "7", layout.tag_of(cell), res)
+        for cell, res in zip(cells, INDEX_RESOLUTIONS, strict=True)
+    )
     tags = dict.fromkeys(layout.tag_of(cell) for cell in cells)
-    assert entity[7] == tuple(layout.group_base("p", "7", tag) for tag in tags)
+    assert entity.groups == tuple(layout.group_base("p", "7", tag) for tag in tags)
 
 
 def test_a_filled_generation_holds_what_applying_each_entity_holds(index: Index) -> None:
@@ -544,7 +550,7 @@ def test_a_live_write_before_the_fill_reaches_its_id_is_kept(index: Index) -> No
     index.hot.client.delete(layout.building_key(index.hot.prefix))
     assert verified(index, gen) == []
     moved = index.hot.client.hget(layout.loc_key(index.hot.prefix, gen), entities[0].id)
-    assert moved is not None and moved.split()[1:] == layout.placement_of(61.5, 23.7).pairs()
+    assert moved is not None and moved.split()[1:] == encoding.placement_of(61.5, 23.7).pairs()
     index.hot.drop_generation(gen)
 
 
@@ -560,7 +566,7 @@ def test_a_live_write_between_the_check_and_the_transaction_makes_it_try_again(
     )
     sender = bulk.FillSender(index.hot, gen)
     with index.hot.client.pipeline(transaction=True) as pipe:
-        assert sender.watch(pipe, [entity[0] for entity in batch.entities]) == frozenset()
+        assert sender.watch(pipe, [entity.id for entity in batch.entities]) == frozenset()
         write_entities(index.conn, index.hot, "t", [store(3, lat=62.0, lng=22.0)])
         assert not sender.commit(pipe, batch.packed)
     assert index.hot.client.hlen(layout.loc_key(index.hot.prefix, gen)) == 1

@@ -1,15 +1,17 @@
-"""apply.lua records: the fast builders write exactly what layout documents."""
+"""apply.lua records: the encoder writes exactly what a plain json.dumps and h3 give."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 
+import h3
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from indexer.hot import layout
-from indexer.hot.index import compact_json, display_json, place_of
+from indexer.hot import encoding, layout
+from indexer.hot.encoding import compact_json, place_of
+from indexer.model import INDEX_RESOLUTIONS
 from tests.factories import json_values, moments, texts
 
 
@@ -19,7 +21,20 @@ from tests.factories import json_values, moments, texts
 @example(lat=0.0, lng=179.999999)
 @example(lat=64.7, lng=10.5)  # near the pentagon at res 0 cell 8009fffffffffff
 def test_place_of_is_the_layout_placement(lat: float, lng: float) -> None:
-    assert place_of(lat, lng).split() == layout.placement_of(lat, lng).pairs()
+    cells = [h3.latlng_to_cell(lat, lng, res) for res in INDEX_RESOLUTIONS]
+    pairs = [item for cell in cells for item in (layout.tag_of(cell), cell)]
+    assert place_of(lat, lng).split() == pairs
+
+
+def reference_document(row: dict[str, object]) -> str:
+    """The display document as a plain dict dumped by json.dumps."""
+    doc = {name: row.get(name) for name in layout.DISPLAY_FIELDS}
+    for name in ("lat", "lng", "popularity"):
+        doc[name] = float(row[name])  # type: ignore[arg-type]
+    for name in ("updated_at", "seen_at"):
+        moment = row.get(name)
+        doc[name] = None if moment is None else moment.isoformat()  # type: ignore[attr-defined]
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 
 @given(
@@ -36,7 +51,7 @@ def test_place_of_is_the_layout_placement(lat: float, lng: float) -> None:
     name='Kahvila "Ö"\u2028\x1f', lat=60.1, lng=24.9, popularity=3, available=None,
     hours="Mo-Fr 08:00-18:00", attrs={"b": [1.5, None], "a": "\u00e9"}, seen_at=None,
 )  # fmt: skip
-def test_display_json_is_the_layout_document_byte_for_byte(
+def test_display_document_is_json_dumps_byte_for_byte(
     name: str,
     lat: float,
     lng: float,
@@ -52,11 +67,11 @@ def test_display_json_is_the_layout_document_byte_for_byte(
         "capacity": 4, "opening_hours": hours, "tz": None, "source": "src", "attrs": attrs,
         "updated_at": datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC), "seen_at": seen_at,
     }  # fmt: skip
-    assert display_json(row) == layout.display_document(row)
+    assert encoding.display_document(row) == reference_document(row)
     # jsonb as PostgreSQL prints it (spaces after separators) gives the same bytes.
     printed = json.dumps(attrs, ensure_ascii=False)
     as_text = {**row, "attrs": None, "attrs_json": printed}
-    assert display_json(as_text) == layout.display_document(row)
+    assert encoding.display_document(as_text) == reference_document(row)
 
 
 def test_compact_json_rewrites_jsonb_text() -> None:

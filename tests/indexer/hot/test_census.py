@@ -9,7 +9,7 @@ import pytest
 
 from indexer.hot import census, layout
 from indexer.hot.census import cached_census, count_hot, read_census, take_census
-from indexer.hot.index import place_of
+from indexer.hot.encoding import place_of
 from indexer.model import Entity
 from indexer.store.writer import write_entities
 from tests.conftest import Index

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from indexer.hot import layout
+from indexer.hot import encoding, layout
 from indexer.model import Entity
 from indexer.store.writer import write_entities
 from tests.conftest import Index
@@ -15,13 +15,13 @@ def test_parse_loc_reads_a_placed_id_and_takes_a_tombstone_for_absent(index: Ind
     revs = dict(index.conn.execute("SELECT id, rev FROM entities").fetchall())
     index.hot.apply_deletes([("t:gone", revs["t:gone"] + 1)])
     key = layout.loc_key(index.hot.prefix, index.hot.require_generation())
-    entry = layout.parse_loc(index.hot.raw.hget(key, "t:kept"))
-    assert entry == layout.LocEntry(
-        rev=revs["t:kept"], pairs=tuple(layout.placement_of(kept.lat, kept.lng).pairs())
+    entry = encoding.parse_loc(index.hot.raw.hget(key, "t:kept"))
+    assert entry == encoding.LocEntry(
+        rev=revs["t:kept"], pairs=tuple(encoding.placement_of(kept.lat, kept.lng).pairs())
     )
     # The same entry read as text by the decoding client.
-    assert layout.parse_loc(index.hot.client.hget(key, "t:kept")) == entry
+    assert encoding.parse_loc(index.hot.client.hget(key, "t:kept")) == entry
     tombstone = index.hot.raw.hget(key, "t:gone")
     assert tombstone == str(revs["t:gone"] + 1).encode()
-    assert layout.parse_loc(tombstone) is None
-    assert layout.parse_loc(index.hot.raw.hget(key, "t:never")) is None
+    assert encoding.parse_loc(tombstone) is None
+    assert encoding.parse_loc(index.hot.raw.hget(key, "t:never")) is None

@@ -1,0 +1,52 @@
+-- Helpers of nearby.lua, put before it when it is loaded (after the header of
+-- indexer/hot/lua.py, whose names they use).
+
+-- The set of a list argument's items (items joined by SEP), nil when empty.
+local function set_of(text)
+  if text == '' then return nil end
+  local set = {}
+  for part in string.gmatch(text, ITEM) do set[part] = true end
+  return set
+end
+
+-- A list argument of name, number, name, number ... as a map.
+local function cutoffs_of(text)
+  local map, key = {}, nil
+  for part in string.gmatch(text, ITEM) do
+    if key then map[key] = tonumber(part); key = nil else key = part end
+  end
+  return map
+end
+
+-- A max-heap of numbers i in `heap`, ordered by bound[i]: push i with value.
+local function heap_push(heap, bound, i, value)
+  bound[i] = value
+  heap[#heap + 1] = i
+  local at = #heap
+  while at > 1 do
+    local up = math.floor(at / 2)
+    if bound[heap[up]] >= value then break end
+    heap[up], heap[at] = heap[at], heap[up]
+    at = up
+  end
+end
+
+-- Take the number with the highest bound off the heap.
+local function heap_pop(heap, bound)
+  local first = heap[1]
+  local last = table.remove(heap)
+  local size = #heap
+  if size > 0 then
+    heap[1] = last
+    local at, value = 1, bound[last]
+    while true do
+      local l, r, m, best = 2 * at, 2 * at + 1, at, value
+      if l <= size and bound[heap[l]] > best then m, best = l, bound[heap[l]] end
+      if r <= size and bound[heap[r]] > best then m = r end
+      if m == at then break end
+      heap[m], heap[at] = heap[at], heap[m]
+      at = m
+    end
+  end
+  return first
+end

@@ -1,0 +1,114 @@
+"""The connection to the hot index: Redis clients, its scripts, its generation, apply.lua.
+
+What every part of the hot index (its writes, the bulk fill, ``cache verify``,
+the census) shares: a Redis client with the deployment's key prefix (the
+layout named in it), a second client of the same server that leaves replies as
+bytes (members are binary), the scripts registered with the layout's header
+(:mod:`indexer.hot.lua`), and apply.lua's batched calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from itertools import islice
+from typing import Any
+
+import redis
+
+from indexer.errors import Unavailable
+from indexer.hot import layout, lua
+
+#: Records per script call: large enough to amortise the call, small enough
+#: that one call does not hold Redis for long (a query waits behind a running
+#: script; docs/bench-live.md weighs query latency against update rate).
+APPLY_BATCH = 10
+#: Script calls sent per round trip (Redis serves other clients between them).
+PIPELINE_CALLS = 20
+
+
+class NoGeneration(Unavailable):
+    """Redis holds no generation of the index (the next write or healing check builds one)."""
+
+
+def connect_redis(url: str) -> redis.Redis:
+    """A Redis client that decodes replies as text and fails fast when Redis is down."""
+    return redis.Redis.from_url(
+        url, decode_responses=True, socket_connect_timeout=1.0, socket_timeout=5.0
+    )
+
+
+def raw_client(client: redis.Redis) -> redis.Redis:
+    """A client of the same server that leaves replies as bytes (members are binary)."""
+    kwargs = {**client.connection_pool.connection_kwargs, "decode_responses": False}
+    pool = redis.ConnectionPool(connection_class=client.connection_pool.connection_class, **kwargs)
+    return redis.Redis(connection_pool=pool)
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of up to ``size`` items, in order."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class HotClient:
+    """The hot index of one deployment as Redis holds it: clients and a key prefix."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        #: Every key of this index starts with it (the layout is part of it).
+        self.prefix = layout.layout_prefix(prefix)
+        self._apply = self.script("apply.lua")
+
+    def script(self, name: str, *, raw: bool = False) -> Any:
+        """Script ``name`` of this package registered (EVALSHA, loaded again after a
+        restart), on the bytes client with ``raw``."""
+        client = self.raw if raw else self.client
+        return client.register_script(lua.source("indexer.hot", name))
+
+    @cached_property
+    def raw(self) -> redis.Redis:
+        """The same server, replies left as bytes: set members are binary."""
+        return raw_client(self.client)
+
+    def close(self) -> None:
+        """Close both clients' connections."""
+        if "raw" in self.__dict__:
+            self.raw.close()
+        self.client.close()
+
+    def generation(self) -> str | None:
+        """The current generation, or None when there is no hot index."""
+        value = self.client.get(layout.gen_key(self.prefix))
+        return None if value is None else str(value)
+
+    def require_generation(self) -> str:
+        """The current generation; NoGeneration when there is none."""
+        gen = self.generation()
+        if gen is None:
+            raise NoGeneration("Redis holds no index generation")
+        return gen
+
+    def apply(
+        self, records: Iterable[list[Any]], *, target: str = "live", batch: int = APPLY_BATCH
+    ) -> int:
+        """Apply apply.lua records; return how many were newer than what Redis held.
+
+        ``batch`` records go in one script call.  Returns
+        :data:`indexer.hot.layout.NOT_APPLIED` when Redis holds no generation to
+        write to (nothing written).
+        """
+        applied = 0
+        for calls in chunked(chunked(records, batch), PIPELINE_CALLS):
+            pipe = self.client.pipeline(transaction=False)
+            for call in calls:
+                args = [self.prefix, target]
+                for record in call:
+                    args.extend(record)
+                self._apply(keys=[], args=args, client=pipe)
+            for result in pipe.execute():
+                if result == layout.NO_GENERATION:
+                    return layout.NOT_APPLIED
+                applied += int(result)
+        return applied

@@ -1,0 +1,263 @@
+"""What the hot index stores per entity, written and read: members, display
+documents, placements and apply.lua's records.
+
+Every writer (apply.lua's records, a rebuild's bulk fill) and every checker
+(``cache verify``, the debug map) encodes through these functions, so that a
+member or a document is the same bytes whoever wrote it.  The names and
+constants they use are :mod:`indexer.hot.layout`'s.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import h3.api.basic_int as h3i
+
+from indexer.hot import layout
+from indexer.hot.layout import KIND_CODES, KIND_OF_CODE, MEMBER_FIELDS, MEMBER_HEAD, SEP
+from indexer.model import INDEX_RESOLUTIONS
+
+# What json.dumps(..., ensure_ascii=False) writes a string with.
+_json_string = json.encoder.encode_basestring
+_pack_head = MEMBER_HEAD.pack
+_log, _cos, _radians = math.log, math.cos, math.radians
+
+
+# -- members ---------------------------------------------------------------
+
+
+def epoch_s(moment: datetime | None) -> str:
+    """Seconds since the epoch as text, or '' when unknown."""
+    return "" if moment is None else repr(moment.timestamp())
+
+
+def clean(text: str | None) -> str:
+    """Text safe inside a member (no separator)."""
+    return "" if text is None else text.replace(SEP, " ")
+
+
+def member(
+    entity_id: str,
+    kind: str,
+    lat: float,
+    lng: float,
+    popularity: float,
+    rev: int,
+    fields: tuple[Any, Any, str | None, str | None, str | None],
+) -> bytes:
+    """The set member of an entity: what ranking and filters read.
+
+    ``fields`` are available, seen_at, source, mini_app and category
+    (:data:`indexer.hot.layout.MEMBER_FIELDS`); available and seen_at are ''
+    when unknown.  ``ln(1 + popularity)`` and ``cos(lat)`` are computed as the
+    search and the reference ranking would (the C library's log and cos, of
+    the same doubles), so the distances and boosts they give are bit for bit
+    the same.
+    """
+    available, seen_at, source, mini_app, category = fields
+    id_bytes = entity_id.encode()
+    head = _pack_head(
+        lat, lng, popularity, _log(1.0 + popularity), _cos(_radians(lat)), rev,
+        KIND_CODES[kind], len(id_bytes),
+    )  # fmt: skip
+    tail = (
+        f"{SEP}{'' if available is None else int(available)}{SEP}{epoch_s(seen_at)}"
+        f"{SEP}{clean(source)}{SEP}{clean(mini_app)}{SEP}{clean(category)}"
+    )
+    return head + id_bytes + tail.encode()
+
+
+def member_of(row: Mapping[str, Any]) -> bytes:
+    """The set member of an entity row (its doubles the row's own, bit for bit)."""
+    return member(
+        row["id"], row["kind"], float(row["lat"]), float(row["lng"]), float(row["popularity"]),
+        int(row["rev"]),
+        (row.get("available"), row.get("seen_at"), row["source"], row.get("mini_app"),
+         row.get("category")),
+    )  # fmt: skip
+
+
+def parse_member(packed: bytes) -> dict[str, Any]:
+    """The inverse of :func:`member_of` (for tools and checks)."""
+    lat, lng, popularity, _, _, rev, code, length = MEMBER_HEAD.unpack_from(packed)
+    start = MEMBER_HEAD.size
+    entity_id = packed[start : start + length].decode()
+    tail = packed[start + length + 1 :].decode().split(SEP)
+    fields = dict(zip(MEMBER_FIELDS, tail, strict=True))
+    return {
+        **fields,
+        "id": entity_id,
+        "kind": KIND_OF_CODE[code],
+        "lat": lat,
+        "lng": lng,
+        "popularity": popularity,
+        "rev": int(rev),
+        "available": int(fields["available"]) if fields["available"] else None,
+        "seen_at": float(fields["seen_at"]) if fields["seen_at"] else None,
+    }
+
+
+def member_id(packed: bytes) -> str:
+    """The id a member carries."""
+    length = MEMBER_HEAD.unpack_from(packed)[7]
+    return packed[MEMBER_HEAD.size : MEMBER_HEAD.size + length].decode()
+
+
+# -- display documents -------------------------------------------------------
+
+
+def json_scalar(value: Any) -> str:
+    """``value`` as json.dumps writes it (compact, non-ASCII kept)."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return _json_string(value)
+    if kind is float:
+        return float.__repr__(value)
+    if kind is int:
+        return int.__repr__(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@lru_cache(maxsize=65536)
+def compact_json(text: str) -> str:
+    """JSON text (as PostgreSQL prints jsonb) rewritten the way json.dumps writes it."""
+    return json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"))
+
+
+def attrs_json(row: Mapping[str, Any]) -> str:
+    """The row's attrs as compact JSON: from ``attrs_json`` (jsonb as text) or ``attrs``."""
+    text = row.get("attrs_json")
+    if text is not None:
+        return compact_json(text)
+    return json_scalar(row.get("attrs"))
+
+
+@lru_cache(maxsize=4096)
+def iso_time(moment: datetime) -> str:
+    """``moment.isoformat()`` as a JSON string; a batch's rows share a few times."""
+    return _json_string(moment.isoformat())
+
+
+def json_time(moment: datetime | None) -> str:
+    """A time as a display document writes it (ISO 8601, or null)."""
+    return "null" if moment is None else iso_time(moment)
+
+
+def document(values: tuple[Any, ...], attrs: str) -> str:
+    """The display JSON of an entity, as json.dumps would write it compactly.
+
+    ``values``: the entity's :data:`indexer.hot.layout.DISPLAY_FIELDS` but
+    attrs (given as compact JSON text), then updated_at and seen_at.  Written
+    in one format string (attrs rewritten once per distinct text, times once
+    per distinct time): a move re-sends each entity's whole document.
+    """
+    (eid, kind, name, mini_app, category, lat, lng, popularity, available, capacity,
+     hours, tz, source, updated_at, seen_at) = values  # fmt: skip
+    return (
+        f'{{"id":{_json_string(eid)},"kind":{_json_string(kind)},'
+        f'"name":{json_scalar(name)},"mini_app":{json_scalar(mini_app)},'
+        f'"category":{json_scalar(category)},'
+        f'"lat":{float.__repr__(lat)},"lng":{float.__repr__(lng)},'
+        f'"popularity":{float.__repr__(popularity)},'
+        f'"available":{json_scalar(available)},"capacity":{json_scalar(capacity)},'
+        f'"opening_hours":{json_scalar(hours)},"tz":{json_scalar(tz)},'
+        f'"source":{json_scalar(source)},"attrs":{attrs},'
+        f'"updated_at":{json_time(updated_at)},"seen_at":{json_time(seen_at)}}}'
+    )
+
+
+def display_document(row: Mapping[str, Any]) -> str:
+    """The JSON an entity shows in results and at /v1/entities/<id>."""
+    get = row.get
+    values = (
+        row["id"], row["kind"], get("name"), get("mini_app"), get("category"),
+        float(row["lat"]), float(row["lng"]), float(row["popularity"]), get("available"),
+        get("capacity"), get("opening_hours"), get("tz"), get("source"),
+        get("updated_at"), get("seen_at"),
+    )  # fmt: skip
+    return document(values, attrs_json(row))
+
+
+# -- placement -------------------------------------------------------------
+
+
+def cells_of(lat: float, lng: float) -> list[int]:
+    """The cells (integers, coarse to fine) that hold (lat, lng) at each indexed resolution."""
+    return [h3i.latlng_to_cell(lat, lng, res) for res in INDEX_RESOLUTIONS]
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where an entity goes in the hot index: its cells (hex, coarse to fine) and their tags."""
+
+    cells: tuple[str, ...]
+    tags: tuple[str, ...]
+
+    def pairs(self) -> list[str]:
+        """tag, cell, tag, cell, … as apply.lua and loc read them."""
+        return [item for pair in zip(self.tags, self.cells, strict=True) for item in pair]
+
+
+def placement_of(lat: float, lng: float) -> Placement:
+    """Place an entity at (lat, lng): the cell containing it at each indexed resolution."""
+    cells = cells_of(lat, lng)
+    return Placement(
+        cells=tuple(format(cell, "x") for cell in cells),
+        tags=tuple(layout.tag_of_cell(cell) for cell in cells),
+    )
+
+
+def place_of(lat: float, lng: float) -> str:
+    """Where (lat, lng) goes, as loc holds it: "tag cell" per indexed resolution."""
+    return " ".join(placement_of(lat, lng).pairs())
+
+
+@dataclass(frozen=True, slots=True)
+class LocEntry:
+    """An id's entry in loc: its revision and the tag, cell pairs it is placed at."""
+
+    rev: int
+    pairs: tuple[str, ...]
+
+
+def parse_loc(value: str | bytes | None) -> LocEntry | None:
+    """An id's loc value ("rev tag5 c5 .. tag11 c11") read; None when absent or deleted.
+
+    A deleted id keeps its revision alone in loc (a tombstone), which places it
+    nowhere: for a reader it is not in the index.
+    """
+    if value is None:
+        return None
+    parts = (value.decode() if isinstance(value, bytes) else value).split()
+    if len(parts) < 2:
+        return None
+    return LocEntry(rev=int(parts[0]), pairs=tuple(parts[1:]))
+
+
+# -- apply.lua's records -----------------------------------------------------
+
+
+def upsert_record(row: Mapping[str, Any]) -> list[Any]:
+    """The apply.lua record for an entity row that is new or changed."""
+    return [
+        "u",
+        row["id"],
+        row["rev"],
+        place_of(row["lat"], row["lng"]),
+        repr(float(row["popularity"])),
+        member_of(row),
+        display_document(row),
+    ]
+
+
+def delete_record(entity_id: str, rev: int) -> list[Any]:
+    """The apply.lua record for an entity deleted at revision ``rev``."""
+    return ["d", entity_id, rev, "", "0", "", ""]

@@ -1,0 +1,74 @@
+"""cache verify finds each way a generation can differ from PostGIS; a rebuild mends it."""
+
+from __future__ import annotations
+
+import h3
+
+from indexer.hot import encoding, layout
+from indexer.store.writer import write_entities
+from tests.factories import random_stores
+
+from ...conftest import Index
+
+
+def loaded(index: Index, count: int = 30):
+    entities = random_stores(count)
+    write_entities(index.conn, index.hot, "t", entities)
+    return entities
+
+
+def placed(index: Index, entity) -> tuple[str, str, str]:
+    """The generation, the entity's resolution-11 cell and its set's key."""
+    gen = index.hot.require_generation()
+    cell = h3.latlng_to_cell(entity.lat, entity.lng, 11)
+    return gen, cell, layout.cell_key(index.hot.prefix, gen, cell)
+
+
+def found_then_mended(index: Index, entity_id: str, word: str) -> None:
+    problems = [d for d in index.hot.verify(index.conn) if d.id == entity_id]
+    assert any(word in d.problem for d in problems), problems
+    index.hot.rebuild(index.conn)
+    assert index.hot.verify(index.conn) == []
+
+
+def test_a_document_differing_by_one_byte_is_found_and_mended(index: Index) -> None:
+    entities = loaded(index)
+    victim = entities[5]
+    gen, cell, _ = placed(index, victim)
+    key = layout.display_key(index.hot.prefix, gen, layout.tag_of(cell))
+    held = index.hot.raw.hget(key, victim.id)
+    assert held is not None
+    corrupted = held.replace(b'"kind":"store"', b'"kind":"stort"')
+    assert corrupted != held and len(corrupted) == len(held)
+    index.hot.raw.hset(key, victim.id, corrupted)
+    found_then_mended(index, victim.id, "document")
+
+
+def test_a_missing_member_is_found_and_mended(index: Index) -> None:
+    entities = loaded(index)
+    victim = entities[2]
+    _, _, key = placed(index, victim)
+    assert index.hot.raw.zrem(key, index.member(victim.id)) == 1
+    found_then_mended(index, victim.id, "missing from a cell set")
+
+
+def test_an_extra_member_is_found_and_mended(index: Index) -> None:
+    entities = loaded(index)
+    _, _, key = placed(index, entities[0])
+    row = {
+        "id": "t:ghost", "kind": "store", "lat": entities[0].lat, "lng": entities[0].lng,
+        "popularity": 1.0, "rev": 1, "source": "t", "mini_app": None, "category": "cafe",
+    }  # fmt: skip
+    index.hot.raw.zadd(key, {encoding.member_of(row): 1.0})
+    found_then_mended(index, "t:ghost", "stray member")
+
+
+def test_a_wrong_score_is_found_and_mended(index: Index) -> None:
+    entities = loaded(index)
+    victim = entities[7]
+    _, _, key = placed(index, victim)
+    member = index.member(victim.id)
+    score = index.hot.raw.zscore(key, member)
+    assert score is not None
+    index.hot.raw.zadd(key, {member: score + 1.5})
+    found_then_mended(index, victim.id, "popularity")
