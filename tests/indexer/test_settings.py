@@ -40,10 +40,11 @@ def test_stale_limits_per_kind_and_source() -> None:
     settings = IndexSettings.from_env(
         {"NEARBY_STALE_BIKE_S": "120", "NEARBY_STALE_SOURCES": "divvy=60, ocm=7200"}
     )
-    assert settings.stale_limit_s("citybikes", "bike") == 120
-    assert settings.stale_limit_s("divvy", "bike") == 60
-    assert settings.stale_limit_s("ocm", "charger") == 7200
-    assert settings.stale_limit_s("osm", "store") is None
+    limits = settings.stale_limits
+    assert limits.cutoff_s("citybikes", "bike", 1000.0) == 1000.0 - 120
+    assert limits.cutoff_s("divvy", "bike", 1000.0) == 1000.0 - 60
+    assert limits.cutoff_s("ocm", "charger", 1000.0) == 1000.0 - 7200
+    assert limits.cutoff_s("osm", "store", 1000.0) is None
 
 
 @pytest.mark.parametrize(

@@ -88,7 +88,7 @@ def shops() -> list[Entity]:
 
 
 def expected_ranking(lat: float, lng: float, entities: list[Entity], limit: int) -> list[str]:
-    """Ids in the service's order (DESIGN §3), computed here from the formula."""
+    """Ids in the service's order, computed here from the formula."""
     scale_m = RADIUS_M / 2.0
     keyed = []
     for e in entities:

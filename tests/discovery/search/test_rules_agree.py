@@ -13,17 +13,16 @@ import random
 import struct
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from typing import Any
 
 import pytest
 
-from discovery.search.hot import script_args
+from discovery.search.hot import nearby_source, script_args
 from discovery.search.postgis import postgis_search
 from discovery.search.query import NearbyQuery
 from discovery.search.ranking import brute_force
 from indexer import rules
-from indexer.hot import layout
+from indexer.hot import encoding
 from indexer.model import Entity, normalize_lng
 from indexer.rules import Candidate, StaleLimits
 from indexer.store.writer import write_entities
@@ -256,33 +255,35 @@ return out
 
 def harness() -> str:
     """nearby.lua up to its dispatch, then :data:`HARNESS`."""
-    source = resources.files("discovery.search").joinpath("nearby.lua").read_text()
+    source = nearby_source()
     cut = source.index("\nif mode == 's' then")
     return source[:cut] + HARNESS
 
 
 def run_lua(index: Index, query: NearbyQuery, radius_m: float, what: str, extra: list[Any]):
     """The harness's reply for ``query`` (ARGV as the search builds them)."""
-    args = script_args(index.hot.prefix, query, "a", radius_m, 0, ("9", "", b"", b"", ""))
+    args = script_args(index.hot.prefix, query, "a", radius_m, 0, ("t9", "", b"", b"", ""))
     return index.hot.raw.eval(harness(), 0, *args, what, *extra)
 
 
 def member_of(candidate: Candidate, rev: int) -> bytes:
     """The candidate's member in a cell set."""
-    row = {
-        "id": candidate.id,
-        "rev": rev,
-        "kind": candidate.kind,
-        "lat": candidate.lat,
-        "lng": candidate.lng,
-        "popularity": candidate.popularity,
-        "available": candidate.available,
-        "seen_at": seen_at_of(candidate),
-        "source": candidate.source,
-        "mini_app": candidate.mini_app,
-        "category": candidate.category,
-    }
-    return layout.member_of(row)
+    fields = (
+        candidate.available,
+        seen_at_of(candidate),
+        candidate.source,
+        candidate.mini_app,
+        candidate.category,
+    )
+    return encoding.member(
+        candidate.id,
+        candidate.kind,
+        candidate.lat,
+        candidate.lng,
+        candidate.popularity,
+        rev,
+        fields,
+    )
 
 
 @pytest.mark.parametrize("lat, lng", QUERY_POINTS)
