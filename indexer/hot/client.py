@@ -95,9 +95,8 @@ class HotClient:
     ) -> int:
         """Apply apply.lua records; return how many were newer than what Redis held.
 
-        ``batch`` records go in one script call.  Returns
-        :data:`indexer.hot.layout.NOT_APPLIED` when Redis holds no generation to
-        write to (nothing written).
+        ``batch`` records go in one script call.  Raises :class:`NoGeneration`
+        when Redis holds no generation to write to (nothing written).
         """
         applied = 0
         for calls in chunked(chunked(records, batch), PIPELINE_CALLS):
@@ -109,6 +108,6 @@ class HotClient:
                 self._apply(keys=[], args=args, client=pipe)
             for result in pipe.execute():
                 if result == layout.NO_GENERATION:
-                    return layout.NOT_APPLIED
+                    raise NoGeneration("Redis holds no index generation")
                 applied += int(result)
         return applied

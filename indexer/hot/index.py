@@ -78,8 +78,8 @@ class HotIndex(HotClient):
     def apply_row_batches(
         self, batches: Iterable[Sequence[Mapping[str, Any]]], *, target: str = "live"
     ) -> int:
-        """Apply batches of entity rows in bulk; return how many applied, or
-        :data:`indexer.hot.layout.NOT_APPLIED` (Redis holds no generation).
+        """Apply batches of entity rows in bulk; return how many applied
+        (:class:`NoGeneration` raised when Redis holds no generation).
 
         One batch is sent to Redis (a thread waiting on the socket) while the
         next one is read and its records built, so that Redis running the script
@@ -260,13 +260,8 @@ class HotIndex(HotClient):
 
 
 def _add_applied(applied: int, pending: Future[int] | None) -> int:
-    """``applied`` plus what a sent batch applied (its error raised); NOT_APPLIED stays."""
-    if pending is None:
-        return applied
-    result = pending.result()
-    if layout.NOT_APPLIED in (applied, result):
-        return layout.NOT_APPLIED
-    return applied + result
+    """``applied`` plus what a sent batch applied (its error raised)."""
+    return applied if pending is None else applied + pending.result()
 
 
 def stream_entities(

@@ -84,10 +84,9 @@ DISPLAY_FIELDS = (
 )
 
 #: What Redis holds no generation of the index is answered with: the reply of
-#: apply.lua, the first item of the search scripts' replies.  The write methods
-#: of :class:`indexer.hot.index.HotIndex` return :data:`NOT_APPLIED` instead of a count.
+#: apply.lua, the first item of the search scripts' replies; in Python it is
+#: :class:`indexer.hot.client.NoGeneration`.
 NO_GENERATION = "nogen"
-NOT_APPLIED = -1
 
 #: The layout's version and indexed resolutions, named inside every key: an index
 #: in another layout is invisible to this code, which then answers from PostGIS

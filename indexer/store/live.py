@@ -30,6 +30,7 @@ import psycopg.errors
 import redis
 from psycopg.rows import dict_row
 
+from indexer.hot.client import NoGeneration
 from indexer.hot.index import ENTITY_COLUMNS, HotIndex, chunked
 from indexer.hot.layout import SEP
 from indexer.hot.pending import leave_mark
@@ -64,7 +65,7 @@ CHUNK_ITEMS = 250
 DEADLOCK_RETRIES = 3
 #: Why an item of a chunk that PostgreSQL failed on (after earlier chunks committed) is
 #: not applied; sending it again is safe.
-NOT_APPLIED = "not applied: the database failed on this part of the batch"
+DATABASE_FAILED = "not applied: the database failed on this part of the batch"
 #: Why an item changed nothing, when what PostGIS holds for it could not be read.
 NOT_READ = "not applied (unknown id, not live, or older than the state held)"
 
@@ -201,9 +202,12 @@ def apply_to_hot(hot: HotIndex, rows: Iterable[Mapping[str, Any]]) -> bool:
     """Send changed rows to Redis (each move is atomic in the script); False when Redis
     holds no generation to write to (a rebuild that starts afterwards has the rows)."""
     try:
-        return hot.apply_rows(rows) >= 0
+        hot.apply_rows(rows)
+    except NoGeneration:
+        return False
     except redis.RedisError as exc:
         raise HotIndexUnavailable(f"Redis could not be updated: {exc}") from exc
+    return True
 
 
 def joined(values: Iterable[object]) -> str:
@@ -309,7 +313,7 @@ def tally(
     """Count the changed rows and the moves; explain every item that did not change."""
     rows, unapplied = applied.rows, applied.unapplied
     moved = sum(row["old_h3"] != row["h3"] for row in rows)
-    errors.extend(ItemError(value.index, value.id, NOT_APPLIED) for value in unapplied)
+    errors.extend(ItemError(value.index, value.id, DATABASE_FAILED) for value in unapplied)
     if len(rows) + len(unapplied) < len(values):
         done = {row["id"] for row in rows} | {value.id for value in unapplied}
         errors.extend(refusals(conn, [value for value in values if value.id not in done]))

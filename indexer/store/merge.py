@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import psycopg
 import redis
 
+from indexer.hot.client import NoGeneration
 from indexer.hot.fill import quick_handoffs
 from indexer.hot.index import HotIndex, chunked, stream_entities
 from indexer.hot.pending import Mark
@@ -248,7 +249,6 @@ def apply_changes(
     generation is filled from PostGIS and made current instead, unless another
     rebuild is running (the changes are then applied one by one, as it expects).
     """
-    answers = []
     try:
         total = refill_size(conn, hot, changes)
         if total:
@@ -258,15 +258,18 @@ def apply_changes(
         changed = stream_entities(
             conn, "JOIN nearby_changed c USING (id) WHERE NOT c.deleted ORDER BY entities.id"
         )
-        answers.append(hot.apply_row_batches(changed))
-        answers.extend(hot.apply_deletes(batch) for batch in deleted_changes(conn))
+        hot.apply_row_batches(changed)
+        for batch in deleted_changes(conn):
+            hot.apply_deletes(batch)
+    except NoGeneration:
+        return True
     except redis.RedisError as exc:
         raise HotIndexUnavailable(f"Redis could not be updated: {exc}") from exc
     finally:
         with conn.cursor() as cur:
             cur.execute("DROP TABLE IF EXISTS nearby_changed")
         conn.commit()
-    return any(answer < 0 for answer in answers)
+    return False
 
 
 def deleted_changes(conn: psycopg.Connection) -> Iterator[list[tuple[str, int]]]:

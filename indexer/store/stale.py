@@ -12,6 +12,7 @@ import psycopg
 import redis
 
 from indexer import rules
+from indexer.hot.client import NoGeneration
 from indexer.hot.index import HotIndex
 from indexer.settings import IndexSettings
 from indexer.store.errors import HotIndexUnavailable
@@ -49,6 +50,8 @@ def purge_stale(
         deleted = [(row[0], row[1]) for row in cur.fetchall()]
     try:
         hot.apply_deletes(deleted)
+    except NoGeneration:
+        pass  # nothing to update: the next rebuild reads PostGIS
     except redis.RedisError as exc:
         raise HotIndexUnavailable(f"Redis could not be updated: {exc}") from exc
     return len(deleted)
