@@ -19,6 +19,7 @@ from typing import Any
 import h3
 import mercantile
 import osmium
+import pytest
 from hypothesis import strategies as st
 from osmium.osm.mutable import Node, Way
 from shapely.geometry import Polygon, box
@@ -27,7 +28,7 @@ from discovery.search.query import Candidate
 from indexer.hot import layout
 from indexer.hot.index import HotIndex
 from indexer.model import KINDS, Entity
-from indexer.store import db
+from indexer.store import db, merge, writer
 from indexer.store.rows import timezone_of
 from tests.conftest import Index
 
@@ -548,3 +549,15 @@ def entity_ids(index: Index) -> list[str]:
         found = [row[0] for row in cur.fetchall()]
     index.conn.commit()
     return found
+
+
+def fresh_fills(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make a write of 100 changes or more fill a fresh generation; the list of
+    generations filled so, appended to as they are."""
+    monkeypatch.setattr(merge, "BULK_MIN_CHANGES", 100)
+    fills: list[str] = []
+    fill = writer.FreshLoad.fill
+    monkeypatch.setattr(
+        writer.FreshLoad, "fill", lambda load, gen: fills.append(gen) or fill(load, gen)
+    )
+    return fills

@@ -34,6 +34,7 @@ from indexer.store.writer import HotIndexUnavailable, write_entities
 from tests.factories import (
     dead_and_live_loads,
     delete_entities,
+    fresh_fills,
     json_values,
     load_tables,
     moments,
@@ -234,12 +235,7 @@ def assert_still_empty(index: Index, gen: str, upcoming: str) -> None:
 def test_a_large_write_into_an_empty_index_is_inserted_and_filled_at_once(
     index: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(merge, "BULK_MIN_CHANGES", 100)
-    fills: list[str] = []
-    fill = writer.FreshLoad.fill
-    monkeypatch.setattr(
-        writer.FreshLoad, "fill", lambda load, gen: fills.append(gen) or fill(load, gen)
-    )
+    fills = fresh_fills(monkeypatch)
     with index.conn.cursor() as cur:
         cur.execute("SELECT nextval('entity_rev')")
         before = (cur.fetchone() or (0,))[0]

@@ -18,9 +18,17 @@ from indexer.hot import layout
 from indexer.hot.heal import MISSING, ensure_index
 from indexer.hot.index import HotIndex, connect_redis
 from indexer.settings import DEFAULT_DATABASE_URL, IndexSettings
-from indexer.store import merge, writer
+from indexer.store import writer
 from tests.conftest import Index, create_database, drop_database, with_database
-from tests.factories import HEADER, SHOPS, feed_now, gbfs_set, random_stores, write_lines
+from tests.factories import (
+    HEADER,
+    SHOPS,
+    feed_now,
+    fresh_fills,
+    gbfs_set,
+    random_stores,
+    write_lines,
+)
 from tests.redis_server import free_port
 
 Nearby = Callable[..., Result]
@@ -56,12 +64,7 @@ def test_a_large_first_import_into_nothing_is_loaded_and_filled_at_once(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(merge, "BULK_MIN_CHANGES", 100)
-    fills: list[str] = []
-    fill = writer.FreshLoad.fill
-    monkeypatch.setattr(
-        writer.FreshLoad, "fill", lambda load, gen: fills.append(gen) or fill(load, gen)
-    )
+    fills = fresh_fills(monkeypatch)
     index.hot.drop_all()
     lines = [
         f"{e.id[2:]},{e.name},{e.lat},{e.lng},shop,,{e.popularity}," for e in random_stores(300)
