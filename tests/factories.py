@@ -317,11 +317,14 @@ def fresh() -> int:
     return int(feed_now().timestamp()) - 30
 
 
-def gbfs_set(directory: Path, vehicles: list[str], *, vehicle_time: int | None = None) -> Path:
-    """A 2.3 feed set of one station (seen long ago) and the given vehicles (seen now)."""
+def gbfs_set(
+    directory: Path, vehicles: list[str], *, at: int | None = None, vehicle_time: int | None = None
+) -> Path:
+    """A 2.3 feed set of one station (seen long ago) and the given vehicles, stated at ``at``
+    (epoch seconds; default half a minute ago) unless ``vehicle_time`` says otherwise."""
     directory.mkdir(exist_ok=True)
 
-    now = fresh()
+    now = fresh() if at is None else at
 
     def write(name: str, data: dict[str, Any], updated: int = now) -> None:
         doc = {"last_updated": updated, "ttl": 30, "version": "2.3", "data": data}

@@ -18,7 +18,7 @@ from click.testing import Result
 from indexer.cli.feeds import parse_feed_line
 from indexer.jobs.feeds import FeedSpec
 from tests.conftest import Index
-from tests.factories import OLD, entity_ids, feed_now, gbfs_set
+from tests.factories import OLD, entity_ids, feed_now, fresh, gbfs_set
 
 Nearby = Callable[..., Result]
 
@@ -31,7 +31,8 @@ def summary(result: Result) -> str:
 def test_import_gbfs_is_a_snapshot_of_its_source(
     nearby: Nearby, index: Index, tmp_path: Path
 ) -> None:
-    first = nearby("import", "gbfs", str(gbfs_set(tmp_path / "a", ["v1", "v2"])))
+    at = fresh()
+    first = nearby("import", "gbfs", str(gbfs_set(tmp_path / "a", ["v1", "v2"], at=at)))
     assert first.exit_code == 0, first.output
     assert summary(first) == (
         "citybikes: imported 3 · updated 0 · unchanged 0 · removed 0 · rejected 0"
@@ -43,7 +44,7 @@ def test_import_gbfs_is_a_snapshot_of_its_source(
         "citybikes:vehicle:v2",
     ]
 
-    second = nearby("import", "gbfs", str(gbfs_set(tmp_path / "b", ["v2", "v3"])))
+    second = nearby("import", "gbfs", str(gbfs_set(tmp_path / "b", ["v2", "v3"], at=at)))
     assert summary(second) == (
         "citybikes: imported 1 · updated 0 · unchanged 2 · removed 1 · rejected 0"
         " · already stale 1 in _ s"
