@@ -10,6 +10,7 @@ replica cannot be made, :func:`replica_server` skips with the reason.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -32,11 +33,21 @@ AT_LEAST_THE_PRIMARY = ("max_connections", "max_worker_processes", "max_wal_send
 CATCH_UP_S = 60.0
 
 
+def as_postgres() -> bool:
+    """Whether the replica is made and run as the ``postgres`` OS user (when root and
+    there is one)."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return False
+    return True
+
+
 def as_server_user(argv: list[str]) -> list[str]:
     """``argv`` run as the ``postgres`` OS user when root, else as it is."""
-    if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--", *argv]
-    return argv
+    return ["runuser", "-u", "postgres", "--", *argv] if as_postgres() else argv
 
 
 def run(argv: list[str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -75,7 +86,7 @@ class ReplicaServer:
         if tool is None:
             return "pg_basebackup is not installed"
         port = str(urlsplit(self.primary_url).port or 5432)
-        if os.geteuid() == 0:
+        if as_postgres():
             shutil.chown(self.directory, "postgres", "postgres")
             argv = [tool, "-p", port]
         else:
@@ -109,7 +120,7 @@ class ReplicaServer:
     def write(self, path: Path, text: str) -> None:
         """Write a file of the data directory, owned by the server's user."""
         path.write_text(text)
-        if os.geteuid() == 0:
+        if as_postgres():
             shutil.chown(path, "postgres", "postgres")
 
     def pg_ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -134,7 +145,7 @@ class ReplicaServer:
         """Run ``sql`` on it as a superuser (through its socket, as ``postgres`` when root)."""
         psql = binary("psql", self.version) or "psql"
         target = ["-h", str(self.data), "-p", str(self.port), "-d", "postgres"]
-        if os.geteuid() != 0:
+        if not as_postgres():
             target = ["-d", self.url(self.primary_url)]
         done = run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", *target, "-c", sql], timeout=60)
         if done.returncode != 0:
@@ -159,7 +170,7 @@ class ReplicaServer:
 
 def primary_hba(port: int) -> str:
     """The primary's pg_hba.conf when it can be read, else local trust and passwords."""
-    if os.geteuid() == 0:
+    if as_postgres():
         found = run(["psql", "-X", "-p", str(port), "-tAc", "SHOW hba_file"], timeout=60)
         path = Path(found.stdout.strip())
         if found.returncode == 0 and path.is_file():
