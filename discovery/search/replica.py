@@ -47,6 +47,7 @@ class ReplicaReads:
         self.pool: ConnectionPool | None = None
         self._probe: psycopg.Connection | None = None
         self._lock = threading.Lock()
+        self._pool_lock = threading.Lock()
         self._next_look = 0.0
         #: Whether reads go to the replica (as of the last look).
         self.usable = False
@@ -70,18 +71,25 @@ class ReplicaReads:
         """A pooled connection to the replica."""
         pool = self.pool
         if pool is None:
-            pool = self.pool = ConnectionPool(
-                self.url,
-                min_size=1,
-                max_size=4,
-                open=False,
-                timeout=CONNECT_TIMEOUT_S,
-                check=ConnectionPool.check_connection,
-                kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
-            )
-            pool.open(wait=False)
+            with self._pool_lock:
+                pool = self.pool
+                if pool is None:
+                    pool = self.pool = self._new_pool()
         with pool.connection() as conn:
             yield conn
+
+    def _new_pool(self) -> ConnectionPool:
+        pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=4,
+            open=False,
+            timeout=CONNECT_TIMEOUT_S,
+            check=ConnectionPool.check_connection,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+        )
+        pool.open(wait=False)
+        return pool
 
     def failed(self, exc: BaseException) -> None:
         """A read on the replica failed: reads go to the primary until the next look."""
@@ -115,7 +123,8 @@ class ReplicaReads:
         if self._probe is not None:
             self._probe.close()
             self._probe = None
-        pool, self.pool = self.pool, None
+        with self._pool_lock:
+            pool, self.pool = self.pool, None
         if pool is not None:
             pool.close(timeout=0)
 
