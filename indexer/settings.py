@@ -27,6 +27,8 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: Staleness limits by kind, in seconds: a live entity not confirmed by its
 #: feed for longer is never shown.
 DEFAULT_STALE_S = {"bike": 600, "charger": 1800}
+#: Seconds a read replica may lag behind the primary before reads leave it.
+DEFAULT_REPLICA_MAX_LAG_S = 5
 
 
 def parse_database_url(value: str, variable: str = "DATABASE_URL") -> str:
@@ -93,6 +95,11 @@ class IndexSettings:
     stale_s: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_STALE_S))
     #: Per-source overrides of ``stale_s``.
     stale_sources: Mapping[str, int] = field(default_factory=dict)
+    #: A streaming replica of ``database_url`` that reads may use; None: none.
+    database_read_url: str | None = None
+    #: Reads leave the replica while it lags more than this; a rebuild waits at
+    #: most this long for it to replay what the primary had written.
+    replica_max_lag_s: int = DEFAULT_REPLICA_MAX_LAG_S
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> IndexSettings:
@@ -106,8 +113,16 @@ class IndexSettings:
             variable = f"NEARBY_STALE_{kind.upper()}_S"
             if variable in env:
                 stale[kind] = parse_int(env[variable], variable, 1, 30 * 86400)
+        read_url = env.get("DATABASE_READ_URL", "").strip() or None
         return cls(
             database_url=parse_database_url(env.get("DATABASE_URL", DEFAULT_DATABASE_URL)),
+            database_read_url=read_url and parse_database_url(read_url, "DATABASE_READ_URL"),
+            replica_max_lag_s=parse_int(
+                env.get("NEARBY_REPLICA_MAX_LAG_S", str(DEFAULT_REPLICA_MAX_LAG_S)),
+                "NEARBY_REPLICA_MAX_LAG_S",
+                0,
+                3600,
+            ),
             redis_url=parse_redis_url(env.get("REDIS_URL", DEFAULT_REDIS_URL)),
             redis_prefix=prefix,
             stale_s=stale,

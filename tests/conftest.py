@@ -28,6 +28,7 @@ from indexer.hot import layout
 from indexer.hot.index import HotIndex, connect_redis
 from indexer.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, IndexSettings
 from indexer.store import db
+from tests.pg_replica import ReplicaServer, replica_server
 
 API_KEY = "test-key"
 #: The cursor secret of the test app and of the servers the tests start (one
@@ -97,6 +98,13 @@ def cli_env(settings: IndexSettings) -> dict[str, str]:
         "NEARBY_HEAL_CHECK_S": "0",
         "NEARBY_CURSOR_SECRET": CURSOR_SECRET,
     }
+
+
+@pytest.fixture(scope="session")
+def replica(settings: IndexSettings) -> Iterator[ReplicaServer]:
+    """A streaming replica of the test server, made on first use (skips when none can be)."""
+    with replica_server(settings.database_url) as server:
+        yield server
 
 
 @dataclass

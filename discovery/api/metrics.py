@@ -4,7 +4,8 @@ Two kinds of series (names and labels in the README's "Metrics"):
 
 - **this API instance's**, counted as it serves (:class:`ApiMetrics`): requests
   by route template and status, latency by route and source, fallbacks to
-  PostGIS and why, Redis and PostgreSQL errors, pushed updates applied.
+  PostGIS and why, Redis and PostgreSQL errors, PostgreSQL reads by the server
+  that answered (primary or read replica), pushed updates applied.
   ``nearby serve`` runs several worker processes: each counts in files of
   prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, made
   fresh by each ``nearby serve``), and a scrape of any worker adds them up.
@@ -84,6 +85,10 @@ class ApiMetrics:
             "nearby_postgres_errors", "Requests that met a PostgreSQL error, by kind", ["kind"],
             registry=own,
         )  # fmt: skip
+        self.reads = Counter(
+            "nearby_postgres_reads", "Requests that read PostgreSQL, by the server that answered"
+            " (primary, or the read replica)", ["server"], registry=own,
+        )  # fmt: skip
         self.live_updates = Counter(
             "nearby_live_updates_applied", "Pushed updates applied, by endpoint", ["via"],
             registry=own,
@@ -130,6 +135,8 @@ class ApiMetrics:
             self._child(self.redis_errors, record.redis_error).inc()
         if record.postgres_error is not None:
             self._child(self.postgres_errors, record.postgres_error).inc()
+        if record.read_from is not None:
+            self._child(self.reads, record.read_from).inc()
         if record.pushed is not None:
             self._child(self.live_updates, record.pushed[0]).inc(record.pushed[1])
 

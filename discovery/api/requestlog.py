@@ -54,6 +54,8 @@ class RequestRecord:
     fallback: str | None = None
     redis_error: str | None = None
     postgres_error: str | None = None
+    #: ``primary`` or ``replica``: the server a PostgreSQL read went to.
+    read_from: str | None = None
     #: (``positions`` or ``availability``, items applied) of a push.
     pushed: tuple[str, int] | None = None
     status: str = "500"
@@ -121,6 +123,12 @@ class RequestNotes(Notes):
     def postgres_failed(self, exc: BaseException) -> None:
         """PostgreSQL failed while serving the request."""
         note_postgres_error(exc)
+
+    def read_from(self, server: str) -> None:
+        """A PostgreSQL read went to ``server`` (``primary`` or ``replica``)."""
+        record = _RECORD.get()
+        if record is not None:
+            record.read_from = server
 
 
 def note_redis_error(exc: BaseException) -> None:

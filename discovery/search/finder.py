@@ -41,8 +41,7 @@ def find_nearby(services: Services, query: NearbyQuery) -> SearchResult:
     else:
         notes.source(found.source)
         return found
-    with services.postgis() as conn:
-        found = postgis_search(conn, query)
+    found = services.read(lambda conn: postgis_search(conn, query))
     notes.source(found.source)
     return found
 
@@ -59,8 +58,7 @@ def find_entity(services: Services, entity_id: str) -> dict[str, Any]:
     doc = hot_entity(services, entity_id)
     if doc is None:
         services.notes.source("postgis")
-        with services.postgis() as conn:
-            doc = entity_document(conn, entity_id)
+        doc = services.read(lambda conn: entity_document(conn, entity_id))
     if doc is None:
         raise NotFound(f"no entity {entity_id[:200]!r}")
     return doc

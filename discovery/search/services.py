@@ -2,17 +2,21 @@
 
 Made when the app is created (not at import), opened lazily on first use, so
 that the app starts, and answers from the store that is up, while the other is
-down.  What a search notices on the way (where its answer came from, a fallback
-to PostGIS and why, a store's error) it tells its :class:`Notes`, which the API
-fills in for its request log.
+down.  Reads that may be a little behind (the PostGIS fallback search, an
+entity's document) go to the read replica when there is one and it keeps up
+(:mod:`discovery.search.replica`); writes always to the primary.  What a
+search notices on the way (where its answer came from, a fallback to PostGIS
+and why, a store's error) it tells its :class:`Notes`, which the API fills in
+for its request log.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from typing import TypeVar
 
 import psycopg
 import redis
@@ -21,6 +25,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from discovery.search.healing import Healer
 from discovery.search.hot import RedisSearch
 from discovery.search.query import StaleLimits
+from discovery.search.replica import READ_FAILED, ReplicaReads
 from discovery.settings import ApiSettings
 from indexer.errors import Unavailable
 from indexer.hot.index import HotIndex, connect_redis
@@ -41,6 +46,12 @@ class Notes:
     def postgres_failed(self, exc: BaseException) -> None:
         """PostgreSQL failed, or its pool timed out (``exc``)."""
 
+    def read_from(self, server: str) -> None:
+        """A read went to ``server`` (``primary`` or ``replica``)."""
+
+
+T = TypeVar("T")
+
 
 class Services:
     """PostGIS and Redis for one app, and the notes its searches take."""
@@ -58,6 +69,11 @@ class Services:
             kwargs={"autocommit": True, "connect_timeout": 2},
         )
         self._opened = False
+        read_url = settings.index.database_read_url
+        #: The read replica; None: every read goes to the primary.
+        self.replica = (
+            None if read_url is None else ReplicaReads(read_url, settings.index.replica_max_lag_s)
+        )
         self.redis = connect_redis(settings.index.redis_url)
         self.hot = HotIndex(self.redis, settings.index.redis_prefix)
         #: Starts a rebuild when Redis holds no index (discovery/search/healing.py).
@@ -75,6 +91,24 @@ class Services:
         except (PoolTimeout, psycopg.OperationalError) as exc:
             self.notes.postgres_failed(exc)
             raise Unavailable("PostGIS is not reachable") from exc
+
+    def read(self, query: Callable[[psycopg.Connection], T]) -> T:
+        """``query(conn)`` on the replica when it is used, else (or when it fails
+        there) on the primary; Unavailable when the primary does not answer."""
+        replica = self.replica
+        if replica is not None and replica.use(self.postgis):
+            try:
+                with replica.connection() as conn:
+                    found = query(conn)
+            except READ_FAILED as exc:
+                replica.failed(exc)
+            else:
+                self.notes.read_from("replica")
+                return found
+        with self.postgis() as conn:
+            found = query(conn)
+        self.notes.read_from("primary")
+        return found
 
     @cached_property
     def stale(self) -> StaleLimits:
@@ -101,6 +135,8 @@ class Services:
         """Close the pool and the Redis connections."""
         if self._opened:
             self.pool.close()
+        if self.replica is not None:
+            self.replica.close()
         if "search" in self.__dict__:
             self.search.close()
         self.hot.close()

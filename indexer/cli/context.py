@@ -40,6 +40,7 @@ class Context:
 
     settings: IndexSettings
     _conn: psycopg.Connection | None = None
+    _replica: psycopg.Connection | None = None
     _hot: HotIndex | None = None
 
     def conn(self) -> psycopg.Connection:
@@ -51,11 +52,23 @@ class Context:
                 raise Unavailable(f"PostGIS is not reachable: {exc}") from exc
         return self._conn
 
+    def replica(self) -> psycopg.Connection | None:
+        """A connection to the read replica (opened once); None when there is none or it
+        does not answer (then the primary serves)."""
+        url = self.settings.database_read_url
+        if self._replica is None and url is not None:
+            try:
+                self._replica = db.connect(url)
+            except psycopg.OperationalError as exc:
+                click.echo(f"warning: the read replica is not reachable ({exc})", err=True)
+        return self._replica
+
     def close(self) -> None:
         """Close what was opened (a transaction left open would block other sessions)."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        for conn in (self._conn, self._replica):
+            if conn is not None:
+                conn.close()
+        self._conn = self._replica = None
         if self._hot is not None:
             self._hot.client.close()
             self._hot = None

@@ -96,7 +96,9 @@ def rebuild_hot_index(context: Context) -> int:
         total = (cur.fetchone() or (0,))[0]
     started = time.monotonic()
     with progress_bar("rebuilding", total) as advance:
-        count = context.hot().rebuild(conn, advance)
+        count = context.hot().rebuild(
+            conn, advance, context.replica(), context.settings.replica_max_lag_s
+        )
     seconds = time.monotonic() - started
     gen = context.hot().generation()
     click.echo(f"rebuilt {format_count(count)} entities in {seconds:.1f} s (generation {gen})")

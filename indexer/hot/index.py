@@ -24,6 +24,7 @@ from indexer.hot.client import HotClient, chunked, connect_redis
 from indexer.hot.encoding import delete_record, upsert_record
 from indexer.hot.fill import fill_generation
 from indexer.hot.verify import Difference, verify_generation
+from indexer.replica import scan_connection
 from indexer.telemetry import BuildRecorder, telemetry_prefix
 
 __all__ = [
@@ -101,17 +102,29 @@ class HotIndex(HotClient):
     # -- repair ------------------------------------------------------------
 
     def rebuild(
-        self, conn: psycopg.Connection, progress: Callable[[int], None] | None = None
+        self,
+        conn: psycopg.Connection,
+        progress: Callable[[int], None] | None = None,
+        replica: psycopg.Connection | None = None,
+        replica_wait_s: float = 0.0,
     ) -> int:
         """Fill a fresh generation from PostGIS, then make it current.
 
         Safe while queries and writes run: queries read the old generation until
         the switch; writes meanwhile go to both (see apply.lua and
-        :mod:`indexer.hot.fill`).  Returns the number of entities indexed;
-        RebuildSuperseded when another rebuild started meanwhile (its generation
-        is the one that becomes current).
+        :mod:`indexer.hot.fill`).  With a ``replica`` of ``conn``'s server, the
+        snapshot is taken there once it has replayed what the primary had
+        committed when the generation was marked (waiting at most
+        ``replica_wait_s``, else it is taken on ``conn``).  Returns the number of
+        entities indexed; RebuildSuperseded when another rebuild started
+        meanwhile (its generation is the one that becomes current).
         """
-        count = self.build(lambda gen: fill_generation(self, conn, gen, progress), alone=False)
+
+        def fill(gen: str) -> int:
+            reader = scan_connection(conn, replica, replica_wait_s)
+            return fill_generation(self, reader, gen, progress)
+
+        count = self.build(fill, alone=False)
         if count is None:
             raise RebuildSuperseded(
                 "another rebuild started meanwhile: its generation becomes current when it ends"

@@ -13,6 +13,18 @@ def test_defaults_without_environment() -> None:
     assert settings.database_url.startswith("postgresql://")
     assert settings.redis_url.startswith("redis://")
     assert dict(settings.stale_s) == DEFAULT_STALE_S
+    assert settings.database_read_url is None
+
+
+def test_a_read_replica_is_optional() -> None:
+    settings = IndexSettings.from_env(
+        {
+            "DATABASE_READ_URL": "postgresql://r:r@replica:5433/nearby",
+            "NEARBY_REPLICA_MAX_LAG_S": "2",
+        }
+    )
+    assert settings.database_read_url == "postgresql://r:r@replica:5433/nearby"
+    assert settings.replica_max_lag_s == 2
 
 
 @pytest.mark.parametrize(
@@ -27,6 +39,10 @@ def test_defaults_without_environment() -> None:
         ("NEARBY_STALE_BIKE_S", "ten"),
         ("NEARBY_STALE_CHARGER_S", "0"),
         ("NEARBY_STALE_SOURCES", "divvy"),
+        ("DATABASE_READ_URL", "mysql://x@y/z"),
+        ("DATABASE_READ_URL", "postgresql://replica:5432"),
+        ("NEARBY_REPLICA_MAX_LAG_S", "soon"),
+        ("NEARBY_REPLICA_MAX_LAG_S", "-1"),
     ],
 )
 def test_malformed_value_is_named(variable: str, value: str) -> None:

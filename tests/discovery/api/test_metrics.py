@@ -85,6 +85,9 @@ def test_counters_after_a_known_sequence_of_requests(index: Index, client: Flask
     assert value(found, requests, route=entities, status="200") == 1
     assert sum(v for (name, _), v in found.items() if name == requests) == 8
     assert value(found, "nearby_postgis_fallbacks_total", reason="no_generation") == 3
+    # Both entity reads and both searches read PostgreSQL (no replica: the primary).
+    assert value(found, "nearby_postgres_reads_total", server="primary") == 4
+    assert value(found, "nearby_postgres_reads_total", server="replica") is None
     latency = "nearby_http_request_duration_seconds_count"
     assert value(found, latency, route="/v1/nearby", source="redis") == 3
     assert value(found, latency, route="/v1/nearby", source="postgis") == 2
