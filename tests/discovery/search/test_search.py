@@ -41,7 +41,6 @@ PLACES = {
 }
 RADII = (10.0, 120.0, 1_000.0, 4_000.0, 20_000.0, 50_000.0)
 HOURS = (None, "24/7", "off")
-NOW = datetime.now(UTC)
 
 
 def destination(lat: float, lng: float, bearing: float, distance_m: float) -> tuple[float, float]:
@@ -50,7 +49,7 @@ def destination(lat: float, lng: float, bearing: float, distance_m: float) -> tu
     return max(-90.0, min(90.0, lat2)), normalize_lng(lng2)
 
 
-def random_entity(rnd: random.Random, i: int, lat: float, lng: float) -> Entity:
+def random_entity(rnd: random.Random, i: int, lat: float, lng: float, now: datetime) -> Entity:
     """One entity around (lat, lng): kinds, filters, ties and staleness all mixed."""
     spread = rnd.choice((30.0, 300.0, 3_000.0, 30_000.0))
     lat, lng = destination(lat, lng, rnd.uniform(0, 2 * math.pi), rnd.expovariate(1 / spread))
@@ -69,7 +68,7 @@ def random_entity(rnd: random.Random, i: int, lat: float, lng: float) -> Entity:
         available=rnd.choice((0, 1, 3)) if live else None,
         capacity=4 if live else None,
         opening_hours=rnd.choice(HOURS),
-        seen_at=NOW - timedelta(seconds=age) if age is not None else None,
+        seen_at=now - timedelta(seconds=age) if age is not None else None,
     )
 
 
@@ -77,7 +76,8 @@ def data_set(seed: int, place: str, size: int) -> list[Entity]:
     """A seeded data set around one of PLACES, with a few exact duplicates for ties."""
     rnd = random.Random(seed)
     lat, lng = PLACES[place]
-    entities = [random_entity(rnd, i, lat, lng) for i in range(size)]
+    now = datetime.now(UTC)  # when the data is made: its ages hold however late a test runs
+    entities = [random_entity(rnd, i, lat, lng, now) for i in range(size)]
     for i in range(0, size // 10):
         twin = entities[rnd.randrange(size)]
         entities.append(replace(twin, id=f"t:twin{i}"))
@@ -222,7 +222,8 @@ def test_stale_live_entities_are_never_returned(seoul, client) -> None:
         {"lat": 37.5665, "lng": 126.978, "radius": 50_000, "limit": 100, "kinds": "bike"},
         seoul,
     )
-    stale = {e.id for e in seoul if e.seen_at and e.seen_at < NOW - timedelta(seconds=600)}
+    cutoff = datetime.now(UTC) - timedelta(seconds=600)
+    stale = {e.id for e in seoul if e.seen_at and e.seen_at < cutoff}
     assert stale and not stale & {r["id"] for r in body["results"]}
 
 
