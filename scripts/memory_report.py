@@ -48,6 +48,8 @@ FAMILIES = (
 )
 #: The keys of the index outside any generation (the last is the healing lease's).
 CONTROL = (layout.GEN, layout.BUILDING, layout.COUNTER, "heal")
+#: The families whose stored values the report sizes.
+VALUE_FAMILIES = ("loc", "m", "d")
 #: A family's command for its element count.
 LENGTH = {"z": "ZCARD", "hash": "HLEN"}
 
@@ -192,24 +194,26 @@ def measure_keys(client: redis.Redis, prefix: str, config: dict[str, int]) -> di
     return families
 
 
-def hash_keys(client: redis.Redis, prefix: str, wanted: str) -> Iterator[bytes]:
-    """The index's hash keys of family ``wanted`` (loc, m or d)."""
+def hash_keys(client: redis.Redis, prefix: str) -> Iterator[tuple[str, bytes]]:
+    """(family, key) of the index's loc, member and document hashes."""
     start = len(prefix) + 1
     for key in keys_of(client, prefix):
-        if family_of(key[start:].decode()) == wanted:
-            yield key
+        family = family_of(key[start:].decode())
+        if family in VALUE_FAMILIES:
+            yield family, key
 
 
 def measure_values(client: redis.Redis, prefix: str) -> tuple[dict[str, Values], int]:
     """The value sizes of loc, the members and the documents; the entity count (loc
     entries that place their id: a tombstone holds the revision alone)."""
-    values = {name: Values() for name in ("loc", "m", "d")}
+    values = {name: Values() for name in VALUE_FAMILIES}
     entities = 0
-    for name, sizes in values.items():
-        for key in hash_keys(client, prefix, name):
-            for field_name, value in client.hscan_iter(key, count=BATCH):
-                sizes.add(field_name, value)
-                entities += name == "loc" and b" " in value
+    for name, key in hash_keys(client, prefix):
+        sizes = values[name]
+        for field_name, value in client.hscan_iter(key, count=BATCH):
+            sizes.add(field_name, value)
+            if name == "loc" and b" " in value:
+                entities += 1
     return values, entities
 
 
