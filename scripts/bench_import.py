@@ -7,6 +7,12 @@
 4. Baseline: a raw ``COPY`` of the file into a bare PostGIS table (the same
    columns and a geography, no index, no constraint), then a raw pipelined
    ``GEOADD`` of its rows into one Redis key.
+5. Redis memory: after the first import, the index's keys measured with
+   ``MEMORY USAGE`` (:mod:`scripts.memory_report`: every key under the run's
+   prefix, summed, and by family) and the server's ``used_memory`` before and
+   after; the same two for the GEOADD key.  The MEMORY USAGE sums are the
+   figures: the server is shared, so its used_memory moves with other clients'
+   writes too.
 
     python -m scripts.bench_import --rows 100000
 
@@ -37,6 +43,8 @@ from indexer.settings import IndexSettings
 from indexer.store import db
 from scripts.benchkit import drop_database, postgres_cpu, postgres_cpu_since, redis_cpu
 from scripts.gen_city import write_stores_csv
+from scripts.memory_report import Report, format_report, key_bytes, used_memory
+from scripts.memory_report import read as read_memory
 
 RAW_TABLE = """
 CREATE TABLE raw_stores (
@@ -67,6 +75,14 @@ class Run:
 
 
 @dataclass(frozen=True)
+class Memory:
+    """Redis bytes of one thing: its keys' MEMORY USAGE summed, and used_memory's growth."""
+
+    usage: int
+    delta: int
+
+
+@dataclass(frozen=True)
 class ImportBench:
     """The figures of one benchmark run."""
 
@@ -76,6 +92,9 @@ class ImportBench:
     again: Run
     raw_copy: Run
     raw_geoadd: Run
+    index_memory: Memory
+    geo_memory: Memory
+    breakdown: Report
 
     @property
     def raw_s(self) -> float:
@@ -172,10 +191,11 @@ def raw_copy(settings: IndexSettings, path: Path) -> Run:
     return Run(seconds, cpu_python=time.process_time() - cpu, cpu_postgres=postgres_used)
 
 
-def raw_geoadd(settings: IndexSettings, path: Path) -> Run:
-    """Read the CSV and GEOADD every row into one key, pipelined."""
+def raw_geoadd(settings: IndexSettings, path: Path) -> tuple[Run, Memory]:
+    """Read the CSV and GEOADD every row into one key, pipelined; its time and memory."""
     client = redis.Redis.from_url(settings.redis_url)
     key = f"{settings.redis_prefix}:raw-geo"
+    memory_before = used_memory(client)
     started, cpu, redis_before = time.perf_counter(), time.process_time(), redis_cpu(client)
     with path.open(newline="", encoding="utf-8") as handle:
         rows = csv.reader(handle)
@@ -188,9 +208,19 @@ def raw_geoadd(settings: IndexSettings, path: Path) -> Run:
         pipe.execute()
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     redis_used = redis_cpu(client) - redis_before
+    memory = Memory(key_bytes(client, key), used_memory(client) - memory_before)
     client.delete(key)
     client.close()
-    return Run(seconds, cpu_python=cpu, cpu_redis=redis_used)
+    return Run(seconds, cpu_python=cpu, cpu_redis=redis_used), memory
+
+
+def index_memory(settings: IndexSettings, before: int) -> tuple[Memory, Report]:
+    """The scratch index's Redis bytes (used_memory was ``before`` it was built), by family."""
+    client = redis.Redis.from_url(settings.redis_url)
+    delta = used_memory(client) - before
+    report = read_memory(client, settings.redis_prefix)
+    client.close()
+    return Memory(report.total, delta), report
 
 
 def run(settings: IndexSettings, rows: int, seed: int, directory: Path) -> ImportBench:
@@ -199,12 +229,16 @@ def run(settings: IndexSettings, rows: int, seed: int, directory: Path) -> Impor
     with path.open("w", encoding="utf-8", newline="") as out:
         write_stores_csv(out, seed, rows)
     with scratch_index(settings) as scratch:
+        with redis.Redis.from_url(settings.redis_url) as client:
+            before = used_memory(client)
         empty_hot_index(scratch)
         first = timed_import(scratch, path)
+        memory, breakdown = index_memory(scratch, before)
         again = timed_import(scratch, path)
         copy = raw_copy(scratch, path)
-        geoadd = raw_geoadd(scratch, path)
-    return ImportBench(rows, path.stat().st_size / 2**20, first, again, copy, geoadd)
+        geoadd, geo_memory = raw_geoadd(scratch, path)
+    size = path.stat().st_size / 2**20
+    return ImportBench(rows, size, first, again, copy, geoadd, memory, geo_memory, breakdown)
 
 
 def cpu_row(label: str, step: Run) -> str:
@@ -213,6 +247,26 @@ def cpu_row(label: str, step: Run) -> str:
     cells = "".join("        -" if part is None else f"{part:9.1f}" for part in parts)
     known = sum(part for part in parts if part is not None)
     return f"{label:<28}{cells}{known:9.1f}"
+
+
+def memory_table(bench: ImportBench) -> list[str]:
+    """Redis bytes per entity of the index beside the raw GEOADD set's, then by family."""
+    entities = bench.breakdown.entities or bench.rows
+
+    def row(label: str, size: int) -> str:
+        return f"{label:<36}{size:>14,}{size / entities:>10.0f}"
+
+    ratio = bench.index_memory.usage / bench.geo_memory.usage if bench.geo_memory.usage else 0.0
+    return [
+        f"{'Redis memory, after the first import':<36}{'bytes':>14}{'B/entity':>10}",
+        row("hot index, MEMORY USAGE summed", bench.index_memory.usage),
+        row("hot index, used_memory delta", bench.index_memory.delta),
+        row("raw GEOADD set, MEMORY USAGE", bench.geo_memory.usage),
+        row("raw GEOADD set, used_memory delta", bench.geo_memory.delta),
+        f"hot index / raw GEOADD (MEMORY USAGE): {ratio:.1f}×; target ≤ 400 B/entity",
+        "",
+        format_report(bench.breakdown),
+    ]
 
 
 def format_table(bench: ImportBench) -> str:
@@ -241,6 +295,8 @@ def format_table(bench: ImportBench) -> str:
         cpu_row("nearby re-import (unchanged)", bench.again),
         cpu_row("raw COPY into PostGIS", bench.raw_copy),
         cpu_row("raw GEOADD, pipelined", bench.raw_geoadd),
+        "",
+        *memory_table(bench),
     ]
     return "\n".join(lines)
 
