@@ -1,7 +1,8 @@
 """How far a streaming read replica is behind its primary, in WAL and in seconds.
 
-The primary's position is ``pg_current_wal_lsn()`` (with synchronous_commit on,
-every committed transaction's commit record is at or before it); a replica has
+The primary's position is ``pg_current_wal_insert_lsn()``: every committed
+transaction's commit record is at or before it, even one committed with
+synchronous_commit off whose WAL is not yet written; a replica has
 replayed a transaction once ``pg_last_wal_replay_lsn()`` reaches that position.
 A server that is not in recovery (a read URL naming a primary) is never behind.
 """
@@ -27,7 +28,7 @@ SELECT NOT pg_is_in_recovery() OR coalesce(pg_last_wal_replay_lsn() >= %(lsn)s::
 def primary_position(primary: psycopg.Connection) -> str:
     """The primary's WAL position now: what it has committed so far ends at or before it."""
     with primary.transaction():
-        row = primary.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        row = primary.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
     assert row is not None
     return str(row[0])
 
