@@ -102,7 +102,8 @@ def ensure_loaded(settings: IndexSettings, city: City, reload: bool) -> None:
     """Load the city into PostGIS and Redis unless it is there already; fill the GEO set."""
     conn = db.connect(settings.database_url)
     hot = HotIndex(connect_redis(settings.redis_url), settings.redis_prefix)
-    count = conn.execute("SELECT count(*) FROM entities").fetchone()[0]
+    found = conn.execute("SELECT count(*) FROM entities").fetchone()
+    count = found[0] if found else 0
     if not reload and count == city.total and hot.generation() and not layout_matches(hot):
         log("the hot index has another layout: rebuilding it from PostGIS …")
         hot.rebuild(conn)

@@ -167,7 +167,7 @@ def generate(out: Path, seed: int, moment: datetime, sizes: tuple[int, int, int]
     rng = random.Random(seed)
     now = int(moment.timestamp())
     info, status = stations(rng, sizes[0], now)
-    feeds = {
+    feeds: dict[str, dict[str, Any]] = {
         "system_information": {"system_id": SYSTEM_ID, "name": "Kaupunkipyörät (demo)",
                                "language": "en", "timezone": "Europe/Helsinki"},
         "vehicle_types": {"vehicle_types": VEHICLE_TYPES},
