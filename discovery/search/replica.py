@@ -34,6 +34,21 @@ READ_FAILED: tuple[type[Exception], ...] = (PoolTimeout, PoolClosed, psycopg.Ope
 Primary = Callable[[], AbstractContextManager[psycopg.Connection]]
 
 
+def api_pool(url: str, timeout_s: float) -> ConnectionPool:
+    """An API process's pool of autocommit connections to ``url`` (the primary or
+    the replica), not yet open; ``timeout_s`` bounds both the wait for a
+    connection and connecting."""
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=4,
+        open=False,
+        timeout=timeout_s,
+        check=ConnectionPool.check_connection,
+        kwargs={"autocommit": True, "connect_timeout": timeout_s},
+    )
+
+
 class ReplicaReads:
     """The read replica of one API process: its pool, and whether reads go to it."""
 
@@ -79,15 +94,7 @@ class ReplicaReads:
             yield conn
 
     def _new_pool(self) -> ConnectionPool:
-        pool = ConnectionPool(
-            self.url,
-            min_size=1,
-            max_size=4,
-            open=False,
-            timeout=CONNECT_TIMEOUT_S,
-            check=ConnectionPool.check_connection,
-            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
-        )
+        pool = api_pool(self.url, CONNECT_TIMEOUT_S)
         pool.open(wait=False)
         return pool
 

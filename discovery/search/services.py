@@ -20,12 +20,12 @@ from typing import TypeVar
 
 import psycopg
 import redis
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from discovery.search.healing import Healer
 from discovery.search.hot import RedisSearch
 from discovery.search.query import StaleLimits
-from discovery.search.replica import READ_FAILED, ReplicaReads
+from discovery.search.replica import READ_FAILED, ReplicaReads, api_pool
 from discovery.settings import ApiSettings
 from indexer.errors import Unavailable
 from indexer.hot.index import HotIndex, connect_redis
@@ -52,6 +52,9 @@ class Notes:
 
 T = TypeVar("T")
 
+#: Seconds a request waits for a connection to the primary, or to connect to it.
+PRIMARY_TIMEOUT_S = 2
+
 
 class Services:
     """PostGIS and Redis for one app, and the notes its searches take."""
@@ -59,15 +62,7 @@ class Services:
     def __init__(self, settings: ApiSettings, notes: Notes | None = None) -> None:
         self.settings = settings
         self.notes = notes if notes is not None else Notes()
-        self.pool = ConnectionPool(
-            settings.index.database_url,
-            min_size=1,
-            max_size=4,
-            open=False,
-            timeout=2.0,
-            check=ConnectionPool.check_connection,
-            kwargs={"autocommit": True, "connect_timeout": 2},
-        )
+        self.pool = api_pool(settings.index.database_url, PRIMARY_TIMEOUT_S)
         self._opened = False
         read_url = settings.index.database_read_url
         #: The read replica; None: every read goes to the primary.

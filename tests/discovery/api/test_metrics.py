@@ -88,6 +88,7 @@ def test_counters_after_a_known_sequence_of_requests(index: Index, client: Flask
     # Both entity reads and both searches read PostgreSQL (no replica: the primary).
     assert value(found, "nearby_postgres_reads_total", server="primary") == 4
     assert value(found, "nearby_postgres_reads_total", server="replica") is None
+    # Histogram counts: how many requests were timed per route and source, never their times.
     latency = "nearby_http_request_duration_seconds_count"
     assert value(found, latency, route="/v1/nearby", source="redis") == 3
     assert value(found, latency, route="/v1/nearby", source="postgis") == 2
@@ -99,7 +100,7 @@ def test_counters_after_a_known_sequence_of_requests(index: Index, client: Flask
     assert value(found, "nearby_hot_index_generation") is None
     assert value(found, "nearby_rebuilds_started_total") == 1
     assert value(found, "nearby_rebuilds_finished_total", outcome="ok") == 1
-    assert value(found, "nearby_rebuild_duration_seconds_count") == 1
+    assert value(found, "nearby_rebuild_duration_seconds_count") == 1  # one build recorded
     # The scrape itself is counted once answered.
     again = scrape(client)
     assert value(again, requests, route="/metrics", status="200") == 1
@@ -224,6 +225,7 @@ def test_the_counts_of_several_processes_add_up(
     content_type, body = metrics.exposition()
     found = samples(body.decode())
     assert value(found, "nearby_http_requests_total", route="/healthz", status="200") == 5
+    # Each process's five timed requests are counted, whatever they took.
     assert value(found, "nearby_http_request_duration_seconds_count", route="/healthz",
                  source="none") == 5  # fmt: skip
     assert value(found, "nearby_redis_up") == 1  # read at scrape time, by this process
