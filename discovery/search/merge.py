@@ -19,7 +19,9 @@ it is removed from the old one, so that a query reading the two at different
 instants may meet it twice: the copy of the higher revision is kept.  Dropping
 a copy from a group that returned as many hits as asked leaves that group's
 list one short, and the page may then miss a hit that group did not send:
-:attr:`Merged.retry` says so (ask again).
+:attr:`Merged.retry` says so (ask again).  A group=mini_app answer carries
+only bests and counts, so the groups count an entity marked as moving apart
+(:attr:`Grouped.moving`, as hits) and the merge counts it once.
 """
 
 from __future__ import annotations
@@ -44,10 +46,14 @@ class Ranked(NamedTuple):
 
 
 class Grouped(NamedTuple):
-    """One group's answer to a group=mini_app call: for every mini-app with a candidate
-    in the group, (mini-app, its best hit there, that hit's revision, its count there)."""
+    """One group's answer to a group=mini_app call."""
 
+    #: For every mini-app with a settled candidate in the group: (mini-app, its
+    #: best hit there, that hit's revision, its count there).
     apps: Sequence[tuple[str, Hit, int, int]]
+    #: The candidates marked as moving between groups, each (mini-app, hit,
+    #: revision), left out of ``apps``: one entity may be met in both groups.
+    moving: Sequence[tuple[str, Hit, int]] = ()
 
 
 class Merged(NamedTuple):
@@ -112,30 +118,43 @@ def merge_top(answers: Sequence[Ranked], query: NearbyQuery) -> Merged:
 
 
 def merge_grouped(answers: Sequence[Grouped], query: NearbyQuery) -> Merged:
-    """The exact group=mini_app page from each group's best hit and count per mini-app.
+    """The exact group=mini_app page from each group's best hit and count per mini-app,
+    and its moving candidates (each entity counted once, at its highest revision).
 
-    An entity met as the best of two groups was counted in both: ``retry``.  (A
-    second copy that is no group's best is not seen here: exact counts during a
-    move need the groups to count an arriving copy apart until the old one is
-    gone.)
+    A settled entity met as the best of two groups was counted in both: ``retry``.
     """
     best: dict[str, Hit] = {}
     counts: dict[str, int] = {}
     seen: set[str] = set()
     retry = False
-    for answer in answers:
-        for app, hit, _revision, count in answer.apps:
-            if not app:
-                continue
-            retry = retry or hit.id in seen
-            seen.add(hit.id)
-            counts[app] = counts.get(app, 0) + count
-            held = best.get(app)
-            if held is None or sort_key(hit, query.sort) < sort_key(held, query.sort):
-                best[app] = hit
+    for app, hit, count in settled(answers) + moving(answers):
+        if not app:
+            continue
+        retry = retry or hit.id in seen
+        seen.add(hit.id)
+        counts[app] = counts.get(app, 0) + count
+        held = best.get(app)
+        if held is None or sort_key(hit, query.sort) < sort_key(held, query.sort):
+            best[app] = hit
     grouped = rank((hit._replace(group_count=counts[app]) for app, hit in best.items()), query.sort)
     hits, more = page(grouped, query)
     return Merged(hits, more, retry)
+
+
+def settled(answers: Sequence[Grouped]) -> list[tuple[str, Hit, int]]:
+    """(mini-app, best hit, count) of every group's settled candidates."""
+    return [(app, hit, count) for answer in answers for app, hit, _, count in answer.apps]
+
+
+def moving(answers: Sequence[Grouped]) -> list[tuple[str, Hit, int]]:
+    """(mini-app, hit, 1) of each moving entity, at its highest revision."""
+    kept: dict[str, tuple[int, str, Hit]] = {}
+    for answer in answers:
+        for app, hit, revision in answer.moving:
+            held = kept.get(hit.id)
+            if held is None or revision > held[0]:
+                kept[hit.id] = (revision, app, hit)
+    return [(app, hit, 1) for _, app, hit in kept.values()]
 
 
 def merge_all(answers: Iterable[Ranked]) -> list[Hit]:

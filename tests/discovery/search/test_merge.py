@@ -155,3 +155,43 @@ def test_merge_all_keeps_each_entity_once_at_its_newest() -> None:
     old, new, other = Hit("m", 1.0, 0.0, 0.0), Hit("m", 9.0, 0.0, 0.0), Hit("o", 2.0, 0.0, 0.0)
     answers = [Ranked([old, other], [1, 1], False), Ranked([new], [2], False)]
     assert sorted(merge_all(answers)) == sorted([new, other])
+
+
+@st.composite
+def in_flight(draw: st.DrawFn) -> tuple[list[Grouped], list[Hit], NearbyQuery]:
+    """Groups' group=mini_app answers at one instant of some moves: a moving entity is
+    marked where it is (its old group, both, or its new group) and counted apart; and
+    every entity once, at its newest copy."""
+    (groups, _), query = draw(placed(moves=False)), draw(queries())
+    world = [hit for group in groups for hit, _ in group]
+    marked: list[list[tuple[str, Hit, int]]] = [[] for _ in groups]
+    settled_groups: list[list[tuple[Hit, int]]] = []
+    for where, group in enumerate(groups):
+        settled_here = []
+        for hit, revision in group:
+            if len(groups) == 1 or not draw(st.booleans()):
+                settled_here.append((hit, revision))
+                continue
+            to = (where + draw(st.integers(1, len(groups) - 1))) % len(groups)
+            new = draw(hit_strategy(hit.id))._replace(doc=hit.doc)
+            phase = draw(st.sampled_from(["leaving", "both", "arrived"]))
+            if phase != "arrived":
+                marked[where].append((hit.doc["mini_app"], hit, revision))
+            if phase != "leaving":
+                marked[to].append((hit.doc["mini_app"], new, revision + 1))
+                world[world.index(hit)] = new
+        settled_groups.append(settled_here)
+    answers = [
+        group_answer(group, query)._replace(moving=moving)
+        for group, moving in zip(settled_groups, marked, strict=True)
+    ]
+    return answers, world, query
+
+
+@settings(max_examples=400)
+@given(in_flight())
+def test_group_counts_hold_while_entities_move(case) -> None:
+    answers, world, query = case
+    merged = merge_grouped(answers, query)
+    assert (merged.hits, merged.more) == page(group_hits(world, query), query)
+    assert not merged.retry
