@@ -59,6 +59,25 @@ def parse_redis_url(value: str, variable: str = "REDIS_URL") -> str:
     return value
 
 
+def parse_cluster_url(value: str, variable: str = "REDIS_URL") -> str:
+    """Return ``value`` if it can name a seed node of a Redis Cluster: redis:// or
+    rediss://, database 0 (a cluster has no other)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ConfigError(variable, f"a cluster's seed node needs a redis:// URL, got {value!r}")
+    if parts.path.strip("/") not in ("", "0"):
+        raise ConfigError(variable, "a Redis Cluster has only database 0")
+    return value
+
+
+def parse_flag(value: str, variable: str) -> bool:
+    """A yes/no setting: 1/true or 0/false (empty: no)."""
+    flag = value.strip().lower()
+    if flag not in ("0", "1", "true", "false", ""):
+        raise ConfigError(variable, f"expected 0 or 1, got {flag!r}")
+    return flag in ("1", "true")
+
+
 def parse_int(value: str, variable: str, low: int, high: int) -> int:
     """Parse an integer setting within [low, high]."""
     try:
@@ -90,6 +109,9 @@ class IndexSettings:
 
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str = DEFAULT_REDIS_URL
+    #: ``redis_url`` names a seed node of a Redis Cluster (NEARBY_REDIS_CLUSTER=1):
+    #: the client learns the other nodes from it.
+    redis_cluster: bool = False
     #: Namespace of every Redis key of this deployment (tests use their own).
     redis_prefix: str = "nearby"
     stale_s: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_STALE_S))
@@ -114,6 +136,8 @@ class IndexSettings:
             if variable in env:
                 stale[kind] = parse_int(env[variable], variable, 1, 30 * 86400)
         read_url = env.get("DATABASE_READ_URL", "").strip() or None
+        redis_url = parse_redis_url(env.get("REDIS_URL", DEFAULT_REDIS_URL))
+        redis_cluster = parse_flag(env.get("NEARBY_REDIS_CLUSTER", ""), "NEARBY_REDIS_CLUSTER")
         return cls(
             database_url=parse_database_url(env.get("DATABASE_URL", DEFAULT_DATABASE_URL)),
             database_read_url=read_url and parse_database_url(read_url, "DATABASE_READ_URL"),
@@ -123,7 +147,8 @@ class IndexSettings:
                 0,
                 3600,
             ),
-            redis_url=parse_redis_url(env.get("REDIS_URL", DEFAULT_REDIS_URL)),
+            redis_url=parse_cluster_url(redis_url) if redis_cluster else redis_url,
+            redis_cluster=redis_cluster,
             redis_prefix=prefix,
             stale_s=stale,
             stale_sources=parse_stale_sources(

@@ -29,6 +29,7 @@ from indexer.hot.index import HotIndex, connect_redis
 from indexer.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, IndexSettings
 from indexer.store import db
 from tests.pg_replica import ReplicaServer, replica_server
+from tests.redis_cluster import ClusterServers, redis_cluster
 
 API_KEY = "test-key"
 #: The cursor secret of the test app and of the servers the tests start (one
@@ -105,6 +106,21 @@ def replica(settings: IndexSettings) -> Iterator[ReplicaServer]:
     """A streaming replica of the test server, made on first use (skips when none can be)."""
     with replica_server(settings.database_url) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def cluster_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterServers]:
+    """A 3-master Redis Cluster of this run's own, started on first use (skips without
+    redis-server and redis-cli)."""
+    with redis_cluster(tmp_path_factory.mktemp("cluster")) as servers:
+        yield servers
+
+
+@pytest.fixture
+def cluster(cluster_servers: ClusterServers) -> ClusterServers:
+    """The run's Redis Cluster, every node up and ok (a test that kills one restarts it)."""
+    cluster_servers.wait_ok()
+    return cluster_servers
 
 
 @dataclass

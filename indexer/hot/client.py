@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from itertools import islice
-from typing import Any
+from typing import Any, TypeAlias, overload
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 
 from indexer.errors import Unavailable
 from indexer.hot import layout, lua
@@ -31,15 +32,43 @@ class NoGeneration(Unavailable):
     """Redis holds no generation of the index (the next write or healing check builds one)."""
 
 
-def connect_redis(url: str) -> redis.Redis:
-    """A Redis client that decodes replies as text and fails fast when Redis is down."""
-    return redis.Redis.from_url(
-        url, decode_responses=True, socket_connect_timeout=1.0, socket_timeout=5.0
-    )
+#: What a deployment's Redis is: one server, or a Redis Cluster.
+RedisClient: TypeAlias = redis.Redis | RedisCluster
+#: Settings every client of the hot index gets (a cluster's node clients too).
+CLIENT_SETTINGS: dict[str, Any] = {"socket_connect_timeout": 1.0, "socket_timeout": 5.0}
+#: Keys of a cluster client's connection settings that a twin is not given: the
+#: database (a cluster has only 0, and refuses to be told) and what belongs to
+#: that client object alone (a twin makes its own).
+_NOT_COPIED = ("db", "redis_connect_func", "oss_cluster_maint_notifications_handler")
 
 
-def raw_client(client: redis.Redis) -> redis.Redis:
-    """A client of the same server that leaves replies as bytes (members are binary)."""
+@overload
+def connect_redis(url: str) -> redis.Redis: ...
+@overload
+def connect_redis(url: str, *, cluster: bool) -> RedisClient: ...
+def connect_redis(url: str, *, cluster: bool = False) -> RedisClient:
+    """A Redis client that decodes replies as text and fails fast when Redis is down;
+    with ``cluster``, a Redis Cluster client that learns every node from the one
+    ``url`` names (NEARBY_REDIS_CLUSTER=1)."""
+    if cluster:
+        return RedisCluster.from_url(url, decode_responses=True, **CLIENT_SETTINGS)
+    return redis.Redis.from_url(url, decode_responses=True, **CLIENT_SETTINGS)
+
+
+@overload
+def raw_client(client: redis.Redis) -> redis.Redis: ...
+@overload
+def raw_client(client: RedisClient) -> RedisClient: ...
+def raw_client(client: RedisClient) -> RedisClient:
+    """A client of the same server or cluster that leaves replies as bytes (members
+    are binary)."""
+    if isinstance(client, RedisCluster):
+        kwargs = dict(client.nodes_manager.connection_kwargs)
+        for key in _NOT_COPIED:
+            kwargs.pop(key, None)
+        kwargs["decode_responses"] = False
+        nodes = [ClusterNode(node.host, node.port) for node in client.get_nodes()]
+        return RedisCluster(startup_nodes=nodes, **kwargs)
     kwargs = {**client.connection_pool.connection_kwargs, "decode_responses": False}
     pool = redis.ConnectionPool(connection_class=client.connection_pool.connection_class, **kwargs)
     return redis.Redis(connection_pool=pool)
