@@ -564,3 +564,35 @@ def fresh_fills(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         writer.FreshLoad, "fill", lambda load, gen: fills.append(gen) or fill(load, gen)
     )
     return fills
+
+
+# -- catalog --
+
+#: The tables of the mini-app catalog, the users and the usage events.
+CATALOG_TABLES = (
+    "mini_apps",
+    "user_favorites",
+    "user_recents",
+    "usage_events",
+    "usage_entity",
+    "usage_mini_app",
+    "usage_basis",
+)
+CATALOG_HEADER = "slug,name,icon_url,description,category"
+
+
+def clear_catalog(index: Index) -> None:
+    """Empty the catalog, the users' tables and the usage, and the catalog's Redis key."""
+    with index.conn.cursor() as cur:
+        cur.execute(f"TRUNCATE {', '.join(CATALOG_TABLES)}")
+    index.conn.commit()
+    index.hot.client.delete(f"{index.settings.redis_prefix}:apps")
+
+
+def catalog_rows(index: Index) -> list[tuple[Any, ...]]:
+    """Every catalog entry: slug, name, icon_url, description, category (by slug)."""
+    with index.conn.cursor() as cur:
+        cur.execute("SELECT slug, name, icon_url, description, category FROM mini_apps ORDER BY 1")
+        rows = cur.fetchall()
+    index.conn.commit()
+    return rows

@@ -33,8 +33,10 @@ from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.specs.openapi import checks as openapi_checks
 
 from indexer.model import Entity
+from indexer.store.catalog import MiniApp, publish_catalog, read_catalog, write_catalog
 from indexer.store.writer import write_entities
 from tests.conftest import API_KEY, Index
+from tests.factories import clear_catalog
 
 #: Requests per operation: (valid, invalid). Generating a request costs far more
 #: than answering it, a body most: the budget leans to the cheaper operations.
@@ -42,6 +44,7 @@ BUDGET = {
     "GET /v1/nearby": (2200, 1000),
     # An invalid id (one with NUL) is one schemathesis does not put in a path.
     "GET /v1/entities/{id}": (700, 0),
+    "GET /v1/mini-apps/{slug}": (250, 100),
     "POST /v1/positions": (450, 200),
     "POST /v1/availability": (300, 150),
     # Nothing to vary: one request each.
@@ -142,15 +145,30 @@ def checks_for(case: Any) -> list[Any]:
     leave_out: set[Any] = set()
     if case.query and "cursor" in case.query:
         leave_out.add(openapi_checks.positive_data_acceptance)
+    if case.path.startswith("/v1/mini-apps/") and needs_point(case.query or {}):
+        # Nor that lat and lng go together, and radius, limit and cursor need them.
+        leave_out.add(openapi_checks.positive_data_acceptance)
     if case.method.upper() == "POST":
         leave_out.add(openapi_checks.negative_data_rejection)
     return [check for check in CHECKS if check not in leave_out]
+
+
+def needs_point(query: dict[str, Any]) -> bool:
+    """A mini-app query with one of lat and lng, or with branch parameters but no point."""
+    point = {"lat", "lng"} & set(query)
+    return len(point) == 1 or (not point and bool({"radius", "limit", "cursor"} & set(query)))
 
 
 def steer(case: Any, label: str, n: int) -> None:
     """Point a valid case at the planted entities, keeping it valid."""
     if label == "GET /v1/entities/{id}":
         case.path_parameters["id"] = IDS[n % len(IDS)]
+    elif label == "GET /v1/mini-apps/{slug}":
+        case.path_parameters["slug"] = ("kfc", "divvy")[n % 2]
+        if "lat" in case.query and "lng" in case.query:
+            lat, lng = SPOTS[n % len(SPOTS)]
+            case.query["lat"] = lat + float(case.query["lat"]) * 1e-5
+            case.query["lng"] = lng + float(case.query["lng"]) * 1e-5
     elif label == "GET /v1/nearby":
         lat, lng = SPOTS[n % len(SPOTS)]
         # Within about 100 m of the spot; the generated values still vary it.
@@ -203,6 +221,10 @@ def fuzz(operation: Any, mode: GenerationMode, examples: int, findings: Findings
 def schema(app: Flask, index: Index) -> Iterator[Any]:
     """The app's own document, loaded by schemathesis, over the planted index."""
     write_entities(index.conn, index.hot, "fuzz", planted())
+    clear_catalog(index)
+    write_catalog(index.conn, [MiniApp("kfc", "KFC", "https://example.com/kfc.png")], replace=True)
+    publish_catalog(index.hot.client, index.settings.redis_prefix, read_catalog(index.conn))
+    index.conn.commit()
     yield schemathesis.openapi.from_wsgi("/openapi.json", app)
 
 
