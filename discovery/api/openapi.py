@@ -10,9 +10,10 @@ from functools import cache
 from typing import Any
 
 from discovery.api import jsonio
-from discovery.api.openapi_catalog import catalog_schemas, mini_app_path
+from discovery.api.openapi_catalog import catalog_schemas, events_path, mini_app_path, user_paths
 from discovery.api.push import MAX_BODY_BYTES
 from discovery.search import params
+from indexer.settings import DEFAULT_EVENT_WEIGHTS
 from indexer.store import live
 
 NULLABLE_NUMBER = {"type": ["number", "null"]}
@@ -363,6 +364,8 @@ def paths() -> dict[str, Any]:
             }
         },
         "/v1/mini-apps/{slug}": mini_app_path(),
+        **user_paths(),
+        "/v1/events": events_path(list(DEFAULT_EVENT_WEIGHTS)),
         "/v1/positions": push_operation("Push positions of bikes (and chargers).", position),
         "/v1/availability": push_operation("Push free counts of bikes and chargers.", availability),
         "/healthz": {

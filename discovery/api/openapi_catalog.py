@@ -8,7 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from discovery.api import miniapp_params as miniapps
+from discovery.api.push import MAX_BODY_BYTES
 from discovery.search import params
+from indexer.store.events import MAX_EVENTS, USER_PATTERN
+from indexer.store.items import MAX_ID_LENGTH
 
 NULLABLE_STRING = {"type": ["string", "null"]}
 
@@ -150,6 +153,167 @@ def mini_app_path() -> dict[str, Any]:
                     },
                 },
                 **error_responses("400", "404", "503"),
+            },
+        }
+    }
+
+
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
+
+
+def user_param() -> dict[str, Any]:
+    """The user id of a path (opaque, never logged)."""
+    return path_param("user", USER_PATTERN, "The platform's opaque id of the user.")
+
+
+def listed_schema(when: str) -> dict[str, Any]:
+    """A favourite or a recent: the slug, its catalog name and icon (null without an entry)."""
+    return {
+        "type": "object",
+        "required": ["slug", "name", "icon_url", when],
+        "properties": {
+            "slug": {"type": "string"},
+            "name": NULLABLE_STRING,
+            "icon_url": NULLABLE_STRING,
+            when: {"type": "string"},
+        },
+    }
+
+
+def listing(key: str, when: str, text: str) -> dict[str, Any]:
+    """A GET of a user's list ``key``."""
+    schema = {
+        "type": "object",
+        "required": [key],
+        "properties": {key: {"type": "array", "items": listed_schema(when)}},
+    }
+    return {
+        "get": {
+            "summary": text,
+            "security": SECURITY,
+            "parameters": [user_param()],
+            "responses": {
+                "200": {"description": text, "content": {"application/json": {"schema": schema}}},
+                **error_responses("400", "401", "403", "503"),
+            },
+        }
+    }
+
+
+def no_content(summary: str, *statuses: str, slug: bool = False) -> dict[str, Any]:
+    """An operation on a user that answers 204."""
+    parameters = [user_param()]
+    if slug:
+        parameters.append(path_param("slug", miniapps.SLUG_PATTERN, "The mini-app's slug."))
+    return {
+        "summary": summary,
+        "security": SECURITY,
+        "parameters": parameters,
+        "responses": {"204": {"description": "Done."}, **error_responses(*statuses)},
+    }
+
+
+def user_paths() -> dict[str, Any]:
+    """The user endpoints."""
+    errors = ("400", "401", "403", "503")
+    return {
+        "/v1/users/{user}/favorites/{slug}": {
+            "put": no_content(
+                "Make a mini-app of the catalog a favourite (also when it is).",
+                *errors,
+                "404",
+                slug=True,
+            ),  # fmt: skip
+            "delete": no_content(
+                "Unset a favourite (also when it is not one).", *errors, slug=True
+            ),  # fmt: skip
+        },
+        "/v1/users/{user}/favorites": listing(
+            "favorites", "added_at", "The user's favourites, the last added first."
+        ),
+        "/v1/users/{user}/recent": listing(
+            "recent", "at", "The last 20 distinct mini-apps the user's events named, newest first."
+        ),
+        "/v1/users/{user}": {
+            "delete": no_content(
+                "Forget the user: favourites, recents, and the user of their stored events.",
+                *errors,
+            )
+        },
+    }
+
+
+def event_schema(types: list[str]) -> dict[str, Any]:
+    """One usage event as the server checks it."""
+    name = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH,
+            "pattern": "^[^\\x00]+$"}  # fmt: skip
+    return {
+        "type": "object",
+        "required": ["type", "at"],
+        "properties": {
+            "type": {"type": "string", "enum": types},
+            "entity_id": {**name, "description": "An entity's id; or mini_app."},
+            "mini_app": {**name, "description": "A catalog slug; or entity_id."},
+            "user": {"type": "string", "pattern": USER_PATTERN},
+            "at": {
+                "anyOf": [
+                    {"type": "string", "format": "date-time"},
+                    {"type": "number", "description": "POSIX seconds."},
+                ],
+                "description": "RFC 3339 or POSIX seconds; not in the future beyond a tolerance.",
+            },
+        },
+    }
+
+
+def events_path(types: list[str]) -> dict[str, Any]:
+    """POST /v1/events."""
+    events = {"type": "array", "items": event_schema(types), "maxItems": MAX_EVENTS}
+    result = {
+        "type": "object",
+        "required": ["received", "applied", "errors"],
+        "properties": {
+            "received": {"type": "integer"},
+            "applied": {"type": "integer"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["index", "reason", "param"],
+                    "properties": {
+                        "index": {"type": "integer"},
+                        "reason": {"type": "string"},
+                        "param": NULLABLE_STRING,
+                    },
+                },
+            },
+        },
+    }
+    return {
+        "post": {
+            "summary": "Usage events, a batch at a time.",
+            "description": (
+                "A JSON array of events, or NDJSON (one a line). Each bad event (an unknown"
+                " type, entity or mini-app, not one of entity_id and mini_app, a time in the"
+                " future beyond the tolerance, a line that is not JSON) is refused in errors,"
+                " with its index, and the others are applied: the answer is 200. A body that"
+                " is neither is a 400 naming body; more than"
+                f" {MAX_EVENTS} events, or over {MAX_BODY_BYTES} bytes, a 413."
+            ),
+            "security": SECURITY,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": events},
+                    "application/x-ndjson": {"schema": {"type": "string"}},
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "What was applied; refused events with reasons.",
+                    "content": {"application/json": {"schema": result}},
+                },  # fmt: skip
+                **error_responses("400", "401", "403", "413", "503"),
             },
         }
     }

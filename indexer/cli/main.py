@@ -19,6 +19,7 @@ import redis
 
 from indexer.cli.catalog import mini_apps
 from indexer.cli.context import NOT_CLEAN, Context, NearbyGroup, pass_context
+from indexer.cli.events import events_group
 from indexer.cli.feeds import import_chargers, import_gbfs, watch
 from indexer.cli.imports import stores
 from indexer.cli.status import status_command
@@ -175,3 +176,4 @@ import_group.add_command(import_chargers)
 import_group.add_command(mini_apps)
 feeds_group.add_command(watch)
 cli.add_command(status_command)
+cli.add_command(events_group)

@@ -72,10 +72,10 @@ def test_unknown_slug_is_404(client: FlaskClient, stores: list[Entity]) -> None:
     for path in ("/v1/mini-apps/nope", "/v1/mini-apps/unlisted?lat=60.17&lng=24.94"):
         response = client.get(path)
         assert response.status_code == 404
+        slug = path.split("/")[3].split("?")[0]
         assert response.json == {
-            "error": {"code": "not_found", "message": f"no mini-app {path.split('/')[3].split('?')[0]!r}",
-                      "param": "slug"}
-        }  # fmt: skip
+            "error": {"code": "not_found", "message": f"no mini-app {slug!r}", "param": "slug"}
+        }
 
 
 def test_the_app_alone(client: FlaskClient, stores: list[Entity]) -> None:
