@@ -134,7 +134,12 @@ STATEMENTS = (
         SELECT user_id, slug,
                row_number() OVER (PARTITION BY user_id ORDER BY at DESC, slug) AS n
         FROM user_recents
-        WHERE user_id IN (SELECT user_id FROM usage_load WHERE user_id IS NOT NULL)
+        WHERE user_id IN (
+            -- Only the batch's users that hold more than they keep: most hold fewer.
+            SELECT user_id FROM user_recents
+            WHERE user_id IN (SELECT user_id FROM usage_load WHERE user_id IS NOT NULL)
+            GROUP BY user_id HAVING count(*) > {RECENTS_KEPT}
+        )
     ) ranked
     WHERE ranked.n > {RECENTS_KEPT} AND r.user_id = ranked.user_id AND r.slug = ranked.slug
     """,
