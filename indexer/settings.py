@@ -100,6 +100,66 @@ def parse_stale_sources(value: str, variable: str) -> dict[str, int]:
     return limits
 
 
+#: Usage event types and their default weights (``NEARBY_EVENT_WEIGHTS`` changes them):
+#: an order or a booking says more about a place than opening its mini-app does.
+DEFAULT_EVENT_WEIGHTS = {"open": 1.0, "order": 5.0, "booking": 5.0, "unlock": 3.0, "charge": 3.0}
+#: Highest weight an event type may have.
+MAX_EVENT_WEIGHT = 1000.0
+#: The half-life of usage (a week), and its bounds: below a day the stored masses
+#: would outgrow a double within a few years (indexer/store/usage.py).
+DEFAULT_HALF_LIFE_S = 7 * 86400
+HALF_LIFE_S = (86400, 365 * 86400)
+#: How far an event's time may run ahead of our clock (clock skew).
+DEFAULT_EVENT_FUTURE_S = 300
+
+
+def parse_event_weights(value: str, variable: str) -> dict[str, float]:
+    """Parse ``type:weight,type:weight`` over the defaults; every type must be a known one."""
+    weights = dict(DEFAULT_EVENT_WEIGHTS)
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        kind, sep, text = item.partition(":")
+        kind = kind.strip()
+        if not sep or kind not in weights:
+            raise ConfigError(
+                variable, f"expected type:weight with a type of {', '.join(weights)}, got {item!r}"
+            )
+        try:
+            weight = float(text)
+        except ValueError as exc:
+            raise ConfigError(variable, f"expected a number for {kind}, got {text!r}") from exc
+        if not 0 < weight <= MAX_EVENT_WEIGHT:  # also refuses NaN
+            raise ConfigError(
+                variable, f"the weight of {kind} must be in (0, {MAX_EVENT_WEIGHT:g}]"
+            )
+        weights[kind] = weight
+    return weights
+
+
+@dataclass(frozen=True)
+class UsageSettings:
+    """How usage events weigh and decay."""
+
+    #: Weight of each event type.
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+    #: Seconds in which an event's weight halves.
+    half_life_s: float = float(DEFAULT_HALF_LIFE_S)
+    #: Seconds an event's time may be ahead of now.
+    future_s: float = float(DEFAULT_EVENT_FUTURE_S)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> UsageSettings:
+        """Read NEARBY_EVENT_WEIGHTS, NEARBY_USAGE_HALF_LIFE_S and NEARBY_EVENT_FUTURE_S."""
+        half_life = env.get("NEARBY_USAGE_HALF_LIFE_S", str(DEFAULT_HALF_LIFE_S))
+        future = env.get("NEARBY_EVENT_FUTURE_S", str(DEFAULT_EVENT_FUTURE_S))
+        return cls(
+            weights=parse_event_weights(
+                env.get("NEARBY_EVENT_WEIGHTS", ""), "NEARBY_EVENT_WEIGHTS"
+            ),
+            half_life_s=float(parse_int(half_life, "NEARBY_USAGE_HALF_LIFE_S", *HALF_LIFE_S)),
+            future_s=float(parse_int(future, "NEARBY_EVENT_FUTURE_S", 0, 86400)),
+        )
+
+
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -122,6 +182,8 @@ class IndexSettings:
     #: Reads leave the replica while it lags more than this; a rebuild waits at
     #: most this long for it to replay what the primary had written.
     replica_max_lag_s: int = DEFAULT_REPLICA_MAX_LAG_S
+    #: How usage events weigh and decay.
+    usage: UsageSettings = field(default_factory=UsageSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> IndexSettings:
@@ -154,6 +216,7 @@ class IndexSettings:
             stale_sources=parse_stale_sources(
                 env.get("NEARBY_STALE_SOURCES", ""), "NEARBY_STALE_SOURCES"
             ),
+            usage=UsageSettings.from_env(env),
         )
 
     @property

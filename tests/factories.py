@@ -22,14 +22,18 @@ import osmium
 import pytest
 from hypothesis import strategies as st
 from osmium.osm.mutable import Node, Way
+from psycopg import sql
 from shapely.geometry import Polygon, box
 
 from discovery.search.query import Candidate
 from indexer.hot import layout
 from indexer.hot.index import HotIndex
 from indexer.model import KINDS, Entity
+from indexer.sources.values import parse_time
 from indexer.store import db, merge, writer
+from indexer.store.catalog import MiniApp, publish_catalog, read_catalog, write_catalog
 from indexer.store.rows import timezone_of
+from indexer.store.usage import USAGE_EPOCH_S
 from tests.conftest import Index
 
 
@@ -564,3 +568,176 @@ def fresh_fills(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         writer.FreshLoad, "fill", lambda load, gen: fills.append(gen) or fill(load, gen)
     )
     return fills
+
+
+# -- catalog --
+
+#: The tables of the mini-app catalog, the users and the usage events.
+CATALOG_TABLES = (
+    "mini_apps",
+    "user_favorites",
+    "user_recents",
+    "usage_events",
+    "usage_entity",
+    "usage_mini_app",
+    "usage_basis",
+)
+CATALOG_HEADER = "slug,name,icon_url,description,category"
+
+
+def clear_catalog(index: Index) -> None:
+    """Empty the catalog, the users' tables and the usage, and the catalog's Redis key."""
+    with index.conn.cursor() as cur:
+        cur.execute(f"TRUNCATE {', '.join(CATALOG_TABLES)}")
+    index.conn.commit()
+    index.hot.client.delete(f"{index.settings.redis_prefix}:apps")
+
+
+def catalog_rows(index: Index) -> list[tuple[Any, ...]]:
+    """Every catalog entry: slug, name, icon_url, description, category (by slug)."""
+    with index.conn.cursor() as cur:
+        cur.execute("SELECT slug, name, icon_url, description, category FROM mini_apps ORDER BY 1")
+        rows = cur.fetchall()
+    index.conn.commit()
+    return rows
+
+
+#: Stores for the usage tests: two mini-apps of the catalog, one slug it lacks, none.
+USAGE_SLUGS = ("kfc", "alko", "unlisted", "")
+USAGE_AT = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
+
+
+def seed_usage(index: Index, count: int = 12) -> list[Entity]:
+    """Stores ``u:0`` … of USAGE_SLUGS in turn, and a catalog of kfc and alko."""
+    entities = [
+        Entity(id=f"u:{n}", kind="store", lat=60.17 + n * 1e-4, lng=24.94,
+               mini_app=USAGE_SLUGS[n % len(USAGE_SLUGS)])
+        for n in range(count)
+    ]  # fmt: skip
+    writer.write_entities(index.conn, index.hot, "u", entities)
+    apps = [MiniApp("kfc", "KFC", "https://example.com/kfc.png"), MiniApp("alko", "Alko")]
+    write_catalog(index.conn, apps, replace=True)
+    publish_catalog(index.hot.client, index.settings.redis_prefix, read_catalog(index.conn))
+    index.conn.commit()
+    return entities
+
+
+def random_events(seed: int, count: int, entities: list[Entity], users: int = 5) -> list[dict]:
+    """Valid events over the entities and the catalog, at random times of the past weeks."""
+    rng = random.Random(seed)
+    kinds = ("open", "order", "booking", "unlock", "charge")
+    events: list[dict] = []
+    for _ in range(count):
+        event: dict[str, Any] = {"type": rng.choice(kinds)}
+        if rng.random() < 0.8:
+            event["entity_id"] = rng.choice(entities).id
+        else:
+            event["mini_app"] = rng.choice(("kfc", "alko"))
+        if rng.random() < 0.7:
+            event["user"] = f"user-{rng.randrange(users)}"
+        at = USAGE_AT - rng.uniform(0, 30 * 86400)
+        event["at"] = at if rng.random() < 0.5 else datetime.fromtimestamp(at, UTC).isoformat()
+        events.append(event)
+    return events
+
+
+def stored_usage(index: Index) -> dict[str, Any]:
+    """What the usage tables hold: masses by entity and by mini-app, recents by user,
+    and the stored events (type, entity, mini-app, user, at), sorted."""
+    found: dict[str, Any] = {}
+    with index.conn.cursor() as cur:
+        cur.execute("SELECT entity_id, mass FROM usage_entity ORDER BY 1")
+        found["entities"] = dict(cur.fetchall())
+        cur.execute("SELECT slug, mass FROM usage_mini_app ORDER BY 1")
+        found["mini_apps"] = dict(cur.fetchall())
+        cur.execute("SELECT user_id, slug, at FROM user_recents ORDER BY 1, 3 DESC, 2")
+        recents: dict[str, list[tuple[str, datetime]]] = {}
+        for user, slug, at in cur.fetchall():
+            recents.setdefault(user, []).append((slug, at))
+        found["recents"] = recents
+        cur.execute(
+            "SELECT type, entity_id, mini_app, user_id, at FROM usage_events"
+            " ORDER BY at, type, entity_id NULLS FIRST, mini_app, user_id NULLS FIRST"
+        )
+        found["events"] = cur.fetchall()
+    index.conn.commit()
+    return found
+
+
+def expected_usage(events: list[dict], entities: list[Entity], half_life_s: float,
+                   weights: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+    """Brute force: each entity's and mini-app's mass (math.fsum of every term), and each
+    user's last 20 distinct mini-apps, newest first."""
+    apps = {entity.id: entity.mini_app for entity in entities}
+    terms: dict[str, dict[str, list[float]]] = {"entities": {}, "mini_apps": {}}
+    latest: dict[str, dict[str, float]] = {}
+    for event in events:
+        at_given = event["at"]
+        if isinstance(at_given, str) and at_given.replace(".", "", 1).isdigit():
+            at_given = float(at_given)  # POSIX seconds as text
+        moment = parse_time(at_given)
+        assert moment is not None
+        at = moment.timestamp()
+        term = weights[event["type"]] * 2.0 ** ((at - USAGE_EPOCH_S) / half_life_s)
+        slug = apps[event["entity_id"]] if "entity_id" in event else event["mini_app"]
+        if "entity_id" in event:
+            terms["entities"].setdefault(event["entity_id"], []).append(term)
+        if slug:
+            terms["mini_apps"].setdefault(slug, []).append(term)
+            if "user" in event:
+                held = latest.setdefault(event["user"], {})
+                held[slug] = max(held.get(slug, at), at)
+    masses = {
+        table: {key: math.fsum(values) for key, values in by_key.items()}
+        for table, by_key in terms.items()
+    }
+    recents = {
+        user: [slug for slug, _ in sorted(held.items(), key=lambda i: (-i[1], i[0]))[:20]]
+        for user, held in latest.items()
+    }
+    return {**masses, "recents": recents}
+
+
+def assert_usage_matches(found: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Stored masses equal the brute force's to 1e-12 relatively; recents exactly."""
+    for table in ("entities", "mini_apps"):
+        assert set(found[table]) == set(expected[table]), table
+        for key, mass in expected[table].items():
+            assert math.isclose(found[table][key], mass, rel_tol=1e-12), (table, key)
+    assert {user: [slug for slug, _ in held] for user, held in found["recents"].items()} == (
+        expected["recents"]
+    )
+
+
+def user_traces(index: Index, user: str) -> list[str]:
+    """Every place PostGIS or Redis (every key of this run's prefix) still holds ``user``."""
+    found = []
+    with index.conn.cursor() as cur:
+        cur.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND data_type = 'text'"
+        )
+        for table, column in cur.fetchall():
+            cur.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE strpos({}, %s) > 0").format(
+                    sql.Identifier(table), sql.Identifier(column)
+                ),
+                (user,),
+            )
+            if (cur.fetchone() or (0,))[0]:
+                found.append(f"postgis {table}.{column}")
+    index.conn.commit()
+    client = index.hot.raw
+    for key in client.scan_iter(match=f"{index.settings.redis_prefix}:*", count=1000):
+        if user.encode() in key or user.encode() in dump(client, key):
+            found.append(f"redis {key!r}")
+    return sorted(set(found))
+
+
+def dump(client: Any, key: bytes) -> bytes:
+    """A key's value as bytes, whatever its type."""
+    kind = client.type(key)
+    if kind == b"stream":
+        return repr(client.xrange(key)).encode()
+    value = client.dump(key)
+    return value or b""

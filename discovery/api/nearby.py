@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 from flask import Blueprint, Flask, Response, jsonify, request
 
+from discovery.api.catalog_cache import app_of, catalog_of
 from discovery.api.current import services
 from discovery.api.openapi import openapi_document
 from discovery.search.finder import find_entity, find_nearby
@@ -27,16 +29,21 @@ GEOJSON = "application/geo+json"
 _dumps = orjson.dumps
 #: What a result shows besides its ranking figures (the display document's fields).
 RESULT_FIELDS = (*layout.DISPLAY_FIELDS, "updated_at", "seen_at")
+#: Catalog entries by slug: what a group=mini_app result shows of its mini-app.
+Apps = Mapping[str, Mapping[str, Any]]
+NO_APPS: Apps = {}
 
 
-def result_of(hit: Hit, query: NearbyQuery) -> dict[str, Any]:
-    """One result as JSON: the entity's fields, its distance and score (and explain terms)."""
+def result_of(hit: Hit, query: NearbyQuery, apps: Apps = NO_APPS) -> dict[str, Any]:
+    """One result as JSON: the entity's fields, its distance and score (and explain terms);
+    with group=mini_app, its count and its mini-app's catalog entry (None without one)."""
     doc = hit.document()
     item = {name: doc.get(name) for name in RESULT_FIELDS}
     item["distance_m"] = hit.distance_m
     item["score"] = hit.score
     if hit.group_count is not None:
         item["count"] = hit.group_count
+        item["app"] = app_of(apps, doc.get("mini_app") or "")
     if query.explain:
         item["explain"] = {
             "distance_term": distance_term(hit.distance_m, query.scale_m),
@@ -71,9 +78,11 @@ def next_cursor(query: NearbyQuery, result: SearchResult, key: bytes) -> str | N
     return encode_cursor(result.hits[-1], query, key) if result.more and result.hits else None
 
 
-def body_of(query: NearbyQuery, result: SearchResult, cursor_key: bytes) -> dict[str, Any]:
+def body_of(
+    query: NearbyQuery, result: SearchResult, cursor_key: bytes, apps: Apps = NO_APPS
+) -> dict[str, Any]:
     """The JSON body of a nearby answer (its next cursor signed with ``cursor_key``)."""
-    results = [result_of(hit, query) for hit in result.hits]
+    results = [result_of(hit, query, apps) for hit in result.hits]
     cursor = next_cursor(query, result, cursor_key)
     body: dict[str, Any] = {"results": results, "next_cursor": cursor, "source": result.source}
     if query.explain:
@@ -81,29 +90,33 @@ def body_of(query: NearbyQuery, result: SearchResult, cursor_key: bytes) -> dict
     return body
 
 
-def result_json(hit: Hit, query: NearbyQuery) -> bytes:
+def result_json(hit: Hit, query: NearbyQuery, apps: Apps = NO_APPS) -> bytes:
     """:func:`result_of` as JSON; a document stored as JSON is written as it is.
 
     A stored document holds :data:`RESULT_FIELDS` in that order, so the result
-    is the document with its figures appended: no parsing, no dict.
+    is the document with its figures appended: no parsing, no dict (but for a
+    group's result, whose mini-app is read from it).
     """
     raw = hit.raw
     if raw is None or query.explain:
-        return _dumps(result_of(hit, query))
+        return _dumps(result_of(hit, query, apps))
     if hit.group_count is None:
         return b'%s,"distance_m":%s,"score":%s}' % (
             raw[:-1], _dumps(hit.distance_m), _dumps(hit.score)
         )  # fmt: skip
-    return b'%s,"distance_m":%s,"score":%s,"count":%d}' % (
-        raw[:-1], _dumps(hit.distance_m), _dumps(hit.score), hit.group_count
+    app = app_of(apps, hit.document().get("mini_app") or "")
+    return b'%s,"distance_m":%s,"score":%s,"count":%d,"app":%s}' % (
+        raw[:-1], _dumps(hit.distance_m), _dumps(hit.score), hit.group_count, _dumps(app)
     )  # fmt: skip
 
 
-def body_json(query: NearbyQuery, result: SearchResult, cursor_key: bytes) -> bytes:
+def body_json(
+    query: NearbyQuery, result: SearchResult, cursor_key: bytes, apps: Apps = NO_APPS
+) -> bytes:
     """:func:`body_of` as JSON (the same keys, in the same order), written piece by piece."""
     if query.explain:
-        return _dumps(body_of(query, result, cursor_key))
-    results = b",".join([result_json(hit, query) for hit in result.hits])
+        return _dumps(body_of(query, result, cursor_key, apps))
+    results = b",".join([result_json(hit, query, apps) for hit in result.hits])
     cursor = next_cursor(query, result, cursor_key)
     return (
         b'{"results":[' + results + b'],"next_cursor":' + _dumps(cursor)
@@ -160,7 +173,12 @@ def nearby_json(svc: Services, query_string: str) -> bytes:
     :mod:`discovery.api.fastpath`) answer with it.
     """
     query, found = run_nearby(svc, query_string)
-    return body_json(query, found, svc.settings.cursor_key) + b"\n"
+    return body_json(query, found, svc.settings.cursor_key, apps_for(svc, query)) + b"\n"
+
+
+def apps_for(svc: Services, query: NearbyQuery) -> Apps:
+    """The catalog's entries when the answer shows them (group=mini_app), else none."""
+    return catalog_of(svc).entries() if query.group else NO_APPS
 
 
 @bp.get("/v1/nearby")
@@ -170,7 +188,8 @@ def nearby() -> Response:
     query_string = request.environ.get("QUERY_STRING", "")
     if wants_geojson():
         query, found = run_nearby(svc, query_string)
-        response = jsonify(feature_collection(body_of(query, found, svc.settings.cursor_key)))
+        body = body_of(query, found, svc.settings.cursor_key, apps_for(svc, query))
+        response = jsonify(feature_collection(body))
         response.mimetype = GEOJSON
         return response
     return Response(nearby_json(svc, query_string), content_type=JSON)

@@ -10,8 +10,10 @@ from functools import cache
 from typing import Any
 
 from discovery.api import jsonio
+from discovery.api.openapi_catalog import catalog_schemas, events_path, mini_app_path, user_paths
 from discovery.api.push import MAX_BODY_BYTES
 from discovery.search import params
+from indexer.settings import DEFAULT_EVENT_WEIGHTS
 from indexer.store import live
 
 NULLABLE_NUMBER = {"type": ["number", "null"]}
@@ -117,6 +119,10 @@ def result_schema() -> dict[str, Any]:
         "distance_m": {"type": "number", "minimum": 0},
         "score": {"type": "number", "minimum": 0},
         "count": {"type": "integer", "minimum": 1, "description": "With group=mini_app."},
+        "app": {
+            "description": "With group=mini_app: the mini-app's catalog entry, null without one.",
+            "anyOf": [{"$ref": "#/components/schemas/AppRef"}, {"type": "null"}],
+        },
         "explain": {
             "type": "object",
             "required": ["distance_term", "popularity_term"],
@@ -195,6 +201,7 @@ def schemas() -> dict[str, Any]:
             },
         },
         "Health": {"type": "object", "required": ["status"]},
+        **catalog_schemas(),
         "PushResult": {
             "type": "object",
             "required": ["received", "applied", "moved", "errors"],
@@ -356,6 +363,9 @@ def paths() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/mini-apps/{slug}": mini_app_path(),
+        **user_paths(),
+        "/v1/events": events_path(list(DEFAULT_EVENT_WEIGHTS)),
         "/v1/positions": push_operation("Push positions of bikes (and chargers).", position),
         "/v1/availability": push_operation("Push free counts of bikes and chargers.", availability),
         "/healthz": {

@@ -11,6 +11,12 @@ updates. When the answer is made, :class:`discovery.api.metrics.ApiMetrics`
 counts it, once per request, whichever path answered (the fast path or
 Flask).
 
+A user id is never logged: once a request under ``/v1/users/<user>`` is
+served, this layer rewrites its path in the WSGI environ (``PATH_INFO``, and
+the raw request URI) with the id replaced by ``[redacted]``, so that what logs
+the request afterwards (gunicorn's access line, :mod:`discovery.server.accesslog`)
+never sees it.
+
 This layer also answers ``GET /metrics``: on the API's own port, or, when a
 metrics port is set, on that port only, where nothing else answers.
 """
@@ -30,7 +36,7 @@ from flask import Flask, request
 
 from discovery.api.errors import error_body
 from discovery.search.services import Notes
-from indexer.logs import REQUEST_ID
+from indexer.logs import REDACTED, REQUEST_ID
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -38,6 +44,10 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 _WELL_FORMED = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 #: The route of a request that no route matched.
 UNMATCHED = "unmatched"
+#: A path that names a user: the id is its third segment.
+_USER_PATH = re.compile(r"^(/v1/users/)[^/?]+")
+#: The environ's keys that hold the request's path, as logged.
+PATH_KEYS = ("PATH_INFO", "RAW_URI", "REQUEST_URI")
 #: The only route the fast path answers (anything else reaches Flask, which names its route).
 FAST_ROUTE = "/v1/nearby"
 
@@ -160,6 +170,19 @@ def note_route() -> None:
         record.route = rule.rule if rule is not None else UNMATCHED
 
 
+def loggable_path(path: str) -> str:
+    """The path as it may be logged: a user id in it replaced by ``[redacted]``."""
+    return _USER_PATH.sub(rf"\g<1>{REDACTED}", path)
+
+
+def redact_paths(environ: dict[str, Any]) -> None:
+    """Rewrite the request's paths in ``environ`` as :func:`loggable_path` gives them."""
+    for key in PATH_KEYS:
+        path = environ.get(key)
+        if isinstance(path, str) and path.startswith("/v1/users/"):
+            environ[key] = loggable_path(path)
+
+
 def json_error(status: str, code: str, message: str) -> tuple[str, list[tuple[str, str]], bytes]:
     """An error in the API's shape, for answers made outside Flask."""
     body = error_body(code, message)
@@ -215,6 +238,7 @@ class RequestLayer:
                 record.route = FAST_ROUTE if path == FAST_ROUTE else UNMATCHED
             environ["nearby.route"] = record.route
             environ["nearby.source"] = record.source
+            redact_paths(environ)
             self.metrics.count(record, time.perf_counter() - started)
 
     def route(

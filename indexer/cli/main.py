@@ -17,7 +17,9 @@ import click
 import psycopg
 import redis
 
+from indexer.cli.catalog import mini_apps
 from indexer.cli.context import NOT_CLEAN, Context, NearbyGroup, pass_context
+from indexer.cli.events import events_group
 from indexer.cli.feeds import import_chargers, import_gbfs, watch
 from indexer.cli.imports import stores
 from indexer.cli.status import status_command
@@ -171,5 +173,7 @@ def feeds_group() -> None:
 import_group.add_command(stores)
 import_group.add_command(import_gbfs)
 import_group.add_command(import_chargers)
+import_group.add_command(mini_apps)
 feeds_group.add_command(watch)
 cli.add_command(status_command)
+cli.add_command(events_group)

@@ -33,8 +33,10 @@ from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.specs.openapi import checks as openapi_checks
 
 from indexer.model import Entity
+from indexer.store.catalog import MiniApp, publish_catalog, read_catalog, write_catalog
 from indexer.store.writer import write_entities
 from tests.conftest import API_KEY, Index
+from tests.factories import clear_catalog
 
 #: Requests per operation: (valid, invalid). Generating a request costs far more
 #: than answering it, a body most: the budget leans to the cheaper operations.
@@ -42,6 +44,13 @@ BUDGET = {
     "GET /v1/nearby": (2200, 1000),
     # An invalid id (one with NUL) is one schemathesis does not put in a path.
     "GET /v1/entities/{id}": (700, 0),
+    "GET /v1/mini-apps/{slug}": (250, 100),
+    "PUT /v1/users/{user}/favorites/{slug}": (120, 40),
+    "DELETE /v1/users/{user}/favorites/{slug}": (60, 20),
+    "GET /v1/users/{user}/favorites": (60, 20),
+    "GET /v1/users/{user}/recent": (60, 20),
+    "DELETE /v1/users/{user}": (60, 20),
+    "POST /v1/events": (200, 100),
     "POST /v1/positions": (450, 200),
     "POST /v1/availability": (300, 150),
     # Nothing to vary: one request each.
@@ -91,12 +100,14 @@ class Findings:
     with_results: int = 0
     found: int = 0
     applied: int = 0
+    favorites: int = 0
     examples: dict[tuple[str, str], str] = field(default_factory=dict)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def saw(self, label: str, response: Any) -> None:
         """Count one answer, and whether it carried planted data."""
         self.requests += 1
+        self.favorites += label.startswith("PUT") and response.status_code == 204
         if response.status_code != 200:
             return
         body = response.json()
@@ -142,13 +153,46 @@ def checks_for(case: Any) -> list[Any]:
     leave_out: set[Any] = set()
     if case.query and "cursor" in case.query:
         leave_out.add(openapi_checks.positive_data_acceptance)
+    if case.path.startswith("/v1/mini-apps/") and needs_point(case.query or {}):
+        # Nor that lat and lng go together, and radius, limit and cursor need them.
+        leave_out.add(openapi_checks.positive_data_acceptance)
     if case.method.upper() == "POST":
         leave_out.add(openapi_checks.negative_data_rejection)
     return [check for check in CHECKS if check not in leave_out]
 
 
+def needs_point(query: dict[str, Any]) -> bool:
+    """A mini-app query with one of lat and lng, or with branch parameters but no point."""
+    point = {"lat", "lng"} & set(query)
+    return len(point) == 1 or (not point and bool({"radius", "limit", "cursor"} & set(query)))
+
+
+def steer_catalog(case: Any, label: str, n: int) -> bool:
+    """Point a valid case of the catalog's, the users' or the events' operations at the
+    planted mini-app and entities; False for another operation."""
+    if label == "GET /v1/mini-apps/{slug}":
+        case.path_parameters["slug"] = ("kfc", "divvy")[n % 2]
+        if "lat" in case.query and "lng" in case.query:
+            lat, lng = SPOTS[n % len(SPOTS)]
+            case.query["lat"] = lat + float(case.query["lat"]) * 1e-5
+            case.query["lng"] = lng + float(case.query["lng"]) * 1e-5
+    elif label.startswith(("PUT", "DELETE")) and "slug" in case.path_parameters:
+        case.path_parameters["slug"] = "kfc"
+    elif label == "POST /v1/events":
+        for k, event in enumerate(case.body if isinstance(case.body, list) else []):
+            if isinstance(event, dict) and "entity_id" in event:
+                event["entity_id"] = IDS[(n + k) % len(IDS)]
+            elif isinstance(event, dict) and "mini_app" in event:
+                event["mini_app"] = "kfc"
+    else:
+        return False
+    return True
+
+
 def steer(case: Any, label: str, n: int) -> None:
     """Point a valid case at the planted entities, keeping it valid."""
+    if steer_catalog(case, label, n):
+        return
     if label == "GET /v1/entities/{id}":
         case.path_parameters["id"] = IDS[n % len(IDS)]
     elif label == "GET /v1/nearby":
@@ -170,7 +214,8 @@ def fuzz(operation: Any, mode: GenerationMode, examples: int, findings: Findings
     if not examples:
         return
     label = f"{operation.method.upper()} {operation.path}"
-    headers = {"Authorization": f"Bearer {API_KEY}"} if label.startswith("POST") else {}
+    writes = ("POST", "PUT", "DELETE", "GET /v1/users")
+    headers = {"Authorization": f"Bearer {API_KEY}"} if label.startswith(writes) else {}
     numbers = count()
 
     @seed(SEED)
@@ -203,6 +248,10 @@ def fuzz(operation: Any, mode: GenerationMode, examples: int, findings: Findings
 def schema(app: Flask, index: Index) -> Iterator[Any]:
     """The app's own document, loaded by schemathesis, over the planted index."""
     write_entities(index.conn, index.hot, "fuzz", planted())
+    clear_catalog(index)
+    write_catalog(index.conn, [MiniApp("kfc", "KFC", "https://example.com/kfc.png")], replace=True)
+    publish_catalog(index.hot.client, index.settings.redis_prefix, read_catalog(index.conn))
+    index.conn.commit()
     yield schemathesis.openapi.from_wsgi("/openapi.json", app)
 
 
@@ -217,4 +266,6 @@ def test_every_operation_answers_as_documented(schema: Any) -> None:
     assert not findings.examples, findings.report()
     assert findings.requests >= 5000
     # The planted data was reached: results, entities and pushes applied were checked.
-    assert min(findings.with_results, findings.found, findings.applied) > 0, findings
+    assert min(findings.with_results, findings.found, findings.applied, findings.favorites) > 0, (
+        findings
+    )
