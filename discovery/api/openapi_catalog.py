@@ -8,46 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from discovery.api import miniapp_params as miniapps
+from discovery.api.openapi_parts import NULLABLE_STRING, errors, path_param, query_param
 from discovery.api.push import MAX_BODY_BYTES
 from discovery.search import params
 from indexer.store.events import MAX_EVENTS, USER_PATTERN
 from indexer.store.items import MAX_ID_LENGTH
 
-NULLABLE_STRING = {"type": ["string", "null"]}
-
-
-def query_param(name: str, schema: dict[str, Any], text: str, required: bool = False) -> dict:
-    """One query parameter."""
-    return {"name": name, "in": "query", "required": required, "description": text,
-            "schema": schema}  # fmt: skip
-
-
-def path_param(name: str, pattern: str, text: str) -> dict[str, Any]:
-    """One path parameter, a string of ``pattern``."""
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": text,
-        "schema": {"type": "string", "pattern": pattern},
-    }
-
-
-def error_responses(*statuses: str) -> dict[str, Any]:
-    """Error responses by status."""
-    texts = {
-        "400": "A bad parameter (named in error.param).",
-        "401": "No API key.",
-        "403": "Unknown API key.",
-        "404": "Unknown mini-app.",
-        "413": "Body too large, or too many events.",
-        "503": "A store the request needs is down.",
-    }
-    error = {"$ref": "#/components/schemas/Error"}
-    return {
-        status: {"description": texts[status], "content": {"application/json": {"schema": error}}}
-        for status in statuses
-    }
+TOO_MANY = "Body too large, or too many events."
 
 
 def catalog_schemas() -> dict[str, Any]:
@@ -152,7 +119,7 @@ def mini_app_path() -> dict[str, Any]:
                         }
                     },
                 },
-                **error_responses("400", "404", "503"),
+                **errors("400", "404", "503", e404="Unknown mini-app."),
             },
         }
     }
@@ -194,7 +161,7 @@ def listing(key: str, when: str, text: str) -> dict[str, Any]:
             "parameters": [user_param()],
             "responses": {
                 "200": {"description": text, "content": {"application/json": {"schema": schema}}},
-                **error_responses("400", "401", "403", "503"),
+                **errors("400", "401", "403", "503"),
             },
         }
     }
@@ -209,7 +176,10 @@ def no_content(summary: str, *statuses: str, slug: bool = False) -> dict[str, An
         "summary": summary,
         "security": SECURITY,
         "parameters": parameters,
-        "responses": {"204": {"description": "Done."}, **error_responses(*statuses)},
+        "responses": {
+            "204": {"description": "Done."},
+            **errors(*statuses, e404="Unknown mini-app."),
+        },
     }
 
 
@@ -313,7 +283,9 @@ def events_path(types: list[str]) -> dict[str, Any]:
                     "description": "What was applied; refused events with reasons.",
                     "content": {"application/json": {"schema": result}},
                 },  # fmt: skip
-                **error_responses("400", "401", "403", "413", "503"),
+                **errors(
+                    "400", "401", "403", "413", "503", e413="Body too large, or too many events."
+                ),
             },
         }
     }
