@@ -16,6 +16,7 @@ from flask import Blueprint, Flask, Response, jsonify
 
 from discovery.api.catalog_cache import catalog_of
 from discovery.api.current import services
+from discovery.api.miniapp_params import SLUG_PATTERN
 from discovery.api.push import require_key
 from indexer.errors import BadInput, NotFound
 from indexer.store.events import USER_PATTERN
@@ -24,6 +25,7 @@ from indexer.store.users import add_favorite, favorites, forget_user, recents, r
 bp = Blueprint("users", __name__, url_prefix="/v1/users")
 
 _USER = re.compile(USER_PATTERN)
+_SLUG = re.compile(SLUG_PATTERN)
 
 
 def checked_user(user: str) -> str:
@@ -34,6 +36,13 @@ def checked_user(user: str) -> str:
     return user
 
 
+def checked_slug(slug: str) -> str:
+    """The slug of the path; BadInput when no mini-app could have it."""
+    if not _SLUG.fullmatch(slug):
+        raise BadInput("slug must be 1-200 characters, no control characters, commas or /", "slug")
+    return slug
+
+
 def no_content() -> Response:
     """An empty 204 answer."""
     return Response(status=204)
@@ -42,7 +51,7 @@ def no_content() -> Response:
 @bp.put("/<user>/favorites/<slug>")
 def put_favorite(user: str, slug: str) -> Response:
     """Make a mini-app of the catalog one of the user's favourites (204, also when it was)."""
-    user = checked_user(user)
+    user, slug = checked_user(user), checked_slug(slug)
     svc = services()
     if slug not in catalog_of(svc).current().apps:
         raise NotFound(f"no mini-app {slug[:200]!r}", "slug")
@@ -54,7 +63,7 @@ def put_favorite(user: str, slug: str) -> Response:
 @bp.delete("/<user>/favorites/<slug>")
 def delete_favorite(user: str, slug: str) -> Response:
     """Unset a favourite (204, also when it was not one)."""
-    user = checked_user(user)
+    user, slug = checked_user(user), checked_slug(slug)
     with services().postgis() as conn:
         remove_favorite(conn, user, slug)
     return no_content()

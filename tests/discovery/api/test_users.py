@@ -74,6 +74,16 @@ def test_a_favourite_must_be_in_the_catalog(client: FlaskClient, entities: list[
     }  # fmt: skip
 
 
+@pytest.mark.parametrize("method", ["put", "delete"])
+@pytest.mark.parametrize("slug", ["%C2%81x", "a%2Cb", "x" * 201, "a%01"])
+def test_a_bad_slug_is_400(
+    client: FlaskClient, entities: list[Entity], method: str, slug: str
+) -> None:
+    response = getattr(client, method)(f"/v1/users/{USER}/favorites/{slug}", headers=AUTH)
+    assert response.status_code == 400
+    assert response.json["error"]["param"] == "slug"
+
+
 @pytest.mark.parametrize("user", ["a b", "x" * 129, "é", "a%00b"])
 def test_a_bad_user_id_is_400(client: FlaskClient, entities: list[Entity], user: str) -> None:
     response = client.get(f"/v1/users/{user}/favorites", headers=AUTH)
