@@ -3,12 +3,16 @@
     python -m scripts.bench_search                       # the standard city
     python -m scripts.bench_search --stores 100000 --bikes 10000 --chargers 5000
 
-Uses a database and a Redis prefix of its own (``nearby_bench_…``), loaded once
-and reused while the city's size matches.  Every figure is measured in the same
-run, on the same query points: our search in-process (parse, search, JSON body),
-then PostGIS ``ST_DWithin`` + ``ORDER BY`` score, PostGIS ``<->`` KNN and Redis
-``GEOSEARCH`` on a GEO set of the same entities; then requests per second over
-HTTP against ``nearby serve`` (gunicorn, 2 workers) with wrk.
+Uses a database and a Redis prefix of its own (``nearby_bench_…``) per city and
+popularity distribution (``--popularity``: zipf, flat, zero; default all),
+loaded once and reused while the city's size matches.  Every figure is measured
+in the same run: our search in-process (parse, search, JSON body) on query
+points never asked before, each asked once (what users get), and on warm points
+(asked once before); PostGIS ``ST_DWithin`` + ``ORDER BY`` score, PostGIS ``<->``
+KNN and Redis ``GEOSEARCH`` on a GEO set of the same entities, on the same
+unique points; then requests per second over HTTP against ``nearby serve``
+(gunicorn, 2 workers) with wrk, on unique points, beside ``/healthz`` as the
+server's ceiling.
 """
 
 from __future__ import annotations
@@ -17,13 +21,10 @@ import argparse
 import contextlib
 import os
 import random
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -41,16 +42,13 @@ from indexer.model import INDEX_RESOLUTIONS
 from indexer.settings import IndexSettings
 from indexer.store import db
 from indexer.store.writer import write_entities
-from scripts.benchkit import ensure_database, log, scratch_settings, serve, summary
-from scripts.gen_city import city_clusters, city_entities, city_points
+from scripts.bench_http import Rate, have_wrk, how_wrk, wrk
+from scripts.benchkit import ensure_database, free_port, log, scratch_settings, serve, summary
+from scripts.gen_city import POPULARITIES, city_clusters, city_entities, city_points
 
 SEED = 1
-#: ``nearby serve`` as the HTTP figures run it, and wrk's threads and connections:
-#: one wrk thread, so that the load generator leaves the cores to the server;
-#: 16 connections, because gevent workers accept greedily: 8 keep-alive
-#: connections often split 6/2 between the two workers, and one core then waits.
+#: ``nearby serve`` as the HTTP figures run it.
 SERVE_ARGS = ("--workers", "2")
-WRK_THREADS, WRK_CONNECTIONS = 1, 16
 #: Live entities are loaded once and reused: keep them fresh for the benchmark.
 MONTH_S = 30 * 86400
 SCENARIOS = (
@@ -86,6 +84,7 @@ class City:
     stores: int
     bikes: int
     chargers: int
+    popularity: str = "zipf"
 
     @property
     def total(self) -> int:
@@ -95,7 +94,8 @@ class City:
     @property
     def name(self) -> str:
         """The suffix of the bench database and Redis prefix."""
-        return f"{self.stores}_{self.bikes}_{self.chargers}"
+        name = f"{self.stores}_{self.bikes}_{self.chargers}"
+        return name if self.popularity == "zipf" else f"{name}_{self.popularity}"
 
 
 def ensure_loaded(settings: IndexSettings, city: City, reload: bool) -> None:
@@ -114,7 +114,9 @@ def ensure_loaded(settings: IndexSettings, city: City, reload: bool) -> None:
         conn.commit()
         hot.drop_all()
         hot.rebuild(conn)
-        entities = city_entities(SEED, city.stores, city.bikes, city.chargers)
+        entities = city_entities(
+            SEED, city.stores, city.bikes, city.chargers, popularity=city.popularity
+        )
         write_entities(conn, hot, "city", entities)
         with psycopg.connect(settings.database_url, autocommit=True) as maintenance:
             maintenance.execute("VACUUM ANALYZE entities")
@@ -167,9 +169,12 @@ def load_geo_set(conn: psycopg.Connection, hot: HotIndex) -> None:
     conn.commit()
 
 
-def query_points(count: int) -> list[tuple[float, float]]:
-    """Seeded query points, where people are: the city's own distribution."""
-    points = city_points(random.Random(f"bench-queries-{SEED}"), city_clusters(SEED))
+def query_points(count: int, label: str) -> list[tuple[float, float]]:
+    """``count`` seeded query points where people are (the city's own distribution).
+
+    Each ``label`` draws points of its own: points of two labels never coincide.
+    """
+    points = city_points(random.Random(f"bench-queries-{SEED}-{label}"), city_clusters(SEED))
     return [next(points) for _ in range(count)]
 
 
@@ -217,131 +222,176 @@ def geosearch(client: Any, key: str, radius: int) -> Callable[[float, float], An
     return run
 
 
-def in_process(settings: IndexSettings, points: list, baseline_points: list) -> list[list[str]]:
-    """One row per scenario: ours, then the three baselines."""
+@dataclass
+class Figures:
+    """The in-process figures of one scenario, each ``p50 / p99`` in ms."""
+
+    unique: str
+    warm: str
+    postgis: str
+    knn: str
+    geo: str
+
+
+def in_process(settings: IndexSettings, label: str, counts: Counts) -> dict[str, Figures]:
+    """Per scenario: ours on unique points and on warm ones, then the three baselines."""
     app = create_app(ApiSettings(index=settings))
     conn = psycopg.connect(settings.database_url, autocommit=True)
-    rows = []
+    warm_points = query_points(counts.warm, "warm")
+    figures = {}
     with app.app_context():
+        geo_key = f"{services().hot.prefix}:geo"  # where load_geo_set put it
         for name, radius, sort in SCENARIOS:
-            # A server that has seen each query point once: coverings are cached.
-            timed(ours(app, radius, sort), points)
-            mine = timed(ours(app, radius, sort), points)
-            sql = timed(postgis(conn, SCORE_SQL, radius), baseline_points)
-            knn = timed(postgis(conn, KNN_SQL, radius), baseline_points)
-            geo_key = f"{services().hot.prefix}:geo"  # where load_geo_set put it
-            geo = timed(geosearch(services().redis, geo_key, radius), baseline_points)
-            rows.append([name, summary(mine), summary(sql), summary(knn), summary(geo)])
-            log(" | ".join(rows[-1]))
+            # Points never asked before, each once: what users get.
+            points = query_points(counts.unique, f"{label}-{name}")
+            unique = timed(ours(app, radius, sort), points)
+            # A server that has seen each of these points once: coverings are cached.
+            timed(ours(app, radius, sort), warm_points)
+            warm = timed(ours(app, radius, sort), warm_points)
+            base = points[: counts.baseline]
+            figures[name] = Figures(
+                summary(unique),
+                summary(warm),
+                summary(timed(postgis(conn, SCORE_SQL, radius), base)),
+                summary(timed(postgis(conn, KNN_SQL, radius), base)),
+                summary(timed(geosearch(services().redis, geo_key, radius), base)),
+            )
+            log(f"{label} {name}: {figures[name]}")
     conn.close()
-    return rows
+    return figures
 
 
-def http_rates(settings: IndexSettings, points: list, seconds: int) -> dict[str, float]:
+@dataclass(frozen=True)
+class Counts:
+    """How many query points each figure is measured on."""
+
+    unique: int
+    warm: int
+    baseline: int
+    http_seconds: int
+
+
+def nearby_paths(points: list[tuple[float, float]], radius: int, sort: str) -> list[str]:
+    """The request paths of a scenario's points."""
+    query = f"radius={radius}&sort={sort}"
+    return [f"/v1/nearby?lat={lat!r}&lng={lng!r}&{query}" for lat, lng in points]
+
+
+#: Unique points given to wrk a second of its run: more than the server can answer.
+HTTP_POINTS_PER_S = 5000
+
+
+def http_rates(settings: IndexSettings, label: str, counts: Counts, warm: bool) -> HttpFigures:
     """Requests per second over HTTP per scenario, with wrk against ``nearby serve``."""
-    if not shutil.which("wrk"):
-        log("wrk is not installed: skipping the HTTP figures (apt-get install wrk)")
-        return {}
-    port = 18765
-    env = {
-        "NEARBY_STALE_BIKE_S": str(MONTH_S),
-        "NEARBY_STALE_CHARGER_S": str(MONTH_S),
-    }
+    seconds = counts.http_seconds
+    env = {"NEARBY_STALE_BIKE_S": str(MONTH_S), "NEARBY_STALE_CHARGER_S": str(MONTH_S)}
+    port = free_port()
     server = serve(settings, port, SERVE_ARGS, env)
+    figures = HttpFigures()
     try:
-        rates = {}
         # A fresh server first settles (its imports, first allocations, Redis
         # connections): measured rates keep rising for some 20 s after a start.
-        _, radius, sort = SCENARIOS[0]
-        wrk(port, points, radius, sort, 2 * seconds)
+        settle = query_points(HTTP_POINTS_PER_S * seconds, f"http-settle-{label}")
+        wrk(port, nearby_paths(settle, 1000, "score"), 2 * seconds)
+        figures.healthz = wrk(port, ["/healthz"], seconds)
+        warm_points = query_points(counts.warm, "warm")
         for name, radius, sort in SCENARIOS:
-            wrk(port, points, radius, sort, seconds)  # the workers' caches, as in-process
-            rates[name] = wrk(port, points, radius, sort, seconds)
-        return rates
+            points = query_points(HTTP_POINTS_PER_S * seconds, f"http-{label}-{name}")
+            figures.unique[name] = wrk(port, nearby_paths(points, radius, sort), seconds)
+            if warm:
+                paths = nearby_paths(warm_points, radius, sort)
+                wrk(port, paths, seconds)  # the workers' caches, as in-process
+                figures.warm[name] = wrk(port, paths, seconds)
+            log(f"{label} {name}: {figures.unique[name].per_s:,.0f} req/s on unique points")
+        return figures
     finally:
         server.terminate()
         server.wait(timeout=10)
 
 
-def wrk(port: int, points: list, radius: int, sort: str, seconds: int) -> float:
-    """Requests per second of wrk cycling through the query points."""
-    query = f"radius={radius}&sort={sort}"
-    paths = [f"/v1/nearby?lat={lat!r}&lng={lng!r}&{query}" for lat, lng in points]
-    script = "local paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
-    script += "local i = 0\nrequest = function()\n  i = i % #paths + 1\n"
-    script += "  return wrk.format('GET', paths[i])\nend\n"
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(script)
-    url = f"http://127.0.0.1:{port}"
-    command = [
-        "wrk",
-        f"-t{WRK_THREADS}",
-        f"-c{WRK_CONNECTIONS}",
-        f"-d{seconds}s",
-        "-s",
-        handle.name,
-    ]
-    command.append(url)
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    os.unlink(handle.name)
-    for line in out.splitlines():
-        if line.startswith("Requests/sec:"):
-            return float(line.split()[1])
-    return 0.0
+@dataclass
+class HttpFigures:
+    """The HTTP rates of one city: per scenario on unique points, warm, and /healthz."""
+
+    unique: dict[str, Rate] = field(default_factory=dict)
+    warm: dict[str, Rate] = field(default_factory=dict)
+    healthz: Rate | None = None
 
 
-def how_run(args: argparse.Namespace) -> str:
+def how_run(counts: Counts) -> str:
     """One line on how the figures were measured."""
     return (
         f"`python -m scripts.bench_search` on {os.cpu_count()} cores, PostgreSQL, Redis and the"
-        f" load generator on the same machine: {args.queries:,} query points drawn from the"
-        f" city's own distribution, each run once to warm the caches, then timed; the baselines"
-        f" on the first {args.baseline_queries:,}. HTTP: `nearby serve {' '.join(SERVE_ARGS)}`"
-        f" (no access log), wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} for {args.http_seconds} s"
-        " per query (after as long a run to warm the workers, and twice as long on the first"
-        " query to settle the fresh server), cycling through the points."
+        f" load generator on the same machine. Unique: {counts.unique:,} query points per query"
+        " and city, drawn from the city's own distribution, each asked once (no point asked"
+        f" before in the run). Warm: {counts.warm:,} points asked once untimed, then timed."
+        f" Baselines on the first {counts.baseline:,} unique points. HTTP: `nearby serve"
+        f" {' '.join(SERVE_ARGS)}` (no access log), {how_wrk(counts.http_seconds)} per query,"
+        " each request for a point never asked before (warm: cycling through the warm points"
+        " after as long a run); `/healthz` is the server's ceiling: what it answers for a"
+        " request that does no work."
     )
 
 
-def table(rows: list[list[str]], rates: dict[str, float], city: City) -> Iterator[str]:
-    """The markdown table."""
+def rate_text(rate: Rate | None) -> str:
+    """A rate as the table prints it; marked when some points were asked twice."""
+    if rate is None:
+        return "–"
+    return f"{rate.per_s:,.0f}" + (" (repeats)" if rate.repeated else "")
+
+
+def table(label: str, figures: dict[str, Figures], http: HttpFigures, city: City) -> Iterator[str]:
+    """The markdown table of one popularity distribution."""
+    ceiling = f"; `/healthz` {http.healthz.per_s:,.0f} req/s" if http.healthz else ""
     yield (
-        f"City: {city.stores:,} stores, {city.bikes:,} bikes, {city.chargers:,} chargers; "
-        "top 20; in-process p50 / p99 in ms."
+        f"City: {city.stores:,} stores, {city.bikes:,} bikes, {city.chargers:,} chargers,"
+        f" popularity {label}; top 20; in-process p50 / p99 in ms{ceiling}."
     )
     yield ""
     yield (
-        "| query | nearby (Redis, exact) | HTTP req/s | PostGIS DWithin + ORDER BY score"
-        " | PostGIS `<->` KNN | Redis GEOSEARCH |"
+        "| query | nearby, unique points | nearby, warm | HTTP req/s, unique | HTTP req/s, warm"
+        " | PostGIS DWithin + ORDER BY score | PostGIS `<->` KNN | Redis GEOSEARCH |"
     )
-    yield "|---|---|---|---|---|---|"
-    for name, mine, sql, knn, geo in rows:
-        rate = f"{rates[name]:,.0f}" if name in rates else "–"
-        yield f"| {name} | {mine} | {rate} | {sql} | {knn} | {geo} |"
+    yield "|---|---|---|---|---|---|---|---|"
+    for name, mine in figures.items():
+        rates = f"{rate_text(http.unique.get(name))} | {rate_text(http.warm.get(name))}"
+        yield (
+            f"| {name} | {mine.unique} | {mine.warm} | {rates} | {mine.postgis} | {mine.knn}"
+            f" | {mine.geo} |"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print the table."""
+    """Run the benchmark and print a table per popularity distribution."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stores", type=int, default=1_000_000)
     parser.add_argument("--bikes", type=int, default=100_000)
     parser.add_argument("--chargers", type=int, default=50_000)
-    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--popularity", choices=POPULARITIES, action="append",
+                        help="the distributions to measure (repeatable; default: all)")  # fmt: skip
+    parser.add_argument("--queries", type=int, default=1000, help="unique points per query")
+    parser.add_argument("--warm-queries", type=int, default=1000)
     parser.add_argument("--baseline-queries", type=int, default=30)
     parser.add_argument("--http-seconds", type=int, default=10)
     parser.add_argument("--reload", action="store_true", help="load the city again")
     args = parser.parse_args(argv)
-    city = City(args.stores, args.bikes, args.chargers)
-    settings = scratch_settings(city.name, stale_s={"bike": MONTH_S, "charger": MONTH_S})
-    ensure_database(settings)
-    ensure_loaded(settings, city, args.reload)
-    settle_redis(settings.redis_url)
-    points = query_points(args.queries)
-    rows = in_process(settings, points, points[: args.baseline_queries])
-    rates = http_rates(settings, points, args.http_seconds) if args.http_seconds else {}
-    print("\n".join(table(rows, rates, city)))
-    print()
-    print(how_run(args))
+    counts = Counts(args.queries, args.warm_queries, args.baseline_queries, args.http_seconds)
+    http = bool(args.http_seconds) and have_wrk()
+    if args.http_seconds and not http:
+        log("wrk is not installed: skipping the HTTP figures (apt-get install wrk)")
+    for label in args.popularity or POPULARITIES:
+        city = City(args.stores, args.bikes, args.chargers, label)
+        stale = {"bike": MONTH_S, "charger": MONTH_S}
+        settings = scratch_settings(city.name, stale_s=stale)
+        ensure_database(settings)
+        ensure_loaded(settings, city, args.reload)
+        settle_redis(settings.redis_url)
+        figures = in_process(settings, label, counts)
+        # The warm HTTP figures only on the standard city: they change little with it.
+        rates = http_rates(settings, label, counts, label == "zipf") if http else HttpFigures()
+        print("\n".join(table(label, figures, rates, city)), flush=True)
+        print()
+    print(how_run(counts))
     return 0
 
 

@@ -2,8 +2,11 @@
 
 Points fall in clusters (neighbourhoods of 150 m to 1.5 km) whose centres lie
 around Seoul city hall, the busier clusters more often, plus a tenth spread
-evenly over the metropolitan box. Store popularity follows a Zipf law
-(``P(popularity >= k) = 1 / (k + 1)``). The same seed gives the same city,
+evenly over the metropolitan box. Store and charger popularity follows a Zipf
+law (``P(popularity >= k) = 1 / (k + 1)``), or one of the harder distributions
+of :data:`POPULARITIES`: ``flat`` (nine in ten between 3,000 and 5,100, so the
+popularity term hardly separates them) or ``zero`` (every one tied, as bikes
+are). The places are the same whatever the distribution. The same seed gives the same city,
 on any machine and Python 3 version (only :mod:`random` with string seeds).
 
     python -m scripts.gen_city --stores 1000000 -o city_stores.csv.gz
@@ -142,13 +145,50 @@ def zipf_popularity(rng: random.Random) -> float:
     return float(int(rng.paretovariate(1.0)) - 1)
 
 
-def city_stores(seed: int, n: int) -> Iterator[Entity]:
+#: The popularity distributions a city can have; ``zipf`` is the standard city's.
+POPULARITIES = ("zipf", "flat", "zero")
+
+
+def flat_popularity(rng: random.Random) -> float:
+    """Nine in ten within a factor of 1.7 (3,000 to 5,100), one in twenty below, one above."""
+    draw = rng.random()
+    if draw < 0.05:
+        return float(rng.randrange(0, 3000))
+    if draw < 0.95:
+        return float(rng.randrange(3000, 5100))
+    return float(rng.randrange(5100, 20_000))
+
+
+class Popularity:
+    """Draws of one distribution for one kind; the places' draws never depend on it.
+
+    The Zipf draw always comes from the places' own generator (so that every
+    distribution gets the same places); the other distributions replace it with
+    a draw of their own generator.
+    """
+
+    def __init__(self, distribution: str, kind: str, seed: int) -> None:
+        if distribution not in POPULARITIES:
+            raise ValueError(f"popularity must be one of {', '.join(POPULARITIES)}")
+        self.distribution = distribution
+        self.rng = random.Random(f"popularity-{distribution}-{kind}-{seed}")
+
+    def draw(self, places: random.Random) -> float:
+        """The next popularity."""
+        zipf = zipf_popularity(places)
+        if self.distribution == "flat":
+            return flat_popularity(self.rng)
+        return 0.0 if self.distribution == "zero" else zipf
+
+
+def city_stores(seed: int, n: int, popularity: str = "zipf") -> Iterator[Entity]:
     """The ``n`` stores of the city of ``seed``, ids ``city:store/0`` on.
 
     A third belong to a chain (its brand is the mini-app), half have a
     mini-app of their own and the rest none.
     """
     rng = random.Random(f"stores-{seed}")
+    popular = Popularity(popularity, "store", seed)
     names, weights = zip(*STORE_CATEGORIES, strict=True)
     brand_weights = list(itertools.accumulate(1.0 / rank for rank in range(1, len(BRANDS) + 1)))
     points = city_points(rng, city_clusters(seed))
@@ -168,7 +208,7 @@ def city_stores(seed: int, n: int) -> Iterator[Entity]:
             name=f"{mini_app or category} {number}",
             category=category,
             mini_app=mini_app,
-            popularity=zipf_popularity(rng),
+            popularity=popular.draw(rng),
             opening_hours=rng.choice(OPENING_HOURS),
         )
 
@@ -196,9 +236,12 @@ def city_bikes(seed: int, n: int, seen_at: datetime | None = None) -> Iterator[E
         )
 
 
-def city_chargers(seed: int, n: int, seen_at: datetime | None = None) -> Iterator[Entity]:
+def city_chargers(
+    seed: int, n: int, seen_at: datetime | None = None, popularity: str = "zipf"
+) -> Iterator[Entity]:
     """``n`` charging sites of 1–8 points, some of them free."""
     rng = random.Random(f"chargers-{seed}")
+    popular = Popularity(popularity, "charger", seed)
     seen = seen_at or datetime.now(UTC)
     points = city_points(rng, city_clusters(seed))
     for number in range(n):
@@ -212,7 +255,7 @@ def city_chargers(seed: int, n: int, seen_at: datetime | None = None) -> Iterato
             name=f"charger {number}",
             category="ev_charger",
             mini_app=rng.choice(CHARGER_NETWORKS),
-            popularity=zipf_popularity(rng),
+            popularity=popular.draw(rng),
             available=rng.randint(0, capacity),
             capacity=capacity,
             seen_at=seen,
@@ -220,12 +263,17 @@ def city_chargers(seed: int, n: int, seen_at: datetime | None = None) -> Iterato
 
 
 def city_entities(
-    seed: int, stores: int, bikes: int, chargers: int, seen_at: datetime | None = None
+    seed: int,
+    stores: int,
+    bikes: int,
+    chargers: int,
+    seen_at: datetime | None = None,
+    popularity: str = "zipf",
 ) -> Iterator[Entity]:
     """The whole city of ``seed``: stores, then bikes, then chargers."""
-    yield from city_stores(seed, stores)
+    yield from city_stores(seed, stores, popularity)
     yield from city_bikes(seed, bikes, seen_at)
-    yield from city_chargers(seed, chargers, seen_at)
+    yield from city_chargers(seed, chargers, seen_at, popularity)
 
 
 def store_to_row(entity: Entity) -> tuple[object, ...]:
@@ -242,12 +290,12 @@ def store_to_row(entity: Entity) -> tuple[object, ...]:
     )
 
 
-def write_stores_csv(out: IO[str], seed: int, n: int) -> int:
+def write_stores_csv(out: IO[str], seed: int, n: int, popularity: str = "zipf") -> int:
     """Write the stores CSV (``--source city`` gives back the ids); return the row count."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(STORES_CSV_HEADER)
     count = 0
-    for entity in city_stores(seed, n):
+    for entity in city_stores(seed, n, popularity):
         writer.writerow(store_to_row(entity))
         count += 1
     return count
@@ -267,11 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--stores", type=int, default=1_000_000)
+    parser.add_argument("--popularity", choices=POPULARITIES, default="zipf")
     parser.add_argument("-o", "--output", default="-", help="CSV file (.gz: compressed; - stdout)")
     args = parser.parse_args(argv)
     out = open_output(args.output)
     try:
-        count = write_stores_csv(out, args.seed, args.stores)
+        count = write_stores_csv(out, args.seed, args.stores, args.popularity)
     finally:
         if out is not sys.stdout:
             out.close()
