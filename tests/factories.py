@@ -741,3 +741,51 @@ def dump(client: Any, key: bytes) -> bytes:
         return repr(client.xrange(key)).encode()
     value = client.dump(key)
     return value or b""
+
+
+# -- text --
+
+#: Letters random names are made of: Latin with accents (composed and not), Hangul, Han.
+LATIN_LETTERS = "abcdeklmnorstuzéèëöüåäñçAÉÖÅ"
+HANGUL_LETTERS = "스타벅스강남점편의약국카페"
+HAN_LETTERS = "小强理发咖啡店面馆药"
+TEXT_SCRIPTS = (LATIN_LETTERS, HANGUL_LETTERS, HAN_LETTERS)
+#: What random names put between their words.
+TEXT_SEPARATORS = (" ", " ", "-", "'", " & ", ". ")
+
+
+def random_word(rng: random.Random) -> str:
+    """A word of 1 to 5 letters of one script (sometimes two, run together)."""
+    letters = rng.choice(TEXT_SCRIPTS)
+    word = "".join(rng.choice(letters) for _ in range(rng.randint(1, 5)))
+    if rng.random() < 0.15:
+        word += "".join(rng.choice(rng.choice(TEXT_SCRIPTS)) for _ in range(rng.randint(1, 3)))
+    return word
+
+
+def random_name(rng: random.Random, most: int = 3) -> str:
+    """A name of 1 to ``most`` random words, with separators between them."""
+    parts = [random_word(rng) for _ in range(rng.randint(1, most))]
+    name = parts[0]
+    for part in parts[1:]:
+        name += rng.choice(TEXT_SEPARATORS) + part
+    return name
+
+
+def random_text_query(rng: random.Random, names: list[str]) -> str:
+    """A ``q``: mostly the start of a word of one of ``names`` (or a CJK piece of one),
+    sometimes two such, sometimes a random word."""
+    from indexer.text import is_cjk, words
+
+    def part() -> str:
+        found = words(rng.choice(names)) if names else []
+        if not found or rng.random() < 0.2:
+            return random_word(rng)
+        word = rng.choice(found)
+        if is_cjk(word[0]):
+            start = rng.randrange(len(word))
+            return word[start : rng.randint(start + 1, len(word))]
+        piece = word[: rng.randint(1, len(word))]
+        return piece.upper() if rng.random() < 0.2 else piece
+
+    return " ".join(part() for _ in range(rng.choice((1, 1, 1, 2))))
