@@ -20,6 +20,7 @@ from discovery.api.openapi_parts import (
 from discovery.api.openapi_push import item_schemas, push_operation
 from discovery.search import params
 from indexer.settings import DEFAULT_EVENT_WEIGHTS
+from indexer.text import MAX_QUERY_CHARS
 
 
 def nearby_parameters() -> list[dict[str, Any]]:
@@ -71,7 +72,21 @@ def nearby_parameters() -> list[dict[str, Any]]:
             " other text (truncated, altered, made up, or from another query) is a 400.",
         ),
         query_param("explain", boolean, "Add the ranking terms and the parameters used."),
+        query_param("q", text_schema(), TEXT_MEANING),
     ]
+
+
+#: What ``q`` means (README, "Text search").
+TEXT_MEANING = (
+    "Text the results match: every word must start a word of the entity's name, category or"
+    " mini-app name (accents, case and punctuation aside); CJK text must occur within one."
+    " A q with no letter or digit once normalised is a 400 too."
+)
+
+
+def text_schema() -> dict[str, Any]:
+    """What ``q`` may be: 1 to MAX_QUERY_CHARS characters."""
+    return {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS}
 
 
 def entity_schema() -> dict[str, Any]:

@@ -25,6 +25,8 @@ def test_entity_table_has_every_field(index: Index) -> None:
         "mini_app": "text",
         "name": "text",
         "category": "text",
+        "words": "text",
+        "search_text": "text",
         "lat": "float8",
         "lng": "float8",
         "geog": "geography",
