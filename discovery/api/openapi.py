@@ -18,9 +18,9 @@ from discovery.api.openapi_parts import (
     query_param,
 )
 from discovery.api.openapi_push import item_schemas, push_operation
+from discovery.api.openapi_text import suggest_path, text_param, text_schemas
 from discovery.search import params
 from indexer.settings import DEFAULT_EVENT_WEIGHTS
-from indexer.text import MAX_QUERY_CHARS
 
 
 def nearby_parameters() -> list[dict[str, Any]]:
@@ -72,21 +72,8 @@ def nearby_parameters() -> list[dict[str, Any]]:
             " other text (truncated, altered, made up, or from another query) is a 400.",
         ),
         query_param("explain", boolean, "Add the ranking terms and the parameters used."),
-        query_param("q", text_schema(), TEXT_MEANING),
+        text_param(),
     ]
-
-
-#: What ``q`` means (README, "Text search").
-TEXT_MEANING = (
-    "Text the results match: every word must start a word of the entity's name, category or"
-    " mini-app name (accents, case and punctuation aside); CJK text must occur within one."
-    " A q with no letter or digit once normalised is a 400 too."
-)
-
-
-def text_schema() -> dict[str, Any]:
-    """What ``q`` may be: 1 to MAX_QUERY_CHARS characters."""
-    return {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS}
 
 
 def entity_schema() -> dict[str, Any]:
@@ -207,6 +194,7 @@ def schemas() -> dict[str, Any]:
         },
         "Health": {"type": "object", "required": ["status"]},
         **catalog_schemas(),
+        **text_schemas(),
         "PushResult": {
             "type": "object",
             "required": ["received", "applied", "moved", "errors"],
@@ -273,6 +261,7 @@ def paths() -> dict[str, Any]:
             }
         },
         "/v1/mini-apps/{slug}": mini_app_path(),
+        "/v1/suggest": suggest_path(),
         **user_paths(),
         "/v1/events": events_path(list(DEFAULT_EVENT_WEIGHTS)),
         "/v1/positions": push_operation("Push positions of bikes (and chargers).", position),

@@ -146,8 +146,43 @@ def settled(query: NearbyQuery, ranked: list[Hit], last_row: dict[str, Any]) -> 
     return edge.score > last_row["s"] * (1 + SLACK)
 
 
+PLAIN_SQL = f"""
+SELECT {_E_COLUMNS}{{text_column}}
+FROM entities e
+WHERE ST_DWithin(e.geog, ST_SetSRID(ST_MakePoint(%(lng)s::float8, %(lat)s::float8), 4326)
+                 ::geography, %(reach)s::float8, false)
+  {{filters}} {{text}}
+"""
+
+
 def postgis_search(conn: psycopg.Connection, query: NearbyQuery) -> SearchResult:
-    """The exact page for ``query`` from PostGIS."""
+    """The exact page for ``query`` from PostGIS.
+
+    PostgreSQL's arithmetic raises where a product, quotient or power of doubles
+    underflows (a query point a few hundred orders of magnitude from an entity's
+    coordinates) and IEEE doubles give 0: then SQL only finds the rows in the
+    radius, and Python ranks them all.
+    """
+    try:
+        return ranked_search(conn, query)
+    except psycopg.errors.NumericValueOutOfRange:
+        conn.rollback()
+    sql = PLAIN_SQL.format(
+        filters=rules.filters_sql(query),
+        text=text_sql(query)[0],
+        text_column="" if query.text is None else ", e.search_text",
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql, params_of(query, None))
+        rows = cur.fetchall()
+    hits = exact_hits(query, rows)
+    ranked = group_hits(hits, query) if query.group else rank(hits, query.sort)
+    found, more = page(ranked, query)
+    return SearchResult(tuple(found), more, "postgis", {"rows": len(rows)})
+
+
+def ranked_search(conn: psycopg.Connection, query: NearbyQuery) -> SearchResult:
+    """:func:`postgis_search` with SQL ranking the rows and a LIMIT."""
     if query.group:
         rows = fetch(conn, query, None)
         hits, more = page(group_hits(exact_hits(query, rows), query), query)

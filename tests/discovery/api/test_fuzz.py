@@ -46,6 +46,7 @@ BUDGET = {
     # An invalid id (one with NUL) is one schemathesis does not put in a path.
     "GET /v1/entities/{id}": (700, 0),
     "GET /v1/mini-apps/{slug}": (250, 100),
+    "GET /v1/suggest": (300, 120),
     "PUT /v1/users/{user}/favorites/{slug}": (120, 40),
     "DELETE /v1/users/{user}/favorites/{slug}": (60, 20),
     "GET /v1/users/{user}/favorites": (60, 20),
@@ -199,6 +200,9 @@ def steer(case: Any, label: str, n: int) -> None:
         return
     if label == "GET /v1/entities/{id}":
         case.path_parameters["id"] = IDS[n % len(IDS)]
+    elif label == "GET /v1/suggest":  # words the planted entities carry, near them
+        lat, lng = SPOTS[n % len(SPOTS)]
+        case.query.update(lat=lat, lng=lng, q=("sho", "Shop 2", "caf", "kf")[n % 4])
     elif label == "GET /v1/nearby":
         lat, lng = SPOTS[n % len(SPOTS)]
         # Within about 100 m of the spot; the generated values still vary it.

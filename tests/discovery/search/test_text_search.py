@@ -228,3 +228,16 @@ def test_q_goes_to_postgis_without_a_failure(index, api_settings) -> None:
         assert plain.source == "redis"
     finally:
         services.close()
+
+
+def test_points_next_to_an_entity_by_a_hair(index, client) -> None:
+    """PostgreSQL refuses the products that underflow here; the answer is still exact."""
+    entities = [store(1, 0.0, 0.0, name="Kahvila"), store(2, 0.0, 0.001, name="Kahvila Kuu")]
+    write_entities(index.conn, index.hot, "t", entities)
+    for args in (
+        {"q": "kahvi", "lat": -0.0001, "lng": 4.08e-301, "limit": 1},
+        {"q": "kahvi", "lat": 1e-320, "lng": 0.0, "group": "mini_app"},
+        {"q": "kahvi", "lat": 0.0, "lng": 5e-324, "sort": "distance"},
+    ):
+        found, _ = pages(client, args)
+        assert found == expected(args, entities, []), args
