@@ -21,7 +21,7 @@ gives its words run together: "K-Market" has the words "k", "market" and
 
 **An entity's text** is the words of its name, then of its category, then of
 its mini-app's catalog name (:func:`entity_words`); stored as one string, the
-words joined by single spaces (:func:`joined`).
+words joined by single spaces (:func:`joined`), and each part on its own.
 
 **A query** (:func:`parse_query`) is normalised the same way and split at
 every separator (no run-together words): its non-CJK words are *prefix*
@@ -138,14 +138,9 @@ def words(text: str) -> list[str]:
     return _unique(found)
 
 
-def own_words(name: str, category: str = "") -> list[str]:
-    """The words of an entity's name and category (each once)."""
-    return _unique([*words(name), *words(category)])
-
-
 def entity_words(name: str, category: str = "", app_name: str = "") -> list[str]:
-    """An entity's words: its own (:func:`own_words`), then its mini-app's name's."""
-    return [*own_words(name, category), *words(app_name)]
+    """An entity's words: its name's, its category's, then its mini-app's name's."""
+    return [*words(name), *words(category), *words(app_name)]
 
 
 def joined(found: Iterable[str]) -> str:
@@ -255,10 +250,11 @@ def match_sql(query: TextQuery, column: str) -> tuple[str, dict[str, str]]:
     return " ".join(clauses), params
 
 
-def stored_text_sql(own_words: str, mini_app: str) -> str:
-    """The stored words of an entity in SQL: its own words (name and category, column
-    ``own_words``), then its mini-app's (``mini_apps.words`` of slug ``mini_app``)."""
+def stored_text_sql(row: str) -> str:
+    """The stored words of an entity row ``row`` in SQL: its name's and its category's
+    (columns ``name_words`` and ``category_words``), then its mini-app's
+    (``mini_apps.words`` of the slug in its column ``mini_app``)."""
     return (
-        f"concat_ws(' ', NULLIF({own_words}, ''), "
-        f"(SELECT NULLIF(m.words, '') FROM mini_apps m WHERE m.slug = {mini_app}))"
+        f"concat_ws(' ', NULLIF({row}.name_words, ''), NULLIF({row}.category_words, ''), "
+        f"(SELECT NULLIF(m.words, '') FROM mini_apps m WHERE m.slug = {row}.mini_app))"
     )

@@ -43,7 +43,11 @@ def text_schemas() -> dict[str, Any]:
                             "kind": {"type": "string", "enum": list(suggestions.KINDS)},
                             "slug": NULLABLE_STRING,
                             "count": {"type": "integer", "minimum": 1},
-                            "popularity": {"type": "number", "minimum": 0},
+                            "popularity": {
+                                "type": "number",
+                                "minimum": 0,
+                                "description": "The highest among the entities that carry it.",
+                            },
                         },
                     },
                 },
@@ -61,8 +65,8 @@ def suggest_path() -> dict[str, Any]:
             "summary": "Completions of q nearby, those with the most popular matches first.",
             "description": (
                 "Mini-app names, categories and entity names that match q by the text rule and"
-                " that entities within the radius carry, ordered by their popularity summed,"
-                " then how many they are, then the text; at most ten."
+                " that entities within the radius carry, ordered by the highest popularity among"
+                " them, then how many they are, then the text; at most ten."
             ),
             "parameters": [
                 text_param(required=True),

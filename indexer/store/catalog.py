@@ -59,7 +59,7 @@ RETURNING slug
 """
 #: The search text of the entities of mini-apps a write changed (a name's words
 #: may have changed, or the mini-app gone): their words, then the catalog's.
-_TEXT = stored_text_sql("e.words", "e.mini_app")
+_TEXT = stored_text_sql("e")
 REFRESH_TEXT = f"""
 UPDATE entities e SET search_text = {_TEXT}
 WHERE e.mini_app = ANY(%(slugs)s) AND e.search_text IS DISTINCT FROM {_TEXT}

@@ -11,14 +11,15 @@ import psycopg
 import tzfpy
 
 from indexer.model import BASE_RES, Entity
-from indexer.text import joined, own_words, stored_text_sql
+from indexer.text import joined, stored_text_sql, words
 
 STAGE_COLUMNS = (
     "id",
     "kind",
     "name",
     "category",
-    "words",
+    "name_words",
+    "category_words",
     "mini_app",
     "lat",
     "lng",
@@ -35,13 +36,14 @@ STAGE_COLUMNS = (
 COLUMNS = ", ".join(STAGE_COLUMNS)
 #: The stage's columns but ``id``, with their SQL types.
 STAGE_TYPES = """
-    kind text, name text, category text, words text, mini_app text,
+    kind text, name text, category text, name_words text, category_words text,
+    mini_app text,
     lat double precision, lng double precision, h3 bigint, popularity double precision,
     available integer, capacity integer, opening_hours text, tz text, attrs jsonb,
     seen_at timestamptz
 """
 #: An entity's ``search_text`` from a staged row ``s``: its words, then its mini-app's.
-STORED_TEXT = stored_text_sql("s.words", "s.mini_app")
+STORED_TEXT = stored_text_sql("s")
 #: Taken by every write of entities before it reads the catalog's words: a
 #: catalog write (SHARE ROW EXCLUSIVE) then waits for it to commit before it
 #: refreshes the entities of the mini-apps it changed, or it waits for that
@@ -69,7 +71,8 @@ def stage_row(entity: Entity) -> tuple[object, ...]:
         entity.kind,
         entity.name,
         entity.category,
-        joined(own_words(entity.name, entity.category)),
+        joined(words(entity.name)),
+        joined(words(entity.category)),
         entity.mini_app,
         entity.lat,
         entity.lng,

@@ -99,7 +99,7 @@ def test_words() -> None:
     assert words("Café  Café!") == ["cafe"]
     assert words("— · —") == []
     assert fold("Ｃａｆé’s") == "cafes"
-    assert entity_words("Kahvila", "cafe", "Kahvila") == ["kahvila", "cafe", "kahvila"]
+    assert entity_words("Kahvila Kahvila", "cafe", "Kahvila") == ["kahvila", "cafe", "kahvila"]
 
 
 def test_validation() -> None:

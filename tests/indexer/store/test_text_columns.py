@@ -12,16 +12,16 @@ from alembic.config import Config
 from indexer.store import db
 from indexer.store.catalog import MiniApp, write_catalog
 from indexer.store.writer import write_entities
-from indexer.text import entity_words, joined, own_words
+from indexer.text import entity_words, joined, words
 from tests.conftest import Index
 from tests.factories import clear_catalog, fresh_fills, text_catalog, text_entities
 
 
-def stored(index: Index) -> dict[str, tuple[str, str]]:
-    """(words, search_text) of every entity, by id."""
+def stored(index: Index) -> dict[str, tuple[str, str, str]]:
+    """(name_words, category_words, search_text) of every entity, by id."""
     with index.conn.cursor() as cur:
-        cur.execute("SELECT id, words, search_text FROM entities")
-        rows = {row[0]: (row[1], row[2]) for row in cur.fetchall()}
+        cur.execute("SELECT id, name_words, category_words, search_text FROM entities")
+        rows = {row[0]: row[1:] for row in cur.fetchall()}
     index.conn.commit()
     return rows
 
@@ -31,7 +31,8 @@ def assert_words(index: Index, entities, apps: list[MiniApp]) -> None:
     names = {app.slug: app.name for app in apps}
     want = {
         e.id: (
-            joined(own_words(e.name, e.category)),
+            joined(words(e.name)),
+            joined(words(e.category)),
             joined(entity_words(e.name, e.category, names.get(e.mini_app, ""))),
         )
         for e in entities
@@ -103,12 +104,14 @@ def test_the_migration_gives_rows_their_words(settings, index: Index) -> None:
     finally:
         command.upgrade(config, "head")
     with db.connect(settings.database_url) as conn:
-        rows = conn.execute("SELECT id, words, search_text FROM entities ORDER BY id").fetchall()
+        rows = conn.execute(
+            "SELECT id, name_words, category_words, search_text FROM entities ORDER BY id"
+        ).fetchall()
         apps = conn.execute("SELECT slug, words FROM mini_apps").fetchall()
         conn.execute("TRUNCATE entities, mini_apps")
         conn.commit()
     assert apps == [("k", "k market kmarket")]
     assert rows == [
-        ("a", "cafe regatta", "cafe regatta k market kmarket"),
-        ("b", "스타벅스", "스타벅스"),
+        ("a", "cafe regatta", "cafe", "cafe regatta cafe k market kmarket"),
+        ("b", "스타벅스", "", "스타벅스"),
     ]
