@@ -23,13 +23,16 @@ gives its words run together: "K-Market" has the words "k", "market" and
 its mini-app's catalog name (:func:`entity_words`); stored as one string, the
 words joined by single spaces (:func:`joined`), and each part on its own.
 
-**A query** (:func:`parse_query`) is normalised the same way and split at
-every separator (no run-together words): its non-CJK words are *prefix*
-terms, its CJK words *substring* terms.  **An entity matches** when every
-prefix term is a prefix of some non-CJK word of its text and every substring
-term occurs within some CJK word of its text (:func:`matches`).  So "caf"
-and "regatta caf" match "Café Regatta"; "kmark" and "k-market" match
-"K-Market"; "스타벅스" matches "스타벅스 강남R점"; "强" matches "小强理发";
+**A query** (:func:`parse_query`) is normalised and split into words the same
+way, but a whitespace-free chunk of several non-CJK words joined by
+punctuation gives only its words run together ("k-market" is "kmarket", as
+the brand is meant, so it does not match "S-Market Kasarmitori"; "k market"
+does): its non-CJK words are *prefix* terms, its CJK words *substring* terms.
+**An entity matches** when every prefix term is a prefix of some non-CJK word
+of its text and every substring term occurs within some CJK word of its text
+(:func:`matches`).  So "caf"
+and "regatta caf" match "Café Regatta"; "kmark", "k-mark" and "k market"
+match "K-Market"; "스타벅스" matches "스타벅스 강남R점"; "强" matches "小强理发";
 "cafe 스타" needs both.  A ``q`` of more than :data:`MAX_QUERY_CHARS`
 characters, or with no word after normalisation, is refused
 (:func:`query_problem`).
@@ -161,8 +164,16 @@ class TextQuery:
 
 
 def query_words(text: str) -> list[str]:
-    """A query's words: split at every separator and where CJK meets other characters."""
-    return _unique(run for piece in _pieces(fold(text)) for run in _runs(piece))
+    """A query's words: as :func:`words`, but a chunk of several non-CJK words joined by
+    punctuation gives only those words run together."""
+    found: list[str] = []
+    for chunk in fold(text).split():
+        pieces = _pieces(chunk)
+        if len(pieces) > 1 and not any(is_cjk(c) for piece in pieces for c in piece):
+            found.append("".join(pieces))
+        else:
+            found.extend(run for piece in pieces for run in _runs(piece))
+    return _unique(found)
 
 
 def query_problem(text: str) -> str | None:
@@ -239,15 +250,21 @@ def match_sql(query: TextQuery, column: str) -> tuple[str, dict[str, str]]:
     Words are joined by single spaces and hold none, so a word starts with ``p``
     exactly when ``' ' || column`` holds ``' ' || p``; a CJK term lies within
     a CJK word wherever it occurs (no word mixes CJK and other characters).
+    Every clause reads :func:`spaced` ``column``, which a trigram index can be on.
     """
     clauses, params = [], {}
     for i, prefix in enumerate(query.prefixes):
         params[f"text_p{i}"] = "% " + _like_escaped(prefix) + "%"
-        clauses.append(f"AND (' ' || {column}) LIKE %(text_p{i})s")
+        clauses.append(f"AND {spaced(column)} LIKE %(text_p{i})s")
     for i, sub in enumerate(query.substrings):
         params[f"text_s{i}"] = "%" + _like_escaped(sub) + "%"
-        clauses.append(f"AND {column} LIKE %(text_s{i})s")
+        clauses.append(f"AND {spaced(column)} LIKE %(text_s{i})s")
     return " ".join(clauses), params
+
+
+def spaced(column: str) -> str:
+    """A column of stored words with a space before them, as :func:`match_sql` reads it."""
+    return f"(' ' || {column})"
 
 
 def stored_text_sql(row: str) -> str:

@@ -167,16 +167,26 @@ def word_counts(conn: psycopg.Connection) -> collections.Counter[str]:
     return counts
 
 
+def latin(word: str) -> bool:
+    """A Latin word of five letters or more."""
+    return len(word) >= 5 and word.isascii() and word.isalpha()
+
+
+def hangul(word: str) -> bool:
+    """A word of two Hangul syllables or more."""
+    return len(word) >= 2 and all("\uac00" <= c <= "\ud7a3" for c in word)
+
+
 def pick_words(counts: collections.Counter[str]) -> dict[str, str]:
-    """The words the queries ask: the commonest Latin and Hangul words of five letters or
-    more, a rare one (held by about ten entities), and the start of the common one."""
-    latin = [w for w, _ in counts.most_common() if len(w) >= 5 and w.isascii() and w.isalpha()]
-    hangul = [w for w, _ in counts.most_common() if len(w) >= 2 and "\uac00" <= w[0] <= "\ud7a3"]
+    """The words the queries ask: the commonest Latin and Hangul words, a rare one (of
+    six letters or more, held by about ten entities), and the start of the common one."""
+    ranked = [word for word, _ in counts.most_common()]
+    common = next(filter(latin, ranked))
     rare = min(
-        (w for w in counts if len(w) >= 6 and w.isalpha()),
-        key=lambda w: (abs(counts[w] - 10), w),
+        (w for w in ranked if len(w) >= 6 and w.isalpha()), key=lambda w: (abs(counts[w] - 10), w)
     )
-    return {"common": latin[0], "hangul": hangul[0], "rare": rare, "prefix": latin[0][:3]}
+    return {"common": common, "hangul": next(filter(hangul, ranked)), "rare": rare,
+            "prefix": common[:3]}  # fmt: skip
 
 
 def query_points(count: int, label: str) -> list[tuple[float, float]]:
@@ -233,17 +243,20 @@ def raw(conn: psycopg.Connection, sql: str, radius: float, q: str | None):
     return run
 
 
-def measure(settings: IndexSettings, chosen: dict[str, str], counts: tuple[int, int]) -> list[str]:
-    """The table's rows: each query with q, without it, and PostgreSQL's alone."""
+def measure(
+    settings: IndexSettings, chosen: dict[str, str], held: dict[str, int], counts: tuple[int, int]
+) -> list[str]:
+    """The table's rows: each query with q, without it, and PostgreSQL's alone; ``held``:
+    how many entities hold each word."""
     unique, baseline = counts
     app = create_app(ApiSettings(index=settings))
     conn = psycopg.connect(settings.database_url, autocommit=True)
     with_text = NEARBY_SQL.format(text=TEXT_LIKE)
     plain = NEARBY_SQL.format(text="")
     scenarios = (
-        (f"q={chosen['common']} (common), 1 km", 1_000, chosen["common"]),
-        (f"q={chosen['rare']} (rare), 50 km", 50_000, chosen["rare"]),
-        (f"q={chosen['hangul']} (Hangul), 1 km", 1_000, chosen["hangul"]),
+        (f"q={chosen['common']} (common: {held['common']:,}), 1 km", 1_000, chosen["common"]),
+        (f"q={chosen['rare']} (rare: {held['rare']:,}), 50 km", 50_000, chosen["rare"]),
+        (f"q={chosen['hangul']} (Hangul: {held['hangul']:,}), 1 km", 1_000, chosen["hangul"]),
     )
     rows = []
     with app.app_context():
@@ -302,14 +315,17 @@ def main(argv: list[str] | None = None) -> int:
     ensure_database(settings)
     ensure_loaded(settings, args.stores, args.reload)
     with psycopg.connect(settings.database_url) as conn:
-        chosen = pick_words(word_counts(conn))
+        counts = word_counts(conn)
+        chosen = pick_words(counts)
         sizes = text_bytes(conn)
-    log(f"words: {chosen}")
-    rows = measure(settings, chosen, (args.queries, args.baseline_queries))
+    held = {kind: counts[word] for kind, word in chosen.items()}
+    log(f"words: {chosen}, held by {held}")
+    rows = measure(settings, chosen, held, (args.queries, args.baseline_queries))
     print(
         f"City: {args.stores:,} stores (names from OSM Helsinki and Korean chains); top 20;"
         f" in-process p50 / p99 in ms over {args.queries} unique points"
-        f" ({args.baseline_queries} for PostgreSQL alone)."
+        f" ({args.baseline_queries} for PostgreSQL alone); after each word, how many"
+        " entities hold it."
     )
     print()
     print(

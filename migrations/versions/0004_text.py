@@ -19,7 +19,7 @@ Create Date: 2026-12-07
 import sqlalchemy as sa
 from alembic import op
 
-from indexer.text import joined, stored_text_sql, words
+from indexer.text import joined, spaced, stored_text_sql, words
 
 revision = "0004"
 down_revision = "0003"
@@ -85,8 +85,10 @@ def upgrade() -> None:
     fill_app_words(conn)
     fill_entity_words(conn)
     op.execute(f"UPDATE entities e SET search_text = {stored_text_sql('e')}")
+    # On the expression the text rule's clauses read (indexer.text.match_sql).
     op.execute(
-        "CREATE INDEX entities_search_text_trgm ON entities USING gin (search_text gin_trgm_ops)"
+        "CREATE INDEX entities_search_text_trgm ON entities"
+        f" USING gin ({spaced('search_text')} gin_trgm_ops)"
     )
 
 

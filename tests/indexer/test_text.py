@@ -38,15 +38,18 @@ def hit(q: str, name: str, category: str = "", app_name: str = "") -> bool:
         ("regatta caf", "Café Regatta"),  # several words, any order
         ("kahvi", "Kahvila Sävy"),
         ("savy", "Kahvila Sävy"),
-        ("k-market", "K-Market Kamppi"),  # punctuation separates
-        ("kmark", "K-Market Kamppi"),  # hyphenated words run together too
-        ("k market", "K-Market Kamppi"),
+        ("k-market", "K-Market Kamppi"),  # hyphenated words run together
+        ("kmark", "K-Market Kamppi"),
+        ("k-mark", "K-Market Kamppi"),
+        ("k market", "K-Market Kamppi"),  # and the entity's are words apart too
+        ("k market", "K Market Lönnrotinkatu"),
         ("market", "K-Market Kamppi"),
         ("stockmann", "Stockmann"),
         ("mcdonalds", "McDonald's"),  # apostrophes are deleted
         ("mcdonald's", "McDonald’s"),
         ("hm", "H&M"),
-        ("h&m", "H & M"),
+        ("h&m", "H&M"),
+        ("h m", "H & M"),
         ("ｋｍａｒｋｅｔ", "K-Market"),  # full-width Latin
         ("KMARKET", "ｋ－ｍａｒｋｅｔ"),
         ("strasse", "Straße"),  # case folding
@@ -74,6 +77,10 @@ def test_matches(q: str, name: str) -> None:
         ("regattas", "Café Regatta"),
         ("kahvi tee", "Kahvila Sävy"),  # every word must match
         ("kmarketx", "K-Market"),
+        ("k-market", "K Market Lönnrotinkatu"),  # the brand as written, not two words
+        ("k-market", "S-Market Kasarmitori"),
+        ("k-market", "Vanha Kauppahalli marketplace"),
+        ("h&m", "H & M"),
         ("mcdonald s", "McDonald's"),  # "s" starts no word
         ("강남점", "스타벅스 강남R점"),  # not a substring of one CJK word
         ("小理", "小强理发"),
