@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from indexer.cli.context import Context
-from indexer.cli.imports import report_import
+from indexer.cli.imports import format_option, report_import
 from indexer.jobs.catalog import FORMATS, import_catalog, open_catalog
 from indexer.jobs.imports import default_rejects_path
 from indexer.jobs.report import RejectLog
@@ -23,14 +23,7 @@ STDIN_NAME = "mini-apps"
 
 @click.command("mini-apps")
 @click.argument("path", metavar="PATH")
-@click.option(
-    "--format",
-    "file_format",
-    type=click.Choice(("auto", *FORMATS)),
-    default="auto",
-    show_default=True,
-    help="Format of the input; auto tells it from the content.",
-)
+@format_option(FORMATS)
 @click.option("--replace", is_flag=True, help="Delete the entries not in the input.")
 @click.option("--rejects", type=click.Path(dir_okay=False), help="CSV of rejected rows.")
 @click.pass_obj

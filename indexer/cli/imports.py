@@ -8,7 +8,8 @@ a store failed; 2 bad usage, unreadable input or a write PostGIS refused
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import click
 
@@ -27,6 +28,8 @@ from indexer.progress import format_count, progress_bar
 from indexer.sources.csv import parse_column_map
 from indexer.sources.inputs import FORMATS
 from indexer.store.errors import REPAIRED_BY
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: What an import says when PostGIS has it and Redis may not.
 LOST_MIDWAY = "Redis lost its index generation during the import"
@@ -91,16 +94,21 @@ def import_stores(
     report_import(summary, logs)
 
 
+def format_option(formats: Sequence[str]) -> Callable[[F], F]:
+    """An import's ``--format``: ``auto`` (told from the content) or one of ``formats``."""
+    return click.option(
+        "--format",
+        "file_format",
+        type=click.Choice(("auto", *formats)),
+        default="auto",
+        show_default=True,
+        help="Format of the input; auto tells it from the content.",
+    )
+
+
 @click.command("stores")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH…")
-@click.option(
-    "--format",
-    "file_format",
-    type=click.Choice(("auto", *FORMATS)),
-    default="auto",
-    show_default=True,
-    help="Format of the input; auto tells it from the content.",
-)
+@format_option(FORMATS)
 @click.option("--source", help="Source of the entities (default: the file's name).")
 @click.option("--replace", is_flag=True, help="Delete the source's entities not in the input.")
 @click.option("--rejects", type=click.Path(dir_okay=False), help="CSV of rejected records.")

@@ -13,8 +13,6 @@ ignored); an NDJSON line is an object with those keys.
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +25,7 @@ import redis
 from indexer.jobs.failures import write_failures
 from indexer.jobs.report import ImportSummary, RejectLog
 from indexer.model import text_problem
-from indexer.sources.csv import _csv_dialect
+from indexer.sources.csv import open_csv
 from indexer.sources.inputs import detect_format, open_input
 from indexer.sources.ndjson import read_ndjson
 from indexer.sources.records import Record
@@ -79,18 +77,12 @@ def open_catalog(path: str, file_format: str) -> CatalogInput:
 def read_catalog_csv(stream: IO[bytes]) -> Iterator[Record]:
     """Read a catalog CSV's header now; return the records of its rows (raw: the row's
     fields by column name). ``position`` is the line a row starts on (the header is 1)."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    try:
-        header_line = text.readline()
-        dialect = _csv_dialect(header_line)
-        headers = next(csv.reader([header_line], dialect), [])
-    except DECODE_ERRORS as exc:
-        raise UnreadableInput(f"unreadable CSV: {exc}") from exc
+    headers, rows = open_csv(stream)
     folded = [header.strip().lower() for header in headers]
     missing = [name for name in ("slug", "name") if name not in folded]
     if missing:
         raise UnreadableInput(f"the header has no column for {', '.join(missing)}")
-    return _catalog_rows(csv.reader(text, dialect), folded)
+    return _catalog_rows(rows, folded)
 
 
 def _catalog_rows(rows: Any, headers: list[str]) -> Iterator[Record]:

@@ -82,6 +82,19 @@ def _csv_dialect(header_line: str) -> type[csv.Dialect]:
     return Dialect
 
 
+def open_csv(stream: IO[bytes]) -> tuple[list[str], Any]:
+    """A CSV's header, read now (UTF-8, a BOM allowed; the dialect sniffed from it), and a
+    reader of its rows (whose ``line_num`` counts lines); UnreadableInput when it is not text."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    try:
+        header_line = text.readline()
+        dialect = _csv_dialect(header_line)
+        headers = next(csv.reader([header_line], dialect), [])
+    except DECODE_ERRORS as exc:
+        raise UnreadableInput(f"unreadable CSV: {exc}") from exc
+    return headers, csv.reader(text, dialect)
+
+
 def read_csv(stream: IO[bytes], columns: Mapping[str, str] | None = None) -> Iterator[Record]:
     """Read a CSV header now and return the records of its rows; blank lines are skipped.
 
@@ -93,15 +106,9 @@ def read_csv(stream: IO[bytes], columns: Mapping[str, str] | None = None) -> Ite
         The header cannot be read or lacks a column for the id, lat or lng
         (later rows raise it while iterating).
     """
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    try:
-        header_line = text.readline()
-        dialect = _csv_dialect(header_line)
-        headers = next(csv.reader([header_line], dialect), [])
-    except DECODE_ERRORS as exc:
-        raise UnreadableInput(f"unreadable CSV: {exc}") from exc
+    headers, rows = open_csv(stream)
     positions = match_columns(headers, columns or {})
-    return _csv_records(csv.reader(text, dialect), headers, positions)
+    return _csv_records(rows, headers, positions)
 
 
 def _csv_records(rows: Any, headers: Sequence[str], positions: dict[str, int]) -> Iterator[Record]:
