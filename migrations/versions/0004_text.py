@@ -13,7 +13,7 @@ The rows already there get their words here, made by the same code.
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-12-07
+Create Date: 2026-12-03
 """
 
 import sqlalchemy as sa
