@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -741,3 +742,101 @@ def dump(client: Any, key: bytes) -> bytes:
         return repr(client.xrange(key)).encode()
     value = client.dump(key)
     return value or b""
+
+
+# -- text --
+
+#: Letters random names are made of: Latin with accents (composed and not), Hangul, Han.
+LATIN_LETTERS = "abcdeklmnorstuzéèëöüåäñçAÉÖÅ"
+HANGUL_LETTERS = "스타벅스강남점편의약국카페"
+HAN_LETTERS = "小强理发咖啡店面馆药"
+TEXT_SCRIPTS = (LATIN_LETTERS, HANGUL_LETTERS, HAN_LETTERS)
+#: What random names put between their words.
+TEXT_SEPARATORS = (" ", " ", "-", "'", " & ", ". ")
+
+
+def random_word(rng: random.Random) -> str:
+    """A word of 1 to 5 letters of one script (sometimes two, run together)."""
+    letters = rng.choice(TEXT_SCRIPTS)
+    word = "".join(rng.choice(letters) for _ in range(rng.randint(1, 5)))
+    if rng.random() < 0.15:
+        word += "".join(rng.choice(rng.choice(TEXT_SCRIPTS)) for _ in range(rng.randint(1, 3)))
+    return word
+
+
+def random_name(rng: random.Random, most: int = 3) -> str:
+    """A name of 1 to ``most`` random words, with separators between them."""
+    parts = [random_word(rng) for _ in range(rng.randint(1, most))]
+    name = parts[0]
+    for part in parts[1:]:
+        name += rng.choice(TEXT_SEPARATORS) + part
+    return name
+
+
+def random_text_query(rng: random.Random, names: list[str]) -> str:
+    """A ``q``: mostly the start of a word of one of ``names`` (or a CJK piece of one),
+    sometimes two such, sometimes a random word."""
+    from indexer.text import is_cjk, words
+
+    def part() -> str:
+        found = words(rng.choice(names)) if names else []
+        if not found or rng.random() < 0.2:
+            return random_word(rng)
+        word = rng.choice(found)
+        if is_cjk(word[0]):
+            start = rng.randrange(len(word))
+            return word[start : rng.randint(start + 1, len(word))]
+        piece = word[: rng.randint(1, len(word))]
+        return piece.upper() if rng.random() < 0.2 else piece
+
+    return " ".join(part() for _ in range(rng.choice((1, 1, 1, 2))))
+
+
+#: Mini-app slugs of the text tests' entities ("" is none; "ghost" not in the catalog).
+TEXT_SLUGS = ("", "", "kmarket", "starbucks", "ramen", "ghost")
+
+
+def text_catalog(rng: random.Random) -> list[MiniApp]:
+    """The text tests' catalog: each slug (but ``ghost``) with a random name."""
+    return [MiniApp(slug, random_name(rng, 2)) for slug in TEXT_SLUGS if slug not in ("", "ghost")]
+
+
+def text_entities(rng: random.Random, count: int, lat: float, lng: float) -> list[Entity]:
+    """Stores with random names and categories in several scripts, up to ~30 km around
+    (lat, lng), a few of them twins but for their id (ties)."""
+    entities = []
+    for i in range(count):
+        spread = rng.choice((100.0, 1_000.0, 10_000.0))
+        at = point_at(lat, lng, rng.uniform(0, 2 * math.pi), min(rng.expovariate(1 / spread), 3e4))
+        entities.append(
+            Entity(
+                id=f"x:{i}",
+                kind="store",
+                lat=at[0],
+                lng=at[1],
+                name=random_name(rng),
+                category=rng.choice(("", "cafe", "편의점", "理发", random_word(rng))),
+                mini_app=rng.choice(TEXT_SLUGS),
+                popularity=rng.choice((0.0, 3.0, rng.expovariate(0.1))),
+            )
+        )
+    for i in range(count // 20):
+        twin = entities[rng.randrange(len(entities))]
+        entities.append(dataclasses.replace(twin, id=f"x:twin{i}"))
+    return entities
+
+
+def text_brute_force(query: Any, entities: list[Entity], apps: list[MiniApp]) -> tuple[list, bool]:
+    """The reference page for a query with ``q``: every entity whose words (with its
+    mini-app's catalog name) match, then the ranking's brute force."""
+    from discovery.search.ranking import brute_force
+    from indexer.text import entity_words, matches
+
+    names = {app.slug: app.name for app in apps}
+    matching = [
+        candidate_of(e)
+        for e in entities
+        if query.text is None
+        or matches(query.text, entity_words(e.name, e.category, names.get(e.mini_app, "")))
+    ]
+    return brute_force(query, matching)

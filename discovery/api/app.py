@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from discovery.api import errors, events, health, miniapps, push, requestlog, users
+from discovery.api import errors, events, health, miniapps, push, requestlog, suggest, users
 from discovery.api import nearby as api
 from discovery.api.fastpath import NearbyFastPath
 from discovery.api.jsonio import OrjsonProvider
@@ -33,6 +33,7 @@ def create_app(settings: ApiSettings | None = None) -> Flask:
     push.init_app(app)
     api.init_app(app)
     miniapps.init_app(app)
+    suggest.init_app(app)
     users.init_app(app)
     events.init_app(app)
     debug.init_app(app)

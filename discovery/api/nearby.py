@@ -68,9 +68,17 @@ def explain_of(query: NearbyQuery, result: SearchResult) -> dict[str, Any]:
         "available": query.available,
         "open_now": query.open_now,
         "group": query.group,
+        "q": text_terms(query),
         "score": SCORE_FORMULA,
         "read": result.stats,
     }
+
+
+def text_terms(query: NearbyQuery) -> dict[str, list[str]] | None:
+    """What ``q`` asks once normalised: words that start a word, pieces of CJK words."""
+    if query.text is None:
+        return None
+    return {"prefixes": list(query.text.prefixes), "substrings": list(query.text.substrings)}
 
 
 def next_cursor(query: NearbyQuery, result: SearchResult, key: bytes) -> str | None:

@@ -18,6 +18,7 @@ from discovery.api.openapi_parts import (
     query_param,
 )
 from discovery.api.openapi_push import item_schemas, push_operation
+from discovery.api.openapi_text import suggest_path, text_param, text_schemas
 from discovery.search import params
 from indexer.settings import DEFAULT_EVENT_WEIGHTS
 
@@ -71,6 +72,7 @@ def nearby_parameters() -> list[dict[str, Any]]:
             " other text (truncated, altered, made up, or from another query) is a 400.",
         ),
         query_param("explain", boolean, "Add the ranking terms and the parameters used."),
+        text_param(),
     ]
 
 
@@ -192,6 +194,7 @@ def schemas() -> dict[str, Any]:
         },
         "Health": {"type": "object", "required": ["status"]},
         **catalog_schemas(),
+        **text_schemas(),
         "PushResult": {
             "type": "object",
             "required": ["received", "applied", "moved", "errors"],
@@ -258,6 +261,7 @@ def paths() -> dict[str, Any]:
             }
         },
         "/v1/mini-apps/{slug}": mini_app_path(),
+        "/v1/suggest": suggest_path(),
         **user_paths(),
         "/v1/events": events_path(list(DEFAULT_EVENT_WEIGHTS)),
         "/v1/positions": push_operation("Push positions of bikes (and chargers).", position),

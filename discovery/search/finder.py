@@ -5,6 +5,9 @@ the query to PostGIS and the answer says ``source: "postgis"``; the next query
 tries Redis again, so it is used as soon as it is back, without a restart.  No
 generation starts a healing rebuild (discovery/search/healing.py).  What each
 search noticed goes to the services' :class:`~discovery.search.services.Notes`.
+
+A query the hot index does not answer (:func:`postgis_only`: one with ``q``)
+goes to PostGIS at once: that is neither a Redis failure nor a missing index.
 """
 
 from __future__ import annotations
@@ -26,9 +29,16 @@ from indexer.model import text_problem
 log = logging.getLogger(__name__)
 
 
+def postgis_only(query: NearbyQuery) -> bool:
+    """Whether only PostGIS answers ``query``: the hot index holds no text yet."""
+    return query.text is not None
+
+
 def find_nearby(services: Services, query: NearbyQuery) -> SearchResult:
     """The exact page for ``query``; Unavailable when neither store answers."""
     notes = services.notes
+    if postgis_only(query):
+        return from_postgis(services, query)
     try:
         found = services.search.search(query)
     except NoGeneration:
@@ -41,8 +51,13 @@ def find_nearby(services: Services, query: NearbyQuery) -> SearchResult:
     else:
         notes.source(found.source)
         return found
+    return from_postgis(services, query)
+
+
+def from_postgis(services: Services, query: NearbyQuery) -> SearchResult:
+    """The exact page for ``query`` from PostGIS (its replica when it keeps up)."""
     found = services.read(lambda conn: postgis_search(conn, query))
-    notes.source(found.source)
+    services.notes.source(found.source)
     return found
 
 

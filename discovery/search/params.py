@@ -19,6 +19,7 @@ from discovery.search.ranking import decode_cursor
 from discovery.settings import RankingSettings
 from indexer.errors import BadInput
 from indexer.model import KINDS
+from indexer.text import TextQuery, parse_query, query_problem
 
 PARAMETERS = frozenset(
     {
@@ -37,6 +38,7 @@ PARAMETERS = frozenset(
         "limit",
         "cursor",
         "explain",
+        "q",
     }
 )
 RADIUS_M = (10.0, 50_000.0)
@@ -131,6 +133,16 @@ def slugs(text: str | None, name: str, pattern: re.Pattern[str] = _LIST) -> tupl
     return tuple(sorted(set(text.split(","))))
 
 
+def text_query(text: str | None) -> TextQuery | None:
+    """``q`` parsed; None when absent (given empty, :func:`single` refused it)."""
+    if text is None:
+        return None
+    problem = query_problem(text)
+    if problem is not None:
+        raise BadInput(f"q {problem}", "q")
+    return parse_query(text)
+
+
 def check_names(args: Mapping[str, Sequence[str]]) -> None:
     """Refuse any parameter we do not know (first one, alphabetically)."""
     unknown = sorted(set(args) - PARAMETERS)
@@ -174,6 +186,7 @@ def parse_nearby(
         ),
         limit=integer(get["limit"], "limit", LIMIT, 20),
         explain=flag(get["explain"], "explain"),
+        text=text_query(get["q"]),
         now_s=now_s,
         stale=stale,
     )

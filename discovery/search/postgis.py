@@ -7,6 +7,9 @@ fragments, applies the filters SQL can (all but open_now), and returns the
 best rows under a LIMIT.  Python then recomputes everything exactly and trusts
 the LIMIT only when the page's last hit beats, with slack, the last row SQL
 returned: rows left out could not rank; otherwise it asks for four times more.
+With ``q``, SQL applies the text rule exactly over the stored words
+(:func:`indexer.text.match_sql`, the trigram index finding them), so the
+LIMIT holds as it does without it; Python checks the rule again.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from psycopg.rows import dict_row
 from discovery.search.hot import SearchResult
 from discovery.search.query import NearbyQuery
 from discovery.search.ranking import Hit, after, group_hits, hit_of, page, rank
-from indexer import rules
+from indexer import rules, text
 from indexer.hot import encoding
 from indexer.hot.index import ENTITY_COLUMNS
 from indexer.rules import Candidate
@@ -35,12 +38,12 @@ _E_COLUMNS = ", ".join(f"e.{name.strip()}" for name in ENTITY_COLUMNS.split(",")
 
 CANDIDATES_SQL = f"""
 SELECT * FROM (
-    SELECT {_E_COLUMNS}, x.d, {rules.score_sql("x.d", "e.popularity")} AS s
+    SELECT {_E_COLUMNS}{{text_column}}, x.d, {rules.score_sql("x.d", "e.popularity")} AS s
     FROM entities e
     {rules.DISTANCE_SQL}
     WHERE ST_DWithin(e.geog, ST_SetSRID(ST_MakePoint(%(lng)s::float8, %(lat)s::float8), 4326)
                      ::geography, %(reach)s::float8, false)
-      {{filters}}
+      {{filters}} {{text}}
 ) c
 WHERE c.d <= %(radius_hi)s::float8 {{cursor}}
 """
@@ -55,6 +58,17 @@ def cursor_sql(query: NearbyQuery) -> str:
     return "AND c.s <= %(cursor_s)s::float8"
 
 
+def text_sql(query: NearbyQuery) -> tuple[str, dict[str, str]]:
+    """The query's text rule as ``AND`` clauses over the stored words, and their parameters.
+
+    SQL applies the rule exactly (the trigram index finds the rows), so the
+    LIMIT is as good as without ``q``; Python checks it again.
+    """
+    if query.text is None:
+        return "", {}
+    return text.match_sql(query.text, "e.search_text")
+
+
 def params_of(query: NearbyQuery, limit: int | None) -> dict[str, Any]:
     """The statement's parameters."""
     params: dict[str, Any] = {
@@ -66,6 +80,7 @@ def params_of(query: NearbyQuery, limit: int | None) -> dict[str, Any]:
         "reach": query.radius_m * (1 + 1e-6) + 1.0,
         "radius_hi": query.radius_m * (1 + SLACK),
         "limit": limit,
+        **text_sql(query)[1],
     }
     if query.after is not None:
         neg_score, distance, _ = query.after
@@ -76,7 +91,12 @@ def params_of(query: NearbyQuery, limit: int | None) -> dict[str, Any]:
 
 def fetch(conn: psycopg.Connection, query: NearbyQuery, limit: int | None) -> list[dict[str, Any]]:
     """Rows within the radius (loosely) passing the SQL filters, best first, at most ``limit``."""
-    sql = CANDIDATES_SQL.format(filters=rules.filters_sql(query), cursor=cursor_sql(query))
+    sql = CANDIDATES_SQL.format(
+        filters=rules.filters_sql(query),
+        text=text_sql(query)[0],
+        text_column="" if query.text is None else ", e.search_text",
+        cursor=cursor_sql(query),
+    )
     if limit is not None:
         sql += rules.ORDER_SQL[query.sort] + " LIMIT %(limit)s"
     with conn.cursor(row_factory=dict_row) as cur:
@@ -107,6 +127,8 @@ def exact_hits(query: NearbyQuery, rows: list[dict[str, Any]]) -> list[Hit]:
     hits = []
     for row in rows:
         candidate = candidate_of(row)
+        if query.text is not None and not text.matches_text(query.text, row["search_text"]):
+            continue
         hit = hit_of(query, candidate)
         if hit.distance_m <= query.radius_m and rules.admits(query, candidate):
             hits.append(hit)
@@ -124,8 +146,43 @@ def settled(query: NearbyQuery, ranked: list[Hit], last_row: dict[str, Any]) -> 
     return edge.score > last_row["s"] * (1 + SLACK)
 
 
+PLAIN_SQL = f"""
+SELECT {_E_COLUMNS}{{text_column}}
+FROM entities e
+WHERE ST_DWithin(e.geog, ST_SetSRID(ST_MakePoint(%(lng)s::float8, %(lat)s::float8), 4326)
+                 ::geography, %(reach)s::float8, false)
+  {{filters}} {{text}}
+"""
+
+
 def postgis_search(conn: psycopg.Connection, query: NearbyQuery) -> SearchResult:
-    """The exact page for ``query`` from PostGIS."""
+    """The exact page for ``query`` from PostGIS.
+
+    PostgreSQL's arithmetic raises where a product, quotient or power of doubles
+    underflows (a query point a few hundred orders of magnitude from an entity's
+    coordinates) and IEEE doubles give 0: then SQL only finds the rows in the
+    radius, and Python ranks them all.
+    """
+    try:
+        return ranked_search(conn, query)
+    except psycopg.errors.NumericValueOutOfRange:
+        conn.rollback()
+    sql = PLAIN_SQL.format(
+        filters=rules.filters_sql(query),
+        text=text_sql(query)[0],
+        text_column="" if query.text is None else ", e.search_text",
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql, params_of(query, None))
+        rows = cur.fetchall()
+    hits = exact_hits(query, rows)
+    ranked = group_hits(hits, query) if query.group else rank(hits, query.sort)
+    found, more = page(ranked, query)
+    return SearchResult(tuple(found), more, "postgis", {"rows": len(rows)})
+
+
+def ranked_search(conn: psycopg.Connection, query: NearbyQuery) -> SearchResult:
+    """:func:`postgis_search` with SQL ranking the rows and a LIMIT."""
     if query.group:
         rows = fetch(conn, query, None)
         hits, more = page(group_hits(exact_hits(query, rows), query), query)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from indexer.rules import Candidate, SortKey, StaleLimits, is_open
+from indexer.text import TextQuery
 
 __all__ = ["Candidate", "NearbyQuery", "SortKey", "StaleLimits", "is_open"]
 
@@ -35,10 +36,12 @@ class NearbyQuery:
     #: Request time in epoch seconds: staleness and open_now are judged at it.
     now_s: float = 0.0
     stale: StaleLimits = field(default_factory=StaleLimits)
+    #: ``q``: the words the entities must match (indexer/text.py); None: any entity.
+    text: TextQuery | None = None
 
     def identity(self) -> str:
         """What the query asks, as text (page size, cursor, explain and time left out)."""
-        parts = (
+        parts: tuple[str, ...] = (
             repr(self.lat),
             repr(self.lng),
             repr(self.radius_m),
@@ -52,4 +55,6 @@ class NearbyQuery:
             repr(self.scale_m),
             repr(self.popularity_weight),
         )
+        if self.text is not None:
+            parts += (self.text.identity(),)
         return "\x1f".join(parts)

@@ -26,28 +26,43 @@ import orjson
 import psycopg
 import redis
 
+from indexer.text import joined, stored_text_sql, words
+
 #: The fields of a catalog entry, in the order the table and the answers hold them.
 FIELDS = ("slug", "name", "icon_url", "description", "category")
+#: What the stage holds: the fields, and the words of the name (indexer/text.py's).
+STAGED = (*FIELDS, "words")
 STAGE = """
 CREATE TEMP TABLE mini_app_stage (
-    slug text PRIMARY KEY, name text, icon_url text, description text, category text
+    slug text PRIMARY KEY, name text, icon_url text, description text, category text,
+    words text
 ) ON COMMIT DROP
 """
 UPSERT = """
-INSERT INTO mini_apps (slug, name, icon_url, description, category, rev, updated_at)
-SELECT s.slug, s.name, s.icon_url, s.description, s.category, nextval('mini_app_rev'), now()
+INSERT INTO mini_apps (slug, name, icon_url, description, category, words, rev, updated_at)
+SELECT s.slug, s.name, s.icon_url, s.description, s.category, s.words,
+       nextval('mini_app_rev'), now()
 FROM mini_app_stage s LEFT JOIN mini_apps m USING (slug)
 WHERE m.slug IS NULL
-   OR (m.name, m.icon_url, m.description, m.category)
-      IS DISTINCT FROM (s.name, s.icon_url, s.description, s.category)
+   OR (m.name, m.icon_url, m.description, m.category, m.words)
+      IS DISTINCT FROM (s.name, s.icon_url, s.description, s.category, s.words)
 ORDER BY s.slug
 ON CONFLICT (slug) DO UPDATE SET
     name = excluded.name, icon_url = excluded.icon_url, description = excluded.description,
-    category = excluded.category, rev = excluded.rev, updated_at = excluded.updated_at
-RETURNING xmax = 0
+    category = excluded.category, words = excluded.words, rev = excluded.rev,
+    updated_at = excluded.updated_at
+RETURNING slug, xmax = 0
 """
 DELETE_OTHERS = """
 DELETE FROM mini_apps m WHERE NOT EXISTS (SELECT 1 FROM mini_app_stage s WHERE s.slug = m.slug)
+RETURNING slug
+"""
+#: The search text of the entities of mini-apps a write changed (a name's words
+#: may have changed, or the mini-app gone): their words, then the catalog's.
+_TEXT = stored_text_sql("e")
+REFRESH_TEXT = f"""
+UPDATE entities e SET search_text = {_TEXT}
+WHERE e.mini_app = ANY(%(slugs)s) AND e.search_text IS DISTINCT FROM {_TEXT}
 """
 REVISION = "SELECT rev FROM mini_app_revision"
 #: A write that changed something: its revision, newer than every row's.
@@ -95,24 +110,32 @@ def write_catalog(
     """Upsert ``apps`` (slugs unique); with ``replace``, delete the entries they leave out.
 
     One transaction: on any error nothing is written. Imports are serialised by
-    a lock on the table, so that their revisions follow their commits.
+    a lock on the table, so that their revisions follow their commits; writes of
+    entities wait for it too, so the entities' search text follows the catalog.
     """
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("LOCK TABLE mini_apps IN SHARE ROW EXCLUSIVE MODE")
         cur.execute(STAGE)
         staged = 0
-        with cur.copy(f"COPY mini_app_stage ({', '.join(FIELDS)}) FROM STDIN") as copy:
+        with cur.copy(f"COPY mini_app_stage ({', '.join(STAGED)}) FROM STDIN") as copy:
             for app in apps:
-                copy.write_row((app.slug, app.name, app.icon_url, app.description, app.category))
+                name_words = joined(words(app.name))
+                copy.write_row(
+                    (app.slug, app.name, app.icon_url, app.description, app.category, name_words)
+                )
                 staged += 1
         cur.execute(UPSERT)
-        fresh = [bool(inserted) for (inserted,) in cur.fetchall()]
+        changed = cur.fetchall()
+        fresh = [bool(inserted) for _, inserted in changed]
+        slugs = [slug for slug, _ in changed]
         deleted = 0
         if replace:
             cur.execute(DELETE_OTHERS)
             deleted = cur.rowcount
-        if fresh or deleted:
+            slugs += (slug for (slug,) in cur.fetchall())
+        if slugs:
             cur.execute(NEW_REVISION)
+            cur.execute(REFRESH_TEXT, {"slugs": slugs})
     inserted = sum(fresh)
     updated = len(fresh) - inserted
     return CatalogWrite(inserted, updated, staged - len(fresh), deleted)

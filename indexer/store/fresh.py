@@ -24,7 +24,14 @@ from indexer.model import Entity
 from indexer.store import merge
 from indexer.store.errors import HotIndexUnavailable, NothingWritten
 from indexer.store.merge import Indexing, Sifter, WriteSummary, merge_staged, no_indexing_bar
-from indexer.store.rows import COLUMNS, STAGE_TYPES, copy_rows, stage_row
+from indexer.store.rows import (
+    CATALOG_WORDS_LOCK,
+    COLUMNS,
+    STAGE_TYPES,
+    STORED_TEXT,
+    copy_rows,
+    stage_row,
+)
 
 # A write into an index that holds nothing yet is COPYed into a table of its own,
 # committed at once (unlogged: it lives for one write), so that a second
@@ -34,8 +41,8 @@ from indexer.store.rows import COLUMNS, STAGE_TYPES, copy_rows, stage_row
 LOAD_PREFIX = "nearby_load_"
 CREATE_LOAD = f"CREATE UNLOGGED TABLE {{table}} (id text, {STAGE_TYPES}, n bigint)"
 INSERT_LOADED = f"""
-INSERT INTO entities ({COLUMNS}, source, rev, updated_at)
-SELECT {COLUMNS}, %(source)s, %(base)s + n, %(now)s FROM {{table}}
+INSERT INTO entities ({COLUMNS}, source, rev, updated_at, search_text)
+SELECT {COLUMNS}, %(source)s, %(base)s + n, %(now)s, {STORED_TEXT} FROM {{table}} s
 """
 #: The loaded rows as the entities will hold them (:data:`indexer.hot.fill.FILL_COLUMNS`).
 LOADED_FILL_ROWS = """
@@ -154,6 +161,7 @@ class FreshLoad:
         before the commit but the late copy of one that PostGIS has since undone.
         """
         with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute(CATALOG_WORDS_LOCK)  # before the entities, as a catalog write does
             cur.execute("LOCK TABLE entities IN SHARE ROW EXCLUSIVE MODE")
             cur.execute("SELECT EXISTS (SELECT 1 FROM entities), nextval('entity_rev'), now()")
             taken, base, now = cur.fetchone() or (True, 0, None)

@@ -26,7 +26,14 @@ from indexer.hot.index import HotIndex, chunked, stream_entities
 from indexer.hot.pending import Mark
 from indexer.progress import ProgressBar
 from indexer.store.errors import HotIndexUnavailable
-from indexer.store.rows import COLUMNS, STAGE_COLUMNS, STAGE_TYPES, copy_rows
+from indexer.store.rows import (
+    CATALOG_WORDS_LOCK,
+    COLUMNS,
+    STAGE_COLUMNS,
+    STAGE_TYPES,
+    STORED_TEXT,
+    copy_rows,
+)
 
 _CHANGE_SET = ", ".join(f"{name} = EXCLUDED.{name}" for name in STAGE_COLUMNS[1:])
 _OLD = ", ".join(f"e.{name}" for name in STAGE_COLUMNS[1:])
@@ -65,9 +72,9 @@ KEEP_IDS = "INSERT INTO nearby_ids SELECT id FROM {table}"
 
 UPSERT = f"""
 WITH up AS (
-    INSERT INTO entities AS e ({COLUMNS}, source)
-    SELECT {COLUMNS}, %(source)s FROM nearby_stage
-    ON CONFLICT (id) DO UPDATE SET {_CHANGE_SET},
+    INSERT INTO entities AS e ({COLUMNS}, source, search_text)
+    SELECT {COLUMNS}, %(source)s, {STORED_TEXT} FROM nearby_stage s
+    ON CONFLICT (id) DO UPDATE SET {_CHANGE_SET}, search_text = EXCLUDED.search_text,
         rev = nextval('entity_rev'), updated_at = now()
     WHERE e.source = EXCLUDED.source AND ({_OLD}) IS DISTINCT FROM ({_NEW})
     RETURNING e.id, e.rev, (xmax = 0) AS inserted
@@ -139,6 +146,7 @@ def merge_staged(
     """Merge the rows that ``stage`` sifts into the staging table (it returns how many);
     ``mark`` is taken in the transaction that commits them, if they change anything."""
     with conn.transaction(), conn.cursor() as cur:
+        cur.execute(CATALOG_WORDS_LOCK)
         cur.execute(CREATE_STAGE)
         sifter = Sifter(cur, source, replace)
         received = stage(sifter)

@@ -11,12 +11,15 @@ import psycopg
 import tzfpy
 
 from indexer.model import BASE_RES, Entity
+from indexer.text import joined, stored_text_sql, words
 
 STAGE_COLUMNS = (
     "id",
     "kind",
     "name",
     "category",
+    "name_words",
+    "category_words",
     "mini_app",
     "lat",
     "lng",
@@ -33,11 +36,19 @@ STAGE_COLUMNS = (
 COLUMNS = ", ".join(STAGE_COLUMNS)
 #: The stage's columns but ``id``, with their SQL types.
 STAGE_TYPES = """
-    kind text, name text, category text, mini_app text,
+    kind text, name text, category text, name_words text, category_words text,
+    mini_app text,
     lat double precision, lng double precision, h3 bigint, popularity double precision,
     available integer, capacity integer, opening_hours text, tz text, attrs jsonb,
     seen_at timestamptz
 """
+#: An entity's ``search_text`` from a staged row ``s``: its words, then its mini-app's.
+STORED_TEXT = stored_text_sql("s")
+#: Taken by every write of entities before it reads the catalog's words: a
+#: catalog write (SHARE ROW EXCLUSIVE) then waits for it to commit before it
+#: refreshes the entities of the mini-apps it changed, or it waits for that
+#: catalog write, and so reads the words the catalog holds once it committed.
+CATALOG_WORDS_LOCK = "LOCK TABLE mini_apps IN SHARE MODE"
 #: Rows between two progress updates of a COPY.
 PROGRESS_STEP = 5000
 
@@ -60,6 +71,8 @@ def stage_row(entity: Entity) -> tuple[object, ...]:
         entity.kind,
         entity.name,
         entity.category,
+        joined(words(entity.name)),
+        joined(words(entity.category)),
         entity.mini_app,
         entity.lat,
         entity.lng,

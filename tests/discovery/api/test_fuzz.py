@@ -35,6 +35,7 @@ from schemathesis.specs.openapi import checks as openapi_checks
 from indexer.model import Entity
 from indexer.store.catalog import MiniApp, publish_catalog, read_catalog, write_catalog
 from indexer.store.writer import write_entities
+from indexer.text import query_problem
 from tests.conftest import API_KEY, Index
 from tests.factories import clear_catalog
 
@@ -45,6 +46,7 @@ BUDGET = {
     # An invalid id (one with NUL) is one schemathesis does not put in a path.
     "GET /v1/entities/{id}": (700, 0),
     "GET /v1/mini-apps/{slug}": (250, 100),
+    "GET /v1/suggest": (300, 120),
     "PUT /v1/users/{user}/favorites/{slug}": (120, 40),
     "DELETE /v1/users/{user}/favorites/{slug}": (60, 20),
     "GET /v1/users/{user}/favorites": (60, 20),
@@ -146,12 +148,15 @@ def error_param(response: Any) -> str | None:
 def checks_for(case: Any) -> list[Any]:
     """The checks that apply to ``case``.
 
-    Two promises no schema can state are left out: that a cursor is one the
-    server signed (any other is refused, valid as its text may be), and that
-    a pushed item is refused alone, in a 200 (invalid items are not a 400).
+    Three promises no schema can state are left out: that a cursor is one the
+    server signed (any other is refused, valid as its text may be), that a ``q``
+    holds a letter or digit once normalised, and that a pushed item is refused
+    alone, in a 200 (invalid items are not a 400).
     """
     leave_out: set[Any] = set()
     if case.query and "cursor" in case.query:
+        leave_out.add(openapi_checks.positive_data_acceptance)
+    if case.query and query_problem(str(case.query.get("q", "a"))):
         leave_out.add(openapi_checks.positive_data_acceptance)
     if case.path.startswith("/v1/mini-apps/") and needs_point(case.query or {}):
         # Nor that lat and lng go together, and radius, limit and cursor need them.
@@ -195,6 +200,9 @@ def steer(case: Any, label: str, n: int) -> None:
         return
     if label == "GET /v1/entities/{id}":
         case.path_parameters["id"] = IDS[n % len(IDS)]
+    elif label == "GET /v1/suggest":  # words the planted entities carry, near them
+        lat, lng = SPOTS[n % len(SPOTS)]
+        case.query.update(lat=lat, lng=lng, q=("sho", "Shop 2", "caf", "kf")[n % 4])
     elif label == "GET /v1/nearby":
         lat, lng = SPOTS[n % len(SPOTS)]
         # Within about 100 m of the spot; the generated values still vary it.

@@ -1,0 +1,60 @@
+"""GET /v1/suggest: completions for a search box around a point (discovery/search/suggestions.py).
+
+Every problem is a BadInput naming the parameter, as /v1/nearby's
+(:mod:`discovery.search.params`, whose rules and bounds these reuse).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+from flask import Blueprint, Flask, Response, jsonify, request
+
+from discovery.api.current import services
+from discovery.api.nearby import query_args
+from discovery.search import params
+from discovery.search.query import NearbyQuery
+from discovery.search.services import Services
+from discovery.search.suggestions import DEFAULT_RADIUS_M, postgis_suggest
+from indexer.errors import BadInput
+
+bp = Blueprint("suggest", __name__, url_prefix="/v1")
+
+PARAMETERS = frozenset({"q", "lat", "lng", "radius"})
+
+
+def suggest_query(args: Mapping[str, Sequence[str]], svc: Services, now_s: float) -> NearbyQuery:
+    """The query the parameters ask: its point, radius and text (``q`` is required)."""
+    unknown = sorted(set(args) - PARAMETERS)
+    if unknown:
+        raise BadInput(f"unknown parameter {unknown[0][:40]!r}", unknown[0])
+    get = {name: params.single(args, name) for name in PARAMETERS}
+    lat = params.number(get["lat"], "lat", (-90.0, 90.0), None)
+    lng = params.number(get["lng"], "lng", (-180.0, 180.0), None)
+    radius_m = params.number(get["radius"], "radius", params.RADIUS_M, DEFAULT_RADIUS_M)
+    if get["q"] is None:
+        raise BadInput("q is required", "q")
+    return NearbyQuery(
+        lat=lat,
+        lng=lng,
+        radius_m=radius_m,
+        text=params.text_query(get["q"]),
+        now_s=now_s,
+        stale=svc.stale,
+    )
+
+
+@bp.get("/suggest")
+def suggest() -> Response:
+    """Up to ten completions of ``q``, those with the most popular matches nearby first."""
+    svc = services()
+    query = suggest_query(query_args(request.environ.get("QUERY_STRING", "")), svc, time.time())
+    found = svc.read(lambda conn: postgis_suggest(conn, query))
+    svc.notes.source("postgis")
+    return jsonify({"suggestions": [s.as_json() for s in found], "source": "postgis"})
+
+
+def init_app(app: Flask) -> None:
+    """Register the suggest endpoint."""
+    app.register_blueprint(bp)
