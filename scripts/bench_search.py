@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import random
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -43,8 +42,16 @@ from indexer.settings import IndexSettings
 from indexer.store import db
 from indexer.store.writer import write_entities
 from scripts.bench_http import Rate, have_wrk, how_wrk, wrk
-from scripts.benchkit import ensure_database, free_port, log, scratch_settings, serve, summary
-from scripts.gen_city import POPULARITIES, city_clusters, city_entities, city_points
+from scripts.benchkit import (
+    ensure_database,
+    free_port,
+    log,
+    scratch_settings,
+    serve,
+    summary,
+    timed,
+)
+from scripts.gen_city import POPULARITIES, city_entities, query_points
 
 SEED = 1
 #: ``nearby serve`` as the HTTP figures run it.
@@ -169,25 +176,6 @@ def load_geo_set(conn: psycopg.Connection, hot: HotIndex) -> None:
     conn.commit()
 
 
-def query_points(count: int, label: str) -> list[tuple[float, float]]:
-    """``count`` seeded query points where people are (the city's own distribution).
-
-    Each ``label`` draws points of its own: points of two labels never coincide.
-    """
-    points = city_points(random.Random(f"bench-queries-{SEED}-{label}"), city_clusters(SEED))
-    return [next(points) for _ in range(count)]
-
-
-def timed(run: Callable[[float, float], Any], points: list[tuple[float, float]]) -> list[float]:
-    """Milliseconds of each call of ``run(lat, lng)``."""
-    times = []
-    for lat, lng in points:
-        started = time.perf_counter()
-        run(lat, lng)
-        times.append((time.perf_counter() - started) * 1000)
-    return times
-
-
 def ours(app: Any, radius: int, sort: str) -> Callable[[float, float], Any]:
     """Our search, in-process: parse, search, build the JSON body."""
 
@@ -237,13 +225,13 @@ def in_process(settings: IndexSettings, label: str, counts: Counts) -> dict[str,
     """Per scenario: ours on unique points and on warm ones, then the three baselines."""
     app = create_app(ApiSettings(index=settings))
     conn = psycopg.connect(settings.database_url, autocommit=True)
-    warm_points = query_points(counts.warm, "warm")
+    warm_points = query_points(SEED, "warm", counts.warm)
     figures = {}
     with app.app_context():
         geo_key = f"{services().hot.prefix}:geo"  # where load_geo_set put it
         for name, radius, sort in SCENARIOS:
             # Points never asked before, each once: what users get.
-            points = query_points(counts.unique, f"{label}-{name}")
+            points = query_points(SEED, f"{label}-{name}", counts.unique)
             unique = timed(ours(app, radius, sort), points)
             # A server that has seen each of these points once: coverings are cached.
             timed(ours(app, radius, sort), warm_points)
@@ -291,12 +279,12 @@ def http_rates(settings: IndexSettings, label: str, counts: Counts, warm: bool) 
     try:
         # A fresh server first settles (its imports, first allocations, Redis
         # connections): measured rates keep rising for some 20 s after a start.
-        settle = query_points(HTTP_POINTS_PER_S * seconds, f"http-settle-{label}")
+        settle = query_points(SEED, f"http-settle-{label}", HTTP_POINTS_PER_S * seconds)
         wrk(port, nearby_paths(settle, 1000, "score"), 2 * seconds)
         figures.healthz = wrk(port, ["/healthz"], seconds)
-        warm_points = query_points(counts.warm, "warm")
+        warm_points = query_points(SEED, "warm", counts.warm)
         for name, radius, sort in SCENARIOS:
-            points = query_points(HTTP_POINTS_PER_S * seconds, f"http-{label}-{name}")
+            points = query_points(SEED, f"http-{label}-{name}", HTTP_POINTS_PER_S * seconds)
             figures.unique[name] = wrk(port, nearby_paths(points, radius, sort), seconds)
             if warm:
                 paths = nearby_paths(warm_points, radius, sort)

@@ -52,8 +52,8 @@ from indexer.settings import IndexSettings
 from indexer.store import db
 from indexer.store.catalog import MiniApp, write_catalog
 from indexer.store.writer import write_entities
-from scripts.benchkit import ensure_database, log, scratch_settings, summary
-from scripts.gen_city import BRANDS, city_clusters, city_points, city_stores
+from scripts.benchkit import ensure_database, log, scratch_settings, summary, timed
+from scripts.gen_city import BRANDS, city_stores, query_points
 
 SEED = 1
 POIS = Path(__file__).resolve().parents[1] / "data" / "helsinki_center_pois.geojson"
@@ -189,22 +189,6 @@ def pick_words(counts: collections.Counter[str]) -> dict[str, str]:
             "prefix": common[:3]}  # fmt: skip
 
 
-def query_points(count: int, label: str) -> list[tuple[float, float]]:
-    """``count`` seeded query points where people are, of their own for each label."""
-    points = city_points(random.Random(f"bench-text-{SEED}-{label}"), city_clusters(SEED))
-    return [next(points) for _ in range(count)]
-
-
-def timed(run: Callable[[float, float], Any], points: list[tuple[float, float]]) -> list[float]:
-    """Milliseconds of each call of ``run(lat, lng)``."""
-    times = []
-    for lat, lng in points:
-        started = time.perf_counter()
-        run(lat, lng)
-        times.append((time.perf_counter() - started) * 1000)
-    return times
-
-
 def ours(radius: int, q: str | None) -> Callable[[float, float], Any]:
     """GET /v1/nearby in-process: parse, search, build the JSON body."""
 
@@ -261,21 +245,25 @@ def measure(
     rows = []
     with app.app_context():
         for name, radius, q in scenarios:
-            points = query_points(unique, name)
+            points = query_points(SEED, f"text-{name}", unique)
             base = points[:baseline]
             cells = (
                 summary(timed(ours(radius, q), points)),
-                summary(timed(ours(radius, None), query_points(unique, name + "-plain"))),
+                summary(
+                    timed(ours(radius, None), query_points(SEED, f"text-{name}-plain", unique))
+                ),
                 summary(timed(raw(conn, with_text, radius, q), base)),
                 summary(timed(raw(conn, plain, radius, None), base)),
             )
             rows.append(f"| {name} | {' | '.join(cells)} | – |")
             log(rows[-1])
         prefix = chosen["prefix"]
-        points = query_points(unique, "suggest")
+        points = query_points(SEED, "text-suggest", unique)
         cells = (
             summary(timed(ours_suggest(prefix), points)),
-            summary(timed(ours(int(DEFAULT_RADIUS_M), None), query_points(unique, "s-plain"))),
+            summary(
+                timed(ours(int(DEFAULT_RADIUS_M), None), query_points(SEED, "text-s-plain", unique))
+            ),
             summary(timed(raw(conn, SUGGEST_SQL, DEFAULT_RADIUS_M, prefix), points[:baseline])),
             "–",
         )

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,16 @@ def summary(times_ms: Sequence[float]) -> str:
     """``p50 / p99`` in ms, as the tables print them."""
     p50, p99 = percentiles(times_ms)
     return f"{p50:.2f} / {p99:.2f}"
+
+
+def timed(run: Callable[[float, float], Any], points: Sequence[tuple[float, float]]) -> list[float]:
+    """Milliseconds of each call of ``run(lat, lng)``."""
+    times = []
+    for lat, lng in points:
+        started = time.perf_counter()
+        run(lat, lng)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
 
 
 def log(message: str) -> None:

@@ -140,6 +140,15 @@ def city_points(rng: random.Random, clusters: tuple[Cluster, ...]) -> Iterator[t
         yield round(lat, DIGITS), round(lng, DIGITS)
 
 
+def query_points(seed: int, label: str, count: int) -> list[tuple[float, float]]:
+    """``count`` seeded query points where people are (the city's own distribution).
+
+    Each ``label`` draws points of its own: points of two labels never coincide.
+    """
+    points = city_points(random.Random(f"bench-queries-{seed}-{label}"), city_clusters(seed))
+    return [next(points) for _ in range(count)]
+
+
 def zipf_popularity(rng: random.Random) -> float:
     """A popularity with ``P(p >= k) = 1 / (k + 1)`` for k = 0, 1, 2, …"""
     return float(int(rng.paretovariate(1.0)) - 1)
