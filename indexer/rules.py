@@ -10,8 +10,10 @@ doubles bit for bit (one libm: sin, cos, atan2, sqrt, pow and log), and
 Distance is the haversine on h3's sphere.  The score is a Gaussian decay of
 the distance (1 at the point, 0.5 at the scale) times a popularity boost.
 Orders are total, so pages are stable: ``score`` sorts by score descending,
-then distance ascending, then id; ``distance`` by distance, then id.  Ids
-compare as UTF-8 bytes, never by a locale's collation.
+then distance ascending, then id; ``popularity`` by popularity descending, then
+distance, then id; ``distance`` by distance, then id.  Ids compare as UTF-8
+bytes, never by a locale's collation.  What an order ranks by before the
+distance is its lead (:func:`lead_of`): the score, the popularity, or nothing.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ EARTH_RADIUS_M = EARTH_RADIUS_KM * 1000.0
 #: underflowing, so the SQL decay says 0 itself from there on.
 DECAY_ZERO_AT = 1075.0
 
-SORTS = ("score", "distance")
-#: How a hit sorts: best first, ascending.  (0 or -score, distance, id bytes.)
+SORTS = ("score", "distance", "popularity")
+#: How a hit sorts: best first, ascending.  (0 or -lead, distance, id bytes.)
 SortKey = tuple[float, float, bytes]
 
 #: The score as the API explains it.
@@ -74,11 +76,18 @@ def score_of(distance: float, popularity: float, scale_m: float, weight: float) 
     return distance_term(distance, scale_m) * popularity_term(popularity, weight)
 
 
-def order_key(sort: str, score: float, distance: float, entity_id: bytes) -> SortKey:
-    """The key that orders hits best first under ``sort`` ('score' or 'distance')."""
+def lead_of(sort: str, score: float, popularity: float) -> float:
+    """What ``sort`` ranks by first, descending: the popularity for 'popularity', else the
+    score (which 'distance' ignores)."""
+    return popularity if sort == "popularity" else score
+
+
+def order_key(sort: str, lead: float, distance: float, entity_id: bytes) -> SortKey:
+    """The key that orders hits best first under ``sort`` (one of :data:`SORTS`), from
+    its lead (:func:`lead_of`), distance and id."""
     if sort == "distance":
         return (0.0, distance, entity_id)
-    return (-score, distance, entity_id)
+    return (-lead, distance, entity_id)
 
 
 # -- what filters read --------------------------------------------------------
@@ -106,6 +115,7 @@ class Candidate:
     lat: float
     lng: float
     kind: str
+    #: What the score and sort=popularity rank by.
     popularity: float = 0.0
     mini_app: str = ""
     category: str = ""
@@ -255,10 +265,16 @@ def score_sql(distance: str, popularity: str) -> str:
     return f"({decay}) * (1::float8 + %(w)s::float8 * ln(1::float8 + {popularity}))"
 
 
-#: The order of :func:`order_key` over ``c.s`` (score) and ``c.d`` (distance).
+#: The popularity an entity ranks by, of row ``e``: what :attr:`Candidate.popularity`
+#: holds.  The score and sort=popularity both read this expression.
+POPULARITY_SQL = "e.popularity"
+
+#: The order of :func:`order_key` over ``c.s`` (score), ``c.p`` (popularity,
+#: :data:`POPULARITY_SQL`) and ``c.d`` (distance).
 ORDER_SQL = {
     "score": ' ORDER BY c.s DESC, c.d, c.id COLLATE "C"',
     "distance": ' ORDER BY c.d, c.id COLLATE "C"',
+    "popularity": ' ORDER BY c.p DESC, c.d, c.id COLLATE "C"',
 }
 
 #: :func:`is_stale` of row ``e`` (parameters of :func:`stale_params`): the kind's

@@ -20,6 +20,7 @@ from discovery.api.openapi_parts import (
 from discovery.api.openapi_push import item_schemas, push_operation
 from discovery.api.openapi_text import suggest_path, text_param, text_schemas
 from discovery.search import params
+from indexer.rules import SORTS
 from indexer.settings import DEFAULT_EVENT_WEIGHTS
 
 
@@ -49,7 +50,12 @@ def nearby_parameters() -> list[dict[str, Any]]:
         query_param("available", boolean, "Only bikes/chargers with at least one free."),
         query_param("open_now", boolean, "Only entities open now in their own time zone."),
         query_param("group", {"type": "string", "enum": ["mini_app"]}, "One result per mini-app."),
-        query_param("sort", {"type": "string", "enum": ["score", "distance"]}, "Order."),
+        query_param(
+            "sort",
+            {"type": "string", "enum": list(SORTS)},
+            "Order: score (descending), distance, or popularity (descending); ties by"
+            " distance, then id.",
+        ),
         query_param(
             "scale",
             {"type": "number", "minimum": params.SCALE_M[0], "maximum": params.SCALE_M[1]},

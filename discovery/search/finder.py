@@ -6,8 +6,9 @@ tries Redis again, so it is used as soon as it is back, without a restart.  No
 generation starts a healing rebuild (discovery/search/healing.py).  What each
 search noticed goes to the services' :class:`~discovery.search.services.Notes`.
 
-A query the hot index does not answer (:func:`postgis_only`: one with ``q``)
-goes to PostGIS at once: that is neither a Redis failure nor a missing index.
+A query the hot index does not answer (:func:`postgis_only`: one with ``q``, or
+in an order the hot index does not rank by) goes to PostGIS at once: that is
+neither a Redis failure nor a missing index.
 """
 
 from __future__ import annotations
@@ -28,10 +29,14 @@ from indexer.model import text_problem
 
 log = logging.getLogger(__name__)
 
+#: The orders the hot index ranks by (sort=popularity is PostGIS's alone).
+HOT_SORTS = ("score", "distance")
+
 
 def postgis_only(query: NearbyQuery) -> bool:
-    """Whether only PostGIS answers ``query``: the hot index holds no text yet."""
-    return query.text is not None
+    """Whether only PostGIS answers ``query``: the hot index holds no text, and ranks
+    only by :data:`HOT_SORTS`."""
+    return query.text is not None or query.sort not in HOT_SORTS
 
 
 def find_nearby(services: Services, query: NearbyQuery) -> SearchResult:

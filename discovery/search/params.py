@@ -19,6 +19,7 @@ from discovery.search.ranking import decode_cursor
 from discovery.settings import RankingSettings
 from indexer.errors import BadInput
 from indexer.model import KINDS
+from indexer.rules import SORTS
 from indexer.text import TextQuery, parse_query, query_problem
 
 PARAMETERS = frozenset(
@@ -176,7 +177,7 @@ def parse_nearby(
         available=flag(get["available"], "available"),
         open_now=flag(get["open_now"], "open_now"),
         group=choice(get["group"], "group", ("mini_app",), None),
-        sort=choice(get["sort"], "sort", ("score", "distance"), "score") or "score",
+        sort=choice(get["sort"], "sort", SORTS, "score") or "score",
         scale_m=number(get["scale"], "scale", SCALE_M, radius_m * ranking.scale_fraction),
         popularity_weight=number(
             get["popularity_weight"],

@@ -38,7 +38,8 @@ _E_COLUMNS = ", ".join(f"e.{name.strip()}" for name in ENTITY_COLUMNS.split(",")
 
 CANDIDATES_SQL = f"""
 SELECT * FROM (
-    SELECT {_E_COLUMNS}{{text_column}}, x.d, {rules.score_sql("x.d", "e.popularity")} AS s
+    SELECT {_E_COLUMNS}{{text_column}}, x.d, {rules.POPULARITY_SQL} AS p,
+           {rules.score_sql("x.d", rules.POPULARITY_SQL)} AS s
     FROM entities e
     {rules.DISTANCE_SQL}
     WHERE ST_DWithin(e.geog, ST_SetSRID(ST_MakePoint(%(lng)s::float8, %(lat)s::float8), 4326)
@@ -55,7 +56,9 @@ def cursor_sql(query: NearbyQuery) -> str:
         return ""
     if query.sort == "distance":
         return "AND c.d >= %(cursor_d)s::float8"
-    return "AND c.s <= %(cursor_s)s::float8"
+    if query.sort == "popularity":
+        return "AND c.p <= %(cursor_lead)s::float8"
+    return "AND c.s <= %(cursor_lead)s::float8"
 
 
 def text_sql(query: NearbyQuery) -> tuple[str, dict[str, str]]:
@@ -83,8 +86,8 @@ def params_of(query: NearbyQuery, limit: int | None) -> dict[str, Any]:
         **text_sql(query)[1],
     }
     if query.after is not None:
-        neg_score, distance, _ = query.after
-        params["cursor_s"] = -neg_score * (1 + SLACK) + 1e-300
+        neg_lead, distance, _ = query.after
+        params["cursor_lead"] = -neg_lead * (1 + SLACK) + 1e-300
         params["cursor_d"] = distance * (1 - SLACK)
     return params
 
@@ -143,7 +146,21 @@ def settled(query: NearbyQuery, ranked: list[Hit], last_row: dict[str, Any]) -> 
     edge = ranked[want - 1]
     if query.sort == "distance":
         return edge.distance_m < last_row["d"] * (1 - SLACK)
+    if query.sort == "popularity":
+        return popularity_settled(edge, last_row)
     return edge.score > last_row["s"] * (1 + SLACK)
+
+
+def popularity_settled(edge: Hit, last_row: dict[str, Any]) -> bool:
+    """:func:`settled` for sort=popularity, whose ties are common (every popularity 0).
+
+    SQL's popularity (:data:`indexer.rules.POPULARITY_SQL`) is Python's, with no
+    libm function in between, so the two are equal: a tie with the last row is
+    settled by the distance, as SQL's order has it.
+    """
+    if edge.popularity != last_row["p"]:
+        return edge.popularity > last_row["p"]
+    return edge.distance_m < last_row["d"] * (1 - SLACK)
 
 
 PLAIN_SQL = f"""

@@ -22,6 +22,7 @@ from indexer.rules import (
     SortKey,
     admits,
     distance_m,
+    lead_of,
     order_key,
     score_of,
 )
@@ -54,9 +55,14 @@ class Hit(NamedTuple):
         return self.doc or {}
 
 
+def lead(hit: Hit, sort: str) -> float:
+    """What ``sort`` ranks ``hit`` by first (:func:`indexer.rules.lead_of`)."""
+    return lead_of(sort, hit.score, hit.popularity)
+
+
 def sort_key(hit: Hit, sort: str) -> SortKey:
-    """The key that orders hits best first under ``sort`` ('score' or 'distance')."""
-    return order_key(sort, hit.score, hit.distance_m, hit.id.encode())
+    """The key that orders hits best first under ``sort`` (one of indexer.rules.SORTS)."""
+    return order_key(sort, lead(hit, sort), hit.distance_m, hit.id.encode())
 
 
 def rank(hits: Iterable[Hit], sort: str) -> list[Hit]:
@@ -111,10 +117,10 @@ def brute_force(query: NearbyQuery, candidates: Iterable[Candidate]) -> tuple[li
 
 # --- cursors -----------------------------------------------------------------
 #
-# A cursor is the query's fingerprint and the last item's sort key, signed with
-# HMAC-SHA256 under the deployment's cursor key (NEARBY_CURSOR_SECRET): a cursor
-# not made by this deployment, truncated or altered by a single bit, is refused
-# before any field of it is read.
+# A cursor is the query's fingerprint and the last item's sort key (its lead,
+# distance and id), signed with HMAC-SHA256 under the deployment's cursor key
+# (NEARBY_CURSOR_SECRET): a cursor not made by this deployment, truncated or
+# altered by a single bit, is refused before any field of it is read.
 
 _CURSOR = struct.Struct(">8sdd")
 #: Bytes of the HMAC a cursor ends with.
@@ -132,7 +138,8 @@ def _mac(key: bytes, raw: bytes) -> bytes:
 
 def encode_cursor(hit: Hit, query: NearbyQuery, key: bytes) -> str:
     """An opaque cursor after ``hit``: the query's fingerprint and the hit's sort key, signed."""
-    raw = _CURSOR.pack(fingerprint(query), hit.score, hit.distance_m) + hit.id.encode()
+    head = _CURSOR.pack(fingerprint(query), lead(hit, query.sort), hit.distance_m)
+    raw = head + hit.id.encode()
     return base64.urlsafe_b64encode(raw + _mac(key, raw)).decode().rstrip("=")
 
 
@@ -145,9 +152,9 @@ def decode_cursor(text: str, query: NearbyQuery, key: bytes) -> SortKey:
     raw, mac = signed[:-_MAC_BYTES], signed[-_MAC_BYTES:]
     if len(raw) <= _CURSOR.size or not hmac.compare_digest(mac, _mac(key, raw)):
         raise ValueError("cursor is not valid")
-    mark, score, distance = _CURSOR.unpack_from(raw)
+    mark, first, distance = _CURSOR.unpack_from(raw)
     if mark != fingerprint(query):
         raise ValueError("cursor belongs to another query")
-    if not (math.isfinite(score) and math.isfinite(distance)):
+    if not (math.isfinite(first) and math.isfinite(distance)):
         raise ValueError("cursor is not valid")
-    return order_key(query.sort, score, distance, raw[_CURSOR.size :])
+    return order_key(query.sort, first, distance, raw[_CURSOR.size :])

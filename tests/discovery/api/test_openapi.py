@@ -65,7 +65,7 @@ TEXT_SAMPLES = {
     "mini_app": ["kfc", "Q38076", "k\u00e9", "kfc,", "\x00", ""],
     "available": ["true", "false", "1", "0", "True", " true", "yes", ""],
     "group": ["mini_app", "kind", ""],
-    "sort": ["score", "distance", "Score", ""],
+    "sort": ["score", "distance", "popularity", "Score", "popularity ", ""],
 }
 
 
