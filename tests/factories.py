@@ -27,6 +27,7 @@ from psycopg import sql
 from shapely.geometry import Polygon, box
 
 from discovery.search.query import Candidate
+from discovery.search.services import Notes
 from indexer.hot import layout
 from indexer.hot.index import HotIndex
 from indexer.model import KINDS, Entity
@@ -840,3 +841,22 @@ def text_brute_force(query: Any, entities: list[Entity], apps: list[MiniApp]) ->
         or matches(query.text, entity_words(e.name, e.category, names.get(e.mini_app, "")))
     ]
     return brute_force(query, matching)
+
+
+# -- notes --
+
+
+class Taken(Notes):
+    """Notes that keep what a search told them."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[str, object]] = []
+
+    def source(self, source: str) -> None:
+        self.told.append(("source", source))
+
+    def no_generation(self) -> None:
+        self.told.append(("no_generation", None))
+
+    def redis_failed(self, exc: BaseException) -> None:
+        self.told.append(("redis_failed", exc))

@@ -20,14 +20,14 @@ from discovery.search.finder import find_nearby
 from discovery.search.params import parse_nearby
 from discovery.search.query import NearbyQuery, StaleLimits
 from discovery.search.ranking import brute_force
-from discovery.search.services import Notes, Services
+from discovery.search.services import Services
 from discovery.settings import RankingSettings
 from indexer.model import Entity
 from indexer.rules import order_key
 from indexer.settings import DEFAULT_STALE_S
 from indexer.store.writer import write_entities
 from tests.conftest import CURSOR_KEY, Index
-from tests.factories import candidate_of, point_at, store
+from tests.factories import Taken, candidate_of, point_at, store
 
 HELSINKI = (60.17, 24.94)
 #: Popularity values with many ties (0 most of all, as listings without a figure have).
@@ -170,22 +170,6 @@ def test_a_cursor_belongs_to_its_sort(index, client) -> None:
     other = client.get("/v1/nearby", query_string={**args, "sort": "score", "cursor": cursor})
     assert other.status_code == 400
     assert other.json["error"]["param"] == "cursor"
-
-
-class Taken(Notes):
-    """Notes that keep what a search told them."""
-
-    def __init__(self) -> None:
-        self.told: list[tuple[str, object]] = []
-
-    def source(self, source: str) -> None:
-        self.told.append(("source", source))
-
-    def no_generation(self) -> None:
-        self.told.append(("no_generation", None))
-
-    def redis_failed(self, exc: BaseException) -> None:
-        self.told.append(("redis_failed", exc))
 
 
 @pytest.mark.parametrize("group", [None, "mini_app"])

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from discovery.search.finder import find_nearby
 from discovery.search.params import parse_nearby
 from discovery.search.query import NearbyQuery, StaleLimits
-from discovery.search.services import Notes, Services
+from discovery.search.services import Services
 from discovery.settings import RankingSettings
 from indexer.model import Entity
 from indexer.settings import DEFAULT_STALE_S
@@ -23,6 +23,7 @@ from indexer.store.writer import write_entities
 from indexer.text import parse_query
 from tests.conftest import CURSOR_KEY, Index
 from tests.factories import (
+    Taken,
     clear_catalog,
     random_text_query,
     store,
@@ -194,22 +195,6 @@ def test_a_cursor_belongs_to_its_q(index, client) -> None:
     other = client.get("/v1/nearby", query_string={**args, "q": "kahvil", "cursor": cursor})
     assert other.status_code == 400
     assert other.json["error"]["param"] == "cursor"
-
-
-class Taken(Notes):
-    """Notes that keep what a search told them."""
-
-    def __init__(self) -> None:
-        self.told: list[tuple[str, object]] = []
-
-    def source(self, source: str) -> None:
-        self.told.append(("source", source))
-
-    def no_generation(self) -> None:
-        self.told.append(("no_generation", None))
-
-    def redis_failed(self, exc: BaseException) -> None:
-        self.told.append(("redis_failed", exc))
 
 
 def test_q_goes_to_postgis_without_a_failure(index, api_settings) -> None:
