@@ -10,6 +10,7 @@ import math
 import random
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -403,8 +404,25 @@ def killed_import(cli_env: dict[str, str], tmp_path: Path, point: str, csv: Path
     script = tmp_path / "killer.py"
     script.write_text(KILLER)
     command = [sys.executable, str(script), point, "import", "stores", str(csv)]
-    done = subprocess.run(command, env=cli_env, capture_output=True, timeout=120)
-    assert done.returncode == -9, done.stderr.decode()
+    with db.connect(cli_env["DATABASE_URL"], autocommit=True) as watcher:
+        before = backends(watcher)
+        done = subprocess.run(command, env=cli_env, capture_output=True, timeout=120)
+        assert done.returncode == -9, done.stderr.decode()
+        # The server notices the dead client a moment later; until then its backends (and
+        # their session locks) live on.
+        deadline = time.monotonic() + 30
+        while backends(watcher) - before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not backends(watcher) - before, "the killed import's backends outlived it"
+
+
+def backends(conn: Any) -> set[int]:
+    """The other backends connected to this connection's database."""
+    rows = conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid()"
+    ).fetchall()
+    return {int(row[0]) for row in rows}
 
 
 def pending_marks(index: Index) -> int:
