@@ -6,9 +6,8 @@ tries Redis again, so it is used as soon as it is back, without a restart.  No
 generation starts a healing rebuild (discovery/search/healing.py).  What each
 search noticed goes to the services' :class:`~discovery.search.services.Notes`.
 
-A query the hot index does not answer (:func:`postgis_only`: one with ``q``, or
-in an order the hot index does not rank by) goes to PostGIS at once: that is
-neither a Redis failure nor a missing index.
+A query the hot index does not answer (:func:`postgis_only`: one with ``q``)
+goes to PostGIS at once: that is neither a Redis failure nor a missing index.
 """
 
 from __future__ import annotations
@@ -29,8 +28,8 @@ from indexer.model import text_problem
 
 log = logging.getLogger(__name__)
 
-#: The orders the hot index ranks by (sort=popularity is PostGIS's alone).
-HOT_SORTS = ("score", "distance")
+#: The orders the hot index ranks by: all of them.
+HOT_SORTS = ("score", "distance", "popularity")
 
 
 def postgis_only(query: NearbyQuery) -> bool:

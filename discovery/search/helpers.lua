@@ -18,6 +18,16 @@ local function cutoffs_of(text)
   return map
 end
 
+-- Ids compare as bytes, whatever the server's locale.
+local function bytes_less(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
 -- A max-heap of numbers i in `heap`, ordered by bound[i]: push i with value.
 local function heap_push(heap, bound, i, value)
   bound[i] = value
@@ -43,6 +53,39 @@ local function heap_pop(heap, bound)
       local l, r, m, best = 2 * at, 2 * at + 1, at, value
       if l <= size and bound[heap[l]] > best then m, best = l, bound[heap[l]] end
       if r <= size and bound[heap[r]] > best then m = r end
+      if m == at then break end
+      heap[m], heap[at] = heap[at], heap[m]
+      at = m
+    end
+  end
+  return first
+end
+
+-- A heap of numbers i in `heap`, the first the one that `higher(i, j)` puts
+-- before all others: push i.
+local function sift_push(heap, higher, i)
+  heap[#heap + 1] = i
+  local at = #heap
+  while at > 1 do
+    local up = math.floor(at / 2)
+    if not higher(i, heap[up]) then break end
+    heap[up], heap[at] = heap[at], heap[up]
+    at = up
+  end
+end
+
+-- Take the first number off such a heap.
+local function sift_pop(heap, higher)
+  local first = heap[1]
+  local last = table.remove(heap)
+  local size = #heap
+  if size > 0 then
+    heap[1] = last
+    local at = 1
+    while true do
+      local l, r, m = 2 * at, 2 * at + 1, at
+      if l <= size and higher(heap[l], heap[m]) then m = l end
+      if r <= size and higher(heap[r], heap[m]) then m = r end
       if m == at then break end
       heap[m], heap[at] = heap[at], heap[m]
       at = m

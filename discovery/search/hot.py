@@ -46,17 +46,22 @@ OPEN_NOW_FACTOR = 2
 #: The distance, score, popularity and revision of a result, and its tag's number,
 #: as the script packs them.
 _FIGURES = struct.Struct("<ddddH")
-#: What nearby.lua is loaded with: helpers.lua before it, and the formats of its
-#: arguments and replies.
+#: What nearby.lua is loaded with: helpers.lua before it, its modes (the searches
+#: over what it sets up, which answer) after it, and the formats of its arguments
+#: and replies.
 NEARBY_HELPERS = ("helpers.lua",)
+NEARBY_MODES = ("nearby_modes.lua",)
 NEARBY_CONSTANTS = (("FIGURES", _FIGURES.format), ("CELL_HEX", coverage.CELL_HEX))
 #: What a search script answers first when Redis holds no generation.
 _NO_GENERATION = layout.NO_GENERATION.encode()
 
 
 def nearby_source() -> str:
-    """nearby.lua as it is loaded: the layout's header, its constants and helpers first."""
-    return lua.source("discovery.search", "nearby.lua", NEARBY_HELPERS, NEARBY_CONSTANTS)
+    """nearby.lua as it is loaded: the layout's header, its constants and helpers first,
+    its modes after."""
+    return lua.source(
+        "discovery.search", "nearby.lua", NEARBY_HELPERS, NEARBY_CONSTANTS, NEARBY_MODES
+    )
 
 
 class ScriptCaller:
@@ -181,6 +186,8 @@ def script_args(
     return args
 
 
+#: The script's mode of each order's top (see nearby_modes.lua).
+TOP_MODES = {"score": "s", "distance": "d", "popularity": "p"}
 #: Searches run again when a result changed before its document was read.
 CHANGED_TRIES = 3
 
@@ -304,7 +311,7 @@ class RedisSearch:
     ) -> tuple[list[Hit], bool]:
         """The best ``limit + 1`` within ``radius_m`` (open_now applied), and whether it is full."""
         want = query.limit + 1
-        mode = "d" if query.sort == "distance" else "s"
+        mode = TOP_MODES[query.sort]
         ask = want * OPEN_NOW_FACTOR if query.open_now else want
         while True:
             hits = self.call(query, mode, radius_m, ask, res, stats)

@@ -2,15 +2,16 @@
 --
 -- ARGV[1]  key prefix
 -- ARGV[2]  mode: 's' top by score (threshold search), 'd' top by distance,
---          'g' one best per mini-app with counts, 'a' every candidate
--- ARGV[3]  order: 'score' | 'distance' (modes g and a rank groups by it)
+--          'p' top by popularity, 'g' one best per mini-app with counts,
+--          'a' every candidate (the modes are nearby_modes.lua's, after this)
+-- ARGV[3]  order: 'score' | 'distance' | 'popularity' (modes g and a rank groups by it)
 -- ARGV[4..8]  lat, lng, radius (m), scale (m), popularity weight
 -- ARGV[9]  how many results to return at most
 -- ARGV[10..12]  kinds, categories, mini-apps: sets joined by \31 ('' = any)
 -- ARGV[13] '1' when only entities with something available are wanted
 -- ARGV[14] staleness cutoffs per live kind: kind \31 epoch \31 kind \31 epoch ...
 -- ARGV[15] per-source cutoffs (they override the kind's): source \31 epoch ...
--- ARGV[16..18] the cursor: score, distance, id ('' score = no cursor)
+-- ARGV[16..18] the cursor: lead (score or popularity), distance, id ('' = no cursor)
 -- ARGV[19] the last word of the cells' t hash (indexer.hot.layout.tops_field)
 -- ARGV[20] the hash tags the cells use, joined by \31
 -- ARGV[21] per cell, nearest first, the number of its tag in ARGV[20]: one byte each
@@ -73,25 +74,21 @@ end
 local function boost(popularity) return 1 + w * log(1 + popularity) end
 local function decay(d) return 0.5 ^ ((d / scale) ^ 2) end
 
--- Ids compare as bytes, whatever the server's locale.
-local function bytes_less(a, b)
-  local n = math.min(#a, #b)
-  for i = 1, n do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then return x < y end
-  end
-  return #a < #b
-end
+-- The order's lead of a hit (its score, its popularity; none by distance).
+local by_lead = order ~= 'distance'
+local lead_key = order == 'popularity' and 'p' or 's'
 
 local function better(a, b)
-  if order == 'score' and a.s ~= b.s then return a.s > b.s end
+  local la, lb = a[lead_key], b[lead_key]
+  if by_lead and la ~= lb then return la > lb end
   if a.d ~= b.d then return a.d < b.d end
   return bytes_less(a.id, b.id)
 end
 
-local function after_cursor(s, d, id)
+local function after_cursor(s, p, d, id)
   if not has_cursor then return true end
-  if order == 'score' and s ~= cs then return s < cs end
+  local lead = order == 'popularity' and p or s
+  if by_lead and lead ~= cs then return lead < cs end
   if d ~= cd then return d > cd end
   return bytes_less(cid, id)
 end
@@ -257,144 +254,7 @@ local function each_cell(stop, visit)
 end
 
 local function offer_after(id, d, s, p, rev, app, tag)
-  if after_cursor(s, d, id) then
+  if after_cursor(s, p, d, id) then
     offer({id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0})
   end
 end
-
--- -- top by score: best-first over cells, members in popularity order -------
-
-local heap = {}
-local function push(i, value) heap_push(heap, c_bound, i, value) end
-local function pop() return heap_pop(heap, c_bound) end
-
-local function reachable(value)
-  return n < limit or value * (1 + SLACK) >= top[n].s
-end
-
--- The next members of cell i after those read (popularity descending): 4 at
--- first, twice as many each time after, at most READ.  (Reading by rank costs
--- Redis less than by score from a floor, and a cell's first few members are
--- usually all it takes: measured.)  Returns them and how many were asked.
-local READ = 64
-local function fetch(i)
-  local off = c_off[i]
-  local asked = c_step[i] or 4
-  c_step[i] = math.min(asked * 2, READ)
-  local got = redis.call('ZREVRANGE', set_key(i), off, off + asked - 1)
-  if off == 0 then cells_read = cells_read + 1 end
-  c_off[i] = off + #got
-  return got, asked
-end
-
--- Read cell i's next members that can reach the top; back on the heap when
--- more may follow.  A member whose bound cannot reach the top ends the read:
--- the rest have less popularity.
-local function read_cell(i)
-  local got, asked = fetch(i)
-  local dec, tag = c_dec[i], c_tag[i]
-  for k = 1, #got do
-    local member = got[k]
-    local lat, lng, popularity, log_boost, cos_lat, rev, code, length =
-      unpack_head(HEAD_FORMAT, member)
-    local lift = 1 + w * log_boost
-    -- reachable(dec * lift), inline: this runs for every member read.
-    if n == limit and dec * lift * (1 + SLACK) < top[n].s then return end
-    members_read = members_read + 1
-    local d = distance(lat, lng, cos_lat)
-    if d <= radius then
-      local s = decay(d) * lift
-      if n < limit or s >= top[n].s then
-        local id, app = admit(member, code, length)
-        if id then offer_after(id, d, s, popularity, rev, app, tag) end
-      end
-    end
-    if k == asked then push(i, dec * lift) end
-  end
-end
-
--- The top popularity of every set of the cells' groups bounds every cell not
--- parsed yet (they come nearest first): cells are parsed and put on the heap
--- only while that bound could still beat the heap's best or reach the top.
-local function best_boost()
-  local best = nil
-  for k = 1, #groups do
-    local value = redis.call('HGET', groups[k] .. tkey, BOUND_FIELD)
-    if value then
-      value = tonumber(value)
-      if not best or value > best then best = value end
-    end
-  end
-  return best and boost(best)
-end
-
-local function by_score()
-  local most = best_boost()
-  if not most then return end
-  while true do
-    while next_dmin do
-      local unparsed = decay(next_dmin) * most
-      if not reachable(unparsed) or (#heap > 0 and unparsed <= c_bound[heap[1]]) then break end
-      for _, i in ipairs(next_cells()) do
-        local dec = decay(c_dmin[i])
-        c_dec[i] = dec
-        push(i, dec * boost(c_top[i]))
-      end
-    end
-    if #heap == 0 or not reachable(c_bound[heap[1]]) then return end
-    read_cell(pop())
-  end
-end
-
--- -- top by distance: cells nearest first, stop past the limit-th distance --
-
-local function by_distance()
-  each_cell(function(i) return n == limit and c_dmin[i] > top[n].d * (1 + SLACK) end,
-    offer_after)
-end
-
--- -- one per mini-app: every candidate counts ----------------------------
-
-local function by_group()
-  local best_of = {}
-  local function tally(id, d, s, p, rev, app, tag)
-    if app == '' then return end
-    local hit = {id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0}
-    local held = best_of[app]
-    if not held then
-      best_of[app] = {best = hit, count = 1}
-    else
-      held.count = held.count + 1
-      if better(hit, held.best) then held.best = hit end
-    end
-  end
-  each_cell(function() return false end, tally)
-  for _, held in pairs(best_of) do
-    local best = held.best
-    best.count = held.count
-    if after_cursor(best.s, best.d, best.id) then offer(best) end
-  end
-end
-
-local function everything()
-  limit = math.huge
-  local function take(id, d, s, p, rev, app, tag)
-    n = n + 1
-    top[n] = {id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0}
-  end
-  each_cell(function() return false end, take)
-end
-
-if mode == 's' then by_score()
-elseif mode == 'd' then by_distance()
-elseif mode == 'g' then by_group()
-else everything() end
-
-local out = {'ok', cells_read, members_read, gen}
-for i = 1, n do
-  local hit = top[i]
-  out[#out + 1] = hit.id
-  out[#out + 1] = struct.pack(FIGURES, hit.d, hit.s, hit.p, hit.rev, hit.tag)
-  out[#out + 1] = hit.count
-end
-return out

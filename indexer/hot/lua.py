@@ -81,10 +81,13 @@ def source(
     name: str,
     helpers: tuple[str, ...] = (),
     more: tuple[tuple[str, object], ...] = (),
+    rest: tuple[str, ...] = (),
 ) -> str:
     """Script ``name`` of ``package`` with the header and ``more`` (name, value)
-    constants, then ``helpers`` (scripts of the same package), before it."""
+    constants, then ``helpers`` (scripts of the same package), before it, and the
+    scripts ``rest`` after it (one chunk: they see its locals)."""
     files = resources.files(package)
     lines = "".join(f"local {key} = {literal(value)}\n" for key, value in more)
     parts = [header(), lines, *(files.joinpath(helper).read_text() for helper in helpers)]
-    return "".join(parts) + files.joinpath(name).read_text()
+    parts += [files.joinpath(name).read_text(), *(files.joinpath(r).read_text() for r in rest)]
+    return "".join(parts)

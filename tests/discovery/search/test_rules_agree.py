@@ -245,7 +245,7 @@ elseif what == 'order' then
   local hits = {}
   for i = 25, #ARGV, 2 do
     local s, d = struct.unpack('<dd', ARGV[i])
-    hits[#hits + 1] = {s = s, d = d, id = ARGV[i + 1]}
+    hits[#hits + 1] = {s = s, p = s, d = d, id = ARGV[i + 1]}
   end
   table.sort(hits, better)
   for _, hit in ipairs(hits) do out[#out + 1] = hit.id end

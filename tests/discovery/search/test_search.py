@@ -131,7 +131,7 @@ def seoul(index, client) -> Iterator[list[Entity]]:
 queries = st.fixed_dictionaries(
     {
         "radius": st.sampled_from(RADII),
-        "sort": st.sampled_from(("score", "distance")),
+        "sort": st.sampled_from(("score", "distance", "popularity")),
         "limit": st.integers(1, 30),
         "offset_m": st.sampled_from((0.0, 25.0, 400.0, 5_000.0)),
         "bearing": st.floats(0, 2 * math.pi),
@@ -174,6 +174,18 @@ queries = st.fixed_dictionaries(
     asks=[{"radius": 120.0, "sort": "score", "limit": 1, "offset_m": 400.0, "bearing": 1.0}] * 4,
 )
 @example(
+    place="antimeridian",
+    seed=5,
+    asks=[{"radius": 50_000.0, "sort": "popularity", "limit": 7, "offset_m": 0.0, "bearing": 0.0}]
+    * 4,
+)
+@example(
+    place="north_pole",
+    seed=6,
+    asks=[{"radius": 1_000.0, "sort": "popularity", "limit": 3, "offset_m": 25.0, "bearing": 2.0}]
+    * 4,
+)
+@example(
     place="south_pole",
     seed=4,
     asks=[{"radius": 120.0, "sort": "distance", "limit": 5, "offset_m": 25.0, "bearing": 3.0}] * 4,
@@ -194,8 +206,8 @@ def test_matches_brute_force(index, client, place, seed, asks) -> None:
 
 
 @pytest.mark.parametrize("radius", RADII)
-@pytest.mark.parametrize("sort", ["score", "distance"])
-def test_every_radius_both_sorts(seoul, client, radius, sort) -> None:
+@pytest.mark.parametrize("sort", ["score", "distance", "popularity"])
+def test_every_radius_every_sort(seoul, client, radius, sort) -> None:
     check(client, {"lat": 37.5665, "lng": 126.978, "radius": radius, "sort": sort}, seoul)
 
 
@@ -370,7 +382,7 @@ def test_redis_down_answers_from_postgis(seoul, api_settings) -> None:
     app = create_app(ApiSettings(index=down, api_keys=api_settings.api_keys))
     try:
         client = app.test_client()
-        for sort in ("score", "distance"):
+        for sort in ("score", "distance", "popularity"):
             body = check(
                 client, {"lat": 37.5665, "lng": 126.978, "radius": 4_000, "sort": sort}, seoul
             )

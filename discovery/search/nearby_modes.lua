@@ -1,0 +1,196 @@
+-- The searches of nearby.lua (loaded right after it, in the same chunk), and
+-- the dispatch to the one ARGV[2] names, and the reply.
+
+-- -- top by score: best-first over cells, members in popularity order -------
+
+local heap = {}
+local function push(i, value) heap_push(heap, c_bound, i, value) end
+local function pop() return heap_pop(heap, c_bound) end
+
+local function reachable(value)
+  return n < limit or value * (1 + SLACK) >= top[n].s
+end
+
+-- The next members of cell i after those read (popularity descending): 4 at
+-- first, twice as many each time after, at most READ.  (Reading by rank costs
+-- Redis less than by score from a floor, and a cell's first few members are
+-- usually all it takes: measured.)  Returns them and how many were asked.
+local READ = 64
+local function fetch(i)
+  local off = c_off[i]
+  local asked = c_step[i] or 4
+  c_step[i] = math.min(asked * 2, READ)
+  local got = redis.call('ZREVRANGE', set_key(i), off, off + asked - 1)
+  if off == 0 then cells_read = cells_read + 1 end
+  c_off[i] = off + #got
+  return got, asked
+end
+
+-- Read cell i's next members that can reach the top; back on the heap when
+-- more may follow.  A member whose bound cannot reach the top ends the read:
+-- the rest have less popularity.
+local function read_cell(i)
+  local got, asked = fetch(i)
+  local dec, tag = c_dec[i], c_tag[i]
+  for k = 1, #got do
+    local member = got[k]
+    local lat, lng, popularity, log_boost, cos_lat, rev, code, length =
+      unpack_head(HEAD_FORMAT, member)
+    local lift = 1 + w * log_boost
+    -- reachable(dec * lift), inline: this runs for every member read.
+    if n == limit and dec * lift * (1 + SLACK) < top[n].s then return end
+    members_read = members_read + 1
+    local d = distance(lat, lng, cos_lat)
+    if d <= radius then
+      local s = decay(d) * lift
+      if n < limit or s >= top[n].s then
+        local id, app = admit(member, code, length)
+        if id then offer_after(id, d, s, popularity, rev, app, tag) end
+      end
+    end
+    if k == asked then push(i, dec * lift) end
+  end
+end
+
+-- The top popularity of every set of the cells' groups bounds every cell not
+-- parsed yet (they come nearest first): cells are parsed and put on the heap
+-- only while that bound could still beat the heap's best or reach the top.
+local function best_boost()
+  local best = nil
+  for k = 1, #groups do
+    local value = redis.call('HGET', groups[k] .. tkey, BOUND_FIELD)
+    if value then
+      value = tonumber(value)
+      if not best or value > best then best = value end
+    end
+  end
+  return best and boost(best)
+end
+
+local function by_score()
+  local most = best_boost()
+  if not most then return end
+  while true do
+    while next_dmin do
+      local unparsed = decay(next_dmin) * most
+      if not reachable(unparsed) or (#heap > 0 and unparsed <= c_bound[heap[1]]) then break end
+      for _, i in ipairs(next_cells()) do
+        local dec = decay(c_dmin[i])
+        c_dec[i] = dec
+        push(i, dec * boost(c_top[i]))
+      end
+    end
+    if #heap == 0 or not reachable(c_bound[heap[1]]) then return end
+    read_cell(pop())
+  end
+end
+
+-- -- top by distance: cells nearest first, stop past the limit-th distance --
+
+local function by_distance()
+  each_cell(function(i) return n == limit and c_dmin[i] > top[n].d * (1 + SLACK) end,
+    offer_after)
+end
+
+-- -- one per mini-app: every candidate counts ----------------------------
+
+local function by_group()
+  local best_of = {}
+  local function tally(id, d, s, p, rev, app, tag)
+    if app == '' then return end
+    local hit = {id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0}
+    local held = best_of[app]
+    if not held then
+      best_of[app] = {best = hit, count = 1}
+    else
+      held.count = held.count + 1
+      if better(hit, held.best) then held.best = hit end
+    end
+  end
+  each_cell(function() return false end, tally)
+  for _, held in pairs(best_of) do
+    local best = held.best
+    best.count = held.count
+    if after_cursor(best.s, best.p, best.d, best.id) then offer(best) end
+  end
+end
+
+-- -- top by popularity: cells best-first by top popularity, then nearness --
+--
+-- A far cell may hold the most popular entity: every cell's top is read. The
+-- cells wait on a heap by their bound (the popularity of the next member to
+-- read) and, among equal bounds, by their distance bound, so that ties in
+-- popularity (every listing without a figure has 0) are read nearest first.
+
+local function p_higher(i, j)
+  local a, b = c_bound[i], c_bound[j]
+  if a ~= b then return a > b end
+  return c_dmin[i] < c_dmin[j]
+end
+
+-- Whether a member of popularity p, at least dmin away, can still enter the top.
+local function p_reachable(p, dmin)
+  if n < limit then return true end
+  local last = top[n]
+  if p ~= last.p then return p > last.p end
+  return dmin <= last.d * (1 + SLACK)
+end
+
+-- Read cell i's next members that can reach the top (popularity descending);
+-- back on the heap when more may follow.
+local function read_cell_p(i)
+  local got, asked = fetch(i)
+  local dmin, tag = c_dmin[i], c_tag[i]
+  for k = 1, #got do
+    local member = got[k]
+    local lat, lng, popularity, log_boost, cos_lat, rev, code, length =
+      unpack_head(HEAD_FORMAT, member)
+    if not p_reachable(popularity, dmin) then return end
+    members_read = members_read + 1
+    local d = distance(lat, lng, cos_lat)
+    if d <= radius then
+      local id, app = admit(member, code, length)
+      if id then offer_after(id, d, decay(d) * (1 + w * log_boost), popularity, rev, app, tag) end
+    end
+    if k == asked then
+      c_bound[i] = popularity
+      sift_push(heap, p_higher, i)
+    end
+  end
+end
+
+local function by_popularity()
+  while next_dmin do
+    for _, i in ipairs(next_cells()) do
+      c_bound[i] = c_top[i]
+      sift_push(heap, p_higher, i)
+    end
+  end
+  while #heap > 0 and p_reachable(c_bound[heap[1]], c_dmin[heap[1]]) do
+    read_cell_p(sift_pop(heap, p_higher))
+  end
+end
+
+local function everything()
+  limit = math.huge
+  local function take(id, d, s, p, rev, app, tag)
+    n = n + 1
+    top[n] = {id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0}
+  end
+  each_cell(function() return false end, take)
+end
+
+if mode == 's' then by_score()
+elseif mode == 'd' then by_distance()
+elseif mode == 'p' then by_popularity()
+elseif mode == 'g' then by_group()
+else everything() end
+
+local out = {'ok', cells_read, members_read, gen}
+for i = 1, n do
+  local hit = top[i]
+  out[#out + 1] = hit.id
+  out[#out + 1] = struct.pack(FIGURES, hit.d, hit.s, hit.p, hit.rev, hit.tag)
+  out[#out + 1] = hit.count
+end
+return out
