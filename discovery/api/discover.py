@@ -12,10 +12,12 @@ the screen a person sees on pulling down in the chat app:
 Each recent and favourite carries ``nearest``, its nearest branch within the
 radius (``{"id", "distance_m"}``) or null: one ``sort=distance&group=mini_app``
 search over their slugs, whose best of each group is its nearest branch. The
-three searches are /v1/nearby's own, so each list is exactly what that endpoint
-answers for the same parameters. Without ``user`` the first two lists are
-empty; with it the request needs the API key (the platform calls on its user's
-behalf), and the id is never logged.
+searches are /v1/nearby's own, so each list is exactly what that endpoint
+answers for the same parameters, but for the counts of the groups: without
+them, the hot index finds the top mini-apps reading only as far as the top
+needs (counting would read every entity in the radius). Without ``user`` the
+first two lists are empty; with it the request needs the API key (the platform
+calls on its user's behalf), and the id is never logged.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def nearest_of(
     wanted = tuple(sorted(set(slugs)))
     if not wanted:
         return {}, None
-    query = replace(base, sort="distance", mini_apps=wanted, limit=len(wanted))
+    query = replace(base, sort="distance", mini_apps=wanted, limit=len(wanted), counts=False)
     found = find_nearby(svc, query)
     nearest: dict[str, Any] = {}
     for hit in found.hits:

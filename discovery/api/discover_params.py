@@ -37,6 +37,7 @@ def parse_discover(
         lng=params.number(get["lng"], "lng", (-180.0, 180.0), None),
         radius_m=radius_m,
         group="mini_app",
+        counts=False,
         scale_m=radius_m * ranking.scale_fraction,
         popularity_weight=ranking.popularity_weight,
         limit=params.integer(get["limit"], "limit", params.LIMIT, DEFAULT_LIMIT),

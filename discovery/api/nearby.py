@@ -36,13 +36,15 @@ NO_APPS: Apps = {}
 
 def result_of(hit: Hit, query: NearbyQuery, apps: Apps = NO_APPS) -> dict[str, Any]:
     """One result as JSON: the entity's fields, its distance and score (and explain terms);
-    with group=mini_app, its count and its mini-app's catalog entry (None without one)."""
+    with group=mini_app, its mini-app's catalog entry (None without one) and its count
+    (when the query counts)."""
     doc = hit.document()
     item = {name: doc.get(name) for name in RESULT_FIELDS}
     item["distance_m"] = hit.distance_m
     item["score"] = hit.score
-    if hit.group_count is not None:
-        item["count"] = hit.group_count
+    if query.group:
+        if hit.group_count is not None:
+            item["count"] = hit.group_count
         item["app"] = app_of(apps, doc.get("mini_app") or "")
     if query.explain:
         item["explain"] = {

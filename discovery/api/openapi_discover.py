@@ -67,7 +67,8 @@ def discover_path() -> dict[str, Any]:
             "summary": "The pull-down screen: recent, favourite, nearby and popular mini-apps.",
             "description": (
                 "nearby and popular are GET /v1/nearby's answers with group=mini_app (by score,"
-                " and with sort=popularity) for the same point and radius; each recent and"
+                " and with sort=popularity) for the same point and radius, without the groups'"
+                " counts; each recent and"
                 " favourite carries its nearest branch within the radius. With user the request"
                 " needs an API key; without it recent and favorites are empty."
             ),

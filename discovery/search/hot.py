@@ -287,8 +287,13 @@ class RedisSearch:
         return SearchResult(tuple(ranked), more, "redis", stats.as_dict())
 
     def grouped(self, query: NearbyQuery, stats: Stats) -> tuple[list[Hit], bool]:
-        """One hit per mini-app (open_now: every candidate comes back and Python groups)."""
+        """One hit per mini-app (open_now: every candidate comes back and Python groups);
+        without counts or a cursor, the top mini-apps read as the top of entities is."""
         res = coverage.resolution_for(query.radius_m)
+        if not query.counts and query.after is None and not query.open_now:
+            mode = TOP_MODES[query.sort] + "b"
+            hits = self.call(query, mode, query.radius_m, query.limit + 1, res, stats)
+            return hits[: query.limit], len(hits) > query.limit
         if not query.open_now:
             hits = self.call(query, "g", query.radius_m, query.limit + 1, res, stats)
             return hits[: query.limit], len(hits) > query.limit

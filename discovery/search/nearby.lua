@@ -3,7 +3,10 @@
 -- ARGV[1]  key prefix
 -- ARGV[2]  mode: 's' top by score (threshold search), 'd' top by distance,
 --          'p' top by popularity, 'g' one best per mini-app with counts,
---          'a' every candidate (the modes are nearby_modes.lua's, after this)
+--          'a' every candidate (the modes are nearby_modes.lua's, after this);
+--          a mode followed by 'b' (as 'sb') keeps the best of each mini-app
+--          only, without counts or a cursor: the top mini-apps, read as that
+--          mode reads (best first, as far as the top needs)
 -- ARGV[3]  order: 'score' | 'distance' | 'popularity' (modes g and a rank groups by it)
 -- ARGV[4..8]  lat, lng, radius (m), scale (m), popularity weight
 -- ARGV[9]  how many results to return at most
@@ -36,7 +39,8 @@
 -- Distance and score use the operations of discovery/search/ranking.py in the same
 -- order, so the doubles equal Python's bit for bit.
 
-local prefix, mode, order = ARGV[1], ARGV[2], ARGV[3]
+local prefix, mode, order = ARGV[1], string.sub(ARGV[2], 1, 1), ARGV[3]
+local distinct = string.sub(ARGV[2], 2) == 'b'
 local qlat, qlng = tonumber(ARGV[4]), tonumber(ARGV[5])
 local radius, scale, w = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local limit = tonumber(ARGV[9])
@@ -60,7 +64,7 @@ local has_cursor = ARGV[16] ~= ''
 local cs, cd, cid = tonumber(ARGV[16]), tonumber(ARGV[17]), ARGV[18]
 -- Whether a member's text fields must be read to keep it (or its mini-app to group it).
 local filtered = kinds or cats or apps or need_available or next(kind_cut) ~= nil
-  or mode == 'g'
+  or mode == 'g' or distinct
 
 -- The haversine of discovery/search/ranking.py; cos_lat is cos(lat * rad), as the
 -- member's head holds it.
@@ -98,7 +102,7 @@ end
 -- (REST captures them), kinds by code in KIND: all from the header.
 -- Whether a kind's members need their fields read (a filter on them, staleness,
 -- or grouping by mini-app).
-local read_fields = cats or apps or need_available or mode == 'g'
+local read_fields = cats or apps or need_available or mode == 'g' or distinct
 
 -- The member's id and, unless a filter refuses it, its mini-app.
 local function admit(member, code, length)
@@ -122,7 +126,7 @@ end
 
 -- The best `limit` so far, best first.
 local top, n = {}, 0
-local function offer(hit)
+local function offer_any(hit)
   if n == limit and not better(hit, top[n]) then return end
   local i = n + 1
   if n < limit then n = n + 1 else i = n end
@@ -132,6 +136,35 @@ local function offer(hit)
   end
   top[i] = hit
 end
+
+-- With distinct: the best `limit` mini-apps so far (each by its best hit), best
+-- first; slot_of[app] is the app's place in top.  An app pushed out may come
+-- back only with a hit better than those left, hence better than its old ones.
+local slot_of = {}
+local function offer_distinct(hit)
+  local app = hit.app
+  if app == '' then return end
+  local i = slot_of[app]
+  if i then
+    if not better(hit, top[i]) then return end
+  elseif n < limit then
+    n = n + 1
+    i = n
+  elseif better(hit, top[n]) then
+    slot_of[top[n].app] = nil
+    i = n
+  else
+    return
+  end
+  while i > 1 and better(hit, top[i - 1]) do
+    top[i] = top[i - 1]
+    slot_of[top[i].app] = i
+    i = i - 1
+  end
+  top[i] = hit
+  slot_of[app] = i
+end
+local offer = distinct and offer_distinct or offer_any
 
 local cells_read, members_read = 0, 0
 
@@ -255,6 +288,6 @@ end
 
 local function offer_after(id, d, s, p, rev, app, tag)
   if after_cursor(s, p, d, id) then
-    offer({id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0})
+    offer({id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0, app = app})
   end
 end

@@ -38,6 +38,9 @@ class NearbyQuery:
     stale: StaleLimits = field(default_factory=StaleLimits)
     #: ``q``: the words the entities must match (indexer/text.py); None: any entity.
     text: TextQuery | None = None
+    #: With group: whether each mini-app's count is wanted (without it, the top
+    #: mini-apps are found without reading every entity in the radius).
+    counts: bool = True
 
     def identity(self) -> str:
         """What the query asks, as text (page size, cursor, explain and time left out)."""
@@ -57,4 +60,6 @@ class NearbyQuery:
         )
         if self.text is not None:
             parts += (self.text.identity(),)
+        if not self.counts:
+            parts += ("no counts",)
         return "\x1f".join(parts)

@@ -83,7 +83,8 @@ def hit_of(query: NearbyQuery, candidate: Candidate) -> Hit:
 
 
 def group_hits(hits: Iterable[Hit], query: NearbyQuery) -> list[Hit]:
-    """One hit per mini-app (its best), carrying the mini-app's count; empty mini-apps left out."""
+    """One hit per mini-app (its best), carrying the mini-app's count (unless the query
+    wants none); empty mini-apps left out."""
     best: dict[str, Hit] = {}
     counts: dict[str, int] = {}
     for hit in hits:
@@ -94,6 +95,8 @@ def group_hits(hits: Iterable[Hit], query: NearbyQuery) -> list[Hit]:
         held = best.get(app)
         if held is None or sort_key(hit, query.sort) < sort_key(held, query.sort):
             best[app] = hit
+    if not query.counts:
+        return rank(best.values(), query.sort)
     grouped = [h._replace(group_count=counts[app]) for app, h in best.items()]
     return rank(grouped, query.sort)
 

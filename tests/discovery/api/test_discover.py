@@ -71,7 +71,7 @@ def reference(lat: float, lng: float, radius: float, limit: int, **extra: Any) -
     """The search a list of the screen is, with every hit of it."""
     ranking = RankingSettings()
     return NearbyQuery(
-        lat=lat, lng=lng, radius_m=radius, group="mini_app",
+        lat=lat, lng=lng, radius_m=radius, group="mini_app", counts=False,
         scale_m=radius * ranking.scale_fraction, popularity_weight=ranking.popularity_weight,
         limit=limit, now_s=time.time(),
         stale=StaleLimits(by_kind=dict(DEFAULT_STALE_S)), **extra,
@@ -84,7 +84,7 @@ def ranked(query: NearbyQuery, entities: list[Entity]) -> list[tuple]:
 
 
 def shown(results: list[dict[str, Any]]) -> list[tuple]:
-    return [(r["id"], r["distance_m"], r["score"], r["count"]) for r in results]
+    return [(r["id"], r["distance_m"], r["score"], r.get("count")) for r in results]
 
 
 def nearest_branch(entities: list[Entity], slug: str, lat: float, lng: float, radius: float):
