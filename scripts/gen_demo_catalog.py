@@ -87,7 +87,7 @@ class CatalogApp:
 
 
 def slugify(text: str) -> str:
-    """ASCII words of ``text``, lower case, joined by ``-`` (``Robert's Coffee`` → ``roberts-coffee``).
+    """ASCII words of ``text``, lower case, joined by ``-`` (``Fazer Café``: ``fazer-cafe``).
 
     Apostrophes join (``McDonald's`` → ``mcdonalds``); any other run of
     non-alphanumerics is one ``-``; accents are dropped (``Boknäs`` → ``boknas``).
@@ -228,7 +228,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     apps = write_ndjson(args.out / "mini_apps.ndjson",
                         (asdict(app) for app in derive_catalog(pois, args.icon_base)))  # fmt: skip
-    branches = write_ndjson(args.out / "branches.ndjson", branch_features(features, poi_slugs(pois)))
+    branches = write_ndjson(
+        args.out / "branches.ndjson", branch_features(features, poi_slugs(pois))
+    )
     print(f"{apps} mini-apps · {branches} branches")
 
 

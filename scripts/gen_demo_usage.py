@@ -74,13 +74,15 @@ EVERY_DAY = (0, 1, 2, 3, 4, 5, 6)
 USERS: Mapping[str, tuple[tuple[str, ...], tuple[Habit, ...]]] = {
     "demo-anna": (
         ("espresso-house", "marimekko", "r-kioski"),
-        (Habit("espresso-house", 8, WEEKDAYS, 0.9, "order"), Habit("subway", 12, WEEKDAYS, 0.5, "order"),
-         Habit("r-kioski", 21, EVERY_DAY, 0.4), Habit("marimekko", 14, (5,), 1.0),
+        (Habit("espresso-house", 8, WEEKDAYS, 0.9, "order"),
+         Habit("subway", 12, WEEKDAYS, 0.5, "order"), Habit("r-kioski", 21, EVERY_DAY, 0.4),
+         Habit("marimekko", 14, (5,), 1.0),
          Habit("nordea", 10, (2,), 1.0)),
     ),
     "demo-ben": (
         ("burger-king", "alko", "roberts-coffee"),
-        (Habit("mcdonalds", 12, WEEKDAYS, 0.4, "order"), Habit("burger-king", 19, EVERY_DAY, 0.5, "order"),
+        (Habit("mcdonalds", 12, WEEKDAYS, 0.4, "order"),
+         Habit("burger-king", 19, EVERY_DAY, 0.5, "order"),
          Habit("alko", 17, (4,), 1.0), Habit("roberts-coffee", 10, (5, 6), 0.7, "order"),
          Habit("r-kioski", 23, (4, 5), 0.6), Habit("hesburger", 20, (0, 3), 0.8, "order")),
     ),
@@ -146,26 +148,37 @@ def crowd_type(rng: random.Random, pattern: str) -> str:
     return "order" if pattern in ("coffee", "food") and rng.random() < 0.5 else "open"
 
 
+def hourly_means(rng: random.Random, apps: Mapping[str, str],
+                 by_app: Mapping[str, Sequence[Branch]],
+                 local_hours: Sequence[int]) -> list[dict[str, float]]:  # fmt: skip
+    """Each hour's mean count of crowd events by app, adding up to :data:`CROWD_EVENTS`.
+
+    An app's share grows with its branches, times a liking of its own; its hour's
+    weight is its kind's profile at that local hour.
+    """
+    share = {slug: len(by_app[slug]) ** 0.8 * rng.uniform(0.5, 1.5) for slug in sorted(by_app)}
+    profile = {slug: PROFILES[PATTERNS.get(apps.get(slug, ""), "shop")] for slug in share}
+    weights = [{slug: share[slug] * profile[slug][hour] for slug in share} for hour in local_hours]
+    rate = CROWD_EVENTS / sum(sum(hour.values()) for hour in weights)
+    return [{slug: rate * weight for slug, weight in hour.items()} for hour in weights]
+
+
 def crowd_events(rng: random.Random, apps: Mapping[str, str], branches: Sequence[Branch],
                  end_s: float) -> Iterator[dict[str, str]]:  # fmt: skip
     """The crowd's events of the 168 hours before ``end_s`` (apps: slug → category)."""
     by_app: dict[str, list[Branch]] = {}
     for branch in branches:
         by_app.setdefault(branch.slug, []).append(branch)
-    share = {slug: len(found) ** 0.8 * rng.uniform(0.5, 1.5) for slug, found in sorted(by_app.items())}
     hours = [end_s - (k + 1) * 3600.0 for k in range(7 * 24)]
     local = [datetime.fromtimestamp(h + 1800.0, HELSINKI).hour for h in hours]
-    pattern = {slug: PATTERNS.get(apps.get(slug, ""), "shop") for slug in share}
-    total = sum(share[s] * PROFILES[pattern[s]][hour] for s in share for hour in local)
-    rate = CROWD_EVENTS / total
-    for start, hour in zip(hours, local, strict=True):
-        for slug in share:
-            found = by_app[slug]
-            weights = [place_weight(b.lat, b.lng) for b in found]
-            for _ in range(poisson(rng, rate * share[slug] * PROFILES[pattern[slug]][hour])):
-                branch = rng.choices(found, weights)[0]
-                yield event_at(crowd_type(rng, pattern[slug]), branch.entity_id,
-                               start + rng.uniform(0.0, 3600.0))  # fmt: skip
+    means = hourly_means(rng, apps, by_app, local)
+    places = {slug: [place_weight(b.lat, b.lng) for b in found] for slug, found in by_app.items()}
+    for start, mean in zip(hours, means, strict=True):
+        for slug, expected in mean.items():
+            for _ in range(poisson(rng, expected)):
+                branch = rng.choices(by_app[slug], places[slug])[0]
+                kind = crowd_type(rng, PATTERNS.get(apps.get(slug, ""), "shop"))
+                yield event_at(kind, branch.entity_id, start + rng.uniform(0.0, 3600.0))
 
 
 def habit_events(rng: random.Random, user: str, habits: Sequence[Habit],
@@ -180,9 +193,9 @@ def habit_events(rng: random.Random, user: str, habits: Sequence[Habit],
             day = datetime.fromtimestamp(end_s, HELSINKI).date() - timedelta(days=days_ago)
             moment = datetime(day.year, day.month, day.day, habit.hour, tzinfo=HELSINKI)
             at_s = moment.timestamp() + rng.uniform(0.0, 3000.0)
-            if day.weekday() in habit.weekdays and rng.random() < habit.chance:
-                if end_s - 7 * 86400.0 <= at_s < end_s:
-                    yield event_at(habit.type, branch.entity_id, at_s, user)
+            used = day.weekday() in habit.weekdays and rng.random() < habit.chance
+            if used and end_s - 7 * 86400.0 <= at_s < end_s:
+                yield event_at(habit.type, branch.entity_id, at_s, user)
 
 
 def simulate_week(seed: int, apps: Mapping[str, str], branches: Sequence[Branch],
