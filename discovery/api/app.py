@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from flask import Flask
 
-from discovery.api import errors, events, health, miniapps, push, requestlog, suggest, users
+from discovery.api import (
+    discover,
+    errors,
+    events,
+    health,
+    miniapps,
+    push,
+    requestlog,
+    suggest,
+    users,
+)
 from discovery.api import nearby as api
 from discovery.api.fastpath import NearbyFastPath
 from discovery.api.jsonio import OrjsonProvider
@@ -35,6 +45,7 @@ def create_app(settings: ApiSettings | None = None) -> Flask:
     miniapps.init_app(app)
     suggest.init_app(app)
     users.init_app(app)
+    discover.init_app(app)
     events.init_app(app)
     debug.init_app(app)
     services.check_healing_in_background()

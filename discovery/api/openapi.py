@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any
 
 from discovery.api.openapi_catalog import catalog_schemas, events_path, mini_app_path, user_paths
+from discovery.api.openapi_discover import discover_path, discover_schemas
 from discovery.api.openapi_parts import (
     NULLABLE_INTEGER,
     NULLABLE_STRING,
@@ -200,6 +201,7 @@ def schemas() -> dict[str, Any]:
         },
         "Health": {"type": "object", "required": ["status"]},
         **catalog_schemas(),
+        **discover_schemas(),
         **text_schemas(),
         "PushResult": {
             "type": "object",
@@ -268,6 +270,7 @@ def paths() -> dict[str, Any]:
         },
         "/v1/mini-apps/{slug}": mini_app_path(),
         "/v1/suggest": suggest_path(),
+        "/v1/discover": discover_path(),
         **user_paths(),
         "/v1/events": events_path(list(DEFAULT_EVENT_WEIGHTS)),
         "/v1/positions": push_operation("Push positions of bikes (and chargers).", position),

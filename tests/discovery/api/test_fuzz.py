@@ -47,6 +47,7 @@ BUDGET = {
     "GET /v1/entities/{id}": (700, 0),
     "GET /v1/mini-apps/{slug}": (250, 100),
     "GET /v1/suggest": (300, 120),
+    "GET /v1/discover": (250, 100),
     "PUT /v1/users/{user}/favorites/{slug}": (120, 40),
     "DELETE /v1/users/{user}/favorites/{slug}": (60, 20),
     "GET /v1/users/{user}/favorites": (60, 20),
