@@ -16,7 +16,8 @@ The slug is the brand or name folded to ASCII words (:func:`slugify`); POIs whos
 brand or name give the same slug are one app's branches. Writes
 
 - ``{out}/mini_apps.ndjson``: the catalog (slug, name, icon_url, description,
-  category), for ``nearby import mini-apps --replace``;
+  category), for ``nearby import mini-apps --replace``, with the apps of the
+  demo's bike system and charger networks (:data:`FEED_APPS`) after the shops';
 - ``{out}/branches.ndjson``: each branch's own GeoJSON Feature with a ``mini_app``
   property, for ``nearby import stores --source osm-helsinki`` after the extract.
 
@@ -62,6 +63,15 @@ DESCRIPTIONS: Mapping[str, str] = {
     "car_rental": "Rent a car and pick it up nearby",
 }
 DEFAULT_DESCRIPTION = "Browse, order and find the nearest branch"
+#: The apps of the demo's generated feeds (``scripts/gen_demo_feeds.py``): its bike
+#: system and its charger networks (slug, name, description, category).
+FEED_APPS = (
+    ("kaupunkipyorat-demo", "City bikes", "Unlock a bike or scooter nearby", "bike_station"),
+    ("helen", "Helen", "Charge at a free point and pay in the app", "ev_charger"),
+    ("k-lataus", "K-Lataus", "Charge at a free point and pay in the app", "ev_charger"),
+    ("plugit", "Plugit", "Charge at a free point and pay in the app", "ev_charger"),
+    ("virta", "Virta", "Charge at a free point and pay in the app", "ev_charger"),
+)
 
 
 @dataclass(frozen=True)
@@ -193,6 +203,12 @@ def derive_catalog(pois: Sequence[Poi], icon_base: str) -> list[CatalogApp]:
     return apps
 
 
+def feed_apps(icon_base: str) -> list[CatalogApp]:
+    """The catalog entries of :data:`FEED_APPS`."""
+    return [CatalogApp(slug, name, f"{icon_base}{slug}.svg", description, category)
+            for slug, name, description, category in FEED_APPS]  # fmt: skip
+
+
 def branch_features(features: Iterable[dict[str, Any]], slugs: Mapping[str, str]) -> list[dict]:
     """Each branch's Feature as the extract holds it, with its app's slug as ``mini_app``."""
     branches = []
@@ -226,8 +242,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     features = accepted(json.loads(args.pois.read_text(encoding="utf-8"))["features"])
     pois = [feature_to_poi(feature) for feature in features]
     args.out.mkdir(parents=True, exist_ok=True)
+    catalog = derive_catalog(pois, args.icon_base) + feed_apps(args.icon_base)
     apps = write_ndjson(args.out / "mini_apps.ndjson",
-                        (asdict(app) for app in derive_catalog(pois, args.icon_base)))  # fmt: skip
+                        (asdict(app) for app in catalog))  # fmt: skip
     branches = write_ndjson(
         args.out / "branches.ndjson", branch_features(features, poi_slugs(pois))
     )

@@ -20,7 +20,7 @@
   const map = new maplibregl.Map({
     container: "map",
     center: [point.lng, point.lat],
-    zoom: parseFloat(page.get("zoom") || "14.5"),
+    zoom: parseFloat(page.get("zoom") || "15.5"),
     maxZoom: 20,
     attributionControl: false,
     style: {
@@ -31,7 +31,7 @@
       },
       layers: [
         { id: "background", type: "background", paint: { "background-color": "#efeee9" } },
-        { id: "index", type: "raster", source: "index", paint: { "raster-opacity": 0.55 } },
+        { id: "index", type: "raster", source: "index", paint: { "raster-opacity": 0.3 } },
       ],
     },
   });
