@@ -157,7 +157,9 @@
       li.dataset.id = branch.id;
       li.innerHTML = "<span class=name></span> <span class=meta></span>";
       li.firstChild.textContent = branch.name || branch.id;
-      li.lastChild.textContent = distanceText(branch.distance_m);
+      const attrs = branch.attrs || {};
+      const street = [attrs.addr_street, attrs.addr_housenumber].filter(Boolean).join(" ");
+      li.lastChild.textContent = [distanceText(branch.distance_m), street].filter(Boolean).join(" · ");
       list.appendChild(li);
     });
     if (branches.length) map.fitBounds(bounds, { padding: 40, maxZoom: 17, duration: 0 });
