@@ -10,7 +10,7 @@ Reads what ``scripts/gen_demo_catalog.py`` wrote and, with ``DATABASE_URL`` and
 1. makes the favourites of :data:`USERS` exactly theirs (``indexer.store.users``);
 2. unless ``demo-anna`` already has recents (the week was loaded before: events
    add up, so a second week would double every mass), XADDs the events of the 7
-   days before ``--end`` (default: now) to ``--stream``, for ``nearby events
+   days before ``--end`` (default: a minute ago) to ``--stream``, for ``nearby events
    consume STREAM --until-empty`` to apply.
 
 The events (:func:`simulate_week`) are a crowd's, anonymous, and the two demo
@@ -257,7 +257,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if users.recents(conn, "demo-anna"):
             print("usage events: the simulated week is loaded already (kept)")
             return
-    end_s = (args.end.timestamp() if args.end else time.time()) - 60.0
+    # A minute back from now: a server whose clock is a little behind still takes them all.
+    end_s = args.end.timestamp() if args.end else time.time() - 60.0
     events = simulate_week(args.seed, apps, read_branches(args.branches, args.source), end_s)
     send(connect_redis(settings.redis_url), args.stream, events)
     print(f"usage events: {len(events):,} sent to {args.stream}")
