@@ -60,7 +60,7 @@ test: venv node
 demo: venv node
 	@$(PROVISION) && export NEARBY_DEBUG=1 NEARBY_API_KEYS=$${NEARBY_API_KEYS:-demo-key} \
 	  NEARBY_STALE_BIKE_S=86400 NEARBY_STALE_CHARGER_S=86400 && \
-	  BIN=$(BIN) scripts/load_demo.sh && \
+	  BIN=$(BIN) DEMO_ORIGIN=http://$(HOST):$(PORT) scripts/load_demo.sh && \
 	  scripts/demo_banner.sh "$(HOST)" "$(PORT)" && \
 	  exec $(BIN)/nearby serve --host $(HOST) --port $(PORT)
 

@@ -14,5 +14,6 @@ nearby demo: central Helsinki, serving on $base  (Ctrl-C stops it)
   curl -H 'Accept: application/geo+json' '$base/v1/nearby?lat=60.1699&lng=24.9384&radius=400'
   curl '$base/readyz'
   open $base/debug/map    (the debug map)
+  open $base/demo         (the pull-down screen: demo-anna, demo-ben)
 
 TEXT

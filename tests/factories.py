@@ -878,3 +878,43 @@ class Taken(Notes):
 
     def redis_failed(self, exc: BaseException) -> None:
         self.told.append(("redis_failed", exc))
+
+
+# -- the demo city --
+
+#: The demo extract, and the source its import in scripts/load_demo.sh names.
+DEMO_POIS = Path(__file__).resolve().parents[1] / "data" / "helsinki_center_pois.geojson"
+DEMO_SOURCE = "osm-helsinki"
+
+
+def load_demo_shops(
+    nearby: Any, out: Path, icon_base: str = "http://demo.test/demo/icons/"
+) -> None:
+    """What scripts/load_demo.sh does for the shops and the catalog, into the test index:
+    the extract, the derived catalog, and the branches again with their apps."""
+    from scripts.gen_demo_catalog import main as gen_demo_catalog
+
+    result = nearby("import", "stores", str(DEMO_POIS), "--source", DEMO_SOURCE, "--replace",
+                    "--rejects", str(out / "shops.rejects.csv"))  # fmt: skip
+    assert result.exit_code == 1, result.output  # the extract's unusable points are rejected
+    gen_demo_catalog(["--pois", str(DEMO_POIS), "--out", str(out), "--icon-base", icon_base])
+    result = nearby("import", "mini-apps", str(out / "mini_apps.ndjson"), "--replace")
+    assert result.exit_code == 0, result.output
+    result = nearby("import", "stores", str(out / "branches.ndjson"), "--source", DEMO_SOURCE,
+                    "--rejects", str(out / "branches.rejects.csv"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+def load_demo_usage(nearby: Any, out: Path, monkeypatch: pytest.MonkeyPatch,
+                    env: dict[str, str], end: str) -> None:  # fmt: skip
+    """The simulated week and the demo users, as scripts/load_demo.sh loads them."""
+    from scripts.gen_demo_usage import main as gen_demo_usage
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    stream = f"{env['NEARBY_REDIS_PREFIX']}:demo-events"
+    gen_demo_usage(["--catalog", str(out / "mini_apps.ndjson"), "--stream", stream,
+                    "--branches", str(out / "branches.ndjson"), "--end", end])  # fmt: skip
+    result = nearby("events", "consume", stream, "--until-empty", "--block-ms", "100")
+    assert result.exit_code == 0, result.output
+    assert " · refused 0 " in result.output, result.output

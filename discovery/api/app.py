@@ -20,6 +20,7 @@ from discovery.api.fastpath import NearbyFastPath
 from discovery.api.jsonio import OrjsonProvider
 from discovery.api.metrics import ApiMetrics
 from discovery.api.requestlog import RequestLayer, RequestNotes
+from discovery.debug import demo
 from discovery.debug import views as debug
 from discovery.search.services import Services
 from discovery.settings import ApiSettings
@@ -48,6 +49,7 @@ def create_app(settings: ApiSettings | None = None) -> Flask:
     discover.init_app(app)
     events.init_app(app)
     debug.init_app(app)
+    demo.init_app(app)
     services.check_healing_in_background()
     metrics = ApiMetrics(services.hot, settings.observe.multiproc_dir)
     app.extensions["nearby.metrics"] = metrics

@@ -1,16 +1,19 @@
-"""Fixtures of the debug tools' tests: the planted tile, and scripts/debug_tile.py run on it."""
+"""Fixtures of the debug tools' tests: the planted tile, scripts/debug_tile.py run on it, and
+the app served for the browser tests."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from flask import Flask
 
 from indexer.model import Entity
 from indexer.store.writer import write_entities
 from scripts.debug_tile import main as debug_tile
+from tests.browser import serving
 from tests.conftest import Index
 from tests.factories import planted_entities
 
@@ -33,3 +36,10 @@ def render(cli_env: dict[str, str], tmp_path: Path) -> Callable[..., tuple[Resul
         return result, out.read_bytes() if out.exists() else b""
 
     return run
+
+
+@pytest.fixture
+def server(app: Flask) -> Iterator[str]:
+    """The test app served by werkzeug on 127.0.0.1: its base URL."""
+    with serving(app) as base:
+        yield base

@@ -8,51 +8,27 @@ the results list.  It skips only when chromium cannot be installed here.
 from __future__ import annotations
 
 import io
-import json
 import math
-import shutil
-import subprocess
-import tempfile
-import threading
-import time
-import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import h3
 import mercantile
 import pytest
-import websocket
-from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
-from werkzeug.serving import make_server
 
 from discovery.api.app import create_app
 from discovery.debug.views import maplibre_dist
 from discovery.settings import ApiSettings
 from indexer.model import Entity
 from indexer.store.writer import write_entities
+from tests.browser import Browser, chromium
 from tests.conftest import Index
 
-ROOT = Path(__file__).resolve().parents[3]
 CENTRE = (60.170, 24.943)
 RADIUS_M = 500.0
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1200,800",
-    "--remote-debugging-port=0",
-)
 
 
 def around(bearing_deg: float, distance_m: float) -> tuple[float, float]:
@@ -210,94 +186,6 @@ def test_query_overlay_names_a_bad_parameter(client: FlaskClient) -> None:
 # -- the page in Chromium -----------------------------------------------------------
 
 
-def chromium() -> str:
-    """The chromium binary, installed when missing; skip the test where it cannot be."""
-    found = subprocess.run(
-        [str(ROOT / "scripts" / "ensure_chromium.sh")], capture_output=True, text=True, check=False
-    )
-    if found.returncode != 0:
-        pytest.skip(f"chromium cannot be installed here: {found.stderr.strip()[-300:]}")
-    return found.stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture
-def server(app: Flask) -> Iterator[str]:
-    """The app served by werkzeug in a thread on 127.0.0.1."""
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(timeout=10)
-
-
-class Browser:
-    """Headless Chromium on one page, driven over the DevTools protocol."""
-
-    def __init__(self, binary: str, url: str) -> None:
-        self.profile = tempfile.mkdtemp(prefix="nearby-chromium-")
-        self.process = subprocess.Popen(
-            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", url],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.next_id = 0
-        self.socket = websocket.create_connection(self.page_socket(), timeout=30)
-
-    def page_socket(self) -> str:
-        """The websocket of the page target, once chromium has written its port."""
-        port_file = Path(self.profile) / "DevToolsActivePort"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if port_file.exists() and port_file.read_text().strip():
-                port = port_file.read_text().split()[0]
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list") as answer:
-                    pages = [t for t in json.load(answer) if t["type"] == "page"]
-                if pages:
-                    return str(pages[0]["webSocketDebuggerUrl"])
-            time.sleep(0.1)
-        raise AssertionError("chromium did not open its DevTools port")
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        """Send one command and wait for its reply (events in between are dropped)."""
-        self.next_id += 1
-        self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.socket.recv())
-            if message.get("id") == self.next_id:
-                assert "error" not in message, message
-                return dict(message["result"])
-
-    def evaluate(self, expression: str) -> Any:
-        """The value of a JavaScript expression in the page."""
-        reply = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        return reply["result"].get("value")
-
-    def wait_for(self, expression: str, timeout_s: float = 60) -> None:
-        """Wait until ``expression`` is true in the page."""
-        deadline = time.monotonic() + timeout_s
-        while not self.evaluate(expression):
-            if time.monotonic() > deadline:
-                status = self.evaluate("document.getElementById('status').textContent")
-                raise AssertionError(f"timed out waiting for {expression} (status: {status!r})")
-            time.sleep(0.1)
-
-    def click(self, x: float, y: float) -> None:
-        """A left click at page coordinates."""
-        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
-            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
-
-    def close(self) -> None:
-        self.socket.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        shutil.rmtree(self.profile, ignore_errors=True)
-
-
 @pytest.mark.browser
 def test_a_click_on_the_map_lists_the_ranked_results(
     server: str, planted_shops: list[Entity]
@@ -310,11 +198,7 @@ def test_a_click_on_the_map_lists_the_ranked_results(
         assert browser.evaluate("window.debugMap.map.getSource('index').tiles[0]").startswith(
             server
         )
-        rect = browser.evaluate(
-            "JSON.stringify(document.getElementById('map').getBoundingClientRect())"
-        )
-        box = json.loads(rect)
-        browser.click(box["left"] + box["width"] / 2, box["top"] + box["height"] / 2)
+        browser.click(*browser.centre_of("#map"))
         browser.wait_for("['results', 'error'].includes(document.body.dataset.state)")
         status = browser.evaluate("document.getElementById('status').textContent")
         assert browser.evaluate("document.body.dataset.state") == "results", status

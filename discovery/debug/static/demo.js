@@ -1,0 +1,219 @@
+// The pull-down screen of the demo: GET /v1/discover for the map's point (and the picked user),
+// its four lists, and an app's nearest branches (GET /v1/mini-apps/<slug>) on a tap.
+(function () {
+  "use strict";
+
+  const page = new URLSearchParams(window.location.search);
+  const point = {
+    lat: parseFloat(page.get("lat") || "60.1699"),
+    lng: parseFloat(page.get("lng") || "24.9384"),
+  };
+  const radius = page.get("radius") || "1500";
+  const limit = page.get("limit") || "8";
+  const picker = document.getElementById("user");
+  const status = document.getElementById("status");
+  const detail = document.getElementById("detail");
+  const lists = ["recent", "favorites", "nearby", "popular"];
+  let apiKey = null;
+  let branchMarkers = [];
+
+  const map = new maplibregl.Map({
+    container: "map",
+    center: [point.lng, point.lat],
+    zoom: parseFloat(page.get("zoom") || "15.5"),
+    maxZoom: 20,
+    attributionControl: false,
+    style: {
+      version: 8,
+      sources: {
+        index: { type: "raster", tiles: [window.location.origin + "/debug/tiles/{z}/{x}/{y}.png"],
+                 tileSize: 512, maxzoom: 22 },
+      },
+      layers: [
+        { id: "background", type: "background", paint: { "background-color": "#efeee9" } },
+        { id: "index", type: "raster", source: "index", paint: { "raster-opacity": 0.3 } },
+      ],
+    },
+  });
+  const hereElement = document.createElement("div");
+  hereElement.className = "here";
+  const here = new maplibregl.Marker({ element: hereElement }).setLngLat([point.lng, point.lat]).addTo(map);
+
+  function setStatus(text, isError) {
+    status.textContent = text;
+    status.className = isError ? "error" : "";
+  }
+
+  function headers() {
+    const wanted = { Accept: "application/json" };
+    if (apiKey) wanted["X-API-Key"] = apiKey;
+    return wanted;
+  }
+
+  async function getJson(url) {
+    const response = await fetch(url, { headers: headers() });
+    const body = await response.json();
+    if (!response.ok) {
+      const error = (body && body.error) || {};
+      throw new Error((error.param ? error.param + ": " : "") + (error.message || response.status));
+    }
+    return body;
+  }
+
+  function distanceText(metres) {
+    if (metres === null || metres === undefined) return "not near";
+    return metres < 1000 ? Math.round(metres) + " m" : (metres / 1000).toFixed(1) + " km";
+  }
+
+  // One list item: {slug, name, icon, distance} whichever list it comes from.
+  function entryOf(item, listName) {
+    if (listName === "recent" || listName === "favorites") {
+      return { slug: item.slug, name: item.name || item.slug, icon: item.icon_url,
+               distance: item.nearest ? item.nearest.distance_m : null };
+    }
+    const app = item.app || {};
+    return { slug: item.mini_app || "", id: item.id, name: app.name || item.mini_app || item.name || item.id,
+             icon: app.icon_url, distance: item.distance_m, lat: item.lat, lng: item.lng };
+  }
+
+  function iconElement(url) {
+    if (!url) {
+      const blank = document.createElement("span");
+      blank.className = "blank";
+      return blank;
+    }
+    const image = document.createElement("img");
+    image.alt = "";
+    image.src = url;
+    return image;
+  }
+
+  function renderList(listName, items) {
+    const list = document.querySelector("#" + listName + " ul");
+    list.replaceChildren();
+    items.map((item) => entryOf(item, listName)).forEach((entry) => {
+      const li = document.createElement("li");
+      li.dataset.slug = entry.slug;
+      if (entry.id) li.dataset.id = entry.id;
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = entry.name;
+      const distance = document.createElement("span");
+      distance.className = "distance";
+      distance.textContent = distanceText(entry.distance);
+      li.append(iconElement(entry.icon), name, distance);
+      li.addEventListener("click", () => (entry.slug ? showApp(entry.slug) : map.easeTo({ center: [entry.lng, entry.lat] })));
+      list.appendChild(li);
+    });
+    if (!items.length) {
+      const empty = document.createElement("li");
+      empty.className = "empty";
+      empty.textContent = picker.value || (listName !== "recent" && listName !== "favorites") ? "nothing here" : "pick a user";
+      list.appendChild(empty);
+    }
+  }
+
+  function discoverParams() {
+    const params = new URLSearchParams({
+      lat: point.lat.toFixed(7), lng: point.lng.toFixed(7), radius: radius, limit: limit,
+    });
+    if (picker.value) params.set("user", picker.value);
+    return params;
+  }
+
+  async function load() {
+    const params = discoverParams();
+    document.body.dataset.query = params.toString();
+    document.body.dataset.state = "querying";
+    setStatus("loading…");
+    try {
+      const body = await getJson("/v1/discover?" + params.toString());
+      lists.forEach((name) => renderList(name, body[name]));
+      setStatus("within " + radius + " m · " + body.sources.nearby);
+      document.body.dataset.state = "results";
+    } catch (error) {
+      setStatus(String(error.message || error), true);
+      document.body.dataset.state = "error";
+    }
+  }
+
+  function clearBranches() {
+    branchMarkers.forEach((marker) => marker.remove());
+    branchMarkers = [];
+  }
+
+  function showBranches(branches) {
+    clearBranches();
+    const list = document.getElementById("branches");
+    list.replaceChildren();
+    const bounds = new maplibregl.LngLatBounds([point.lng, point.lat], [point.lng, point.lat]);
+    branches.forEach((branch, index) => {
+      const element = document.createElement("div");
+      element.className = "branch-marker";
+      element.textContent = String(index + 1);
+      branchMarkers.push(new maplibregl.Marker({ element: element }).setLngLat([branch.lng, branch.lat]).addTo(map));
+      bounds.extend([branch.lng, branch.lat]);
+      const li = document.createElement("li");
+      li.dataset.id = branch.id;
+      li.innerHTML = "<span class=name></span> <span class=meta></span>";
+      li.firstChild.textContent = branch.name || branch.id;
+      const attrs = branch.attrs || {};
+      const street = [attrs.addr_street, attrs.addr_housenumber].filter(Boolean).join(" ");
+      li.lastChild.textContent = [distanceText(branch.distance_m), street].filter(Boolean).join(" · ");
+      list.appendChild(li);
+    });
+    if (branches.length) map.fitBounds(bounds, { padding: 40, maxZoom: 17, duration: 0 });
+  }
+
+  async function showApp(slug) {
+    document.body.dataset.state = "querying";
+    try {
+      const params = new URLSearchParams({ lat: point.lat.toFixed(7), lng: point.lng.toFixed(7), radius: radius, limit: "5" });
+      const body = await getJson("/v1/mini-apps/" + encodeURIComponent(slug) + "?" + params.toString());
+      detail.querySelector("h2").textContent = body.app.name || slug;
+      detail.querySelector("img").src = body.app.icon_url || "";
+      detail.querySelector(".description").textContent = body.app.description || "";
+      detail.dataset.slug = slug;
+      showBranches(body.branches);
+      detail.hidden = false;
+      document.body.dataset.state = "detail";
+    } catch (error) {
+      setStatus(String(error.message || error), true);
+      document.body.dataset.state = "error";
+    }
+  }
+
+  function closeApp() {
+    detail.hidden = true;
+    clearBranches();
+    document.body.dataset.state = "results";
+  }
+
+  function moveTo(lngLat) {
+    point.lat = lngLat.lat;
+    point.lng = lngLat.lng;
+    here.setLngLat([point.lng, point.lat]);
+    closeApp();
+    return load();
+  }
+
+  document.getElementById("back").addEventListener("click", closeApp);
+  picker.addEventListener("change", () => { closeApp(); load(); });
+  map.on("click", (event) => moveTo(event.lngLat));
+  map.on("load", async () => {
+    try {
+      const config = await getJson("/demo/config.json");
+      apiKey = config.api_key;
+      config.users.forEach((user) => picker.add(new Option(user, user)));
+      if (!apiKey) {
+        picker.disabled = true;
+        setStatus("no API key (NEARBY_API_KEYS): no users");
+      }
+      if (page.get("user")) picker.value = page.get("user");
+    } catch (error) {
+      setStatus("no demo configuration: " + error.message, true);
+    }
+    await load();
+  });
+  window.demo = { map: map, load: load, moveTo: moveTo, showApp: showApp, point: point };
+})();
