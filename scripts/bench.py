@@ -3,8 +3,9 @@
     python -m scripts.bench [--quick]
 
 Runs, in order: the store import (``scripts.bench_import``), the nearby search
-on the dense synthetic city (``scripts.bench_search``) and live position
-updates under query load (``scripts.bench_live``).  ``--quick`` runs each at a
+on the dense synthetic city (``scripts.bench_search``), live position updates
+under query load (``scripts.bench_live``) and the pull-down screen
+(``scripts.bench_discover``).  ``--quick`` runs each at a
 tenth of the standard size, for a look in a couple of minutes.  Each part keeps
 its own scratch database and Redis prefix; the demo's are never touched.
 """
@@ -19,11 +20,13 @@ STANDARD = {
     "bench_import": ["--rows", "1000000"],
     "bench_search": ["--stores", "1000000", "--bikes", "100000", "--chargers", "50000"],
     "bench_live": ["--bikes", "100000"],
+    "bench_discover": ["--stores", "1000000"],
 }
 QUICK = {
     "bench_import": ["--rows", "100000"],
     "bench_search": ["--stores", "100000", "--bikes", "10000", "--chargers", "5000"],
     "bench_live": ["--bikes", "10000", "--seconds", "4"],
+    "bench_discover": ["--stores", "100000", "--queries", "100"],
 }
 
 
