@@ -291,15 +291,29 @@ class RedisSearch:
         without counts or a cursor, the top mini-apps read as the top of entities is."""
         res = coverage.resolution_for(query.radius_m)
         if not query.counts and query.after is None and not query.open_now:
-            mode = TOP_MODES[query.sort] + "b"
-            hits = self.call(query, mode, query.radius_m, query.limit + 1, res, stats)
-            return hits[: query.limit], len(hits) > query.limit
+            return self.top_apps(query, stats)
         if not query.open_now:
             hits = self.call(query, "g", query.radius_m, query.limit + 1, res, stats)
             return hits[: query.limit], len(hits) > query.limit
         everything = self.call(query, "a", query.radius_m, 0, res, stats)
         open_hits = [hit for hit in everything if is_open(hit.document(), query.now_s)]
         return page(group_hits(open_hits, query), query)
+
+    def top_apps(self, query: NearbyQuery, stats: Stats) -> tuple[list[Hit], bool]:
+        """The top mini-apps, without counts, staged for sort=distance as :meth:`top` is.
+
+        A stage's answer is the whole one once it holds a mini-app more than the page
+        (each one's nearest branch within the stage is its nearest of all), or every
+        mini-app the query's filter names (no other can come).
+        """
+        mode = TOP_MODES[query.sort] + "b"
+        named = len(query.mini_apps)
+        for radius_m, res in stages(query):
+            hits = self.call(query, mode, radius_m, query.limit + 1, res, stats)
+            every_app = named > 0 and len(hits) == named
+            if len(hits) > query.limit or every_app or radius_m >= query.radius_m:
+                return hits[: query.limit], len(hits) > query.limit
+        raise AssertionError("the last stage covers the whole radius")
 
     def top(self, query: NearbyQuery, stats: Stats) -> tuple[list[Hit], bool]:
         """The top ``limit`` (+1 to learn whether more follow), staged for sort=distance."""

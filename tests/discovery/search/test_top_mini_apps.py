@@ -75,6 +75,11 @@ FIRST = {"radius": 50_000.0, "limit": 5, "offset_m": 0.0, "bearing": 0.0, "filte
 @example(place="north_pole", seed=1, asked=[{**FIRST, "sort": "score"}] * 6)
 @example(place="antimeridian", seed=2, asked=[{**FIRST, "sort": "popularity"}] * 6)
 @example(place="pentagon", seed=3, asked=[{**FIRST, "sort": "distance", "filter": 4}] * 6)
+@example(
+    place="antimeridian",
+    seed=4,
+    asked=[{**FIRST, "sort": "distance", "radius": r, "limit": 2, "filter": 4} for r in RADII],
+)
 def test_top_mini_apps_match_the_brute_force(index, api_settings, place, seed, asked) -> None:
     entities = entities_of(seed, place)
     write_entities(index.conn, index.hot, "t", entities, replace=True)
