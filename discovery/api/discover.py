@@ -1,6 +1,6 @@
 """GET /v1/discover: the pull-down screen in one call.
 
-``GET /v1/discover?lat&lng[&radius][&limit][&user]`` answers the four lists of
+``GET /v1/discover?lat&lng[&radius][&limit][&user][&q]`` answers the four lists of
 the screen a person sees on pulling down in the chat app:
 
 - ``recent``: the user's recently used mini-apps (``/v1/users/<user>/recent``),
@@ -17,7 +17,10 @@ answers for the same parameters, but for the counts of the groups: without
 them, the hot index finds the top mini-apps reading only as far as the top
 needs (counting would read every entity in the radius). Without ``user`` the
 first two lists are empty; with it the request needs the API key (the platform
-calls on its user's behalf), and the id is never logged.
+calls on its user's behalf), and the id is never logged. ``q`` (the search box
+over the screen) keeps the entities that match it in ``nearby`` and ``popular``
+(/v1/nearby's text rule); the user's own lists and their nearest branches stay
+as they are.
 """
 
 from __future__ import annotations
@@ -51,7 +54,9 @@ def nearest_of(
     wanted = tuple(sorted(set(slugs)))
     if not wanted:
         return {}, None
-    query = replace(base, sort="distance", mini_apps=wanted, limit=len(wanted), counts=False)
+    query = replace(
+        base, sort="distance", mini_apps=wanted, limit=len(wanted), counts=False, text=None
+    )
     found = find_nearby(svc, query)
     nearest: dict[str, Any] = {}
     for hit in found.hits:

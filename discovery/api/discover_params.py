@@ -15,7 +15,7 @@ from discovery.search.query import NearbyQuery
 from discovery.search.services import Services
 from indexer.errors import BadInput
 
-PARAMETERS = frozenset({"lat", "lng", "radius", "limit", "user"})
+PARAMETERS = frozenset({"lat", "lng", "radius", "limit", "user", "q"})
 #: The radius the lists look within unless asked otherwise (metres).
 DEFAULT_RADIUS_M = 5000.0
 #: Mini-apps in each of the nearby and popular lists unless asked otherwise.
@@ -25,7 +25,8 @@ DEFAULT_LIMIT = 10
 def parse_discover(
     args: Mapping[str, Sequence[str]], svc: Services
 ) -> tuple[NearbyQuery, str | None]:
-    """The base query (group=mini_app, by score) the parameters ask, and the user (or None)."""
+    """The base query (group=mini_app, by score, ``q`` if given) the parameters ask, and
+    the user (or None)."""
     unknown = sorted(set(args) - PARAMETERS)
     if unknown:
         raise BadInput(f"unknown parameter {unknown[0][:40]!r}", unknown[0])
@@ -43,6 +44,7 @@ def parse_discover(
         limit=params.integer(get["limit"], "limit", params.LIMIT, DEFAULT_LIMIT),
         now_s=time.time(),
         stale=svc.stale,
+        text=params.text_query(get["q"]),
     )
     user = get["user"]
     return query, None if user is None else checked_user(user)

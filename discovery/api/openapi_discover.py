@@ -10,6 +10,7 @@ from typing import Any
 from discovery.api import discover_params as discover
 from discovery.api.openapi_catalog import SECURITY, listed_schema
 from discovery.api.openapi_parts import NULLABLE_STRING, errors, query_param
+from discovery.api.openapi_text import text_param
 from discovery.search import params
 from indexer.store.events import USER_PATTERN
 
@@ -97,6 +98,7 @@ def discover_path() -> dict[str, Any]:
                     {"type": "string", "pattern": USER_PATTERN},
                     "The platform's opaque id of the user (needs the API key).",
                 ),
+                text_param(),
             ],  # fmt: skip
             "responses": {
                 "200": {

@@ -22,8 +22,18 @@ from indexer.rules import distance_m
 from indexer.settings import DEFAULT_STALE_S
 from indexer.store.catalog import MiniApp, publish_catalog, read_catalog, write_catalog
 from indexer.store.writer import write_entities
+from indexer.text import parse_query
+from indexer.text import query_problem as text_problem
 from tests.conftest import API_KEY, Index
-from tests.factories import candidate_of, clear_catalog, point_at
+from tests.factories import (
+    candidate_of,
+    clear_catalog,
+    point_at,
+    random_text_query,
+    text_brute_force,
+    text_catalog,
+    text_entities,
+)
 
 AUTH = {"X-API-Key": API_KEY}
 HELSINKI = (60.17, 24.94)
@@ -212,3 +222,37 @@ def test_a_forgotten_user_has_an_empty_screen(
     after = client.get("/v1/discover", query_string=point, headers=AUTH).json
     assert after["favorites"] == [] and after["recent"] == []
     assert after["nearby"] == before["nearby"]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_q_keeps_the_matching_mini_apps(index: Index, client: FlaskClient, seed: int) -> None:
+    rng = random.Random(seed)
+    apps = text_catalog(rng)
+    clear_catalog(index)
+    write_catalog(index.conn, apps, replace=True)
+    publish_catalog(index.hot.client, index.settings.redis_prefix, read_catalog(index.conn))
+    index.conn.commit()
+    entities = text_entities(rng, 300, *HELSINKI)
+    write_entities(index.conn, index.hot, "x", entities, replace=True)
+    names = [e.name for e in entities] + [app.name for app in apps]
+    checked = 0
+    for _ in range(8):
+        q = random_text_query(rng, names)
+        if text_problem(q):
+            continue
+        args = {"lat": HELSINKI[0], "lng": HELSINKI[1], "q": q, "limit": 3}
+        body = client.get("/v1/discover", query_string=args).json
+        text = parse_query(q)
+        for name, sort in (("nearby", "score"), ("popular", "popularity")):
+            query = reference(*HELSINKI, DEFAULT_RADIUS_M, 3, sort=sort, text=text)
+            want, _ = text_brute_force(query, entities, apps)
+            assert shown(body[name]) == [(h.id, h.distance_m, h.score, None) for h in want], q
+            checked += len(want)
+        assert body["sources"]["nearby"] == "postgis"
+    assert checked > 0
+    clear_catalog(index)
+
+
+def test_a_bad_q_is_named(index: Index, client: FlaskClient) -> None:
+    response = client.get("/v1/discover", query_string={"lat": 1, "lng": 1, "q": "x" * 101})
+    assert response.status_code == 400 and response.json["error"]["param"] == "q"
