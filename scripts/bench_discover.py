@@ -33,13 +33,11 @@ from discovery.api.current import services
 from discovery.api.discover import discover_body, listed_apps, nearest_of
 from discovery.api.discover_params import DEFAULT_RADIUS_M, parse_discover
 from discovery.settings import ApiSettings
-from indexer.hot.index import HotIndex, connect_redis
 from indexer.settings import IndexSettings
 from indexer.store import db
-from indexer.store.catalog import MiniApp, publish_catalog, read_catalog, write_catalog
+from indexer.store.catalog import MiniApp
 from indexer.store.users import add_favorite
-from indexer.store.writer import write_entities
-from scripts.benchkit import ensure_database, log, scratch_settings, summary, timed
+from scripts.benchkit import ensure_database, ensure_stores, log, scratch_settings, summary, timed
 from scripts.gen_city import BRANDS, city_stores, query_points
 
 SEED = 1
@@ -60,28 +58,13 @@ SELECT mini_app FROM (
 
 
 def ensure_loaded(settings: IndexSettings, stores: int, reload: bool) -> None:
-    """Load the catalog and the stores into PostGIS and Redis unless they are there."""
-    conn = db.connect(settings.database_url)
-    hot = HotIndex(connect_redis(settings.redis_url), settings.redis_prefix)
-    found = conn.execute("SELECT count(*) FROM entities").fetchone()
-    if reload or (found[0] if found else 0) != stores or hot.generation() is None:
-        log(f"loading {stores:,} stores …")
-        started = time.perf_counter()
-        conn.execute("TRUNCATE entities, mini_apps")
+    """The city and its chains' catalog, loaded unless there; the user's favourites."""
+    apps = [MiniApp(brand, f"Chain {brand[5:]}") for brand in BRANDS]
+    ensure_stores(settings, stores, reload, apps, lambda: city_stores(SEED, stores))
+    with db.connect(settings.database_url) as conn:
+        for slug in FAVORITES:
+            add_favorite(conn, USER, slug)
         conn.commit()
-        hot.drop_all()
-        hot.rebuild(conn)
-        write_catalog(conn, [MiniApp(b, f"Chain {b[5:]}") for b in BRANDS], replace=True)
-        write_entities(conn, hot, "city", city_stores(SEED, stores))
-        with psycopg.connect(settings.database_url, autocommit=True) as maintenance:
-            maintenance.execute("VACUUM ANALYZE entities")
-        log(f"loaded in {time.perf_counter() - started:.0f} s")
-    publish_catalog(hot.client, settings.redis_prefix, read_catalog(conn))
-    for slug in FAVORITES:
-        add_favorite(conn, USER, slug)
-    conn.commit()
-    conn.close()
-    hot.client.close()
 
 
 def args_of(lat: float, lng: float, user: bool) -> dict[str, list[str]]:

@@ -46,13 +46,10 @@ from discovery.search.finder import find_nearby
 from discovery.search.params import parse_nearby
 from discovery.search.suggestions import DEFAULT_RADIUS_M, postgis_suggest
 from discovery.settings import ApiSettings
-from indexer.hot.index import HotIndex, connect_redis
 from indexer.model import Entity
 from indexer.settings import IndexSettings
-from indexer.store import db
-from indexer.store.catalog import MiniApp, write_catalog
-from indexer.store.writer import write_entities
-from scripts.benchkit import ensure_database, log, scratch_settings, summary, timed
+from indexer.store.catalog import MiniApp
+from scripts.benchkit import ensure_database, ensure_stores, log, scratch_settings, summary, timed
 from scripts.gen_city import BRANDS, city_stores, query_points
 
 SEED = 1
@@ -136,23 +133,7 @@ def named_stores(n: int) -> Iterator[Entity]:
 
 def ensure_loaded(settings: IndexSettings, stores: int, reload: bool) -> None:
     """Load the catalog and the stores into PostGIS and Redis unless they are there."""
-    conn = db.connect(settings.database_url)
-    hot = HotIndex(connect_redis(settings.redis_url), settings.redis_prefix)
-    found = conn.execute("SELECT count(*) FROM entities").fetchone()
-    if reload or (found[0] if found else 0) != stores or hot.generation() is None:
-        log(f"loading {stores:,} stores …")
-        started = time.perf_counter()
-        conn.execute("TRUNCATE entities, mini_apps")
-        conn.commit()
-        hot.drop_all()
-        hot.rebuild(conn)
-        write_catalog(conn, catalog(), replace=True)
-        write_entities(conn, hot, "city", named_stores(stores))
-        with psycopg.connect(settings.database_url, autocommit=True) as maintenance:
-            maintenance.execute("VACUUM ANALYZE entities")
-        log(f"loaded in {time.perf_counter() - started:.0f} s")
-    conn.close()
-    hot.client.close()
+    ensure_stores(settings, stores, reload, catalog(), lambda: named_stores(stores))
 
 
 def word_counts(conn: psycopg.Connection) -> collections.Counter[str]:

@@ -15,15 +15,19 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import redis
 
+from indexer.hot.index import HotIndex, connect_redis
+from indexer.model import Entity
 from indexer.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, IndexSettings
 from indexer.store import db
+from indexer.store.catalog import MiniApp, publish_catalog, read_catalog, write_catalog
+from indexer.store.writer import write_entities
 
 
 def admin_url() -> str:
@@ -51,6 +55,35 @@ def ensure_database(settings: IndexSettings) -> None:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     db.upgrade(settings.database_url)
+
+
+def ensure_stores(
+    settings: IndexSettings,
+    count: int,
+    reload: bool,
+    apps: Sequence[MiniApp],
+    stores: Callable[[], Iterable[Entity]],
+) -> None:
+    """Load the catalog ``apps`` and the ``count`` entities ``stores()`` yields into PostGIS
+    and Redis, unless that many are there already (and Redis holds a generation)."""
+    conn = db.connect(settings.database_url)
+    hot = HotIndex(connect_redis(settings.redis_url), settings.redis_prefix)
+    found = conn.execute("SELECT count(*) FROM entities").fetchone()
+    if reload or (found[0] if found else 0) != count or hot.generation() is None:
+        log(f"loading {count:,} stores …")
+        started = time.perf_counter()
+        conn.execute("TRUNCATE entities, mini_apps")
+        conn.commit()
+        hot.drop_all()
+        hot.rebuild(conn)
+        write_catalog(conn, list(apps), replace=True)
+        write_entities(conn, hot, "city", stores())
+        with psycopg.connect(settings.database_url, autocommit=True) as maintenance:
+            maintenance.execute("VACUUM ANALYZE entities")
+        log(f"loaded in {time.perf_counter() - started:.0f} s")
+    publish_catalog(hot.client, settings.redis_prefix, read_catalog(conn))
+    conn.close()
+    hot.client.close()
 
 
 def drop_database(url: str, name: str) -> None:

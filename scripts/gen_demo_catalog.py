@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -103,16 +104,7 @@ def slugify(text: str) -> str:
     non-alphanumerics is one ``-``; accents are dropped (``Boknäs`` → ``boknas``).
     """
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    words, word = [], []
-    for char in ascii_text.lower().replace("'", ""):
-        if char.isalnum():
-            word.append(char)
-        elif word:
-            words.append("".join(word))
-            word = []
-    if word:
-        words.append("".join(word))
-    return "-".join(words)
+    return "-".join(re.findall(r"[a-z0-9]+", ascii_text.lower().replace("'", "")))
 
 
 def feature_to_poi(feature: Mapping[str, Any]) -> Poi:

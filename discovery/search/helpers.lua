@@ -28,42 +28,9 @@ local function bytes_less(a, b)
   return #a < #b
 end
 
--- A max-heap of numbers i in `heap`, ordered by bound[i]: push i with value.
-local function heap_push(heap, bound, i, value)
-  bound[i] = value
-  heap[#heap + 1] = i
-  local at = #heap
-  while at > 1 do
-    local up = math.floor(at / 2)
-    if bound[heap[up]] >= value then break end
-    heap[up], heap[at] = heap[at], heap[up]
-    at = up
-  end
-end
-
--- Take the number with the highest bound off the heap.
-local function heap_pop(heap, bound)
-  local first = heap[1]
-  local last = table.remove(heap)
-  local size = #heap
-  if size > 0 then
-    heap[1] = last
-    local at, value = 1, bound[last]
-    while true do
-      local l, r, m, best = 2 * at, 2 * at + 1, at, value
-      if l <= size and bound[heap[l]] > best then m, best = l, bound[heap[l]] end
-      if r <= size and bound[heap[r]] > best then m = r end
-      if m == at then break end
-      heap[m], heap[at] = heap[at], heap[m]
-      at = m
-    end
-  end
-  return first
-end
-
 -- A heap of numbers i in `heap`, the first the one that `higher(i, j)` puts
 -- before all others: push i.
-local function sift_push(heap, higher, i)
+local function heap_push(heap, higher, i)
   heap[#heap + 1] = i
   local at = #heap
   while at > 1 do
@@ -75,7 +42,7 @@ local function sift_push(heap, higher, i)
 end
 
 -- Take the first number off such a heap.
-local function sift_pop(heap, higher)
+local function heap_pop(heap, higher)
   local first = heap[1]
   local last = table.remove(heap)
   local size = #heap

@@ -4,8 +4,12 @@
 -- -- top by score: best-first over cells, members in popularity order -------
 
 local heap = {}
-local function push(i, value) heap_push(heap, c_bound, i, value) end
-local function pop() return heap_pop(heap, c_bound) end
+local function higher(i, j) return c_bound[i] > c_bound[j] end
+local function push(i, value)
+  c_bound[i] = value
+  heap_push(heap, higher, i)
+end
+local function pop() return heap_pop(heap, higher) end
 
 local function reachable(value)
   return n < limit or value * (1 + SLACK) >= top[n].s
@@ -154,7 +158,7 @@ local function read_cell_p(i)
     end
     if k == asked then
       c_bound[i] = popularity
-      sift_push(heap, p_higher, i)
+      heap_push(heap, p_higher, i)
     end
   end
 end
@@ -163,11 +167,11 @@ local function by_popularity()
   while next_dmin do
     for _, i in ipairs(next_cells()) do
       c_bound[i] = c_top[i]
-      sift_push(heap, p_higher, i)
+      heap_push(heap, p_higher, i)
     end
   end
   while #heap > 0 and p_reachable(c_bound[heap[1]], c_dmin[heap[1]]) do
-    read_cell_p(sift_pop(heap, p_higher))
+    read_cell_p(heap_pop(heap, p_higher))
   end
 end
 
