@@ -2,8 +2,10 @@
 
 - ``GET /demo``: a phone-sized page (MapLibre, served from node_modules as the
   debug map's) with a small map and, under it, the screen of ``GET
-  /v1/discover``: a user picker and the four lists; a click on the map moves the
-  point, a tap on an app lists its nearest branches (``GET /v1/mini-apps/<slug>``).
+  /v1/discover``: a user picker, a search box (``q``) and the four lists; a click on
+  the map moves the point, a tap on an app lists its nearest branches (``GET
+  /v1/mini-apps/<slug>``) under a toggle of the user's favourite (``PUT``/``DELETE
+  /v1/users/<user>/favorites/<slug>``).
 - ``GET /demo/icons/<slug>.svg``: the demo catalog's icons (:mod:`discovery.debug.icons`).
 - ``GET /demo/config.json``: what the page needs: an API key of the server's own
   (``NEARBY_API_KEYS``), for the user endpoints, and the demo users. It hands a

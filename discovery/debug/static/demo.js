@@ -1,5 +1,6 @@
 // The pull-down screen of the demo: GET /v1/discover for the map's point (and the picked user),
-// its four lists, and an app's nearest branches (GET /v1/mini-apps/<slug>) on a tap.
+// its four lists, and an app's nearest branches (GET /v1/mini-apps/<slug>) on a tap; a search box
+// (q, debounced) and, with a user picked, a favourite toggle in the app's panel.
 (function () {
   "use strict";
 
@@ -13,9 +14,14 @@
   const picker = document.getElementById("user");
   const status = document.getElementById("status");
   const detail = document.getElementById("detail");
+  const search = document.getElementById("search");
+  const favorite = document.getElementById("favorite");
   const lists = ["recent", "favorites", "nearby", "popular"];
   let apiKey = null;
   let branchMarkers = [];
+  let current = null; // the last answer of /v1/discover shown
+  let asked = 0; // the number of the last /v1/discover asked: only its answer is shown
+  let typing = null;
 
   const map = new maplibregl.Map({
     container: "map",
@@ -50,15 +56,17 @@
     return wanted;
   }
 
-  async function getJson(url) {
-    const response = await fetch(url, { headers: headers() });
-    const body = await response.json();
+  async function request(url, method) {
+    const response = await fetch(url, { method: method || "GET", headers: headers() });
+    const body = response.status === 204 ? null : await response.json();
     if (!response.ok) {
       const error = (body && body.error) || {};
       throw new Error((error.param ? error.param + ": " : "") + (error.message || response.status));
     }
     return body;
   }
+
+  const getJson = (url) => request(url, "GET");
 
   function distanceText(metres) {
     if (metres === null || metres === undefined) return "not near";
@@ -108,7 +116,8 @@
     if (!items.length) {
       const empty = document.createElement("li");
       empty.className = "empty";
-      empty.textContent = picker.value || (listName !== "recent" && listName !== "favorites") ? "nothing here" : "pick a user";
+      const mine = listName === "recent" || listName === "favorites";
+      empty.textContent = mine ? (picker.value ? "nothing here" : "pick a user") : (searched() ? "no match" : "nothing here");
       list.appendChild(empty);
     }
   }
@@ -118,23 +127,56 @@
       lat: point.lat.toFixed(7), lng: point.lng.toFixed(7), radius: radius, limit: limit,
     });
     if (picker.value) params.set("user", picker.value);
+    if (searched()) params.set("q", searched());
     return params;
+  }
+
+  function searched() {
+    return search.value.trim();
   }
 
   async function load() {
     const params = discoverParams();
+    const number = ++asked;
     document.body.dataset.query = params.toString();
     document.body.dataset.state = "querying";
     setStatus("loading…");
     try {
       const body = await getJson("/v1/discover?" + params.toString());
+      if (number !== asked) return;
+      current = body;
       lists.forEach((name) => renderList(name, body[name]));
       setStatus("within " + radius + " m · " + body.sources.nearby);
-      document.body.dataset.state = "results";
+      document.body.dataset.state = detail.hidden ? "results" : "detail";
+    } catch (error) {
+      if (number !== asked) return;
+      setStatus(String(error.message || error), true);
+      document.body.dataset.state = "error";
+    }
+  }
+
+  // The panel's toggle: whether the app is among the user's favourites of the last answer.
+  function showFavorite() {
+    const slug = detail.dataset.slug;
+    const held = Boolean(current && current.favorites.some((item) => item.slug === slug));
+    favorite.hidden = !picker.value || !apiKey;
+    favorite.dataset.favorite = String(held);
+    favorite.textContent = held ? "★ In my mini-apps" : "☆ Add to my mini-apps";
+  }
+
+  async function toggleFavorite() {
+    const url = "/v1/users/" + encodeURIComponent(picker.value) + "/favorites/" + encodeURIComponent(detail.dataset.slug);
+    favorite.disabled = true;
+    document.body.dataset.state = "querying";
+    try {
+      await request(url, favorite.dataset.favorite === "true" ? "DELETE" : "PUT");
+      await load();
     } catch (error) {
       setStatus(String(error.message || error), true);
       document.body.dataset.state = "error";
     }
+    favorite.disabled = false;
+    showFavorite();
   }
 
   function clearBranches() {
@@ -174,6 +216,7 @@
       detail.querySelector("img").src = body.app.icon_url || "";
       detail.querySelector(".description").textContent = body.app.description || "";
       detail.dataset.slug = slug;
+      showFavorite();
       showBranches(body.branches);
       detail.hidden = false;
       document.body.dataset.state = "detail";
@@ -199,6 +242,11 @@
 
   document.getElementById("back").addEventListener("click", closeApp);
   picker.addEventListener("change", () => { closeApp(); load(); });
+  favorite.addEventListener("click", toggleFavorite);
+  search.addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(load, 250);
+  });
   map.on("click", (event) => moveTo(event.lngLat));
   map.on("load", async () => {
     try {

@@ -2,12 +2,15 @@
 Chromium over the demo city as scripts/load_demo.sh loads it.
 
 The browser test's lists are checked against what GET /v1/discover answers for
-the point the page asked about, never against names written here.
+the point the page asked about, never against names written here; so are its
+favourite toggle (against GET /v1/users/<user>/favorites too) and its search box.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -156,6 +159,115 @@ def put_favorite(server: str, user: str, slug: str) -> None:
         assert response.status == 204
 
 
+def favorite_slugs(server: str, user: str) -> list[str]:
+    """The user's favourites as GET /v1/users/<user>/favorites answers them."""
+    status, _, body = fetch(f"{server}/v1/users/{user}/favorites", headers={"X-API-Key": API_KEY})
+    assert status == 200, body
+    return [item["slug"] for item in body["favorites"]]
+
+
+def tap(browser: Browser, list_name: str, slug: str) -> None:
+    """Tap an app of a list and wait for its panel."""
+    browser.evaluate(f"document.querySelector('#{list_name} li[data-slug=\"{slug}\"]').click()")
+    browser.wait_for("document.body.dataset.state === 'detail'")
+
+
+TOGGLE = "document.getElementById('favorite')"
+
+
+def press_toggle(browser: Browser, becomes: bool) -> None:
+    """Press the panel's favourite toggle and wait for the reloaded screen."""
+    browser.evaluate(f"{TOGGLE}.click()")
+    browser.wait_for(
+        f"{TOGGLE}.dataset.favorite === '{str(becomes).lower()}' && !{TOGGLE}.disabled"
+        " && document.body.dataset.state === 'detail'"
+    )
+
+
+def check_the_favourite_toggle(browser: Browser, server: str, user: str) -> None:
+    """The toggle of an app of "Around you" adds it to the user's favourites, then removes it."""
+    query = browser.evaluate("document.body.dataset.query")
+    shown = expected_lists(server, query)
+    held = {item[0] for item in shown["favorites"]}
+    slug = next(item[0] for item in shown["nearby"] if item[0] not in held)
+    tap(browser, "nearby", slug)
+    assert browser.evaluate(f"{TOGGLE}.hidden") is False
+    assert browser.evaluate(f"{TOGGLE}.textContent") == "☆ Add to my mini-apps"
+
+    press_toggle(browser, True)
+    assert slug in favorite_slugs(server, user)
+    assert browser.evaluate(f"{TOGGLE}.textContent") == "★ In my mini-apps"
+    after = expected_lists(server, browser.evaluate("document.body.dataset.query"))
+    assert after["favorites"][0][0] == slug
+    assert shown_lists(browser) == after
+
+    press_toggle(browser, False)
+    assert slug not in favorite_slugs(server, user)
+    assert browser.evaluate(f"{TOGGLE}.textContent") == "☆ Add to my mini-apps"
+    after = expected_lists(server, browser.evaluate("document.body.dataset.query"))
+    assert slug not in [item[0] for item in after["favorites"]]
+    assert shown_lists(browser) == after
+    browser.evaluate("document.getElementById('back').click()")
+
+
+def set_value(browser: Browser, element_id: str, value: str, event: str) -> None:
+    """Set a field of the page as a person would, with its event."""
+    browser.evaluate(
+        f"(field => {{ field.value = {json.dumps(value)};"
+        f" field.dispatchEvent(new Event('{event}')) }})(document.getElementById('{element_id}'))"
+    )
+
+
+def search_for(browser: Browser, text: str, ready: str) -> dict[str, str]:
+    """Type ``text`` into the emptied search box; wait for the screen it asks; the query."""
+    browser.evaluate("document.getElementById('search').select()")
+    if text:
+        browser.call("Input.insertText", text=text)
+    else:
+        set_value(browser, "search", "", "input")
+    sent = "new URLSearchParams(document.body.dataset.query).get('q')"
+    browser.wait_for(f"{sent} === {json.dumps(text.strip() or None)} && {ready}")
+    return dict(parse_qsl(browser.evaluate("document.body.dataset.query")))
+
+
+def check_the_search_box(browser: Browser, server: str, ready: str) -> None:
+    """A word of the first nearby result's name asks for q=<word>; no match; a 400; empty."""
+    before = dict(parse_qsl(browser.evaluate("document.body.dataset.query")))
+    status, _, body = fetch(
+        f"{server}/v1/discover?{urlencode(before)}", headers={"X-API-Key": API_KEY}
+    )
+    assert status == 200 and body["nearby"], body
+    word = re.findall(r"\w+", body["nearby"][0]["name"] or body["nearby"][0]["app"]["name"])[0]
+
+    browser.evaluate("document.getElementById('search').focus()")
+    asked = search_for(browser, word, ready)
+    assert asked == {**before, "q": word}
+    expected = expected_lists(server, urlencode(asked))
+    assert expected["nearby"]
+    shown = shown_lists(browser)
+    assert [item[0] for item in shown["nearby"]] == [item[0] for item in expected["nearby"]]
+    assert shown == expected
+
+    nothing = "qqxzv"
+    assert not expected_lists(server, urlencode({**before, "q": nothing}))["nearby"]
+    search_for(browser, nothing, ready)
+    assert browser.evaluate("document.querySelector('#nearby li.empty').textContent") == "no match"
+
+    long = "a" * 101
+    status, _, refused = fetch(
+        f"{server}/v1/discover?{urlencode({**before, 'q': long})}", headers={"X-API-Key": API_KEY}
+    )
+    assert status == 400, refused
+    search_for(browser, long, ready)
+    assert browser.evaluate("document.body.dataset.state") == "error"
+    error = refused["error"]
+    status_line = "document.getElementById('status').textContent"
+    assert browser.evaluate(status_line) == f"{error['param']}: {error['message']}"
+
+    assert search_for(browser, "", ready) == before
+    assert shown_lists(browser) == expected_lists(server, urlencode(before))
+
+
 @pytest.mark.browser
 def test_the_screen_lists_what_discover_answers_for_the_clicked_point(
     server: str, demo_city: None
@@ -206,5 +318,14 @@ def test_the_screen_lists_what_discover_answers_for_the_clicked_point(
         after = expected_lists(server, browser.evaluate("document.body.dataset.query"))
         assert after["favorites"][0][0] == added
         assert shown_lists(browser) == after
+
+        check_the_favourite_toggle(browser, server, "demo-anna")
+        check_the_search_box(browser, server, ready)
+
+        # Without a user the panel has no toggle.
+        set_value(browser, "user", "", "change")
+        browser.wait_for(f"document.body.dataset.query.indexOf('user=') < 0 && {ready}")
+        tap(browser, "nearby", shown_lists(browser)["nearby"][0][0])
+        assert browser.evaluate(f"{TOGGLE}.hidden") is True
     finally:
         browser.close()
