@@ -610,7 +610,7 @@ def clear_catalog(index: Index) -> None:
     with index.conn.cursor() as cur:
         cur.execute(f"TRUNCATE {', '.join(CATALOG_TABLES)}")
     index.conn.commit()
-    index.hot.client.delete(f"{index.settings.redis_prefix}:apps")
+    index.hot.client.delete(layout.catalog_key(index.settings.redis_prefix))
 
 
 def catalog_rows(index: Index) -> list[tuple[Any, ...]]:

@@ -247,13 +247,15 @@ class HotIndex(HotClient):
         (nothing reads them: queries answer from PostGIS until ``cache
         rebuild``). Prefixes cannot hold ':', so every key under
         ``{prefix}:`` is this deployment's; those outside ``{prefix}:{LAYOUT}:``
-        belong to other layouts, but for its telemetry (:mod:`indexer.telemetry`).
+        belong to other layouts, but for its telemetry (:mod:`indexer.telemetry`)
+        and the mini-app catalog (:func:`indexer.hot.layout.catalog_key`).
         """
         base = self.prefix[: -len(layout.LAYOUT) - 1]
         ours = (self.prefix + ":", telemetry_prefix(self.prefix) + ":")
+        kept = layout.catalog_key(base)
         return self.unlink(
             key for key in self.client.scan_iter(match=f"{base}:*", count=1000)
-            if not key.startswith(ours)
+            if not key.startswith(ours) and key != kept
         )  # fmt: skip
 
     def drop_matching(self, pattern: str) -> int:

@@ -106,6 +106,12 @@ DOCUMENTS = "d"
 BOUND_FIELD = "*"
 
 
+def catalog_key(prefix: str) -> str:
+    """The key that carries the mini-app catalog, ``{prefix}:apps`` under the deployment's
+    own prefix: no layout's, so that a change of layout keeps it (``cache prune`` too)."""
+    return f"{prefix}:apps"
+
+
 def layout_prefix(prefix: str) -> str:
     """The deployment's prefix with the layout named: ``nearby`` -> ``nearby:l2.r5.7.9.11``."""
     return f"{prefix}:{LAYOUT}"

@@ -26,6 +26,7 @@ import orjson
 import psycopg
 import redis
 
+from indexer.hot.layout import catalog_key
 from indexer.text import joined, stored_text_sql, words
 
 #: The fields of a catalog entry, in the order the table and the answers hold them.
@@ -97,11 +98,6 @@ class Catalog:
 
     rev: int
     apps: Mapping[str, Mapping[str, Any]]
-
-
-def catalog_key(prefix: str) -> str:
-    """The Redis key that carries the catalog: ``{prefix}:apps`` (the deployment's prefix)."""
-    return f"{prefix}:apps"
 
 
 def write_catalog(

@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from discovery.api.catalog_cache import catalog_of
+from indexer.hot.layout import catalog_key
 from indexer.model import Entity
 from indexer.rules import distance_m
 from indexer.store.catalog import MiniApp, publish_catalog, read_catalog, write_catalog
@@ -207,7 +208,7 @@ def test_a_new_catalog_shows_once_its_revision_is_seen(
 def test_a_missing_key_is_read_from_postgis_and_put_back(
     app: Flask, client: FlaskClient, stores: list[Entity], index: Index
 ) -> None:
-    key = f"{index.settings.redis_prefix}:apps"
+    key = catalog_key(index.settings.redis_prefix)
     index.hot.client.delete(key)
     assert client.get("/v1/mini-apps/kfc").json["app"]["name"] == "KFC"
     assert index.hot.client.hget(key, "rev") is not None

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from click.testing import Result
 
+from indexer.hot.layout import catalog_key
 from indexer.store.catalog import read_catalog
 from tests.conftest import Index
 from tests.factories import CATALOG_HEADER, catalog_rows, clear_catalog, write_lines
@@ -55,7 +56,7 @@ def rejects(path: Path) -> list[tuple[str, str, str]]:
 
 def held(index: Index) -> dict[str, str]:
     """The catalog's Redis key."""
-    return dict(index.hot.client.hgetall(f"{index.settings.redis_prefix}:apps"))
+    return dict(index.hot.client.hgetall(catalog_key(index.settings.redis_prefix)))
 
 
 def expected(lines: list[str]) -> list[tuple[str, ...]]:
