@@ -81,7 +81,10 @@ def settings() -> Iterator[IndexSettings]:
         yield test_settings
     finally:
         client = connect_redis(redis_url)
-        HotIndex(client, test_settings.redis_prefix).drop_all()
+        hot = HotIndex(client, test_settings.redis_prefix)
+        # The index's keys, and the run's others (the catalog, the streams tests made).
+        hot.drop_all()
+        hot.drop_matching(f"{test_settings.redis_prefix}:*")
         client.close()
         drop_database(admin_url, name)
 

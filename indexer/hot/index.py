@@ -9,6 +9,7 @@ revision-gated.  A rebuild fills a fresh generation in bulk (:mod:`indexer.hot.f
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -247,15 +248,16 @@ class HotIndex(HotClient):
         (nothing reads them: queries answer from PostGIS until ``cache
         rebuild``). Prefixes cannot hold ':', so every key under
         ``{prefix}:`` is this deployment's; those outside ``{prefix}:{LAYOUT}:``
-        belong to other layouts, but for its telemetry (:mod:`indexer.telemetry`)
-        and the mini-app catalog (:func:`indexer.hot.layout.catalog_key`).
+        belong to other layouts, but for its telemetry (:mod:`indexer.telemetry`).
+        Only keys shaped as an index's are taken (:data:`_LAYOUT_KEY`): the
+        mini-app catalog (:func:`indexer.hot.layout.catalog_key`), or a stream a
+        platform named under the prefix, is no layout's and stays.
         """
         base = self.prefix[: -len(layout.LAYOUT) - 1]
         ours = (self.prefix + ":", telemetry_prefix(self.prefix) + ":")
-        kept = layout.catalog_key(base)
         return self.unlink(
             key for key in self.client.scan_iter(match=f"{base}:*", count=1000)
-            if not key.startswith(ours) and key != kept
+            if not key.startswith(ours) and _LAYOUT_KEY.match(key, len(base) + 1)
         )  # fmt: skip
 
     def drop_matching(self, pattern: str) -> int:
@@ -272,6 +274,12 @@ class HotIndex(HotClient):
         if gen is None:
             return [Difference("*", "Redis holds no index generation")]
         return verify_generation(self, gen, conn)
+
+
+#: What follows ``{prefix}:`` in a key of an index of any layout: a generation's
+#: keys (``3:loc``), the generation, lease and counter keys of the bare prefix, or
+#: anything under a layout's name (``r5.7.9.11:…``, ``l2.r5.7.9.11:…``).
+_LAYOUT_KEY = re.compile(r"(?:gen|gens|building|heal)$|[0-9]+:|[lr][0-9][0-9a-z.]*:")
 
 
 def _add_applied(applied: int, pending: Future[int] | None) -> int:

@@ -142,8 +142,10 @@ def test_prune_deletes_other_layouts_keys_and_nothing_else(
     client = index.hot.client
     left_behind = [f"{base}:gen", f"{base}:3:loc", f"{base}:r5.7.9.11:gen",
                    f"{base}:r5.7.9.11:2:{{831126fffffffff}}:z:891126d3307ffff"]  # fmt: skip
-    # Other deployments' keys, and this one's catalog (no layout's): all kept.
-    neighbours = [f"{base}-other:r5.7.9.11:gen", f"{base}x:gen", f"{base}:apps"]
+    # Other deployments' keys, this one's catalog and a stream named under its prefix (no
+    # layout's): all kept.
+    neighbours = [f"{base}-other:r5.7.9.11:gen", f"{base}x:gen", f"{base}:apps",
+                  f"{base}:events", f"{base}:general"]  # fmt: skip
     for key in left_behind + neighbours:
         client.set(key, "1")
     ours = scanned(client, f"{index.hot.prefix}:*")
