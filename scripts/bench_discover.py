@@ -11,7 +11,8 @@ and reused while the city's size matches.
 Every figure is measured in the same run, in-process (parse, the searches, the
 JSON body) on seeded query points where people are, each asked once: the screen
 with the user and without, each of its searches alone (the nearby list, the
-popular list, the nearest branches of the user's mini-apps), and PostgreSQL
+popular list, the nearest branches of the user's mini-apps), the nearby list
+with the groups' counts (what /v1/nearby's group=mini_app reads), and PostgreSQL
 alone answering the popular list (the best branch of each mini-app in the
 radius by popularity, ``DISTINCT ON`` then ``ORDER BY``, ``LIMIT``).
 """
@@ -92,6 +93,8 @@ def part(name: str) -> Callable[[float, float], Any]:
         query, _ = parse_discover(args_of(lat, lng, False), svc)
         if name == "nearest":
             return nearest_of(svc, query, [*FAVORITES, *RECENTS])
+        if name == "counted":
+            return listed_apps(svc, replace(query, counts=True), {})
         sorted_query = replace(query, sort="popularity") if name == "popular" else query
         return listed_apps(svc, sorted_query, {})
 
@@ -122,6 +125,7 @@ def measure(settings: IndexSettings, unique: int, baseline: int) -> list[str]:
         ("its nearby list (group=mini_app, by score)", part("nearby"), unique),
         ("its popular list (group=mini_app, sort=popularity)", part("popular"), unique),
         ("its nearest branches of the user's 12 mini-apps", part("nearest"), unique),
+        ("the nearby list with counts (as /v1/nearby?group=mini_app)", part("counted"), unique),
         ("PostgreSQL alone: the popular list", raw_popular(conn), baseline),
     )
     with app.app_context(), app.test_request_context(headers={"X-API-Key": KEY}):
