@@ -14,6 +14,13 @@ then distance ascending, then id; ``popularity`` by popularity descending, then
 distance, then id; ``distance`` by distance, then id.  Ids compare as UTF-8
 bytes, never by a locale's collation.  What an order ranks by before the
 distance is its lead (:func:`lead_of`): the score, the popularity, or nothing.
+
+The popularity an entity ranks by at time ``t`` is its listed popularity plus
+its usage: ``listed + mass · 2^(−(t − T0)/h)`` (:func:`popularity_now`), where
+the mass sums its events' weights against the epoch ``T0``
+(:mod:`indexer.store.usage`) and ``h`` is the half-life: each event of weight
+``w`` at time ``at`` counts ``w · 2^(−(t − at)/h)``.  A query computes the factor
+``2^(−(t − T0)/h)`` once (:func:`usage_factor`) for the time it states.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ EARTH_RADIUS_M = EARTH_RADIUS_KM * 1000.0
 DECAY_ZERO_AT = 1075.0
 
 SORTS = ("score", "distance", "popularity")
+#: The epoch ``T0`` of the usage masses: 2026-01-01T00:00:00Z, in POSIX seconds.
+USAGE_EPOCH_S = 1_767_225_600.0
 #: How a hit sorts: best first, ascending.  (0 or -lead, distance, id bytes.)
 SortKey = tuple[float, float, bytes]
 
@@ -74,6 +83,17 @@ def popularity_term(popularity: float, weight: float) -> float:
 def score_of(distance: float, popularity: float, scale_m: float, weight: float) -> float:
     """The score: decay times boost."""
     return distance_term(distance, scale_m) * popularity_term(popularity, weight)
+
+
+def usage_factor(t_s: float, half_life_s: float) -> float:
+    """``2^(−(t − T0)/h)``: what a usage mass is multiplied by to give its usage at ``t_s``."""
+    return math.pow(2.0, -(t_s - USAGE_EPOCH_S) / half_life_s)
+
+
+def popularity_now(listed: float, mass: float, factor: float) -> float:
+    """The popularity ranked by: the listed one plus the usage ``mass · factor``
+    (:func:`usage_factor`); exactly the listed one without usage."""
+    return listed + mass * factor if mass else listed
 
 
 def lead_of(sort: str, score: float, popularity: float) -> float:
@@ -240,8 +260,8 @@ def is_open(doc: Mapping[str, Any], now_s: float) -> bool:
 
 # -- the same rules in SQL ------------------------------------------------------
 #
-# Fragments over an entity row ``e`` (columns lat, lng, popularity, kind,
-# category, mini_app, available, source, seen_at); their parameters come from
+# Fragments over an entity row ``e`` (columns lat, lng, popularity, usage_mass,
+# kind, category, mini_app, available, source, seen_at); their parameters come from
 # the functions after them.
 
 #: The distance from the query point to (e.lat, e.lng), as ``x.d``: lateral joins
@@ -266,8 +286,12 @@ def score_sql(distance: str, popularity: str) -> str:
 
 
 #: The popularity an entity ranks by, of row ``e``: what :attr:`Candidate.popularity`
-#: holds.  The score and sort=popularity both read this expression.
-POPULARITY_SQL = "e.popularity"
+#: holds (:func:`popularity_now`, the factor given as ``%(usage_factor)s``).  The score
+#: and sort=popularity both read this expression.
+POPULARITY_SQL = (
+    "(CASE WHEN e.usage_mass = 0::float8 THEN e.popularity"
+    " ELSE e.popularity + e.usage_mass * %(usage_factor)s::float8 END)"
+)
 
 #: The order of :func:`order_key` over ``c.s`` (score), ``c.p`` (popularity,
 #: :data:`POPULARITY_SQL`) and ``c.d`` (distance).

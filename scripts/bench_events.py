@@ -57,7 +57,7 @@ def seed(settings: IndexSettings, stores: int, apps: int) -> None:
     hot = HotIndex(client, settings.redis_prefix)
     with conn.cursor() as cur:
         cur.execute(
-            "TRUNCATE entities, hot_pending, mini_apps, usage_events, usage_entity,"
+            "TRUNCATE entities, hot_pending, mini_apps, usage_events,"
             " usage_mini_app, user_recents, user_favorites, usage_basis"
         )
     conn.commit()

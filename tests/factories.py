@@ -598,7 +598,6 @@ CATALOG_TABLES = (
     "user_favorites",
     "user_recents",
     "usage_events",
-    "usage_entity",
     "usage_mini_app",
     "usage_basis",
 )
@@ -606,10 +605,18 @@ CATALOG_HEADER = "slug,name,icon_url,description,category"
 
 
 def clear_catalog(index: Index) -> None:
-    """Empty the catalog, the users' tables and the usage, and the catalog's Redis key."""
+    """Empty the catalog, the users' tables and the usage (the entities' masses too), and
+    the catalog's Redis key."""
     with index.conn.cursor() as cur:
         cur.execute(f"TRUNCATE {', '.join(CATALOG_TABLES)}")
+        cur.execute(
+            "UPDATE entities SET usage_mass = 0, rev = nextval('entity_rev')"
+            " WHERE usage_mass <> 0 RETURNING id"
+        )
+        used = cur.fetchall()
     index.conn.commit()
+    if used:  # the hot index as PostGIS now is
+        index.hot.rebuild(index.conn)
     index.hot.client.delete(layout.catalog_key(index.settings.redis_prefix))
 
 
@@ -666,7 +673,7 @@ def stored_usage(index: Index) -> dict[str, Any]:
     and the stored events (type, entity, mini-app, user, at), sorted."""
     found: dict[str, Any] = {}
     with index.conn.cursor() as cur:
-        cur.execute("SELECT entity_id, mass FROM usage_entity ORDER BY 1")
+        cur.execute("SELECT id, usage_mass FROM entities WHERE usage_mass > 0 ORDER BY 1")
         found["entities"] = dict(cur.fetchall())
         cur.execute("SELECT slug, mass FROM usage_mini_app ORDER BY 1")
         found["mini_apps"] = dict(cur.fetchall())

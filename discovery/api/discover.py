@@ -34,7 +34,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from discovery.api.catalog_cache import catalog_of
 from discovery.api.current import services
 from discovery.api.discover_params import parse_discover
-from discovery.api.nearby import query_args, result_of
+from discovery.api.nearby import popularity_time, query_args, result_of
 from discovery.search.finder import find_nearby
 from discovery.search.query import NearbyQuery
 from discovery.search.services import Services
@@ -89,7 +89,8 @@ def discover_body(svc: Services, query: NearbyQuery, user: str | None) -> dict[s
     around, around_source = listed_apps(svc, query, apps)
     popular, popular_source = listed_apps(svc, replace(query, sort="popularity"), apps)
     sources = {"nearby": around_source, "popular": popular_source, "nearest": nearest_source}
-    return {**mine, "nearby": around, "popular": popular, "sources": sources}
+    return {**mine, "nearby": around, "popular": popular, "sources": sources,
+            "popularity_at": popularity_time(query)}  # fmt: skip
 
 
 @bp.get("/discover")

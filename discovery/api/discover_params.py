@@ -33,6 +33,7 @@ def parse_discover(
     get = {name: params.single(args, name) for name in PARAMETERS}
     radius_m = params.number(get["radius"], "radius", params.RADIUS_M, DEFAULT_RADIUS_M)
     ranking = svc.settings.ranking
+    now_s = time.time()
     query = NearbyQuery(
         lat=params.number(get["lat"], "lat", (-90.0, 90.0), None),
         lng=params.number(get["lng"], "lng", (-180.0, 180.0), None),
@@ -42,9 +43,11 @@ def parse_discover(
         scale_m=radius_m * ranking.scale_fraction,
         popularity_weight=ranking.popularity_weight,
         limit=params.integer(get["limit"], "limit", params.LIMIT, DEFAULT_LIMIT),
-        now_s=time.time(),
+        now_s=now_s,
         stale=svc.stale,
         text=params.text_query(get["q"]),
+        popularity_at_s=params.popularity_moment(now_s),
+        half_life_s=svc.settings.index.usage.half_life_s,
     )
     user = get["user"]
     return query, None if user is None else checked_user(user)

@@ -82,7 +82,7 @@ def post_events() -> Response:
     svc = services()
     try:
         with svc.postgis() as conn:
-            batch = apply_events(conn, events, svc.settings.index.usage, time.time())
+            batch = apply_events(conn, svc.hot, events, svc.settings.index.usage, time.time())
     except psycopg.OperationalError as exc:
         note_postgres_error(exc)
         raise Unavailable("the index is not reachable") from exc

@@ -7,12 +7,11 @@ Every problem is a BadInput naming the parameter, as /v1/nearby's
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
 from discovery.api.current import services
 from discovery.search import params
 from discovery.search.query import NearbyQuery
-from discovery.search.ranking import decode_cursor
+from discovery.search.ranking import resume
 from indexer.errors import BadInput
 
 PARAMETERS = frozenset({"lat", "lng", "radius", "limit", "cursor"})
@@ -50,11 +49,13 @@ def branches_query(
         limit=params.integer(get["limit"], "limit", params.LIMIT, 20),
         now_s=now_s,
         stale=svc.stale,
+        popularity_at_s=params.popularity_moment(now_s),
+        half_life_s=svc.settings.index.usage.half_life_s,
     )
     cursor = get["cursor"]
     if cursor is None:
         return query
     try:
-        return replace(query, after=decode_cursor(cursor, query, svc.settings.cursor_key))
+        return resume(query, cursor, svc.settings.cursor_key)
     except ValueError as exc:
         raise BadInput(str(exc), "cursor") from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -42,6 +43,7 @@ def result_of(hit: Hit, query: NearbyQuery, apps: Apps = NO_APPS) -> dict[str, A
     item = {name: doc.get(name) for name in RESULT_FIELDS}
     item["distance_m"] = hit.distance_m
     item["score"] = hit.score
+    item["popularity_now"] = hit.popularity
     if query.group:
         if hit.group_count is not None:
             item["count"] = hit.group_count
@@ -52,6 +54,13 @@ def result_of(hit: Hit, query: NearbyQuery, apps: Apps = NO_APPS) -> dict[str, A
             "popularity_term": popularity_term(hit.popularity, query.popularity_weight),
         }
     return item
+
+
+def popularity_time(query: NearbyQuery) -> str | None:
+    """The time the popularities ranked by are those of (RFC 3339; None: listed alone)."""
+    if not query.popularity_at_s:
+        return None
+    return datetime.fromtimestamp(query.popularity_at_s, UTC).isoformat()
 
 
 def explain_of(query: NearbyQuery, result: SearchResult) -> dict[str, Any]:
@@ -94,7 +103,12 @@ def body_of(
     """The JSON body of a nearby answer (its next cursor signed with ``cursor_key``)."""
     results = [result_of(hit, query, apps) for hit in result.hits]
     cursor = next_cursor(query, result, cursor_key)
-    body: dict[str, Any] = {"results": results, "next_cursor": cursor, "source": result.source}
+    body: dict[str, Any] = {
+        "results": results,
+        "next_cursor": cursor,
+        "source": result.source,
+        "popularity_at": popularity_time(query),
+    }
     if query.explain:
         body["explain"] = explain_of(query, result)
     return body
@@ -110,14 +124,13 @@ def result_json(hit: Hit, query: NearbyQuery, apps: Apps = NO_APPS) -> bytes:
     raw = hit.raw
     if raw is None or query.explain:
         return _dumps(result_of(hit, query, apps))
-    if hit.group_count is None:
-        return b'%s,"distance_m":%s,"score":%s}' % (
-            raw[:-1], _dumps(hit.distance_m), _dumps(hit.score)
-        )  # fmt: skip
-    app = app_of(apps, hit.document().get("mini_app") or "")
-    return b'%s,"distance_m":%s,"score":%s,"count":%d,"app":%s}' % (
-        raw[:-1], _dumps(hit.distance_m), _dumps(hit.score), hit.group_count, _dumps(app)
+    figures = b'%s,"distance_m":%s,"score":%s,"popularity_now":%s' % (
+        raw[:-1], _dumps(hit.distance_m), _dumps(hit.score), _dumps(hit.popularity)
     )  # fmt: skip
+    if hit.group_count is None:
+        return figures + b"}"
+    app = app_of(apps, hit.document().get("mini_app") or "")
+    return b'%s,"count":%d,"app":%s}' % (figures, hit.group_count, _dumps(app))
 
 
 def body_json(
@@ -130,7 +143,8 @@ def body_json(
     cursor = next_cursor(query, result, cursor_key)
     return (
         b'{"results":[' + results + b'],"next_cursor":' + _dumps(cursor)
-        + b',"source":' + _dumps(result.source) + b"}"
+        + b',"source":' + _dumps(result.source)
+        + b',"popularity_at":' + _dumps(popularity_time(query)) + b"}"
     )  # fmt: skip
 
 
@@ -172,7 +186,14 @@ def query_args(query_string: str) -> dict[str, list[str]]:
 def run_nearby(svc: Services, query_string: str) -> tuple[NearbyQuery, SearchResult]:
     """The query a nearby request's parameters ask, and its answer."""
     args, key = query_args(query_string), svc.settings.cursor_key
-    query = parse_nearby(args, svc.settings.ranking, svc.stale, time.time(), key)
+    query = parse_nearby(
+        args,
+        svc.settings.ranking,
+        svc.stale,
+        time.time(),
+        key,
+        svc.settings.index.usage.half_life_s,
+    )
     return query, find_nearby(svc, query)
 
 

@@ -112,11 +112,17 @@ def entity_schema() -> dict[str, Any]:
 def result_schema() -> dict[str, Any]:
     """One nearby result: the entity plus its distance, score and optional extras."""
     schema = entity_schema()
-    schema["required"] = [*schema["required"], "distance_m", "score"]
+    schema["required"] = [*schema["required"], "distance_m", "score", "popularity_now"]
     schema["properties"] = {
         **schema["properties"],
         "distance_m": {"type": "number", "minimum": 0},
         "score": {"type": "number", "minimum": 0},
+        "popularity_now": {
+            "type": "number",
+            "minimum": 0,
+            "description": "The popularity ranked by: the listed one plus the usage at"
+            " the answer's popularity_at.",
+        },
         "count": {"type": "integer", "minimum": 1, "description": "With group=mini_app."},
         "app": {
             "description": "With group=mini_app: the mini-app's catalog entry, null without one.",
@@ -139,6 +145,10 @@ def schemas() -> dict[str, Any]:
     nearby_common = {
         "next_cursor": NULLABLE_STRING,
         "source": {"type": "string", "enum": ["redis", "postgis"]},
+        "popularity_at": {
+            **NULLABLE_STRING,
+            "description": "The time (RFC 3339) whose usage the popularities include.",
+        },
         "explain": {"type": "object"},
     }
     return {

@@ -58,6 +58,7 @@ def query_overlay(
         stale,
         time.time(),
         b"",
+        hot.half_life_s,
     )
     params = {name: value for name, value in args.items() if name not in PLACE}
     reference = reference_answer(conn, query)

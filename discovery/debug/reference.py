@@ -52,7 +52,7 @@ def scan_candidates(conn: psycopg.Connection, query: NearbyQuery) -> list[Candid
     reach_m = query.radius_m * (1.0 + REACH_MARGIN) + 1.0
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(SCAN, {"lat": query.lat, "lng": query.lng, "reach_m": reach_m})
-        return [candidate_of(row) for row in cur.fetchall()]
+        return [candidate_of(row, query.usage_factor) for row in cur.fetchall()]
 
 
 def reference_answer(conn: psycopg.Connection, query: NearbyQuery) -> Reference:

@@ -54,6 +54,12 @@ NEARBY_MODES = ("nearby_modes.lua",)
 NEARBY_CONSTANTS = (("FIGURES", _FIGURES.format), ("CELL_HEX", coverage.CELL_HEX))
 #: What a search script answers first when Redis holds no generation.
 _NO_GENERATION = layout.NO_GENERATION.encode()
+_EARLY = layout.EARLY.encode()
+
+
+class BoundsBehind(Exception):
+    """The query's popularity time is before what the generation's bounds hold for
+    (indexer/hot/layout.py): PostGIS answers it."""
 
 
 def nearby_source() -> str:
@@ -182,6 +188,7 @@ def script_args(
         source_cuts,
         *cursor,
         *cells,
+        repr(query.usage_factor),
     ]
     return args
 
@@ -258,6 +265,8 @@ class RedisSearch:
             reply = self.script(args)
             if not reply or reply[0] == _NO_GENERATION:
                 raise NoGeneration("Redis holds no index generation")
+            if reply[0] == _EARLY:
+                raise BoundsBehind("the query's time is before the index's popularity bounds")
             stats.calls += 1
             stats.cells += int(reply[1])
             stats.members += int(reply[2])

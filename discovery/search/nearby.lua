@@ -20,15 +20,22 @@
 -- ARGV[21] per cell, nearest first, the number of its tag in ARGV[20]: one byte each
 -- ARGV[22] per cell a lower bound of its distance (m): little-endian doubles
 -- ARGV[23] the cells' hex ids, nearest first, 15 characters each, unseparated
+-- ARGV[24] the query's usage factor (indexer.rules.usage_factor at the time the
+--          popularity is computed at)
 -- (Cells come packed so that the script reads them in bulk, 16 at a time, and
 -- only as far as it needs them: no pattern match, no argument per cell.)
 --
--- A cell set's members are the entities themselves (indexer/hot/layout.py).
--- Each group's t hash holds the top popularity of each of its sets (its
--- BOUND_FIELD: at least all of them).  The header before this script
+-- A cell set's members are the entities themselves (indexer/hot/layout.py),
+-- scored by their popularity bound (the listed popularity plus the usage mass
+-- times the generation's factor ub); a member's popularity at the query's time
+-- is the listed one plus its mass times ARGV[24], at most its bound as long as
+-- ARGV[24] <= ub (else the script answers {EARLY}: PostGIS answers).  Each
+-- group's t hash holds the top bound of each of its sets (its BOUND_FIELD: at
+-- least all of them).  The header before this script
 -- (indexer/hot/lua.py, then helpers.lua) names keys, offsets and formats.
 --
--- Returns {NO_GENERATION} when there is no index generation, else
+-- Returns {NO_GENERATION} when there is no index generation, {EARLY} when the
+-- query's usage factor is above the generation's bound factor, else
 -- {'ok', cells read, members read, the generation, then per result: its id;
 --  its distance, score, popularity and revision (four little-endian doubles,
 --  exact) and the number of its group's tag in ARGV[20] (an unsigned short:
@@ -48,6 +55,9 @@ local gen = redis.call('GET', prefix .. GEN_KEY)
 if not gen then return {NO_GENERATION} end
 local base = prefix .. ':' .. gen .. ':'
 local tkey = ARGV[19]
+local uq = tonumber(ARGV[24])
+local ub = tonumber(redis.call('GET', base .. USAGE_BOUND) or '1')
+if uq > ub then return {EARLY} end
 
 local sin, cos, atan2, sqrt, log = math.sin, math.cos, math.atan2, math.sqrt, math.log
 local unpack_head = struct.unpack
@@ -76,6 +86,15 @@ local function distance(lat, lng, cos_lat)
 end
 
 local function boost(popularity) return 1 + w * log(1 + popularity) end
+
+-- A member's popularity at the query's time and its bound, from its head's
+-- listed popularity and usage mass, each with ln(1 + it): as
+-- indexer.rules.popularity_now and indexer.hot.layout.bound_of make them.
+local function popularities(listed, log_listed, mass)
+  if mass == 0 then return listed, log_listed, listed, log_listed end
+  local now, bound = listed + mass * uq, listed + mass * ub
+  return now, log(1 + now), bound, log(1 + bound)
+end
 local function decay(d) return 0.5 ^ ((d / scale) ^ 2) end
 
 -- The order's lead of a hit (its score, its popularity; none by distance).
@@ -97,8 +116,8 @@ local function after_cursor(s, p, d, id)
   return bytes_less(cid, id)
 end
 
--- A member: its head (lat, lng, popularity, ln(1 + popularity), cos(lat), rev,
--- kind code, id length: HEAD_FORMAT), its id from ID_AT, then its text fields
+-- A member: its head (lat, lng, listed popularity, ln(1 + it), cos(lat), rev,
+-- usage mass, kind code, id length: HEAD_FORMAT), its id from ID_AT, then its text fields
 -- (REST captures them), kinds by code in KIND: all from the header.
 -- Whether a kind's members need their fields read (a filter on them, staleness,
 -- or grouping by mini-app).
@@ -260,12 +279,15 @@ local function evaluate(tag, members, visit)
   members_read = members_read + #members
   for k = 1, #members do
     local member = members[k]
-    local lat, lng, popularity, log_boost, cos_lat, rev, code, length =
+    local lat, lng, listed, log_listed, cos_lat, rev, mass, code, length =
       unpack_head(HEAD_FORMAT, member)
     local d = distance(lat, lng, cos_lat)
     if d <= radius and not (by_distance_only and n == limit and d > top[n].d) then
       local id, app = admit(member, code, length)
-      if id then visit(id, d, decay(d) * (1 + w * log_boost), popularity, rev, app, tag) end
+      if id then
+        local popularity, log_boost = popularities(listed, log_listed, mass)
+        visit(id, d, decay(d) * (1 + w * log_boost), popularity, rev, app, tag)
+      end
     end
   end
 end

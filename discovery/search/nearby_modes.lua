@@ -38,21 +38,23 @@ local function read_cell(i)
   local dec, tag = c_dec[i], c_tag[i]
   for k = 1, #got do
     local member = got[k]
-    local lat, lng, popularity, log_boost, cos_lat, rev, code, length =
+    local lat, lng, listed, log_listed, cos_lat, rev, mass, code, length =
       unpack_head(HEAD_FORMAT, member)
-    local lift = 1 + w * log_boost
-    -- reachable(dec * lift), inline: this runs for every member read.
-    if n == limit and dec * lift * (1 + SLACK) < top[n].s then return end
+    local popularity, log_boost, _, log_bound = popularities(listed, log_listed, mass)
+    local most = 1 + w * log_bound
+    -- reachable(dec * most), inline: this runs for every member read.  The
+    -- members after this one have at most its bound.
+    if n == limit and dec * most * (1 + SLACK) < top[n].s then return end
     members_read = members_read + 1
     local d = distance(lat, lng, cos_lat)
     if d <= radius then
-      local s = decay(d) * lift
+      local s = decay(d) * (1 + w * log_boost)
       if n < limit or s >= top[n].s then
         local id, app = admit(member, code, length)
         if id then offer_after(id, d, s, popularity, rev, app, tag) end
       end
     end
-    if k == asked then push(i, dec * lift) end
+    if k == asked then push(i, dec * most) end
   end
 end
 
@@ -147,9 +149,11 @@ local function read_cell_p(i)
   local dmin, tag = c_dmin[i], c_tag[i]
   for k = 1, #got do
     local member = got[k]
-    local lat, lng, popularity, log_boost, cos_lat, rev, code, length =
+    local lat, lng, listed, log_listed, cos_lat, rev, mass, code, length =
       unpack_head(HEAD_FORMAT, member)
-    if not p_reachable(popularity, dmin) then return end
+    local popularity, log_boost, bound = popularities(listed, log_listed, mass)
+    -- The members after this one have at most its bound.
+    if not p_reachable(bound, dmin) then return end
     members_read = members_read + 1
     local d = distance(lat, lng, cos_lat)
     if d <= radius then
@@ -157,7 +161,7 @@ local function read_cell_p(i)
       if id then offer_after(id, d, decay(d) * (1 + w * log_boost), popularity, rev, app, tag) end
     end
     if k == asked then
-      c_bound[i] = popularity
+      c_bound[i] = bound
       heap_push(heap, p_higher, i)
     end
   end

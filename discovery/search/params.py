@@ -12,14 +12,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from datetime import UTC, datetime
 
 from discovery.search.query import NearbyQuery, StaleLimits
-from discovery.search.ranking import decode_cursor
+from discovery.search.ranking import resume
 from discovery.settings import RankingSettings
 from indexer.errors import BadInput
 from indexer.model import KINDS
 from indexer.rules import SORTS
+from indexer.settings import DEFAULT_HALF_LIFE_S
 from indexer.text import TextQuery, parse_query, query_problem
 
 PARAMETERS = frozenset(
@@ -144,6 +145,12 @@ def text_query(text: str | None) -> TextQuery | None:
     return parse_query(text)
 
 
+def popularity_moment(now_s: float) -> float:
+    """``now_s`` to the microsecond, as an answer states it (RFC 3339): the time a
+    query's popularity is computed at, which a client can read back exactly."""
+    return datetime.fromtimestamp(now_s, UTC).timestamp()
+
+
 def check_names(args: Mapping[str, Sequence[str]]) -> None:
     """Refuse any parameter we do not know (first one, alphabetically)."""
     unknown = sorted(set(args) - PARAMETERS)
@@ -157,10 +164,13 @@ def parse_nearby(
     stale: StaleLimits,
     now_s: float,
     cursor_key: bytes,
+    half_life_s: float = float(DEFAULT_HALF_LIFE_S),
 ) -> NearbyQuery:
-    """A validated NearbyQuery from the request's parameters (each a list of values).
+    """A validated NearbyQuery from the request's parameters (each a list of values),
+    its popularity computed at ``now_s`` (with the usage half-life ``half_life_s``).
 
-    A cursor must be one signed with ``cursor_key`` for the same query.
+    A cursor must be one signed with ``cursor_key`` for the same query; its page
+    ranks by the popularity of its first page's time.
     """
     check_names(args)
     get: dict[str, str | None] = dict.fromkeys(PARAMETERS)
@@ -190,11 +200,13 @@ def parse_nearby(
         text=text_query(get["q"]),
         now_s=now_s,
         stale=stale,
+        popularity_at_s=popularity_moment(now_s),
+        half_life_s=half_life_s,
     )
     cursor = get["cursor"]
     if cursor is not None:
         try:
-            query = replace(query, after=decode_cursor(cursor, query, cursor_key))
+            query = resume(query, cursor, cursor_key)
         except ValueError as exc:
             raise BadInput(str(exc), "cursor") from exc
     return query

@@ -83,6 +83,7 @@ def params_of(query: NearbyQuery, limit: int | None) -> dict[str, Any]:
         "reach": query.radius_m * (1 + 1e-6) + 1.0,
         "radius_hi": query.radius_m * (1 + SLACK),
         "limit": limit,
+        "usage_factor": query.usage_factor,
         **text_sql(query)[1],
     }
     if query.after is not None:
@@ -107,15 +108,16 @@ def fetch(conn: psycopg.Connection, query: NearbyQuery, limit: int | None) -> li
         return cur.fetchall()
 
 
-def candidate_of(row: dict[str, Any]) -> Candidate:
-    """A candidate (with its display document) from an entity row."""
+def candidate_of(row: dict[str, Any], usage_factor: float) -> Candidate:
+    """A candidate (with its display document) from an entity row, its popularity
+    the one at the time whose usage factor is ``usage_factor``."""
     seen = row.get("seen_at")
     return Candidate(
         id=row["id"],
         lat=row["lat"],
         lng=row["lng"],
         kind=row["kind"],
-        popularity=row["popularity"],
+        popularity=rules.popularity_now(row["popularity"], row["usage_mass"], usage_factor),
         mini_app=row["mini_app"],
         category=row["category"],
         available=row["available"],
@@ -128,8 +130,9 @@ def candidate_of(row: dict[str, Any]) -> Candidate:
 def exact_hits(query: NearbyQuery, rows: list[dict[str, Any]]) -> list[Hit]:
     """Rows recomputed and filtered exactly, as the brute force does."""
     hits = []
+    factor = query.usage_factor
     for row in rows:
-        candidate = candidate_of(row)
+        candidate = candidate_of(row, factor)
         if query.text is not None and not text.matches_text(query.text, row["search_text"]):
             continue
         hit = hit_of(query, candidate)

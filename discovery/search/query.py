@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from indexer.rules import Candidate, SortKey, StaleLimits, is_open
+from indexer.rules import Candidate, SortKey, StaleLimits, is_open, usage_factor
+from indexer.settings import DEFAULT_HALF_LIFE_S
 from indexer.text import TextQuery
 
 __all__ = ["Candidate", "NearbyQuery", "SortKey", "StaleLimits", "is_open"]
@@ -41,6 +42,19 @@ class NearbyQuery:
     #: With group: whether each mini-app's count is wanted (without it, the top
     #: mini-apps are found without reading every entity in the radius).
     counts: bool = True
+    #: The time (epoch seconds) the popularity is computed at: the request's, or
+    #: the first page's for a cursor's; 0: the listed popularity alone.
+    popularity_at_s: float = 0.0
+    #: The usage half-life (NEARBY_USAGE_HALF_LIFE_S).
+    half_life_s: float = float(DEFAULT_HALF_LIFE_S)
+
+    @property
+    def usage_factor(self) -> float:
+        """What a usage mass is multiplied by at :attr:`popularity_at_s`
+        (:func:`indexer.rules.usage_factor`; 0 when it is 0)."""
+        if not self.popularity_at_s:
+            return 0.0
+        return usage_factor(self.popularity_at_s, self.half_life_s)
 
     def identity(self) -> str:
         """What the query asks, as text (page size, cursor, explain and time left out)."""

@@ -7,6 +7,7 @@ applies them to hits.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import math
@@ -120,12 +121,14 @@ def brute_force(query: NearbyQuery, candidates: Iterable[Candidate]) -> tuple[li
 
 # --- cursors -----------------------------------------------------------------
 #
-# A cursor is the query's fingerprint and the last item's sort key (its lead,
-# distance and id), signed with HMAC-SHA256 under the deployment's cursor key
-# (NEARBY_CURSOR_SECRET): a cursor not made by this deployment, truncated or
-# altered by a single bit, is refused before any field of it is read.
+# A cursor is the query's fingerprint, the last item's sort key (its lead,
+# distance and id) and the time its popularity was computed at (so that every
+# page of a list ranks by the same popularities), signed with HMAC-SHA256
+# under the deployment's cursor key (NEARBY_CURSOR_SECRET): a cursor not made
+# by this deployment, truncated or altered by a single bit, is refused before
+# any field of it is read.
 
-_CURSOR = struct.Struct(">8sdd")
+_CURSOR = struct.Struct(">8sddd")
 #: Bytes of the HMAC a cursor ends with.
 _MAC_BYTES = 16
 
@@ -141,13 +144,23 @@ def _mac(key: bytes, raw: bytes) -> bytes:
 
 def encode_cursor(hit: Hit, query: NearbyQuery, key: bytes) -> str:
     """An opaque cursor after ``hit``: the query's fingerprint and the hit's sort key, signed."""
-    head = _CURSOR.pack(fingerprint(query), lead(hit, query.sort), hit.distance_m)
+    head = _CURSOR.pack(
+        fingerprint(query), lead(hit, query.sort), hit.distance_m, query.popularity_at_s
+    )
     raw = head + hit.id.encode()
     return base64.urlsafe_b64encode(raw + _mac(key, raw)).decode().rstrip("=")
 
 
-def decode_cursor(text: str, query: NearbyQuery, key: bytes) -> SortKey:
-    """The sort key a cursor holds; ValueError if it is not one we signed, or from another query."""
+def resume(query: NearbyQuery, text: str, key: bytes) -> NearbyQuery:
+    """``query`` from after cursor ``text``: its sort key and popularity time (ValueError
+    as :func:`decode_cursor` says)."""
+    after_key, popularity_at_s = decode_cursor(text, query, key)
+    return dataclasses.replace(query, after=after_key, popularity_at_s=popularity_at_s)
+
+
+def decode_cursor(text: str, query: NearbyQuery, key: bytes) -> tuple[SortKey, float]:
+    """The sort key and popularity time a cursor holds; ValueError if it is not one we
+    signed, or from another query."""
     try:
         signed = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (ValueError, TypeError) as exc:
@@ -155,9 +168,9 @@ def decode_cursor(text: str, query: NearbyQuery, key: bytes) -> SortKey:
     raw, mac = signed[:-_MAC_BYTES], signed[-_MAC_BYTES:]
     if len(raw) <= _CURSOR.size or not hmac.compare_digest(mac, _mac(key, raw)):
         raise ValueError("cursor is not valid")
-    mark, first, distance = _CURSOR.unpack_from(raw)
+    mark, first, distance, popularity_at_s = _CURSOR.unpack_from(raw)
     if mark != fingerprint(query):
         raise ValueError("cursor belongs to another query")
-    if not (math.isfinite(first) and math.isfinite(distance)):
+    if not (math.isfinite(first) and math.isfinite(distance) and math.isfinite(popularity_at_s)):
         raise ValueError("cursor is not valid")
-    return order_key(query.sort, first, distance, raw[_CURSOR.size :])
+    return order_key(query.sort, first, distance, raw[_CURSOR.size :]), popularity_at_s

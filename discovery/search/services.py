@@ -70,7 +70,9 @@ class Services:
             None if read_url is None else ReplicaReads(read_url, settings.index.replica_max_lag_s)
         )
         self.redis = connect_redis(settings.index.redis_url)
-        self.hot = HotIndex(self.redis, settings.index.redis_prefix)
+        self.hot = HotIndex(
+            self.redis, settings.index.redis_prefix, settings.index.usage.half_life_s
+        )
         #: Starts a rebuild when Redis holds no index (discovery/search/healing.py).
         self.healer = Healer(settings.index, self.hot, settings.heal_check_s)
 

@@ -77,7 +77,9 @@ class Context:
         """The hot index (Redis client made once)."""
         if self._hot is None:
             client = connect_redis(self.settings.redis_url)
-            self._hot = HotIndex(client, self.settings.redis_prefix)
+            self._hot = HotIndex(
+                client, self.settings.redis_prefix, self.settings.usage.half_life_s
+            )
         return self._hot
 
     def ensure_index(self) -> None:

@@ -59,7 +59,7 @@ def consume(
     settings = context.settings
     worker = StreamConsumer(
         conn=context.conn(),
-        client=context.hot().client,
+        hot=context.hot(),
         stream=stream,
         group=group,
         consumer=consumer or f"{socket.gethostname()}-{os.getpid()}",

@@ -6,7 +6,8 @@
 -- then one record per entity, 7 fields:
 --          op ('u' upsert | 'd' delete), id, rev,
 --          place ("tag_1 cell_1 .. tag_n cell_n", as loc holds it; '' for a delete),
---          popularity, member (as indexer.hot.encoding.member writes it),
+--          popularity (the listed one; unread: a set's score is the member's
+--          bound, made here), member (as indexer.hot.encoding.member writes it),
 --          display JSON ('' for a delete)
 --
 -- A record applies only when its rev is newer than what the generation holds
@@ -18,7 +19,9 @@
 -- the same member is not left and re-entered, a group it stays in is not
 -- cleared.
 --
--- Each group keeps the top popularity of each of its cell sets (the t hashes):
+-- A member's score in its sets is its popularity bound (indexer/hot/layout.py:
+-- bound_of, with the generation's usage bound factor from its ub key).
+-- Each group keeps the top score of each of its cell sets (the t hashes):
 -- raised when a member enters with more, read again from the set when a member
 -- that could have been the top leaves (and removed when the set is empty).
 -- Field '*' of a t hash is never lowered: it bounds every top of the hash.
@@ -120,6 +123,16 @@ end
 -- top reads the same whichever wrote it; made only for what is written.
 local function score_text(value) return format('%.17g', value) end
 
+-- The generation's usage bound factor (1 when unset), and a member's bound:
+-- layout.bound_of of the listed popularity and usage mass in its head.
+local bound_factor = 1
+local function bound_of(member)
+  local listed = unpack_double('<d', member, POPULARITY_AT)
+  local mass = unpack_double('<d', member, USAGE_AT)
+  if mass == 0 then return listed end
+  return listed + mass * bound_factor
+end
+
 -- After the sets changed: each touched cell's top made exact again, from the
 -- top held before the batch (one HMGET per t hash).  Every member that left
 -- had at most top.left; one that entered had at most top.entered, and is still
@@ -187,7 +200,7 @@ end
 local function leave(base, batch, id, old, new, old_member, member)
   local staying = {}
   for c = 1, #new, 2 do staying[new[c]] = true end
-  local popularity = old_member and unpack_double('<d', old_member, POPULARITY_AT)
+  local popularity = old_member and bound_of(old_member)
   local cleared = {}
   for c = 1, #old, 2 do
     local tag, cell = old[c], old[c + 1]
@@ -206,12 +219,13 @@ local function leave(base, batch, id, old, new, old_member, member)
   end
 end
 
-local function enter(base, batch, id, new, popularity, member, display)
-  local value = tonumber(popularity)
+local function enter(base, batch, id, new, member, display)
+  local value = bound_of(member)
+  local score = score_text(value)
   for c = 1, #new, 2 do
     local tag, cell = new[c], new[c + 1]
     local names = names_of(batch, base, tag, cell, c)
-    gather(batch.zadd, names.z, popularity, member)
+    gather(batch.zadd, names.z, score, member)
     local top = top_of(batch, names, cell)
     if not top.entered or value > top.entered then top.entered = value end
     -- Member and document once per group: a tag seen at a coarser resolution has them.
@@ -267,6 +281,7 @@ end
 -- Apply every record to one generation; return how many were newer than it held.
 local function apply_to(gen)
   local base = prefix .. ':' .. gen .. ':'
+  bound_factor = tonumber(call('GET', base .. USAGE_BOUND) or '1')
   local read = held_locs(base)
   local read_members = held_members(base, read)
   local latest, latest_member = {}, {}
@@ -288,7 +303,7 @@ local function apply_to(gen)
       if held then leave(base, batch, id, words(held, 2), new, old_member, member) end
       local value = rev
       if op == 'u' then
-        enter(base, batch, id, new, ARGV[i + 4], member, ARGV[i + 6])
+        enter(base, batch, id, new, member, ARGV[i + 6])
         value = rev .. ' ' .. place
       end
       batch.loc[#batch.loc + 1] = id

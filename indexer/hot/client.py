@@ -19,6 +19,8 @@ from redis.cluster import ClusterNode, RedisCluster
 
 from indexer.errors import Unavailable
 from indexer.hot import layout, lua
+from indexer.rules import usage_factor
+from indexer.settings import DEFAULT_HALF_LIFE_S
 
 #: Records per script call: large enough to amortise the call, small enough
 #: that one call does not hold Redis for long (a query waits behind a running
@@ -84,11 +86,25 @@ def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 class HotClient:
     """The hot index of one deployment as Redis holds it: clients and a key prefix."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(
+        self, client: redis.Redis, prefix: str, half_life_s: float = float(DEFAULT_HALF_LIFE_S)
+    ) -> None:
         self.client = client
+        #: The usage half-life the generations' bounds are made with (as queries use).
+        self.half_life_s = half_life_s
         #: Every key of this index starts with it (the layout is part of it).
         self.prefix = layout.layout_prefix(prefix)
         self._apply = self.script("apply.lua")
+
+    def bound_factor(self, gen: str) -> float:
+        """Generation ``gen``'s usage bound factor (:mod:`indexer.hot.layout`; 1 when unset)."""
+        value = self.client.get(layout.usage_bound_key(self.prefix, gen))
+        return 1.0 if value is None else float(value)
+
+    def new_bound_factor(self, now_s: float) -> float:
+        """The usage bound factor of a generation made at ``now_s``: the factor of
+        :data:`indexer.hot.layout.USAGE_BOUND_LEAD_S` earlier."""
+        return usage_factor(now_s - layout.USAGE_BOUND_LEAD_S, self.half_life_s)
 
     def script(self, name: str, *, raw: bool = False) -> Any:
         """Script ``name`` of this package registered (EVALSHA, loaded again after a

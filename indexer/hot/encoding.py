@@ -50,12 +50,14 @@ def member(
     popularity: float,
     rev: int,
     fields: tuple[Any, Any, str | None, str | None, str | None],
+    mass: float = 0.0,
 ) -> bytes:
     """The set member of an entity: what ranking and filters read.
 
     ``fields`` are available, seen_at, source, mini_app and category
     (:data:`indexer.hot.layout.MEMBER_FIELDS`); available and seen_at are ''
-    when unknown.  ``ln(1 + popularity)`` and ``cos(lat)`` are computed as the
+    when unknown; ``mass`` is the entity's usage mass.  ``popularity`` is the
+    listed one.  ``ln(1 + popularity)`` and ``cos(lat)`` are computed as the
     search and the reference ranking would (the C library's log and cos, of
     the same doubles), so the distances and boosts they give are bit for bit
     the same.
@@ -63,7 +65,7 @@ def member(
     available, seen_at, source, mini_app, category = fields
     id_bytes = entity_id.encode()
     head = _pack_head(
-        lat, lng, popularity, _log(1.0 + popularity), _cos(_radians(lat)), rev,
+        lat, lng, popularity, _log(1.0 + popularity), _cos(_radians(lat)), rev, mass,
         KIND_CODES[kind], len(id_bytes),
     )  # fmt: skip
     tail = (
@@ -80,12 +82,13 @@ def member_of(row: Mapping[str, Any]) -> bytes:
         int(row["rev"]),
         (row.get("available"), row.get("seen_at"), row["source"], row.get("mini_app"),
          row.get("category")),
+        float(row.get("usage_mass") or 0.0),
     )  # fmt: skip
 
 
 def parse_member(packed: bytes) -> dict[str, Any]:
     """The inverse of :func:`member_of` (for tools and checks)."""
-    lat, lng, popularity, _, _, rev, code, length = MEMBER_HEAD.unpack_from(packed)
+    lat, lng, popularity, _, _, rev, mass, code, length = MEMBER_HEAD.unpack_from(packed)
     start = MEMBER_HEAD.size
     entity_id = packed[start : start + length].decode()
     tail = packed[start + length + 1 :].decode().split(SEP)
@@ -97,6 +100,7 @@ def parse_member(packed: bytes) -> dict[str, Any]:
         "lat": lat,
         "lng": lng,
         "popularity": popularity,
+        "usage_mass": mass,
         "rev": int(rev),
         "available": int(fields["available"]) if fields["available"] else None,
         "seen_at": float(fields["seen_at"]) if fields["seen_at"] else None,
@@ -105,7 +109,7 @@ def parse_member(packed: bytes) -> dict[str, Any]:
 
 def member_id(packed: bytes) -> str:
     """The id a member carries."""
-    length = MEMBER_HEAD.unpack_from(packed)[7]
+    length = MEMBER_HEAD.unpack_from(packed)[8]
     return packed[MEMBER_HEAD.size : MEMBER_HEAD.size + length].decode()
 
 
@@ -246,7 +250,8 @@ def parse_loc(value: str | bytes | None) -> LocEntry | None:
 
 
 def upsert_record(row: Mapping[str, Any]) -> list[Any]:
-    """The apply.lua record for an entity row that is new or changed."""
+    """The apply.lua record for an entity row that is new or changed (its listed
+    popularity as the record's; apply.lua scores the sets by the member's bound)."""
     return [
         "u",
         row["id"],

@@ -45,7 +45,7 @@ from indexer.hot.encoding import compact_json, delete_record
 #: Columns read per entity, in the order :func:`fill_entity` unpacks them.
 FILL_COLUMNS = (
     "id, kind, name, category, mini_app, lat, lng, popularity, available, capacity,"
-    " opening_hours, tz, attrs::text, source, rev, updated_at, seen_at"
+    " opening_hours, tz, attrs::text, source, rev, updated_at, seen_at, usage_mass"
 )
 #: Entities per MULTI/EXEC: with a million entities indexed, one takes about 8 ms
 #: of Redis time, which a query may wait behind.
@@ -83,7 +83,7 @@ class FillEntity(NamedTuple):
     rev: int
     #: Its cells as loc holds them (after the revision).
     place: str
-    #: Its popularity as a set's score.
+    #: Its popularity bound as a set's score (:func:`indexer.hot.layout.bound_of`).
     score: str
     member: bytes
     display: str
@@ -96,9 +96,11 @@ class FillNames(dict[int, CellNames]):
     """What the fill writes again and again, made once: the names of each cell
     (given as an integer), kept for a while once made."""
 
-    def __init__(self, prefix: str, gen: str) -> None:
+    def __init__(self, prefix: str, gen: str, bound_factor: float = 1.0) -> None:
         super().__init__()
         self.base = layout.generation_base(prefix, gen)
+        #: The generation's usage bound factor: what the sets' scores are made with.
+        self.bound_factor = bound_factor
 
     def __missing__(self, cell: int) -> CellNames:
         if len(self) >= CELL_NAMES_KEPT:
@@ -117,9 +119,16 @@ def fill_entity(row: Sequence[Any], names: FillNames) -> FillEntity:
     """What the fill writes for a row of :data:`FILL_COLUMNS`: the same place, member
     and document as :func:`indexer.hot.encoding.upsert_record`, from a tuple."""
     (eid, kind, name, category, mini_app, lat, lng, popularity, available, capacity,
-     hours, tz, attrs, source, rev, updated_at, seen_at) = row  # fmt: skip
+     hours, tz, attrs, source, rev, updated_at, seen_at, mass) = row  # fmt: skip
     member = encoding.member(
-        eid, kind, lat, lng, popularity, rev, (available, seen_at, source, mini_app, category)
+        eid,
+        kind,
+        lat,
+        lng,
+        popularity,
+        rev,
+        (available, seen_at, source, mini_app, category),
+        mass,
     )
     display = encoding.document(
         (eid, kind, name, mini_app, category, lat, lng, popularity, available, capacity,
@@ -129,7 +138,8 @@ def fill_entity(row: Sequence[Any], names: FillNames) -> FillEntity:
     cells = tuple([names[cell] for cell in encoding.cells_of(lat, lng)])
     groups = tuple(dict.fromkeys([names.group for names in cells]))
     place = " ".join([names.word for names in cells])
-    return FillEntity(eid, rev, place, float.__repr__(popularity), member, display, cells, groups)
+    score = float.__repr__(layout.bound_of(popularity, mass, names.bound_factor))
+    return FillEntity(eid, rev, place, score, member, display, cells, groups)
 
 
 def tombstone(entity_id: str, rev: int) -> FillEntity:
@@ -362,7 +372,7 @@ def fill_generation(
     copy of an older write does not bring such an id back.  ``chunks``: lists of
     rows of :data:`FILL_COLUMNS` to write instead of the snapshot's (in H3 order).
     """
-    names = FillNames(hot.prefix, gen)
+    names = FillNames(hot.prefix, gen, hot.bound_factor(gen))
     count = 0
     with quick_handoffs(), FillSender(hot, gen) as sender:
         with closing(chunks or snapshot_rows(conn)) as lists:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -26,6 +27,7 @@ from indexer.hot.encoding import delete_record, upsert_record
 from indexer.hot.fill import fill_generation
 from indexer.hot.verify import Difference, verify_generation
 from indexer.replica import scan_connection
+from indexer.settings import DEFAULT_HALF_LIFE_S
 from indexer.telemetry import BuildRecorder, telemetry_prefix
 
 __all__ = [
@@ -43,7 +45,7 @@ __all__ = [
 #: Columns of an entity row as the hot index reads them from PostGIS.
 ENTITY_COLUMNS = (
     "id, kind, name, category, mini_app, lat, lng, h3, popularity, available, capacity,"
-    " opening_hours, tz, attrs, source, rev, updated_at, seen_at"
+    " opening_hours, tz, attrs, source, rev, updated_at, seen_at, usage_mass"
 )
 #: Records per script call for bulk writes (imports, rebuilds): the script
 #: gathers a batch's writes per key, so larger batches cost less per entity,
@@ -64,8 +66,10 @@ class RebuildSuperseded(RuntimeError):
 class HotIndex(HotClient):
     """The hot index of one deployment: its writes, its generations and their repair."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
-        super().__init__(client, prefix)
+    def __init__(
+        self, client: redis.Redis, prefix: str, half_life_s: float = float(DEFAULT_HALF_LIFE_S)
+    ) -> None:
+        super().__init__(client, prefix, half_life_s)
         self._switch = self.script("switch.lua")
         self._release = self.script("release.lua")
         self._renew = self.script("renew.lua")
@@ -167,8 +171,10 @@ class HotIndex(HotClient):
         """
         keys = [layout.gen_key(self.prefix), layout.building_key(self.prefix)]
         mode = "missing" if missing else "alone" if alone else "over"
+        factor = repr(self.new_bound_factor(time.time()))
         claimed = self._claim(
-            keys=[*keys, layout.counter_key(self.prefix)], args=[BUILD_LEASE_MS, mode]
+            keys=[*keys, layout.counter_key(self.prefix)],
+            args=[BUILD_LEASE_MS, mode, self.prefix, factor],
         )
         if claimed is None:
             return None

@@ -5,16 +5,17 @@ rebuild can fill a fresh generation while queries read the current one, then
 switch with one SET.  Keys of one coarse parent cell (resolution ``TAG_RES``)
 share a hash tag, so that on Redis Cluster they live on one slot::
 
-    ({prefix} below is the deployment's prefix followed by the layout, e.g. nearby:l2.r5.7.9.11)
+    ({prefix} below is the deployment's prefix followed by the layout, e.g. nearby:l3.r5.7.9.11)
     {prefix}:gen                     current generation (absent: no hot index)
     {prefix}:building                generation being rebuilt, if any
     {prefix}:gens                    the counter that numbers generations
     {prefix}:heal                    lease of the API process that started a healing
                                      rebuild (discovery/search/healing.py)
     {prefix}:{gen}:loc               HASH id -> "rev tag5 c5 .. tag11 c11" ("rev": deleted)
-    {prefix}:{gen}:{{tag}}:z:{cell}  ZSET of members by popularity, one per cell of
+    {prefix}:{gen}:ub                the generation's usage bound factor (absent: 1)
+    {prefix}:{gen}:{{tag}}:z:{cell}  ZSET of members by popularity bound, one per cell of
                                      INDEX_RESOLUTIONS
-    {prefix}:{gen}:{{tag}}:t{r}      HASH cell -> the top popularity of its set, for
+    {prefix}:{gen}:{{tag}}:t{r}      HASH cell -> the top popularity bound of its set, for
                                      the group's cells of resolution r (:func:`tops_field`:
                                      t5, t7, t9, tb); field "*": at least every top
     {prefix}:{gen}:{{tag}}:m         HASH id -> the entity's member (what writers remove)
@@ -23,10 +24,22 @@ share a hash tag, so that on Redis Cluster they live on one slot::
 A set's member is the entity itself, as the search reads it: a packed head
 (:data:`MEMBER_HEAD`), the id, then the fields that filters read
 (:data:`MEMBER_FIELDS`), each after :data:`SEP`.  A search ranks a cell's
-members from the set alone, in popularity order, and bounds a cell it has not
-read by its top.  :mod:`indexer.hot.encoding` writes and reads members,
-documents and placements; the Lua scripts get these names and constants from
-the header :mod:`indexer.hot.lua` puts before them.
+members from the set alone, in the order of their popularity bound, and bounds a
+cell it has not read by its top.
+
+The popularity an entity ranks by changes as time passes: ``listed + mass · f``,
+``f = 2^(−(t − T0)/h)`` falling with the query's time ``t`` (indexer/rules.py).
+A set's score is therefore not it but a bound of it, :func:`bound_of`: the
+listed popularity plus ``mass · F``, where ``F`` is the factor of a time before
+the generation was made (:data:`USAGE_BOUND_LEAD_S` before), kept in the
+generation's ``ub`` key.  Every query at a later time gets a popularity at most
+that; the search computes the exact one from the member's head, and a query
+whose factor is above ``F`` is answered from PostGIS.  Without usage the bound
+is the listed popularity itself.  The bound loosens as time passes (by
+``2^(Δt/h)`` on the usage part): a rebuild makes it tight again.
+:mod:`indexer.hot.encoding` writes and reads members, documents and
+placements; the Lua scripts get these names and constants from the header
+:mod:`indexer.hot.lua` puts before them.
 
 An entity belongs to the cell that contains it at each indexed resolution
 (``latlng_to_cell``, not the parent of its base cell: H3 children overhang
@@ -49,15 +62,20 @@ from indexer.model import INDEX_RESOLUTIONS, KINDS, TAG_RES
 #: and the items of the scripts' list arguments.
 SEP = "\x1f"
 #: The member's head, as the scripts read it with one struct.unpack: lat, lng,
-#: popularity, ln(1 + popularity) and cos(lat) (so that a search computes
+#: the listed popularity, ln(1 + it) and cos(lat) (so that a search computes
 #: neither per member: each C call costs a Lua script dearly), the entity's
 #: revision (what tells a search whether a display document it keeps is the
-#: current one), the kind's code and the id's length in bytes.
-MEMBER_HEAD = struct.Struct("<ddddddBH")
-#: Byte offsets in the head of the popularity, the kind's code and the id's length.
+#: current one), its usage mass, the kind's code and the id's length in bytes.
+MEMBER_HEAD = struct.Struct("<dddddddBH")
+#: Byte offsets in the head of the popularity, the usage mass, the kind's code and
+#: the id's length.
 POPULARITY_AT = 16
-KIND_AT = 48
-ID_LENGTH_AT = 49
+USAGE_AT = 48
+KIND_AT = 56
+ID_LENGTH_AT = 57
+#: How long before a generation is made the time of its usage bound lies: queries
+#: of clocks that far behind still read the hot index.
+USAGE_BOUND_LEAD_S = 86400.0
 #: The text fields after the id, in order, each after a separator.
 MEMBER_FIELDS = ("available", "seen_at", "source", "mini_app", "category")
 #: A kind's code in a member's head: its first letter.
@@ -87,11 +105,14 @@ DISPLAY_FIELDS = (
 #: apply.lua, the first item of the search scripts' replies; in Python it is
 #: :class:`indexer.hot.client.NoGeneration`.
 NO_GENERATION = "nogen"
+#: What the search script answers a query whose usage factor is above its
+#: generation's bound factor (a clock far behind): PostGIS answers it.
+EARLY = "early"
 
 #: The layout's version and indexed resolutions, named inside every key: an index
 #: in another layout is invisible to this code, which then answers from PostGIS
 #: until ``nearby cache rebuild`` builds one in this layout.
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 LAYOUT = f"l{LAYOUT_VERSION}.r" + ".".join(str(res) for res in INDEX_RESOLUTIONS)
 
 #: The last words of the keys, after the prefix (the first three) or a group's base.
@@ -99,6 +120,7 @@ GEN = "gen"
 BUILDING = "building"
 COUNTER = "gens"
 LOC = "loc"
+USAGE_BOUND = "ub"
 CELL_SET = "z:"
 MEMBERS = "m"
 DOCUMENTS = "d"
@@ -113,7 +135,7 @@ def catalog_key(prefix: str) -> str:
 
 
 def layout_prefix(prefix: str) -> str:
-    """The deployment's prefix with the layout named: ``nearby`` -> ``nearby:l2.r5.7.9.11``."""
+    """The deployment's prefix with the layout named: ``nearby`` -> ``nearby:l3.r5.7.9.11``."""
     return f"{prefix}:{LAYOUT}"
 
 
@@ -140,6 +162,17 @@ def generation_base(prefix: str, gen: str) -> str:
 def loc_key(prefix: str, gen: str) -> str:
     """Where each id of a generation sits, with its revision."""
     return generation_base(prefix, gen) + LOC
+
+
+def usage_bound_key(prefix: str, gen: str) -> str:
+    """The key of a generation's usage bound factor (see the module)."""
+    return generation_base(prefix, gen) + USAGE_BOUND
+
+
+def bound_of(listed: float, mass: float, factor: float) -> float:
+    """A member's score: its popularity at any time whose usage factor is at most
+    ``factor`` is at most this (:func:`indexer.rules.popularity_now` at ``factor``)."""
+    return listed + mass * factor if mass else listed
 
 
 def group_of(base: str, tag: str) -> str:

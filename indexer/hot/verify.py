@@ -3,11 +3,11 @@ disagrees with PostGIS.
 
 Checked: every id's location and revision in loc, every cell set's members
 (each the entity's current member, in exactly the cells loc names, scored by
-its popularity), each set's top in its t hash (and the hash's bound field),
-and each group's member and display document of every entity placed there,
-byte for byte what :mod:`indexer.hot.encoding` makes of the PostGIS row.
-Whatever it finds, ``nearby cache rebuild`` mends: it writes a fresh
-generation from PostGIS.
+its popularity bound, with the generation's usage bound factor), each set's
+top in its t hash (and the hash's bound field), and each group's member and
+display document of every entity placed there, byte for byte what
+:mod:`indexer.hot.encoding` makes of the PostGIS row.  Whatever it finds,
+``nearby cache rebuild`` mends: it writes a fresh generation from PostGIS.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from indexer.model import INDEX_RESOLUTIONS
 #: What a member and a document are made of, read from PostGIS.
 EXPECTED_COLUMNS = (
     "id, kind, name, category, mini_app, lat, lng, popularity, available, capacity,"
-    " opening_hours, tz, attrs::text AS attrs_json, source, rev, updated_at, seen_at"
+    " opening_hours, tz, attrs::text AS attrs_json, source, rev, updated_at, seen_at,"
+    " usage_mass"
 )
 #: Set keys read per pipeline.
 SETS_PER_ROUND = 200
@@ -55,9 +56,11 @@ class Expected:
     """What PostGIS says each id should be in Redis: revision, placement, member and
     (the digest of) its display document."""
 
-    def __init__(self, conn: psycopg.Connection) -> None:
+    def __init__(self, conn: psycopg.Connection, bound_factor: float = 1.0) -> None:
         self.rev: dict[str, int] = {}
         self.place: dict[str, list[str]] = {}
+        #: The generation's usage bound factor, that its sets' scores are made with.
+        self.bound_factor = bound_factor
         self.member: dict[str, bytes] = {}
         self.document: dict[str, bytes] = {}
         with conn.cursor(row_factory=dict_row) as cur:
@@ -72,7 +75,7 @@ class Expected:
 
 def verify_generation(hot: HotClient, gen: str, conn: psycopg.Connection) -> list[Difference]:
     """Compare PostGIS with generation ``gen``: locations, revisions, sets, tops, hashes."""
-    expected = Expected(conn)
+    expected = Expected(conn, hot.bound_factor(gen))
     held = hot.client.hgetall(layout.loc_key(hot.prefix, gen))
     live: dict[str, list[str]] = {}
     for entity_id, value in held.items():
@@ -174,7 +177,8 @@ def member_problem(
     want = expected.member.get(entity_id)
     if want is not None and member != want:
         return "stale member in"
-    if score != encoding.parse_member(member)["popularity"]:
+    parsed = encoding.parse_member(member)
+    if score != layout.bound_of(parsed["popularity"], parsed["usage_mass"], expected.bound_factor):
         return f"popularity {score} in"
     return None
 

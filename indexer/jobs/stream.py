@@ -28,6 +28,7 @@ from threading import Event
 import psycopg
 import redis
 
+from indexer.hot.index import HotIndex
 from indexer.settings import UsageSettings
 from indexer.store.events import EventBatch, apply_events
 
@@ -65,7 +66,8 @@ class StreamConsumer:
     """One consumer of a group reading usage events from ``stream`` (see the module)."""
 
     conn: psycopg.Connection
-    client: redis.Redis
+    #: The hot index: its Redis holds the stream, and takes the entities' new usage.
+    hot: HotIndex
     stream: str
     group: str
     consumer: str
@@ -77,6 +79,11 @@ class StreamConsumer:
     reconnect: Callable[[], psycopg.Connection] | None = None
     summary: ConsumeSummary = field(default_factory=ConsumeSummary)
     _next_claim: float = 0.0
+
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis that holds the stream."""
+        return self.hot.client
 
     def ensure_group(self) -> None:
         """Make the group (reading from the stream's start), and the stream, when missing."""
@@ -115,7 +122,7 @@ class StreamConsumer:
         """Apply the entries' events, log the refused ones, then acknowledge and delete them all."""
         ids = [entry_id for entry_id, _ in entries]
         items = [fields or {} for _, fields in entries]
-        batch = apply_events(self.conn, items, self.usage, time.time())
+        batch = apply_events(self.conn, self.hot, items, self.usage, time.time())
         for error in batch.errors:
             log.warning("stream %s entry %s refused: %s (%s)", self.stream, ids[error.index],
                         error.reason, error.param)  # fmt: skip

@@ -7,8 +7,9 @@ two), ``user`` text of at most :data:`MAX_USER_LENGTH` characters, ``at`` RFC
 3339 or POSIX seconds (a number, or digits as text), at most
 ``NEARBY_EVENT_FUTURE_S`` ahead of now. Each bad event is reported with its
 index, reason and field; the good ones are applied
-(:func:`indexer.store.usage.apply_usage`). The HTTP endpoint and the stream
-consumer check with the same code.
+(:func:`indexer.store.usage.apply_usage`), and the entities whose usage changed
+go to the hot index at once, as a live feed's moves do. The HTTP endpoint and
+the stream consumer check with the same code.
 """
 
 from __future__ import annotations
@@ -20,11 +21,15 @@ from typing import Any
 
 import psycopg
 
+from indexer.hot.index import HotIndex
+from indexer.hot.pending import leave_mark
 from indexer.model import text_problem
 from indexer.settings import UsageSettings
 from indexer.sources.values import parse_time
 from indexer.store.catalog import known_slugs
+from indexer.store.errors import HotIndexUnavailable
 from indexer.store.items import MAX_ID_LENGTH, MAX_ITEMS, ItemProblem
+from indexer.store.live import apply_to_hot
 from indexer.store.usage import MAX_EXPONENT, UsageEvent, apply_usage, exponent
 
 #: The most events one call takes (the HTTP endpoint's limit too).
@@ -170,9 +175,24 @@ def check_events(
 
 
 def apply_events(
-    conn: psycopg.Connection, items: Sequence[Any], usage: UsageSettings, now_s: float
+    conn: psycopg.Connection,
+    hot: HotIndex,
+    items: Sequence[Any],
+    usage: UsageSettings,
+    now_s: float,
 ) -> EventBatch:
-    """Check a batch of raw events and apply the good ones; what was applied and refused."""
+    """Check a batch of raw events and apply the good ones (PostGIS, then the hot index);
+    what was applied and refused.
+
+    Should Redis fail once PostGIS holds the events, a mark is left (the next
+    write or server start rebuilds the hot index) and HotIndexUnavailable raised.
+    """
     batch = check_events(conn, items, usage, now_s)
-    apply_usage(conn, batch.events, usage.half_life_s)
+    rows = apply_usage(conn, batch.events, usage.half_life_s)
+    if rows:
+        try:
+            apply_to_hot(hot, rows)
+        except HotIndexUnavailable:
+            leave_mark(conn, "events")
+            raise
     return batch

@@ -48,7 +48,7 @@ SELECT {COLUMNS}, %(source)s, %(base)s + n, %(now)s, {STORED_TEXT} FROM {{table}
 LOADED_FILL_ROWS = """
 SELECT id, kind, name, category, mini_app, lat, lng, popularity, available, capacity,
        opening_hours, tz, attrs::text, %(source)s::text, %(base)s::bigint + n,
-       %(now)s::timestamptz, seen_at
+       %(now)s::timestamptz, seen_at, 0::float8
 FROM {table} ORDER BY h3
 """
 #: Load tables whose connection is gone (a write that crashed).

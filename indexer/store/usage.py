@@ -32,7 +32,10 @@ another half-life cannot be added to, so a write under a changed
 
 A batch is applied in one transaction: COPY into a temporary table, then one
 statement for each table (the events, the entities' masses, the mini-apps'
-masses, the users' recents and their trim to :data:`RECENTS_KEPT`). Rows are
+masses, the users' recents and their trim to :data:`RECENTS_KEPT`).  An entity's
+mass is kept on its row (``entities.usage_mass``), where the search reads it
+(:func:`indexer.rules.popularity_now`): a change of it is a new revision of the
+entity, whose row the caller sends to the hot index. Rows are
 upserted in key order, so that two batches running at once take their row locks
 in the same order; a deadlock that happens anyway is retried.
 """
@@ -41,15 +44,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import psycopg
 import psycopg.errors
+from psycopg.rows import dict_row
 
 from indexer.errors import Unavailable
+from indexer.hot.index import ENTITY_COLUMNS
+from indexer.rules import USAGE_EPOCH_S as USAGE_EPOCH_S
+from indexer.rules import usage_factor
 
-#: The epoch ``T0`` of the masses: 2026-01-01T00:00:00Z, in POSIX seconds.
-USAGE_EPOCH_S = 1_767_225_600.0
 #: The highest exponent ``(at − T0)/h`` an event may have (see the module).
 MAX_EXPONENT = 960.0
 #: Distinct mini-apps a user's recents keep.
@@ -89,6 +94,8 @@ def mass_of(
 
 def usage_at(mass: float, t_s: float, half_life_s: float, epoch_s: float = USAGE_EPOCH_S) -> float:
     """The usage a mass stands for at time ``t_s``: ``M · 2^(−(t − T0)/h)``."""
+    if epoch_s == USAGE_EPOCH_S:
+        return mass * usage_factor(t_s, half_life_s)
     return mass * math.pow(2.0, -exponent(t_s, half_life_s, epoch_s))
 
 
@@ -105,16 +112,29 @@ WITH ins AS (
 )
 SELECT epoch_s, half_life_s FROM ins UNION ALL SELECT epoch_s, half_life_s FROM usage_basis
 """
+#: The entities' masses, each a new revision; returns their rows as the hot index
+#: takes them (the rows locked in id order first, as the other writers lock them).
+ENTITY_MASSES = """
+WITH added AS (
+    SELECT entity_id, sum(mass) AS mass FROM usage_load WHERE entity_id IS NOT NULL
+    GROUP BY entity_id
+), locked AS (
+    SELECT e.id, a.mass FROM entities e JOIN added a ON a.entity_id = e.id
+    ORDER BY e.id FOR NO KEY UPDATE OF e
+)
+UPDATE entities e SET usage_mass = e.usage_mass + l.mass, rev = nextval('entity_rev')
+FROM locked l WHERE e.id = l.id
+RETURNING {columns}
+""".format(
+    columns=", ".join(
+        "e.attrs::text AS attrs_json" if name.strip() == "attrs" else f"e.{name.strip()}"
+        for name in ENTITY_COLUMNS.split(",")
+    )
+)
 STATEMENTS = (
     """
     INSERT INTO usage_events (at, type, entity_id, mini_app, user_id)
     SELECT to_timestamp(at_s), type, entity_id, mini_app, user_id FROM usage_load
-    """,
-    """
-    INSERT INTO usage_entity (entity_id, mass)
-    SELECT entity_id, sum(mass) FROM usage_load WHERE entity_id IS NOT NULL
-    GROUP BY entity_id ORDER BY entity_id
-    ON CONFLICT (entity_id) DO UPDATE SET mass = usage_entity.mass + excluded.mass
     """,
     """
     INSERT INTO usage_mini_app (slug, mass)
@@ -146,10 +166,11 @@ STATEMENTS = (
 )
 
 
-def check_basis(cur: psycopg.Cursor, half_life_s: float) -> None:
+def check_basis(cur: psycopg.Cursor[dict[str, Any]], half_life_s: float) -> None:
     """Record the basis on the first write; BasisChanged when the stored one differs."""
     cur.execute(BASIS, (USAGE_EPOCH_S, half_life_s))
-    epoch_s, stored = (cur.fetchone() or (USAGE_EPOCH_S, half_life_s))[:2]
+    row = cur.fetchone()
+    epoch_s, stored = (row["epoch_s"], row["half_life_s"]) if row else (USAGE_EPOCH_S, half_life_s)
     if epoch_s != USAGE_EPOCH_S or stored != half_life_s:
         raise BasisChanged(
             f"the usage masses are kept with a half-life of {stored:g} s from epoch {epoch_s:g},"
@@ -157,13 +178,16 @@ def check_basis(cur: psycopg.Cursor, half_life_s: float) -> None:
         )
 
 
-def apply_usage(conn: psycopg.Connection, events: Sequence[UsageEvent], half_life_s: float) -> int:
-    """Store checked events and add them to the masses and recents; return how many.
+def apply_usage(
+    conn: psycopg.Connection, events: Sequence[UsageEvent], half_life_s: float
+) -> list[dict[str, Any]]:
+    """Store checked events and add them to the masses and recents; return the rows of
+    the entities whose mass changed (their new revisions, for the hot index).
 
     One transaction (see the module); on any error nothing is written.
     """
     if not events:
-        return 0
+        return []
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return _apply_once(conn, events, half_life_s)
@@ -173,8 +197,10 @@ def apply_usage(conn: psycopg.Connection, events: Sequence[UsageEvent], half_lif
     raise AssertionError("unreachable")
 
 
-def _apply_once(conn: psycopg.Connection, events: Sequence[UsageEvent], half_life_s: float) -> int:
-    with conn.transaction(), conn.cursor() as cur:
+def _apply_once(
+    conn: psycopg.Connection, events: Sequence[UsageEvent], half_life_s: float
+) -> list[dict[str, Any]]:
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         cur.execute(LOAD)
         check_basis(cur, half_life_s)
         columns = "at_s, type, entity_id, mini_app, user_id, mass"
@@ -186,4 +212,5 @@ def _apply_once(conn: psycopg.Connection, events: Sequence[UsageEvent], half_lif
                 )  # fmt: skip
         for statement in STATEMENTS:
             cur.execute(statement)
-    return len(events)
+        cur.execute(ENTITY_MASSES)
+        return cur.fetchall()

@@ -29,7 +29,10 @@ def test_ties_break_by_distance_then_id_bytes() -> None:
 def test_cursor_round_trip(score, distance, entity_id) -> None:
     query = NearbyQuery(lat=1.0, lng=2.0)
     hit = Hit(entity_id, distance, score, 0.0)
-    assert decode_cursor(encode_cursor(hit, query, KEY), query, KEY) == sort_key(hit, "score")
+    assert decode_cursor(encode_cursor(hit, query, KEY), query, KEY) == (
+        sort_key(hit, "score"),
+        0.0,
+    )
 
 
 def test_cursor_of_another_query_fails() -> None:

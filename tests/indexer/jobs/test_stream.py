@@ -66,7 +66,7 @@ def add_events(index: Index, stream: str, events: list[dict[str, Any]]) -> list[
 
 def consumer(index: Index, stream: str, name: str = "c1", **kw: Any) -> StreamConsumer:
     return StreamConsumer(
-        conn=index.conn, client=index.hot.client, stream=stream, group="nearby",
+        conn=index.conn, hot=index.hot, stream=stream, group="nearby",
         consumer=name, usage=USAGE, block_ms=50, **kw,
     )  # fmt: skip
 

@@ -42,6 +42,7 @@ def test_entity_table_has_every_field(index: Index) -> None:
         "rev": "int8",
         "updated_at": "timestamptz",
         "seen_at": "timestamptz",
+        "usage_mass": "float8",
     }
     assert found == expected
 

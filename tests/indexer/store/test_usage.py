@@ -66,7 +66,7 @@ def test_masses_and_recents_equal_a_brute_force(
 ) -> None:
     events = random_events(seed, 700, entities, users=3)
     for start in range(0, len(events), 250):  # several batches, as a stream gives them
-        batch = apply_events(index.conn, events[start : start + 250], USAGE, USAGE_AT)
+        batch = apply_events(index.conn, index.hot, events[start : start + 250], USAGE, USAGE_AT)
         assert batch.errors == []
     expected = expected_usage(events, entities, USAGE.half_life_s, dict(USAGE.weights))
     found = stored_usage(index)
@@ -89,8 +89,8 @@ def test_recents_keep_twenty_newest_distinct(index: Index, entities: list[Entity
     # An older event of a recent app does not move it back; a newer one moves it first.
     events += [{"type": "open", "mini_app": "app-29", "user": "u1", "at": USAGE_AT - 5000},
                {"type": "open", "mini_app": "app-12", "user": "u1", "at": USAGE_AT}]  # fmt: skip
-    apply_events(index.conn, events[:20], USAGE, USAGE_AT)
-    apply_events(index.conn, events[20:], USAGE, USAGE_AT)
+    apply_events(index.conn, index.hot, events[:20], USAGE, USAGE_AT)
+    apply_events(index.conn, index.hot, events[20:], USAGE, USAGE_AT)
     recents = stored_usage(index)["recents"]["u1"]
     newest = [slug for slug in reversed(slugs) if slug != "app-12"]
     assert [slug for slug, _ in recents] == ["app-12", *newest[:19]]
@@ -98,17 +98,17 @@ def test_recents_keep_twenty_newest_distinct(index: Index, entities: list[Entity
 
 def test_a_changed_half_life_is_refused(index: Index, entities: list[Entity]) -> None:
     event = {"type": "open", "entity_id": "u:0", "at": USAGE_AT}
-    apply_events(index.conn, [event], USAGE, USAGE_AT)
+    apply_events(index.conn, index.hot, [event], USAGE, USAGE_AT)
     other = UsageSettings(half_life_s=86400.0)
     with pytest.raises(BasisChanged, match="half-life of 604800 s"):
-        apply_events(index.conn, [event], other, USAGE_AT)
+        apply_events(index.conn, index.hot, [event], other, USAGE_AT)
     index.conn.rollback()
     assert len(stored_usage(index)["events"]) == 1
 
 
 def test_nothing_is_written_when_a_statement_fails(index: Index, entities: list[Entity]) -> None:
     events = random_events(4, 50, entities)
-    apply_events(index.conn, events, USAGE, USAGE_AT)
+    apply_events(index.conn, index.hot, events, USAGE, USAGE_AT)
     before = stored_usage(index)
     with index.conn.cursor() as cur:
         cur.execute(
@@ -117,7 +117,7 @@ def test_nothing_is_written_when_a_statement_fails(index: Index, entities: list[
     index.conn.commit()
     try:
         with pytest.raises(psycopg.errors.CheckViolation):
-            apply_events(index.conn, events, USAGE, USAGE_AT)
+            apply_events(index.conn, index.hot, events, USAGE, USAGE_AT)
         index.conn.rollback()
         assert stored_usage(index) == before
     finally:
@@ -127,5 +127,5 @@ def test_nothing_is_written_when_a_statement_fails(index: Index, entities: list[
 
 
 def test_an_empty_batch_writes_nothing(index: Index, entities: list[Entity]) -> None:
-    assert apply_usage(index.conn, [], USAGE.half_life_s) == 0
+    assert apply_usage(index.conn, [], USAGE.half_life_s) == []
     assert stored_usage(index)["events"] == []
