@@ -1,25 +1,22 @@
 """Filling a generation of the hot index in bulk, from one PostGIS snapshot.
 
-A rebuild (and a write that changes most of the index) fills a fresh generation,
-marked ``building``, with its writes gathered per key instead of one apply.lua
-record per entity: in each transaction, every cell set's new members (and the
-sets' tops) in one call of fill_sets.lua, each group's members and documents
-in one HSET each, loc in one HSET.  Rows stream in H3 order, so that
-neighbours, which share cell sets, are written together.
+A rebuild (and a write that changes most of the index) fills a fresh generation, marked
+``building``, with its writes gathered per key instead of one apply.lua record per entity:
+in each transaction, every cell set's new members (and the sets' tops) in one call of
+fill_sets.lua, each group's members and documents in one HSET each, loc in one HSET. Rows
+stream in H3 order, so that neighbours, which share cell sets, are written together.
 
-Writes that run meanwhile go to the building generation too (apply.lua, gated
-by revision); the fill must never undo one.  Every record that apply.lua
-applies writes the generation's loc, so each transaction of the fill WATCHes
-loc, reads (HMGET) which of its ids loc already holds, and writes only the
-others, in MULTI/EXEC: if a live write touches loc in between, EXEC fails and
-the batch is tried again.  An id that loc already holds was put there by a live
-write; its snapshot row goes through apply.lua instead, which keeps the newer
-of the two by revision (and moves it out of the cells the older one named).
-Once written, an id is in exactly the cells and groups its loc names, so later
-live writes apply to it by revision as usual.  A write that the snapshot misses
-commits after the snapshot was taken, so after ``building`` was set: its writer
-applies it to the building generation, before the fill reaches its id (then
-kept) or after (then applied on top).
+Writes that run meanwhile go to the building generation too (apply.lua, gated by revision);
+the fill must never undo one. Every record that apply.lua applies writes the generation's
+loc, so each transaction of the fill WATCHes loc, reads (HMGET) which of its ids loc already
+holds, and writes only the others, in MULTI/EXEC: if a live write touches loc in between,
+EXEC fails and the batch is tried again. An id that loc already holds was put there by a
+live write; its snapshot row goes through apply.lua instead, which keeps the newer of the
+two by revision (and moves it out of the cells the older one named). Once written, an id is
+in exactly the cells and groups its loc names, so later live writes apply to it by revision
+as usual. A write that the snapshot misses commits after the snapshot was taken, so after
+``building`` was set: its writer applies it to the building generation, before the fill
+reaches its id (then kept) or after (then applied on top).
 """
 
 from __future__ import annotations
@@ -99,8 +96,7 @@ class FillNames(dict[int, CellNames]):
     def __init__(self, prefix: str, gen: str, bound_factor: float = 1.0) -> None:
         super().__init__()
         self.base = layout.generation_base(prefix, gen)
-        #: The generation's usage bound factor: what the sets' scores are made with.
-        self.bound_factor = bound_factor
+        self.bound_factor = bound_factor  # the generation's: the sets' scores are made with it
 
     def __missing__(self, cell: int) -> CellNames:
         if len(self) >= CELL_NAMES_KEPT:

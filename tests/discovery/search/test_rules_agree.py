@@ -123,6 +123,29 @@ def test_sql_decay_is_zero_exactly_where_pythons_underflows(index: Index) -> Non
     assert 0.0 in want and min(s for s in want if s > 0) < 1e-300
 
 
+def test_sql_popularity_is_pythons_bit_for_bit(index: Index) -> None:
+    """listed + mass · factor (indexer.rules.popularity_now) in SQL and in Python, over
+    listed popularities, masses (0 included) and factors of times around the epoch's."""
+    rnd = random.Random(5)
+    listed = [0.0, 1.0, 7.5, 1e12] + [rnd.expovariate(0.01) for _ in range(40)]
+    masses = [0.0, 1e-300, 3.0, 2.0**500] + [rnd.choice((0.0, 10 ** rnd.uniform(-5, 200)))
+                                             for _ in range(40)]  # fmt: skip
+    sql = f"""
+        SELECT {rules.POPULARITY_SQL}
+        FROM unnest(%(p)s::float8[], %(m)s::float8[])
+            WITH ORDINALITY AS e(popularity, usage_mass, i)
+        ORDER BY e.i
+    """
+    for t_s in (rules.USAGE_EPOCH_S, NOW_S, NOW_S + 86400 * 365, NOW_S - 0.5):
+        factor = rules.usage_factor(t_s, 7 * 86400.0)
+        with index.conn.cursor() as cur:
+            cur.execute(sql, {"p": listed, "m": masses, "usage_factor": factor})
+            got = [row[0] for row in cur.fetchall()]
+        want = [rules.popularity_now(p, m, factor) for p, m in zip(listed, masses, strict=True)]
+        assert [bits(v) for v in got] == [bits(v) for v in want]
+    assert rules.popularity_now(7.5, 0.0, math.inf) == 7.5  # no usage: the listed figure
+
+
 def random_candidates(rnd: random.Random, count: int) -> list[Candidate]:
     """Candidates mixing every field a filter reads, staleness at and around its cutoffs."""
     seen_choices: list[float | None] = [None, NOW_S, NOW_S - 10, NOW_S - 5000, NOW_S - 9000]
@@ -227,23 +250,23 @@ def test_postgis_search_ranks_where_the_decay_underflows(index: Index) -> None:
 # -- nearby.lua -------------------------------------------------------------------
 #
 # The script runs as it is up to its dispatch (ARGV as the search sends them,
-# no cells), then calls its own functions on what ARGV[24..] hold.
+# no cells), then calls its own functions on what ARGV[25..] hold.
 
 HARNESS = """
-local what = ARGV[24]
+local what = ARGV[25]
 local out = {}
 if what == 'evaluate' then
   local members = {}
-  for i = 25, #ARGV do members[#members + 1] = ARGV[i] end
+  for i = 26, #ARGV do members[#members + 1] = ARGV[i] end
   evaluate(1, members, function(id, d, s)
     out[#out + 1] = id
     out[#out + 1] = struct.pack('<dd', d, s)
   end)
 elseif what == 'decay' then
-  for i = 25, #ARGV do out[#out + 1] = struct.pack('<d', decay(tonumber(ARGV[i]))) end
+  for i = 26, #ARGV do out[#out + 1] = struct.pack('<d', decay(tonumber(ARGV[i]))) end
 elseif what == 'order' then
   local hits = {}
-  for i = 25, #ARGV, 2 do
+  for i = 26, #ARGV, 2 do
     local s, d = struct.unpack('<dd', ARGV[i])
     hits[#hits + 1] = {s = s, p = s, d = d, id = ARGV[i + 1]}
   end
