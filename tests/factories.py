@@ -886,6 +886,9 @@ class Taken(Notes):
     def redis_failed(self, exc: BaseException) -> None:
         self.told.append(("redis_failed", exc))
 
+    def not_answered(self) -> None:
+        self.told.append(("not_answered", None))
+
 
 # -- the demo city --
 

@@ -54,6 +54,10 @@ def discover_schemas() -> dict[str, Any]:
                         "nearest": {"anyOf": [SOURCE, NULLABLE_STRING]},
                     },
                 },
+                "popularity_at": {
+                    **NULLABLE_STRING,
+                    "description": "The time (RFC 3339) whose usage nearby and popular rank by.",
+                },
             },
         }
     }

@@ -124,6 +124,12 @@ class RequestNotes(Notes):
         if record is not None:
             record.fallback = "no_generation"
 
+    def not_answered(self) -> None:
+        """The answer comes from PostGIS: the hot index could not answer this query."""
+        record = _RECORD.get()
+        if record is not None:
+            record.fallback = "not_answered"
+
     def redis_failed(self, exc: BaseException) -> None:
         """The answer comes from PostGIS: Redis failed."""
         record = _RECORD.get()

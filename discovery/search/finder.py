@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from discovery.search.hot import BoundsBehind
+from discovery.search.hot import NotAnswered
 from discovery.search.postgis import entity_document, postgis_search
 from discovery.search.query import NearbyQuery
 from discovery.search.result import SearchResult
@@ -53,8 +53,9 @@ def find_nearby(services: Services, query: NearbyQuery) -> SearchResult:
     except redis.RedisError as exc:
         log.warning("Redis unavailable (%s): answering from PostGIS", type(exc).__name__)
         notes.redis_failed(exc)
-    except BoundsBehind:
-        log.info("a query's time is before the hot index's bounds: answering from PostGIS")
+    except NotAnswered as exc:
+        log.info("the hot index cannot answer (%s): answering from PostGIS", exc)
+        notes.not_answered()
     else:
         notes.source(found.source)
         return found

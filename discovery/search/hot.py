@@ -57,9 +57,11 @@ _NO_GENERATION = layout.NO_GENERATION.encode()
 _EARLY = layout.EARLY.encode()
 
 
-class BoundsBehind(Exception):
-    """The query's popularity time is before what the generation's bounds hold for
-    (indexer/hot/layout.py): PostGIS answers it."""
+class NotAnswered(Exception):
+    """The hot index holds a generation but cannot answer this query now: the query's
+    popularity time is before what the generation's bounds hold for
+    (indexer/hot/layout.py), or the results kept changing before their documents
+    could be read.  PostGIS answers it; nothing needs mending."""
 
 
 def nearby_source() -> str:
@@ -266,7 +268,7 @@ class RedisSearch:
             if not reply or reply[0] == _NO_GENERATION:
                 raise NoGeneration("Redis holds no index generation")
             if reply[0] == _EARLY:
-                raise BoundsBehind("the query's time is before the index's popularity bounds")
+                raise NotAnswered("the query's time is before the index's popularity bounds")
             stats.calls += 1
             stats.cells += int(reply[1])
             stats.members += int(reply[2])
@@ -284,7 +286,7 @@ class RedisSearch:
                 )
             ]
         # The index changes faster than it can be read: PostGIS answers.
-        raise NoGeneration("the index changed under every try")
+        raise NotAnswered("the index changed under every try")
 
     def search(self, query: NearbyQuery) -> SearchResult:
         """The exact page for ``query``; NoGeneration when Redis holds no index."""

@@ -43,6 +43,10 @@ class Notes:
     def redis_failed(self, exc: BaseException) -> None:
         """Redis failed (``exc``): the answer comes from PostGIS."""
 
+    def not_answered(self) -> None:
+        """The hot index could not answer this query (discovery.search.hot.NotAnswered):
+        the answer comes from PostGIS."""
+
     def postgres_failed(self, exc: BaseException) -> None:
         """PostgreSQL failed, or its pool timed out (``exc``)."""
 

@@ -83,6 +83,33 @@ def test_a_change_between_the_search_and_its_documents_runs_the_search_again(
     assert len(reads) == 2
 
 
+def test_an_index_changing_under_every_read_is_answered_by_postgis(
+    index: Index, client: FlaskClient
+) -> None:
+    """Each search's entity changes before its document is read, every time: PostGIS
+    answers, and nothing is taken for a missing index (no healing rebuild)."""
+    write_entities(index.conn, index.hot, "t", [shop("Start")])
+    services = client.application.extensions["nearby"]
+    search = services.search
+    written = [0]
+
+    class AlwaysChanged(Documents):
+        def read(self, gen, tags, wanted):  # type: ignore[no-untyped-def]
+            written[0] += 1
+            write_entities(index.conn, index.hot, "t", [shop(f"Name {written[0]}")])
+            return super().read(gen, tags, wanted)
+
+    search.documents = AlwaysChanged(index.hot)
+    notices: list[bool] = []
+    services.healer.notice_missing = lambda: notices.append(True)
+    body = client.get("/v1/nearby?lat=60.17&lng=24.94&radius=100").get_json()
+    assert body["source"] == "postgis"
+    assert [result["name"] for result in body["results"]] == [f"Name {written[0]}"]
+    assert written[0] == 3 and notices == []
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'nearby_postgis_fallbacks_total{reason="not_answered"} 1.0' in metrics
+
+
 def test_a_script_the_server_lost_is_loaded_again(index: Index, client: FlaskClient) -> None:
     write_entities(index.conn, index.hot, "t", [shop("Shop")])
     assert names(client) == ["Shop"]

@@ -260,6 +260,7 @@ def test_a_clock_behind_the_bounds_gets_postgis(index: Index, clean: None, api_s
                             popularity_at_s=time.time() - 3 * DAY)  # fmt: skip
         found = find_nearby(services, query)
         assert found.source == "postgis"
+        assert notes.told == [("not_answered", None), ("source", "postgis")]
         assert [h.id for h in found.hits] == [h[0] for h in expected(query, entities, {})][:20]
     finally:
         services.close()
