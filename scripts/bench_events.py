@@ -10,8 +10,19 @@ catalog. The same events, made once, go
 - raw: XADD of each event to a stream, and HINCRBYFLOAT of its weight per entity,
   each pipelined in batches of the same size (what a Redis counter alone costs).
 
+Queries (on unless ``--no-queries``): before the HTTP phase, for
+``--idle-seconds``, one client thread sends ``GET /v1/nearby`` (radius 1,000 m,
+limit 20) to the same server over one keep-alive connection, at points drawn at
+random within 3 km of the stores' centre, a new point each time, and times each
+answer ("idle", after half a second not counted); the same thread and connection
+go on during the HTTP phase, beside the senders. An answer counts as right when
+it is a 200 with ``"source": "redis"``.
+
 Prints one table row per phase: events/s, and the CPU seconds PostgreSQL and
-Redis used per 100,000 events.
+Redis used per 100,000 events (with queries on, the HTTP row's include what the
+queries used). Then, with queries on, a second table: the queries' count, p50
+and p99 in ms idle and during the HTTP phase, the ratio of p99 during to p99
+idle, and how many answers were not right.
 
     python -m scripts.bench_events --seconds 20
 """
@@ -21,6 +32,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import http.client
+import math
 import random
 import threading
 import time
@@ -38,6 +50,7 @@ from scripts.benchkit import (
     ensure_database,
     free_port,
     log,
+    percentiles,
     postgres_cpu,
     postgres_cpu_since,
     redis_cpu,
@@ -47,6 +60,11 @@ from scripts.benchkit import (
 
 API_KEY = "bench-key"
 CENTER = (37.5665, 126.978)
+#: The queries: radius and limit of GET /v1/nearby, and how far from CENTER they are asked.
+QUERY_RADIUS_M, QUERY_LIMIT, QUERY_SPREAD_M = 1000, 20, 3000.0
+#: Seconds of queries before the idle phase, not counted (connection, first answers).
+QUERY_WARM_S = 0.5
+METRES_PER_DEGREE = 111_320.0
 
 
 def seed(settings: IndexSettings, stores: int, apps: int) -> None:
@@ -125,29 +143,134 @@ def http_sender(port: int, bodies: list[bytes], until: float, applied: list[int]
         n += 1
 
 
-def http_phase(settings: IndexSettings, bodies: list[bytes], args: argparse.Namespace) -> Row:
-    """Events/s through POST /v1/events of ``nearby serve``."""
+@dataclasses.dataclass
+class Queries:
+    """The nearby queries of one phase: each one's latency (ms), and how many were
+    not answered 200 with ``"source": "redis"`` (or not answered at all)."""
+
+    name: str
+    latencies: list[float] = dataclasses.field(default_factory=list)
+    wrong: int = 0
+
+
+def query_path(rng: random.Random) -> str:
+    """GET /v1/nearby at a point drawn uniformly within QUERY_SPREAD_M of CENTER."""
+    distance = QUERY_SPREAD_M * math.sqrt(rng.random())
+    bearing = rng.uniform(0.0, 2 * math.pi)
+    lat = CENTER[0] + distance * math.cos(bearing) / METRES_PER_DEGREE
+    lng = CENTER[1] + distance * math.sin(bearing) / (
+        METRES_PER_DEGREE * math.cos(math.radians(CENTER[0]))
+    )
+    return f"/v1/nearby?lat={lat!r}&lng={lng!r}&radius={QUERY_RADIUS_M}&limit={QUERY_LIMIT}"
+
+
+def from_redis(status: int, body: bytes) -> bool:
+    """Whether an answer is a 200 whose JSON says ``"source": "redis"``."""
+    if status != 200:
+        return False
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(answer, dict) and answer.get("source") == "redis"
+
+
+def ask(conn: http.client.HTTPConnection, rng: random.Random) -> tuple[float | None, bool]:
+    """One query at a new point of ``rng``: its latency in ms (None: no answer, and the
+    connection is closed, to be opened again), and whether the answer was right."""
+    path = query_path(rng)
+    started = time.perf_counter()
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException):
+        conn.close()
+        return None, False
+    return (time.perf_counter() - started) * 1000, from_redis(response.status, body)
+
+
+class Querier:
+    """One thread sending nearby queries, one at a time over one keep-alive connection,
+    from its start until ``close``; each answer goes to the phase current when it was asked."""
+
+    def __init__(self, port: int, rng: random.Random) -> None:
+        self.phase = Queries("warm")
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, args=(port, rng))
+        self.thread.start()
+
+    def run(self, port: int, rng: random.Random) -> None:
+        """The thread: query until stopped."""
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while not self.stop.is_set():
+            phase = self.phase
+            latency, right = ask(conn, rng)
+            if latency is not None:
+                phase.latencies.append(latency)
+            phase.wrong += not right
+        conn.close()
+
+    def record_as(self, name: str) -> Queries:
+        """Start a new phase: what the queries asked from now on record."""
+        self.phase = Queries(name)
+        return self.phase
+
+    def idle(self, seconds: float) -> Queries:
+        """The queries of ``seconds`` from now (after QUERY_WARM_S uncounted)."""
+        time.sleep(QUERY_WARM_S)
+        idle = self.record_as("idle")
+        time.sleep(seconds)
+        return idle
+
+    def close(self) -> None:
+        """Stop the thread, once the query it is asking is answered (again: nothing)."""
+        self.stop.set()
+        self.thread.join()
+
+
+def send_events(
+    port: int, bodies: list[bytes], args: argparse.Namespace
+) -> tuple[list[int], float]:
+    """Run the senders for ``args.seconds``: what each batch applied, and the seconds taken."""
+    applied: list[int] = []
+    started = time.perf_counter()
+    until = started + args.seconds
+    senders = [threading.Thread(target=http_sender, args=(port, bodies[k:], until, applied))
+               for k in range(args.senders)]  # fmt: skip
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+    return applied, time.perf_counter() - started
+
+
+def http_phase(
+    settings: IndexSettings, bodies: list[bytes], args: argparse.Namespace
+) -> tuple[Row, list[Queries]]:
+    """Events/s through POST /v1/events of ``nearby serve``, and the queries idle and
+    during it (none with ``--no-queries``)."""
     port = free_port()
     server = serve(settings, port, ["--workers", "2"], {"NEARBY_API_KEYS": API_KEY,
                                                         "NEARBY_HEAL_CHECK_S": "0"})  # fmt: skip
     client = connect_redis(settings.redis_url)
+    querier = None
     try:
-        applied: list[int] = []
-        http_sender(port, bodies[:1], 0.0, applied)  # warm: one batch, not counted
-        applied.clear()
+        http_sender(port, bodies[:1], 0.0, [])  # warm: one batch, not counted
+        querier = Querier(port, random.Random(2)) if args.queries else None
+        phases = [] if querier is None else [querier.idle(args.idle_seconds)]
         pg, rd = postgres_cpu(), redis_cpu(client)
-        started = time.perf_counter()
-        until = started + args.seconds
-        senders = [threading.Thread(target=http_sender, args=(port, bodies[k:], until, applied))
-                   for k in range(args.senders)]  # fmt: skip
-        for sender in senders:
-            sender.start()
-        for sender in senders:
-            sender.join()
-        seconds = time.perf_counter() - started
-        return Row(f"HTTP, {args.senders} senders", sum(applied), seconds,
-                   postgres_cpu_since(pg), redis_cpu(client) - rd)  # fmt: skip
+        if querier is not None:
+            phases.append(querier.record_as("during HTTP events"))
+        applied, seconds = send_events(port, bodies, args)
+        if querier is not None:
+            querier.close()  # no query counted after the last batch
+        row = Row(f"HTTP, {args.senders} senders", sum(applied), seconds,
+                  postgres_cpu_since(pg), redis_cpu(client) - rd)  # fmt: skip
+        return row, phases
     finally:
+        if querier is not None:
+            querier.close()
         server.terminate()
         server.wait()
         client.close()
@@ -179,6 +302,37 @@ def raw_phase(settings: IndexSettings, batches: list[list[dict]], seconds: float
     return row
 
 
+def query_line(queries: Queries, idle_p99: float | None) -> str:
+    """One row of the query table: count, p50 and p99 (ms), p99 over idle's, wrong answers."""
+    if len(queries.latencies) < 2:
+        return f"| {queries.name} | {len(queries.latencies):,} | – | – | – | {queries.wrong:,} |"
+    p50, p99 = percentiles(queries.latencies)
+    ratio = "–" if not idle_p99 else f"{p99 / idle_p99:.2f}×"
+    return (
+        f"| {queries.name} | {len(queries.latencies):,} | {p50:.2f} | {p99:.2f} | {ratio}"
+        f" | {queries.wrong:,} |"
+    )
+
+
+def print_queries(phases: list[Queries]) -> None:
+    """The query table (idle first), and whether every answer was a 200 from Redis."""
+    idle = phases[0].latencies
+    idle_p99 = percentiles(idle)[1] if len(idle) >= 2 else None
+    print()
+    print(f"GET /v1/nearby, radius {QUERY_RADIUS_M:,} m, limit {QUERY_LIMIT}, one keep-alive"
+          f" connection, a new point within {QUERY_SPREAD_M / 1000:g} km each time")  # fmt: skip
+    print("| queries | count | p50 ms | p99 ms | p99 / idle p99 | not 200 from Redis |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for queries in phases:
+        print(query_line(queries, idle_p99))
+    wrong = sum(q.wrong for q in phases)
+    asked = sum(len(q.latencies) + q.wrong for q in phases)
+    if wrong:
+        print(f'{wrong:,} of {asked:,} queries were not answered 200 with "source": "redis"')
+    else:
+        print(f'all {asked:,} queries answered 200 with "source": "redis"')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stores", type=int, default=20_000)
@@ -188,6 +342,14 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=8, help="Distinct batches made.")
     parser.add_argument("--senders", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--queries",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Time nearby queries idle and during the HTTP phase.",
+    )
+    parser.add_argument("--idle-seconds", type=float, default=5.0,
+                        help="Seconds of the idle queries.")  # fmt: skip
     args = parser.parse_args()
     settings = scratch_settings("events")
     ensure_database(settings)
@@ -195,8 +357,13 @@ def main() -> None:
     seed(settings, args.stores, args.apps)
     batches = [make_events(args.batch, args.stores, args.users, n) for n in range(args.batches)]
     bodies = [orjson.dumps(batch) for batch in batches]
-    log(f"HTTP: batches of {args.batch:,} for {args.seconds:g} s")
-    rows = [http_phase(settings, bodies, args)]
+    if args.queries:
+        log(f"HTTP: idle queries for {args.idle_seconds:g} s, then batches of {args.batch:,}"
+            f" for {args.seconds:g} s with queries")  # fmt: skip
+    else:
+        log(f"HTTP: batches of {args.batch:,} for {args.seconds:g} s")
+    row, queries = http_phase(settings, bodies, args)
+    rows = [row]
     log("raw baseline")
     rows.append(raw_phase(settings, batches, args.seconds))
     print(f"events in batches of {args.batch:,}, {args.stores:,} stores, {args.users:,} users")
@@ -204,6 +371,8 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for row in rows:
         print(row.line())
+    if queries:
+        print_queries(queries)
 
 
 if __name__ == "__main__":
