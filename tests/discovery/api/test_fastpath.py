@@ -7,10 +7,12 @@ Flask's own WSGI callable (which the app's WSGI stack puts behind the fast path)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,6 +20,7 @@ import pytest
 from flask import Flask
 from werkzeug.test import Client, TestResponse
 
+from discovery.api import nearby as nearby_api
 from discovery.api.app import create_app
 from discovery.api.fastpath import NearbyFastPath
 from discovery.settings import ApiSettings
@@ -125,6 +128,14 @@ def same_answer(app: Flask, query: str) -> TestResponse:
     assert [one.headers.get(h) for h in COMPARED] == [other.headers.get(h) for h in COMPARED]
     assert one.data == other.data, query
     return one
+
+
+@pytest.fixture(autouse=True)
+def one_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both paths answer at the same moment: an answer states its time (popularity_at),
+    and its cursor carries it."""
+    moment = time.time()
+    monkeypatch.setattr(nearby_api, "time", SimpleNamespace(time=lambda: moment))
 
 
 @pytest.fixture

@@ -77,10 +77,13 @@ def varied_entities(count: int) -> list[Entity]:
 
 
 def contents(hot: HotIndex, gen: str) -> dict[str, Any]:
-    """Every key of generation ``gen`` (named without the generation) and what it holds."""
+    """Every key of generation ``gen`` (named without the generation) and what it holds,
+    but its usage bound factor (a generation's own: that of a day before it was made)."""
     held: dict[str, Any] = {}
     start = f"{hot.prefix}:{gen}:"
     for key in hot.raw.scan_iter(match=start + "*", count=1000):
+        if key.decode() == start + layout.USAGE_BOUND:
+            continue
         kind = hot.raw.type(key)
         if kind == b"hash":
             value: Any = hot.raw.hgetall(key)
@@ -155,7 +158,7 @@ def test_a_fill_entity_is_the_apply_record_of_the_row(
         "mini_app": "app", "lat": lat, "lng": lng, "popularity": popularity,
         "available": available, "capacity": capacity, "opening_hours": hours, "tz": tz,
         "attrs": None, "attrs_json": printed, "source": "src", "rev": 12, "updated_at": updated_at,
-        "seen_at": seen_at,
+        "seen_at": seen_at, "usage_mass": 0.0,
     }  # fmt: skip
     columns = [column.strip() for column in bulk.FILL_COLUMNS.split(",")]
     values = tuple(row["attrs_json" if column == "attrs::text" else column] for column in columns)
@@ -496,6 +499,7 @@ def test_a_rebuild_stopped_midway_drops_its_generation(
     assert scanned(index.hot.client, f"{index.hot.prefix}:*") == sorted(
         [f"{index.hot.prefix}:{gen}:{name}" for name in before]
         + [layout.gen_key(index.hot.prefix), layout.counter_key(index.hot.prefix)]
+        + [layout.usage_bound_key(index.hot.prefix, gen)]
     )
 
 
