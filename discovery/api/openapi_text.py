@@ -46,12 +46,17 @@ def text_schemas() -> dict[str, Any]:
                             "popularity": {
                                 "type": "number",
                                 "minimum": 0,
-                                "description": "The highest among the entities that carry it.",
+                                "description": "The highest among the entities that carry"
+                                " it, their usage at popularity_at included.",
                             },
                         },
                     },
                 },
                 "source": {"type": "string", "enum": ["postgis"]},
+                "popularity_at": {
+                    **NULLABLE_STRING,
+                    "description": "The time (RFC 3339) whose usage the popularities include.",
+                },
             },
         }
     }

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from flask import Blueprint, Flask, Response, jsonify, request
 
 from discovery.api.current import services
-from discovery.api.nearby import query_args
+from discovery.api.nearby import popularity_time, query_args
 from discovery.search import params
 from discovery.search.query import NearbyQuery
 from discovery.search.services import Services
@@ -42,6 +42,8 @@ def suggest_query(args: Mapping[str, Sequence[str]], svc: Services, now_s: float
         text=params.text_query(get["q"]),
         now_s=now_s,
         stale=svc.stale,
+        popularity_at_s=params.popularity_moment(now_s),
+        half_life_s=svc.settings.index.usage.half_life_s,
     )
 
 
@@ -52,7 +54,9 @@ def suggest() -> Response:
     query = suggest_query(query_args(request.environ.get("QUERY_STRING", "")), svc, time.time())
     found = svc.read(lambda conn: postgis_suggest(conn, query))
     svc.notes.source("postgis")
-    return jsonify({"suggestions": [s.as_json() for s in found], "source": "postgis"})
+    body = {"suggestions": [s.as_json() for s in found], "source": "postgis",
+            "popularity_at": popularity_time(query)}  # fmt: skip
+    return jsonify(body)
 
 
 def init_app(app: Flask) -> None:

@@ -10,8 +10,9 @@ entity within the radius carries it: the entity's mini-app, category or name
 *is* that text.  Stale bikes and chargers, which no search shows, carry
 nothing.
 
-The order: by the highest listed popularity among the entities within the
-radius that carry it; then by how many they are; then by the text in code
+The order: by the highest popularity among the entities within the radius
+that carry it (the listed one plus the usage at the query's popularity time,
+:func:`indexer.rules.popularity_now`); then by how many they are; then by the text in code
 point order; then mini-app before category before name.  The first
 :data:`MOST` are answered.
 
@@ -56,7 +57,8 @@ _NEAR = """
 #: the text's words), best first (:meth:`Suggestion.order`), the first MOST.
 GROUPS_SQL = f"""
 WITH near AS (
-    SELECT e.name, e.name_words, e.category, e.category_words, e.mini_app, e.popularity
+    SELECT e.name, e.name_words, e.category, e.category_words, e.mini_app,
+           {rules.POPULARITY_SQL} AS popularity
     FROM (SELECT e.* {_NEAR}) e
     {rules.DISTANCE_SQL}
     WHERE x.d <= %(radius)s::float8
@@ -81,8 +83,8 @@ LIMIT {MOST}
 """
 #: The same entities as rows, for Python to measure and group.
 ROWS_SQL = f"""
-SELECT e.name, e.category, e.mini_app, coalesce(m.name, '') AS app_name, e.popularity,
-       e.lat, e.lng
+SELECT e.name, e.category, e.mini_app, coalesce(m.name, '') AS app_name,
+       {rules.POPULARITY_SQL} AS popularity, e.lat, e.lng
 FROM (SELECT e.* {_NEAR}) e LEFT JOIN mini_apps m ON m.slug = e.mini_app
 """
 
@@ -155,6 +157,7 @@ def postgis_suggest(conn: psycopg.Connection, query: NearbyQuery) -> list[Sugges
         "lng": query.lng,
         "reach": query.radius_m * (1 + 1e-6) + 1.0,
         "radius": query.radius_m,
+        "usage_factor": query.usage_factor,
         **rules.point_params(query.lat, query.lng),
         **rules.filter_params(query),
         **text_params,

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from indexer.model import Entity
-from indexer.rules import distance_m
+from indexer.rules import distance_m, popularity_now, usage_factor
+from indexer.settings import DEFAULT_HALF_LIFE_S
 from indexer.store.catalog import MiniApp, write_catalog
 from indexer.store.writer import write_entities
 from indexer.text import matches, parse_query, query_problem, words
+from tests.conftest import API_KEY
 from tests.factories import (
     clear_catalog,
     random_text_query,
@@ -84,7 +87,9 @@ def test_matches_brute_force(client, city, seed) -> None:
         response = client.get("/v1/suggest", query_string=args)
         assert response.status_code == 200, response.json
         want = brute_force(q, *SEOUL, radius, entities, apps)
-        assert response.json == {"suggestions": want, "source": "postgis"}, args
+        body = response.json
+        assert isinstance(body.pop("popularity_at"), str)
+        assert body == {"suggestions": want, "source": "postgis"}, args
         seen += len(want)
     assert seen > 0
 
@@ -120,7 +125,26 @@ def test_the_order(index, client) -> None:
         ("category", "star", 1, 0.0),
     ]
     assert body["suggestions"][0]["slug"] == "sb"
+    # Usage counts as the ranking's popularity does: Stallari's orders lift it to the top.
+    orders = [{"type": "order", "entity_id": "t:7", "at": time.time()}] * 3  # 3 × 5, barely decayed
+    posted = client.post("/v1/events", json=orders, headers={"Authorization": f"Bearer {API_KEY}"})
+    assert posted.status_code == 200 and posted.json["applied"] == 3
+    body = client.get("/v1/suggest", query_string={"q": "sta", "lat": 60.17, "lng": 24.94}).json
+    first = body["suggestions"][0]
+    assert (first["kind"], first["text"]) == ("name", "Stallari")
+    at = datetime.fromisoformat(body["popularity_at"]).timestamp()
+    assert first["popularity"] == popularity_now(
+        3.0, stored_mass(index, "t:7"), usage_factor(at, DEFAULT_HALF_LIFE_S)
+    )
     clear_catalog(index)
+
+
+def stored_mass(index, entity_id: str) -> float:
+    with index.conn.cursor() as cur:
+        cur.execute("SELECT usage_mass FROM entities WHERE id = %s", (entity_id,))
+        (mass,) = cur.fetchone()
+    index.conn.commit()
+    return mass
 
 
 def test_bad_parameters(client) -> None:
