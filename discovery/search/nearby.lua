@@ -87,14 +87,12 @@ end
 
 local function boost(popularity) return 1 + w * log(1 + popularity) end
 
--- A member's popularity at the query's time and its bound, from its head's
--- listed popularity and usage mass, each with ln(1 + it): as
--- indexer.rules.popularity_now and indexer.hot.layout.bound_of make them.
-local function popularities(listed, log_listed, mass)
-  if mass == 0 then return listed, log_listed, listed, log_listed end
-  local now, bound = listed + mass * uq, listed + mass * ub
-  return now, log(1 + now), bound, log(1 + bound)
-end
+-- A member's popularity at the query's time, from its head's listed popularity
+-- and usage mass (indexer.rules.popularity_now), and its bound
+-- (indexer.hot.layout.bound_of): the readers test mass == 0 first, inline (most
+-- members have no usage, and a call per member costs), then call these.
+local function used_now(listed, mass) return listed + mass * uq end
+local function used_bound(listed, mass) return listed + mass * ub end
 local function decay(d) return 0.5 ^ ((d / scale) ^ 2) end
 
 -- The order's lead of a hit (its score, its popularity; none by distance).
@@ -285,7 +283,11 @@ local function evaluate(tag, members, visit)
     if d <= radius and not (by_distance_only and n == limit and d > top[n].d) then
       local id, app = admit(member, code, length)
       if id then
-        local popularity, log_boost = popularities(listed, log_listed, mass)
+        local popularity, log_boost = listed, log_listed
+        if mass ~= 0 then
+          popularity = used_now(listed, mass)
+          log_boost = log(1 + popularity)
+        end
         visit(id, d, decay(d) * (1 + w * log_boost), popularity, rev, app, tag)
       end
     end

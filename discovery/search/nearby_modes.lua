@@ -40,8 +40,12 @@ local function read_cell(i)
     local member = got[k]
     local lat, lng, listed, log_listed, cos_lat, rev, mass, code, length =
       unpack_head(HEAD_FORMAT, member)
-    local popularity, log_boost, _, log_bound = popularities(listed, log_listed, mass)
-    local most = 1 + w * log_bound
+    local popularity, log_boost, most = listed, log_listed, 1 + w * log_listed
+    if mass ~= 0 then
+      popularity = used_now(listed, mass)
+      log_boost = log(1 + popularity)
+      most = 1 + w * log(1 + used_bound(listed, mass))
+    end
     -- reachable(dec * most), inline: this runs for every member read.  The
     -- members after this one have at most its bound.
     if n == limit and dec * most * (1 + SLACK) < top[n].s then return end
@@ -151,7 +155,11 @@ local function read_cell_p(i)
     local member = got[k]
     local lat, lng, listed, log_listed, cos_lat, rev, mass, code, length =
       unpack_head(HEAD_FORMAT, member)
-    local popularity, log_boost, bound = popularities(listed, log_listed, mass)
+    local popularity, log_boost, bound = listed, log_listed, listed
+    if mass ~= 0 then
+      popularity, bound = used_now(listed, mass), used_bound(listed, mass)
+      log_boost = log(1 + popularity)
+    end
     -- The members after this one have at most its bound.
     if not p_reachable(bound, dmin) then return end
     members_read = members_read + 1
