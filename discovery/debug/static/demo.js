@@ -73,7 +73,12 @@
     return metres < 1000 ? Math.round(metres) + " m" : (metres / 1000).toFixed(1) + " km";
   }
 
-  // One list item: {slug, name, icon, distance} whichever list it comes from.
+  // The popularity a nearby or popular item ranked by (listed plus usage now), when any.
+  function usageText(popularity) {
+    return popularity >= 0.5 ? " · ↑" + Math.round(popularity) : "";
+  }
+
+  // One list item: {slug, name, icon, distance, usage} whichever list it comes from.
   function entryOf(item, listName) {
     if (listName === "recent" || listName === "favorites") {
       return { slug: item.slug, name: item.name || item.slug, icon: item.icon_url,
@@ -81,7 +86,8 @@
     }
     const app = item.app || {};
     return { slug: item.mini_app || "", id: item.id, name: app.name || item.mini_app || item.name || item.id,
-             icon: app.icon_url, distance: item.distance_m, lat: item.lat, lng: item.lng };
+             icon: app.icon_url, distance: item.distance_m, lat: item.lat, lng: item.lng,
+             usage: item.popularity_now };
   }
 
   function iconElement(url) {
@@ -108,7 +114,7 @@
       name.textContent = entry.name;
       const distance = document.createElement("span");
       distance.className = "distance";
-      distance.textContent = distanceText(entry.distance);
+      distance.textContent = distanceText(entry.distance) + usageText(entry.usage);
       li.append(iconElement(entry.icon), name, distance);
       li.addEventListener("click", () => (entry.slug ? showApp(entry.slug) : map.easeTo({ center: [entry.lng, entry.lat] })));
       list.appendChild(li);

@@ -119,6 +119,12 @@ def distance_text(metres: float | None) -> str:
     return f"{metres / 1000:.1f} km"
 
 
+def usage_text(popularity: float) -> str:
+    """The popularity a nearby or popular item ranked by, as the page writes it after its
+    distance (nothing below 0.5)."""
+    return f" · ↑{math.floor(popularity + 0.5)}" if popularity >= 0.5 else ""
+
+
 def expected_lists(server: str, query: str) -> dict[str, list[list[str]]]:
     """Each list of /v1/discover for the page's query: [slug, name, distance] of every item."""
     status, _, body = fetch(f"{server}/v1/discover?{query}", headers={"X-API-Key": API_KEY})
@@ -133,7 +139,7 @@ def expected_lists(server: str, query: str) -> dict[str, list[list[str]]]:
     for name in ("nearby", "popular"):
         lists[name] = [
             [item["mini_app"], (item["app"] or {}).get("name") or item["mini_app"],
-             distance_text(item["distance_m"])]
+             distance_text(item["distance_m"]) + usage_text(item["popularity_now"])]
             for item in body[name]
         ]  # fmt: skip
     return lists
@@ -294,6 +300,8 @@ def test_the_screen_lists_what_discover_answers_for_the_clicked_point(
         expected = expected_lists(server, query)
         assert all(expected[name] for name in LISTS), expected
         assert shown_lists(browser) == expected
+        # The week of usage ranks "Popular nearby", and the page shows its figure.
+        assert all("↑" in item[2] for item in expected["popular"]), expected["popular"]
 
         # A tap on an app lists its nearest branches from the point.
         slug = expected["nearby"][0][0]
