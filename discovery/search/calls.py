@@ -5,7 +5,7 @@ group, each within one hash slot.  :class:`Fanout` sends a list of such calls:
 the calls of one node pipelined on one connection, every node's sent before any
 reply is read, so that the nodes work at once and a query waits about as long
 as its slowest node.  Commands are packed and replies parsed by hiredis over
-connections of its own, for the reasons :class:`discovery.search.hot.ScriptCaller`
+connections of its own, for the reasons :class:`discovery.search.caller.ScriptCaller`
 gives (redis-py's general path costs more than the call, and its pool's count
 of connections leaks on errors).
 

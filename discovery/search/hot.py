@@ -10,18 +10,14 @@ a LIMIT, that no row it left out could rank in the page (else asks for more).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import struct
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import hiredis
-import redis
-
 from discovery.search import coverage
+from discovery.search.caller import ScriptCaller
 from discovery.search.documents import Changed, Documents
 from discovery.search.query import NearbyQuery, is_open
 from discovery.search.ranking import Hit, group_hits, page
@@ -55,6 +51,24 @@ NEARBY_CONSTANTS = (("FIGURES", _FIGURES.format), ("CELL_HEX", coverage.CELL_HEX
 #: What a search script answers first when Redis holds no generation.
 _NO_GENERATION = layout.NO_GENERATION.encode()
 _EARLY = layout.EARLY.encode()
+_FLAT = layout.FLAT.encode()
+_NOT_FLAT = layout.NOT_FLAT.encode()
+#: Tops by score or popularity tried again when their groups' popularity changed
+#: between the call that found none and the top by distance that stands for it.
+FLAT_TRIES = 3
+
+
+class Flat(Exception):
+    """No member of a top's groups has any popularity: the top by distance is its
+    top (nearby_modes.lua); ``tags`` are the groups' hash tags."""
+
+    def __init__(self, tags: str) -> None:
+        super().__init__("no popularity in the radius")
+        self.tags = tags
+
+
+class NotFlat(Exception):
+    """A top by distance standing for a flat one found popularity in the groups."""
 
 
 class NotAnswered(Exception):
@@ -70,81 +84,6 @@ def nearby_source() -> str:
     return lua.source(
         "discovery.search", "nearby.lua", NEARBY_HELPERS, NEARBY_CONSTANTS, NEARBY_MODES
     )
-
-
-class ScriptCaller:
-    """Calls one script of this package with EVALSHA over connections of its own,
-    the command packed and the reply parsed by hiredis.
-
-    A search is one call, and redis-py's general path (pool checkout, retry,
-    response callbacks) cost about 160 µs of CPU a call against some 90 µs so
-    (measured on a search's arguments and replies).  Connections are made with
-    ``client``'s pool's class and settings (auth, TLS, database and timeouts)
-    but not by the pool, and kept in a free list: a call takes one, or makes
-    one, and gives it back, so that threads and greenlets alike each use one at
-    a time.  (The pool counts each connection it makes against its
-    ``max_connections`` until one is released to it, which these never are: a
-    connection dropped after an error kept its count, and after a hundred
-    errors every search failed with MaxConnectionsError while Redis was well.)
-    A server that lost the script (restarted, flushed) gets it again; an idle
-    connection found closed (Redis restarted, the client killed) makes the call
-    go again once on a new connection, the other idle ones dropped; any other
-    error drops the connection and is raised.
-    """
-
-    def __init__(self, client: redis.Redis, source: str) -> None:
-        self.pool = client.connection_pool
-        self.source = source
-        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
-        self.idle: deque[Any] = deque()
-
-    def __call__(self, args: Sequence[Any]) -> Any:
-        """The script's reply to ``args`` (its ARGV; no keys)."""
-        packed = [hiredis.pack_command(("EVALSHA", self.sha, 0, *args))]
-        try:
-            return self.send(packed)
-        except redis.exceptions.NoScriptError:
-            load = ("SCRIPT", "LOAD", self.source)
-            self.send([hiredis.pack_command(load)])  # type: ignore[arg-type]  # stubs: a 1-tuple
-            return self.send(packed)
-
-    def connect(self) -> Any:
-        """A new connection with the pool's settings (not counted by the pool)."""
-        return self.pool.connection_class(**self.pool.connection_kwargs)
-
-    def send(self, packed: list[bytes]) -> Any:
-        """Send one packed command on an idle connection (or a new one); its reply.
-
-        The commands sent are scripts that only read: sending one again is harmless.
-        """
-        try:
-            connection = self.idle.pop()
-        except IndexError:
-            return self.exchange(self.connect(), packed)
-        try:
-            return self.exchange(connection, packed)
-        except redis.ConnectionError:
-            self.close()  # idle since before the server closed them, most likely
-            return self.exchange(self.connect(), packed)
-
-    def exchange(self, connection: Any, packed: list[bytes]) -> Any:
-        """Send on ``connection``, read the reply, give the connection back (or drop it)."""
-        try:
-            connection.send_packed_command(packed, check_health=False)
-            reply = connection.read_response()
-        except redis.ResponseError:
-            self.idle.append(connection)
-            raise
-        except BaseException:
-            connection.disconnect()
-            raise
-        self.idle.append(connection)
-        return reply
-
-    def close(self) -> None:
-        """Close the idle connections."""
-        while self.idle:
-            self.idle.pop().disconnect()
 
 
 def stale_args(query: NearbyQuery) -> tuple[str, str]:
@@ -164,6 +103,7 @@ def script_args(
     radius_m: float,
     want: int,
     cells: tuple[str, str, bytes, bytes, str],
+    flat: str = "",
 ) -> list[Any]:
     """Every ARGV of one nearby.lua call (see the script's header); ``cells`` as
     :func:`discovery.search.coverage.script_cells` writes them."""
@@ -191,6 +131,7 @@ def script_args(
         *cursor,
         *cells,
         repr(query.usage_factor),
+        flat,
     ]
     return args
 
@@ -256,12 +197,20 @@ class RedisSearch:
         return list(self.entity_script(keys=[], args=[self.hot.prefix, entity_id]))
 
     def call(
-        self, query: NearbyQuery, mode: str, radius_m: float, want: int, res: int, stats: Stats
+        self,
+        query: NearbyQuery,
+        mode: str,
+        radius_m: float,
+        want: int,
+        res: int,
+        stats: Stats,
+        flat: str = "",
     ) -> list[Hit]:
         """One script call over the covering of ``radius_m`` at ``res``, the results'
-        documents attached (the call made again when one changed meanwhile)."""
+        documents attached (the call made again when one changed meanwhile); ``flat``:
+        the tags whose groups must hold no popularity (see :class:`Flat`)."""
         cells = coverage.script_cells(query.lat, query.lng, radius_m, res)
-        args = script_args(self.hot.prefix, query, mode, radius_m, want, cells)
+        args = script_args(self.hot.prefix, query, mode, radius_m, want, cells, flat)
         tags = cells[1].split(layout.SEP)
         for _ in range(CHANGED_TRIES):
             reply = self.script(args)
@@ -269,6 +218,10 @@ class RedisSearch:
                 raise NoGeneration("Redis holds no index generation")
             if reply[0] == _EARLY:
                 raise NotAnswered("the query's time is before the index's popularity bounds")
+            if reply[0] == _FLAT:
+                raise Flat(cells[1])
+            if reply[0] == _NOT_FLAT:
+                raise NotFlat()
             stats.calls += 1
             stats.cells += int(reply[1])
             stats.members += int(reply[2])
@@ -317,10 +270,15 @@ class RedisSearch:
         (each one's nearest branch within the stage is its nearest of all), or every
         mini-app the query's filter names (no other can come).
         """
-        mode = TOP_MODES[query.sort] + "b"
+        return self.unflattened(query, stats, self.apps_staged)
+
+    def apps_staged(
+        self, query: NearbyQuery, stats: Stats, mode: str, flat: str
+    ) -> tuple[list[Hit], bool]:
+        """:meth:`top_apps` in mode ``mode`` (its stages those of ``mode``'s order)."""
         named = len(query.mini_apps)
-        for radius_m, res in stages(query):
-            hits = self.call(query, mode, radius_m, query.limit + 1, res, stats)
+        for radius_m, res in stages(query, mode):
+            hits = self.call(query, mode + "b", radius_m, query.limit + 1, res, stats, flat)
             every_app = named > 0 and len(hits) == named
             if len(hits) > query.limit or every_app or radius_m >= query.radius_m:
                 return hits[: query.limit], len(hits) > query.limit
@@ -330,21 +288,41 @@ class RedisSearch:
         """The top ``limit`` (+1 to learn whether more follow), staged for sort=distance."""
         # The script returns hits in the documented order (its comparator is
         # ranking.sort_key's; the search tests compare pages with the brute force).
-        for radius_m, res in stages(query):
-            hits, complete = self.top_within(query, radius_m, res, stats)
+        return self.unflattened(query, stats, self.top_staged)
+
+    def unflattened(
+        self, query: NearbyQuery, stats: Stats, staged: Callable[..., tuple[list[Hit], bool]]
+    ) -> tuple[list[Hit], bool]:
+        """``staged`` in the query's own mode, or, where its groups hold no popularity,
+        in mode d (the same order then: :class:`Flat`), tried again should that change."""
+        for _ in range(FLAT_TRIES):
+            try:
+                return staged(query, stats, TOP_MODES[query.sort], "")
+            except Flat as flat:
+                try:
+                    return staged(query, stats, "d", flat.tags)
+                except NotFlat:
+                    continue
+        raise NotAnswered("the popularity changed under every try")
+
+    def top_staged(
+        self, query: NearbyQuery, stats: Stats, mode: str, flat: str
+    ) -> tuple[list[Hit], bool]:
+        """:meth:`top` in mode ``mode`` (its stages those of ``mode``'s order)."""
+        for radius_m, res in stages(query, mode):
+            hits, complete = self.top_within(query, radius_m, res, stats, mode, flat)
             if complete or radius_m >= query.radius_m:
                 return hits[: query.limit], len(hits) > query.limit
         raise AssertionError("the last stage covers the whole radius")
 
     def top_within(
-        self, query: NearbyQuery, radius_m: float, res: int, stats: Stats
+        self, query: NearbyQuery, radius_m: float, res: int, stats: Stats, mode: str, flat: str
     ) -> tuple[list[Hit], bool]:
         """The best ``limit + 1`` within ``radius_m`` (open_now applied), and whether it is full."""
         want = query.limit + 1
-        mode = TOP_MODES[query.sort]
         ask = want * OPEN_NOW_FACTOR if query.open_now else want
         while True:
-            hits = self.call(query, mode, radius_m, ask, res, stats)
+            hits = self.call(query, mode, radius_m, ask, res, stats, flat)
             if not query.open_now:
                 return hits, len(hits) >= want
             kept = [hit for hit in hits if is_open(hit.document(), query.now_s)]
@@ -353,10 +331,11 @@ class RedisSearch:
             ask *= 4
 
 
-def stages(query: NearbyQuery) -> list[tuple[float, int]]:
-    """Radii (with resolutions) to try in turn; the last is the query's own circle."""
+def stages(query: NearbyQuery, mode: str) -> list[tuple[float, int]]:
+    """Radii (with resolutions) to try in turn in ``mode`` (d: by distance, staged);
+    the last is the query's own circle."""
     final = (query.radius_m, coverage.resolution_for(query.radius_m))
-    if query.sort != "distance":
+    if mode != "d":
         return [final]
     floor_m = query.after[1] if query.after is not None else 0.0
     tried = [

@@ -65,15 +65,20 @@ end
 -- The top popularity of every set of the cells' groups bounds every cell not
 -- parsed yet (they come nearest first): cells are parsed and put on the heap
 -- only while that bound could still beat the heap's best or reach the top.
-local function best_boost()
+local function best_bound(of_groups)
   local best = nil
-  for k = 1, #groups do
-    local value = redis.call('HGET', groups[k] .. tkey, BOUND_FIELD)
+  for k = 1, #of_groups do
+    local value = redis.call('HGET', of_groups[k] .. tkey, BOUND_FIELD)
     if value then
       value = tonumber(value)
       if not best or value > best then best = value end
     end
   end
+  return best
+end
+
+local function best_boost()
+  local best = best_bound(groups)
   return best and boost(best)
 end
 
@@ -194,6 +199,28 @@ local function everything()
     top[n] = {id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0}
   end
   each_cell(function() return false end, take)
+end
+
+-- -- every popularity 0 ---------------------------------------------------
+--
+-- When no member of the cells' groups has any popularity (every bound 0), the
+-- score decreases with the distance alone and sort=popularity ties everywhere:
+-- both orders are the distance's, and a top by distance (nearest cells first,
+-- staged from small radii by the caller) is theirs, where reading by
+-- popularity would read whole cells.  Modes s and p then answer {FLAT}; the
+-- caller asks mode d with the query's order and, in ARGV[25], the tags of the
+-- whole radius's groups, which that call finds still flat or answers {NOT_FLAT}.
+
+local function groups_of(text)
+  local found = {}
+  for tag in string.gmatch(text, '[^\31]+') do found[#found + 1] = base .. '{' .. tag .. '}:' end
+  return found
+end
+
+local flat_tags = ARGV[25] or ''
+if (mode == 's' or mode == 'p') and best_bound(groups) == 0 then return {FLAT, gen} end
+if mode == 'd' and flat_tags ~= '' and (best_bound(groups_of(flat_tags)) or 0) ~= 0 then
+  return {NOT_FLAT, gen}
 end
 
 if mode == 's' then by_score()

@@ -108,6 +108,11 @@ NO_GENERATION = "nogen"
 #: What the search script answers a query whose usage factor is above its
 #: generation's bound factor (a clock far behind): PostGIS answers it.
 EARLY = "early"
+#: What it answers a top by score or popularity whose groups hold no popularity at
+#: all (their orders are then the distance's: the caller asks a top by distance),
+#: and such a top by distance whose groups no longer are so.
+FLAT = "flat"
+NOT_FLAT = "notflat"
 
 #: The layout's version and indexed resolutions, named inside every key: an index
 #: in another layout is invisible to this code, which then answers from PostGIS

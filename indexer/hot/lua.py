@@ -59,6 +59,8 @@ def constants() -> dict[str, object]:
         "KIND": {code: kind for code, kind in layout.KIND_OF_CODE.items()},
         "NO_GENERATION": layout.NO_GENERATION,
         "EARLY": layout.EARLY,
+        "FLAT": layout.FLAT,
+        "NOT_FLAT": layout.NOT_FLAT,
         "GEN_KEY": ":" + layout.GEN,
         "BUILDING_KEY": ":" + layout.BUILDING,
         "LOC": layout.LOC,

@@ -250,23 +250,23 @@ def test_postgis_search_ranks_where_the_decay_underflows(index: Index) -> None:
 # -- nearby.lua -------------------------------------------------------------------
 #
 # The script runs as it is up to its dispatch (ARGV as the search sends them,
-# no cells), then calls its own functions on what ARGV[25..] hold.
+# no cells), then calls its own functions on what ARGV[26..] hold.
 
 HARNESS = """
-local what = ARGV[25]
+local what = ARGV[26]
 local out = {}
 if what == 'evaluate' then
   local members = {}
-  for i = 26, #ARGV do members[#members + 1] = ARGV[i] end
+  for i = 27, #ARGV do members[#members + 1] = ARGV[i] end
   evaluate(1, members, function(id, d, s)
     out[#out + 1] = id
     out[#out + 1] = struct.pack('<dd', d, s)
   end)
 elseif what == 'decay' then
-  for i = 26, #ARGV do out[#out + 1] = struct.pack('<d', decay(tonumber(ARGV[i]))) end
+  for i = 27, #ARGV do out[#out + 1] = struct.pack('<d', decay(tonumber(ARGV[i]))) end
 elseif what == 'order' then
   local hits = {}
-  for i = 26, #ARGV, 2 do
+  for i = 27, #ARGV, 2 do
     local s, d = struct.unpack('<dd', ARGV[i])
     hits[#hits + 1] = {s = s, p = s, d = d, id = ARGV[i + 1]}
   end
