@@ -142,6 +142,19 @@ TOP_MODES = {"score": "s", "distance": "d", "popularity": "p"}
 CHANGED_TRIES = 3
 
 
+def refused(reply: Sequence[Any], tags: str) -> None:
+    """Raise what a search script's reply says instead of answering, if it does
+    (``tags``: its call's, for :class:`Flat`)."""
+    if not reply or reply[0] == _NO_GENERATION:
+        raise NoGeneration("Redis holds no index generation")
+    if reply[0] == _EARLY:
+        raise NotAnswered("the query's time is before the index's popularity bounds")
+    if reply[0] == _FLAT:
+        raise Flat(tags)
+    if reply[0] == _NOT_FLAT:
+        raise NotFlat()
+
+
 def results_of(reply: Sequence[Any]) -> list[tuple[str, float, float, float, int, int, int]]:
     """The script's results (replies as bytes): (id, distance, score, popularity,
     revision, tag number, count) each.
@@ -214,14 +227,7 @@ class RedisSearch:
         tags = cells[1].split(layout.SEP)
         for _ in range(CHANGED_TRIES):
             reply = self.script(args)
-            if not reply or reply[0] == _NO_GENERATION:
-                raise NoGeneration("Redis holds no index generation")
-            if reply[0] == _EARLY:
-                raise NotAnswered("the query's time is before the index's popularity bounds")
-            if reply[0] == _FLAT:
-                raise Flat(cells[1])
-            if reply[0] == _NOT_FLAT:
-                raise NotFlat()
+            refused(reply, cells[1])
             stats.calls += 1
             stats.cells += int(reply[1])
             stats.members += int(reply[2])
