@@ -77,8 +77,15 @@ local function best_bound(of_groups)
   return best
 end
 
+-- The cells' own groups' bound, read once (the flat check below reads it first).
+local groups_bound = false
+local function cells_bound()
+  if groups_bound == false then groups_bound = best_bound(groups) end
+  return groups_bound
+end
+
 local function best_boost()
-  local best = best_bound(groups)
+  local best = cells_bound()
   return best and boost(best)
 end
 
@@ -218,7 +225,7 @@ local function groups_of(text)
 end
 
 local flat_tags = ARGV[25] or ''
-if (mode == 's' or mode == 'p') and best_bound(groups) == 0 then return {FLAT, gen} end
+if (mode == 's' or mode == 'p') and cells_bound() == 0 then return {FLAT, gen} end
 if mode == 'd' and flat_tags ~= '' and (best_bound(groups_of(flat_tags)) or 0) ~= 0 then
   return {NOT_FLAT, gen}
 end
