@@ -26,6 +26,11 @@ from indexer.settings import DEFAULT_HALF_LIFE_S
 #: that one call does not hold Redis for long (a query waits behind a running
 #: script; docs/bench-live.md weighs query latency against update rate).
 APPLY_BATCH = 10
+#: Masses per masses.lua call (about 40 µs of Redis each), and calls per round
+#: trip: Redis runs every command of a read before it serves another client, so
+#: a pipeline of calls holds a query back for all of them.
+MASSES_BATCH = 25
+MASSES_PIPELINE = 2
 #: Script calls sent per round trip (Redis serves other clients between them).
 PIPELINE_CALLS = 20
 
@@ -95,6 +100,7 @@ class HotClient:
         #: Every key of this index starts with it (the layout is part of it).
         self.prefix = layout.layout_prefix(prefix)
         self._apply = self.script("apply.lua")
+        self._masses = self.script("masses.lua")
 
     def bound_factor(self, gen: str) -> float:
         """Generation ``gen``'s usage bound factor (:mod:`indexer.hot.layout`; 1 when unset)."""
@@ -156,3 +162,24 @@ class HotClient:
                     raise NoGeneration("Redis holds no index generation")
                 applied += int(result)
         return applied
+
+    def apply_masses(
+        self, records: Iterable[tuple[str, int, int, float]], *, batch: int = MASSES_BATCH
+    ) -> list[str]:
+        """Write new usage masses into the members held (masses.lua): ``records`` of
+        (id, the revision changed, the revision made, the new mass), ids distinct.
+        Returns the ids the script could not patch, whose whole rows must be
+        applied; raises :class:`NoGeneration` when there is no generation."""
+        whole: list[str] = []
+        for calls in chunked(chunked(records, batch), MASSES_PIPELINE):
+            pipe = self.client.pipeline(transaction=False)
+            for call in calls:
+                args: list[Any] = [self.prefix, "live"]
+                for entity_id, old_rev, rev, mass in call:
+                    args += (entity_id, old_rev, rev, repr(float(mass)))
+                self._masses(keys=[], args=args, client=pipe)
+            for result in pipe.execute():
+                if result == layout.NO_GENERATION:
+                    raise NoGeneration("Redis holds no index generation")
+                whole.extend(result)
+        return whole

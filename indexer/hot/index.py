@@ -32,6 +32,7 @@ from indexer.telemetry import BuildRecorder, telemetry_prefix
 
 __all__ = [
     "ENTITY_COLUMNS",
+    "row_columns",
     "Difference",
     "HotIndex",
     "RebuildSuperseded",
@@ -47,6 +48,18 @@ ENTITY_COLUMNS = (
     "id, kind, name, category, mini_app, lat, lng, h3, popularity, available, capacity,"
     " opening_hours, tz, attrs, source, rev, updated_at, seen_at, usage_mass"
 )
+
+
+def row_columns(table: str = "e") -> str:
+    """:data:`ENTITY_COLUMNS` of ``table`` as a select list, attrs as jsonb's text
+    (``attrs_json``: rewritten once per distinct text by the encoder, cheaper than
+    parsing it into a dict and dumping it again for every row)."""
+    return ", ".join(
+        f"{table}.attrs::text AS attrs_json" if name == "attrs" else f"{table}.{name}"
+        for name in map(str.strip, ENTITY_COLUMNS.split(","))
+    )
+
+
 #: Records per script call for bulk writes (imports, rebuilds): the script
 #: gathers a batch's writes per key, so larger batches cost less per entity,
 #: but a query may wait behind a call (with a million entities indexed, one
@@ -299,12 +312,6 @@ def stream_entities(
     """Entity rows from PostGIS in batches, through a server-side cursor."""
     with conn.transaction(), conn.cursor(name="nearby_stream", row_factory=dict_row) as cur:
         cur.itersize = 5000
-        # attrs as jsonb's text: rewritten once per distinct text (compact_json)
-        # instead of parsed into a dict and dumped again for every row.
-        columns = ", ".join(
-            "entities.attrs::text AS attrs_json" if name.strip() == "attrs" else f"entities.{name}"
-            for name in map(str.strip, ENTITY_COLUMNS.split(","))
-        )
-        cur.execute(f"SELECT {columns} FROM entities {where}", params or {})
+        cur.execute(f"SELECT {row_columns('entities')} FROM entities {where}", params or {})
         while rows := cur.fetchmany(5000):
             yield rows

@@ -67,9 +67,10 @@ SEP = "\x1f"
 #: revision (what tells a search whether a display document it keeps is the
 #: current one), its usage mass, the kind's code and the id's length in bytes.
 MEMBER_HEAD = struct.Struct("<dddddddBH")
-#: Byte offsets in the head of the popularity, the usage mass, the kind's code and
-#: the id's length.
+#: Byte offsets in the head of the popularity, the revision, the usage mass, the
+#: kind's code and the id's length.
 POPULARITY_AT = 16
+REV_AT = 40
 USAGE_AT = 48
 KIND_AT = 56
 ID_LENGTH_AT = 57

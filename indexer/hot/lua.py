@@ -48,6 +48,7 @@ def constants() -> dict[str, object]:
         "ITEM": f"[^{sep}]+",
         "HEAD_FORMAT": layout.MEMBER_HEAD.format,
         "POPULARITY_AT": layout.POPULARITY_AT + 1,
+        "REV_AT": layout.REV_AT + 1,
         "USAGE_AT": layout.USAGE_AT + 1,
         "KIND_AT": layout.KIND_AT + 1,
         "ID_LENGTH_AT": layout.ID_LENGTH_AT + 1,

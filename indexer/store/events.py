@@ -8,7 +8,8 @@ two), ``user`` text of at most :data:`MAX_USER_LENGTH` characters, ``at`` RFC
 ``NEARBY_EVENT_FUTURE_S`` ahead of now. Each bad event is reported with its
 index, reason and field; the good ones are applied
 (:func:`indexer.store.usage.apply_usage`), and the entities whose usage changed
-go to the hot index at once, as a live feed's moves do. The HTTP endpoint and
+go to the hot index at once (their new masses patched into the members Redis
+holds, :func:`masses_to_hot`), as a live feed's moves do. The HTTP endpoint and
 the stream consumer check with the same code.
 """
 
@@ -20,17 +21,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+import redis
+from psycopg.rows import dict_row
 
-from indexer.hot.index import HotIndex
+from indexer.hot.client import NoGeneration
+from indexer.hot.index import HotIndex, row_columns
 from indexer.hot.pending import leave_mark
 from indexer.model import text_problem
 from indexer.settings import UsageSettings
 from indexer.sources.values import parse_time
 from indexer.store.catalog import known_slugs
 from indexer.store.errors import HotIndexUnavailable
-from indexer.store.items import MAX_ID_LENGTH, MAX_ITEMS, ItemProblem
+from indexer.store.items import MAX_ID_LENGTH, MAX_ITEMS, ItemProblem, taking_turns
 from indexer.store.live import apply_to_hot
-from indexer.store.usage import MAX_EXPONENT, UsageEvent, apply_usage, exponent
+from indexer.store.usage import MAX_EXPONENT, MassChange, UsageEvent, apply_usage, exponent
 
 #: The most events one call takes (the HTTP endpoint's limit too).
 MAX_EVENTS = MAX_ITEMS
@@ -41,6 +45,8 @@ USER_PATTERN = r"^[A-Za-z0-9._~:@+=-]{1,128}$"
 _USER = re.compile(USER_PATTERN)
 #: POSIX seconds as text (a stream's fields are text).
 _SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]*)?")
+#: The rows of entities whose masses could not be patched, as the hot index takes them.
+ROWS_SQL = f"SELECT {row_columns()} FROM entities e WHERE e.id = ANY(%s)"
 
 
 class Malformed:
@@ -156,7 +162,7 @@ def check_events(
         raise ValueError(f"at most {MAX_EVENTS} events a batch")
     batch = EventBatch(len(items))
     shaped: list[UsageEvent] = []
-    for index, item in enumerate(items):
+    for index, item in taking_turns(enumerate(items)):
         try:
             shaped.append(check_event(index, item, usage, now_s))
         except ItemProblem as problem:
@@ -164,7 +170,7 @@ def check_events(
     with conn.transaction():
         apps = entity_apps(conn, list({e.entity_id for e in shaped if e.entity_id is not None}))
         slugs = known_slugs(conn, (e.mini_app for e in shaped if e.entity_id is None))
-    for event in shaped:
+    for event in taking_turns(shaped, 256):
         resolved = resolve(event, apps, slugs)
         if isinstance(resolved, EventError):
             batch.errors.append(resolved)
@@ -188,11 +194,30 @@ def apply_events(
     write or server start rebuilds the hot index) and HotIndexUnavailable raised.
     """
     batch = check_events(conn, items, usage, now_s)
-    rows = apply_usage(conn, batch.events, usage.half_life_s)
-    if rows:
+    changes = apply_usage(conn, batch.events, usage.half_life_s)
+    if changes:
         try:
-            apply_to_hot(hot, rows)
+            masses_to_hot(conn, hot, changes)
         except HotIndexUnavailable:
             leave_mark(conn, "events")
             raise
     return batch
+
+
+def masses_to_hot(conn: psycopg.Connection, hot: HotIndex, changes: Sequence[MassChange]) -> bool:
+    """Send new masses to Redis: patched into the members held (masses.lua), and the
+    whole rows of the entities the script could not patch (an earlier write of
+    theirs still on its way, a rebuild that has not reached them), read again
+    from PostGIS. False when Redis holds no generation to write to."""
+    try:
+        whole = hot.apply_masses(changes)
+    except NoGeneration:
+        return False
+    except redis.RedisError as exc:
+        raise HotIndexUnavailable(f"Redis could not be updated: {exc}") from exc
+    if not whole:
+        return True
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(ROWS_SQL, (whole,))
+        rows = cur.fetchall()
+    return apply_to_hot(hot, rows)

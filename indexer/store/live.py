@@ -31,7 +31,7 @@ import redis
 from psycopg.rows import dict_row
 
 from indexer.hot.client import NoGeneration
-from indexer.hot.index import ENTITY_COLUMNS, HotIndex, chunked
+from indexer.hot.index import HotIndex, chunked, row_columns
 from indexer.hot.layout import SEP
 from indexer.hot.pending import leave_mark
 from indexer.model import BASE_RES, LIVE_KINDS
@@ -77,10 +77,7 @@ log = logging.getLogger(__name__)
 # statement's own changes: the old row. (Under a concurrent change of the same
 # row it may be the version before that one; old_h3 only feeds the ``moved``
 # count.)
-_RETURNING = ", ".join(
-    "e.attrs::text AS attrs_json" if name.strip() == "attrs" else f"e.{name.strip()}"
-    for name in ENTITY_COLUMNS.split(",")
-)
+_RETURNING = row_columns()
 _OLD_H3 = "(SELECT o.h3 FROM entities o WHERE o.id = e.id) AS old_h3"
 
 # The input columns travel as one text parameter each (ids joined by U+001F,

@@ -35,7 +35,8 @@ statement for each table (the events, the entities' masses, the mini-apps'
 masses, the users' recents and their trim to :data:`RECENTS_KEPT`).  An entity's
 mass is kept on its row (``entities.usage_mass``), where the search reads it
 (:func:`indexer.rules.popularity_now`): a change of it is a new revision of the
-entity, whose row the caller sends to the hot index. Rows are
+entity, which the caller sends to the hot index (the mass and revisions only:
+:func:`indexer.store.events.masses_to_hot`). Rows are
 upserted in key order, so that two batches running at once take their row locks
 in the same order; a deadlock that happens anyway is retried.
 """
@@ -51,9 +52,9 @@ import psycopg.errors
 from psycopg.rows import dict_row
 
 from indexer.errors import Unavailable
-from indexer.hot.index import ENTITY_COLUMNS
 from indexer.rules import USAGE_EPOCH_S as USAGE_EPOCH_S
 from indexer.rules import usage_factor
+from indexer.store.items import taking_turns
 
 #: The highest exponent ``(at − T0)/h`` an event may have (see the module).
 MAX_EXPONENT = 960.0
@@ -112,25 +113,22 @@ WITH ins AS (
 )
 SELECT epoch_s, half_life_s FROM ins UNION ALL SELECT epoch_s, half_life_s FROM usage_basis
 """
-#: The entities' masses, each a new revision; returns their rows as the hot index
-#: takes them (the rows locked in id order first, as the other writers lock them).
+#: The entities' masses, each a new revision; returns each one's id, the revision
+#: it had (read under the row lock, so no other write came between), the one it
+#: got and its new mass, for the hot index (the rows locked in id order first, as
+#: the other writers lock them).
 ENTITY_MASSES = """
 WITH added AS (
     SELECT entity_id, sum(mass) AS mass FROM usage_load WHERE entity_id IS NOT NULL
     GROUP BY entity_id
 ), locked AS (
-    SELECT e.id, a.mass FROM entities e JOIN added a ON a.entity_id = e.id
+    SELECT e.id, e.rev AS old_rev, a.mass FROM entities e JOIN added a ON a.entity_id = e.id
     ORDER BY e.id FOR NO KEY UPDATE OF e
 )
 UPDATE entities e SET usage_mass = e.usage_mass + l.mass, rev = nextval('entity_rev')
 FROM locked l WHERE e.id = l.id
-RETURNING {columns}
-""".format(
-    columns=", ".join(
-        "e.attrs::text AS attrs_json" if name.strip() == "attrs" else f"e.{name.strip()}"
-        for name in ENTITY_COLUMNS.split(",")
-    )
-)
+RETURNING e.id, l.old_rev, e.rev, e.usage_mass
+"""
 STATEMENTS = (
     """
     INSERT INTO usage_events (at, type, entity_id, mini_app, user_id)
@@ -178,11 +176,20 @@ def check_basis(cur: psycopg.Cursor[dict[str, Any]], half_life_s: float) -> None
         )
 
 
+class MassChange(NamedTuple):
+    """An entity's new mass, made as revision ``rev`` of a row that was at ``old_rev``."""
+
+    id: str
+    old_rev: int
+    rev: int
+    mass: float
+
+
 def apply_usage(
     conn: psycopg.Connection, events: Sequence[UsageEvent], half_life_s: float
-) -> list[dict[str, Any]]:
-    """Store checked events and add them to the masses and recents; return the rows of
-    the entities whose mass changed (their new revisions, for the hot index).
+) -> list[MassChange]:
+    """Store checked events and add them to the masses and recents; return the
+    entities whose mass changed (with their revisions, for the hot index).
 
     One transaction (see the module); on any error nothing is written.
     """
@@ -199,13 +206,13 @@ def apply_usage(
 
 def _apply_once(
     conn: psycopg.Connection, events: Sequence[UsageEvent], half_life_s: float
-) -> list[dict[str, Any]]:
+) -> list[MassChange]:
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         cur.execute(LOAD)
         check_basis(cur, half_life_s)
         columns = "at_s, type, entity_id, mini_app, user_id, mass"
         with cur.copy(f"COPY usage_load ({columns}) FROM STDIN") as copy:
-            for event in events:
+            for event in taking_turns(events, 256):
                 copy.write_row(
                     (event.at_s, event.type, event.entity_id, event.mini_app, event.user,
                      mass_of(event.weight, event.at_s, half_life_s))
@@ -213,4 +220,7 @@ def _apply_once(
         for statement in STATEMENTS:
             cur.execute(statement)
         cur.execute(ENTITY_MASSES)
-        return cur.fetchall()
+        return [
+            MassChange(row["id"], row["old_rev"], row["rev"], row["usage_mass"])
+            for row in cur.fetchall()
+        ]
