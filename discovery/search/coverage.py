@@ -2,17 +2,20 @@
 
 A query picks one of the indexed resolutions by its radius, so that a 10 m and
 a 50 km circle both need tens to a couple of hundred cells.  The covering
-follows the safe rule: grow the disk of k rings around the origin cell until
-every cell of ring k+1 lies wholly beyond the radius (its centre distance minus
-its circumradius exceeds it).  Because the cells meeting a circle form a
-connected set around the origin, no cell past such a ring can meet it either.
-Rings are ``grid_disk(k+1) - grid_disk(k)``: ``grid_ring`` can return wrong
-cells around pentagons.
+follows the safe rule over the rings of a disk around an anchor cell (ring j:
+``grid_disk(j) - grid_disk(j-1)``; ``grid_ring`` can return wrong cells around
+pentagons): with the origin cell (the one holding the point) in ring r0, the
+first ring j > r0 whose cells all lie wholly beyond the radius (centre distance
+minus circumradius exceeds it) closes the covering.  The cells meeting a circle
+form a connected set around the origin, and a step to a neighbour changes the
+ring by at most one, so no cell past such a ring can meet the circle either.
 
-Everything per cell (centre, circumradius) and per origin cell (its disk, grown
-when a query needs more rings, never recomputed) is cached; a new disk's geometry is
-computed in bulk on integer ids: the same cells come back query after query,
-and the covering would dominate a query's cost if it were recomputed.  The
+The anchor is the centre child, at the query's resolution, of the origin's
+parent :data:`ANCHOR_UP` resolutions coarser: the points of a whole
+neighbourhood share one disk, so that a point never seen before still finds its
+disk made.  Everything per cell (centre, circumradius) and per anchor (its
+disk, grown when a query needs more rings, never recomputed) is cached; a new
+disk's geometry is computed in bulk on integer ids.  The
 per-cell distance here is only a lower bound with a safety margin, so it may use
 numpy; exact distances are in :mod:`discovery.search.ranking`.
 """
@@ -57,6 +60,7 @@ class Covering:
 
     res: int
     radius_m: float
+    #: The rings of the anchor's disk the covering reads (see :func:`anchor_of`).
     rings: int
     cells: tuple[CellCover, ...]
 
@@ -66,6 +70,8 @@ class DiskBlock:
     """The cells of ``grid_disk(origin, k)`` with their ring and geometry, as arrays."""
 
     cells: tuple[str, ...]
+    #: The same cells as integers (uint64).
+    ids: np.ndarray
     tags: tuple[str, ...]
     #: The distinct tags of the block, in the order ``numbers`` counts them (from 1).
     tag_list: tuple[str, ...]
@@ -178,6 +184,7 @@ def _rings_block(cells: np.ndarray, ring: np.ndarray, tag_list: tuple[str, ...] 
     assert len(numbers) < 256
     return DiskBlock(
         cells=hexes,
+        ids=cells,
         tags=tags,
         tag_list=tuple(numbers),
         numbers=np.array([numbers[tag] for tag in tags], dtype=np.uint8),
@@ -203,7 +210,7 @@ def _rings(origin: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Disk:
-    """The rings computed so far around one origin cell: grown when a query needs
+    """The rings computed so far around one anchor cell: grown when a query needs
     more rings, never recomputed."""
 
     def __init__(self, origin: int, k: int) -> None:
@@ -230,6 +237,7 @@ def _join(a: DiskBlock, b: DiskBlock) -> DiskBlock:
     """Block ``a`` followed by ``b`` (whose tag list extends a's)."""
     return DiskBlock(
         cells=a.cells + b.cells,
+        ids=np.concatenate((a.ids, b.ids)),
         tags=a.tags + b.tags,
         tag_list=b.tag_list,
         numbers=np.concatenate((a.numbers, b.numbers)),
@@ -241,17 +249,17 @@ def _join(a: DiskBlock, b: DiskBlock) -> DiskBlock:
 
 _disks: dict[int, _Disk] = {}
 _disks_lock = threading.Lock()
-#: Origins whose disks are kept; past this the oldest are dropped.
-MAX_DISKS = 4096
+#: Anchors whose disks are kept; past this the oldest are dropped.
+MAX_DISKS = 2048
 
 
-def disk_block(origin: int, k: int) -> DiskBlock:
-    """The geometry of every cell within ``k`` rings of ``origin`` (or more), ready for numpy."""
-    disk = _disks.get(origin)
+def disk_block(anchor: int, k: int) -> DiskBlock:
+    """The geometry of every cell within ``k`` rings of ``anchor`` (or more), ready for numpy."""
+    disk = _disks.get(anchor)
     if disk is None:
-        disk = _Disk(origin, k)
+        disk = _Disk(anchor, k)
         with _disks_lock:
-            disk = _disks.setdefault(origin, disk)
+            disk = _disks.setdefault(anchor, disk)
             if len(_disks) > MAX_DISKS:
                 del _disks[next(iter(_disks))]
     return disk.upto(k)
@@ -279,15 +287,32 @@ def block_dmin_m(block: DiskBlock, lat: float, lng: float) -> np.ndarray:
     return np.maximum(centre_m - block.circum_m, 0.0)
 
 
-def first_ring_beyond(block: DiskBlock, dmin_m: np.ndarray, radius_m: float) -> int | None:
-    """The first ring whose cells all lie wholly beyond ``radius_m`` (None: none in block)."""
+def first_ring_beyond(
+    block: DiskBlock, dmin_m: np.ndarray, radius_m: float, after: int = 0
+) -> int | None:
+    """The first ring past ``after`` whose cells all lie wholly beyond ``radius_m``
+    (None: none in the block)."""
     near_rings = block.ring[dmin_m <= radius_m]
     top = int(block.ring[-1])
     reached = set(near_rings.tolist())
-    for j in range(1, top + 1):
+    for j in range(after + 1, top + 1):
         if j not in reached:
             return j
     return None
+
+
+#: The anchor's parent lies this many resolutions above the query's (49 cells a parent).
+ANCHOR_UP = 2
+#: Rings a disk has beyond :func:`initial_rings`: the origins of one anchor lie
+#: within about three rings of it.
+ANCHOR_RINGS = 4
+
+
+def anchor_of(origin: int, res: int) -> int:
+    """The cell whose disk serves queries from ``origin``: the centre child of its
+    parent :data:`ANCHOR_UP` resolutions coarser."""
+    parent = h3i.cell_to_parent(origin, max(res - ANCHOR_UP, 0))
+    return int(h3i.cell_to_center_child(parent, res))
 
 
 def initial_rings(radius_m: float, res: int) -> int:
@@ -302,13 +327,15 @@ def _covered(
     """The block, distance bounds, covering cells' positions (nearest first) and first ring
     beyond the circle."""
     origin = h3i.latlng_to_cell(lat, lng, res)
-    k = initial_rings(radius_m, res)
+    k = initial_rings(radius_m, res) + ANCHOR_RINGS
     while True:
-        block = disk_block(origin, k)
-        dmin = block_dmin_m(block, lat, lng)
-        beyond = first_ring_beyond(block, dmin, radius_m)
-        if beyond is not None:
-            break
+        block = disk_block(anchor_of(origin, res), k)
+        at = np.flatnonzero(block.ids == origin)
+        if at.size:
+            dmin = block_dmin_m(block, lat, lng)
+            beyond = first_ring_beyond(block, dmin, radius_m, int(block.ring[at[0]]))
+            if beyond is not None:
+                break
         k = int(block.ring[-1]) + 2
     keep = np.flatnonzero((dmin <= radius_m) & (block.ring < beyond))
     return block, dmin, keep[np.argsort(dmin[keep], kind="stable")], beyond

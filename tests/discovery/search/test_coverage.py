@@ -107,3 +107,22 @@ def test_script_cells_write_the_covering(lat, lng, radius_m) -> None:
     triples = zip(numbers, cells, dmins, strict=True)
     written = [(numbered[n - 1], hex_id, d) for n, hex_id, d in triples]
     assert written == [(c.tag, c.cell, c.dmin_m) for c in covering.cells]
+
+
+@pytest.mark.parametrize("radius_m", [150.0, 1_000.0])
+@pytest.mark.parametrize("parent", [h3.latlng_to_cell(60.17, 24.94, 7), h3.get_pentagons(7)[3]])
+def test_every_origin_of_an_anchor_gets_its_whole_circle(parent, radius_m) -> None:
+    """The children of one parent share a disk: a point in each still gets every cell
+    its circle can meet, with a true bound, however far it lies from the anchor."""
+    for child in h3.cell_to_children(parent, 9):
+        lat, lng = h3.cell_to_latlng(child)
+        covering = cover(lat, lng, radius_m, 9)
+        found = {c.cell: c.dmin_m for c in covering.cells}
+        near = [
+            c
+            for c in h3.grid_disk(child, 9)
+            if distance_m(lat, lng, *h3.cell_to_latlng(c)) <= radius_m
+        ]
+        assert near and all(
+            c in found and found[c] <= distance_m(lat, lng, *h3.cell_to_latlng(c)) for c in near
+        )
