@@ -11,12 +11,12 @@ form a connected set around the origin, and a step to a neighbour changes the
 ring by at most one, so no cell past such a ring can meet the circle either.
 
 The anchor is the centre child, at the query's resolution, of the origin's
-parent :data:`ANCHOR_UP` resolutions coarser: the points of a whole
-neighbourhood share one disk, so that a point never seen before still finds its
-disk made.  Everything per cell (centre, circumradius) and per anchor (its
-disk, grown when a query needs more rings, never recomputed) is cached; a new
-disk's geometry is computed in bulk on integer ids.  The
-per-cell distance here is only a lower bound with a safety margin, so it may use
+parent :data:`ANCHOR_UP` resolutions coarser (the origin itself at res 11):
+the points of a whole neighbourhood share one disk, so that a point never seen
+before still finds its disk made.  Everything per cell (centre, circumradius)
+and per anchor (its disk, grown when a query needs more rings, never
+recomputed) is cached; a new disk's geometry is computed in bulk on integer
+ids.  The per-cell distance here is only a lower bound with a safety margin, so it may use
 numpy; exact distances are in :mod:`discovery.search.ranking`.
 """
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import chain
 
@@ -247,7 +248,8 @@ def _join(a: DiskBlock, b: DiskBlock) -> DiskBlock:
     )
 
 
-_disks: dict[int, _Disk] = {}
+#: Ordered, to drop the oldest in constant time (see :mod:`discovery.search.documents`).
+_disks: OrderedDict[int, _Disk] = OrderedDict()
 _disks_lock = threading.Lock()
 #: Anchors whose disks are kept; past this the oldest are dropped.
 MAX_DISKS = 2048
@@ -261,7 +263,7 @@ def disk_block(anchor: int, k: int) -> DiskBlock:
         with _disks_lock:
             disk = _disks.setdefault(anchor, disk)
             if len(_disks) > MAX_DISKS:
-                del _disks[next(iter(_disks))]
+                _disks.popitem(last=False)
     return disk.upto(k)
 
 
@@ -301,17 +303,22 @@ def first_ring_beyond(
     return None
 
 
-#: The anchor's parent lies this many resolutions above the query's (49 cells a parent).
-ANCHOR_UP = 2
-#: Rings a disk has beyond :func:`initial_rings`: the origins of one anchor lie
-#: within about three rings of it.
+#: How many resolutions above the query's the anchor's parent lies, by resolution
+#: (49 cells a parent at 2).  Not at 11: the points of a res-9 neighbourhood
+#: (0.1 km²) seldom come back, and a disk made for one point costs more than its own.
+ANCHOR_UP = {5: 2, 7: 2, 9: 2, 11: 0}
+#: Rings a disk has beyond :func:`initial_rings` when anchored: the origins of one
+#: anchor lie within about three rings of it.
 ANCHOR_RINGS = 4
 
 
 def anchor_of(origin: int, res: int) -> int:
     """The cell whose disk serves queries from ``origin``: the centre child of its
-    parent :data:`ANCHOR_UP` resolutions coarser."""
-    parent = h3i.cell_to_parent(origin, max(res - ANCHOR_UP, 0))
+    parent ``ANCHOR_UP[res]`` resolutions coarser (the origin itself at 0)."""
+    up = ANCHOR_UP.get(res, 0)
+    if up == 0:
+        return origin
+    parent = h3i.cell_to_parent(origin, max(res - up, 0))
     return int(h3i.cell_to_center_child(parent, res))
 
 
@@ -327,9 +334,10 @@ def _covered(
     """The block, distance bounds, covering cells' positions (nearest first) and first ring
     beyond the circle."""
     origin = h3i.latlng_to_cell(lat, lng, res)
-    k = initial_rings(radius_m, res) + ANCHOR_RINGS
+    anchor = anchor_of(origin, res)
+    k = initial_rings(radius_m, res) + (ANCHOR_RINGS if anchor != origin else 0)
     while True:
-        block = disk_block(anchor_of(origin, res), k)
+        block = disk_block(anchor, k)
         at = np.flatnonzero(block.ids == origin)
         if at.size:
             dmin = block_dmin_m(block, lat, lng)
