@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import chain
 
@@ -96,8 +97,6 @@ def resolution_for(radius_m: float) -> int:
 #: Where an H3 index holds its resolution (4 bits); its 15 digits of 3 bits lie below.
 _RES_SHIFT = 52
 _RES_MASK = np.uint64(0xF << _RES_SHIFT)
-#: A cell boundary has at most this many vertices (distortion vertices included).
-_MAX_VERTS = 10
 
 
 def _parents(cells: np.ndarray, res: int) -> np.ndarray:
@@ -144,16 +143,13 @@ def _new_geometry(cells: list[int]) -> tuple[list[float], list[float], list[floa
     vertex (distortion vertices of cells crossing an icosahedron edge
     included); cell edges are great-circle arcs, so the cell lies inside it.
     """
-    flat_centres: list[float] = []
-    flat_verts: list[float] = []
-    for cell in cells:
-        centre = h3i.cell_to_latlng(cell)
-        boundary = h3i.cell_to_boundary(cell)
-        flat_centres.extend(centre)
-        flat_verts.extend(chain.from_iterable(boundary))
-        flat_verts.extend(centre * (_MAX_VERTS - len(boundary)))
-    centres = np.array(flat_centres, dtype=np.float64).reshape(-1, 2)
-    verts = np.array(flat_verts, dtype=np.float64).reshape(-1, _MAX_VERTS, 2)
+    n = len(cells)
+    centres = _floats([h3i.cell_to_latlng(cell) for cell in cells], n * 2).reshape(n, 2)
+    boundaries = [h3i.cell_to_boundary(cell) for cell in cells]
+    width = max(map(len, boundaries))
+    # Shorter boundaries repeat their first vertex: a repeated vertex changes no maximum.
+    padded = [b if len(b) == width else b + b[:1] * (width - len(b)) for b in boundaries]
+    verts = _floats(chain.from_iterable(padded), n * width * 2).reshape(n, width, 2)
     c_lat = np.radians(centres[:, 0])[:, None]
     c_lng = np.radians(centres[:, 1])[:, None]
     v_lat, v_lng = np.radians(verts[:, :, 0]), np.radians(verts[:, :, 1])
@@ -163,6 +159,11 @@ def _new_geometry(cells: list[int]) -> tuple[list[float], list[float], list[floa
     far = (2 * np.arctan2(np.sqrt(a), np.sqrt(1 - a)) * EARTH_RADIUS_M).max(axis=1)
     circum = far * CIRCUM_FACTOR + CIRCUM_SLACK_M
     return centres[:, 0].tolist(), centres[:, 1].tolist(), circum.tolist()
+
+
+def _floats(pairs: Iterable[tuple[float, float]], count: int) -> np.ndarray:
+    """The ``count`` numbers of ``pairs``, flat (numpy's fastest way from tuples)."""
+    return np.fromiter(chain.from_iterable(pairs), np.float64, count)
 
 
 def cell_geometry(cell: str) -> tuple[float, float, float, str]:
