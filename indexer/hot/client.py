@@ -26,6 +26,8 @@ from indexer.settings import DEFAULT_HALF_LIFE_S
 #: that one call does not hold Redis for long (a query waits behind a running
 #: script; docs/bench-live.md weighs query latency against update rate).
 APPLY_BATCH = 10
+#: What the writers' scripts (apply.lua, masses.lua) are read after: the generations they write.
+WRITER_HELPERS = ("targets.lua",)
 #: Masses per masses.lua call (about 40 µs of Redis each), and calls per round
 #: trip: Redis runs every command of a read before it serves another client, so
 #: a pipeline of calls holds a query back for all of them.
@@ -99,8 +101,8 @@ class HotClient:
         self.half_life_s = half_life_s
         #: Every key of this index starts with it (the layout is part of it).
         self.prefix = layout.layout_prefix(prefix)
-        self._apply = self.script("apply.lua")
-        self._masses = self.script("masses.lua")
+        self._apply = self.script("apply.lua", helpers=WRITER_HELPERS)
+        self._masses = self.script("masses.lua", helpers=WRITER_HELPERS)
 
     def bound_factor(self, gen: str) -> float:
         """Generation ``gen``'s usage bound factor (:mod:`indexer.hot.layout`; 1 when unset)."""
@@ -112,11 +114,11 @@ class HotClient:
         :data:`indexer.hot.layout.USAGE_BOUND_LEAD_S` earlier."""
         return usage_factor(now_s - layout.USAGE_BOUND_LEAD_S, self.half_life_s)
 
-    def script(self, name: str, *, raw: bool = False) -> Any:
+    def script(self, name: str, *, raw: bool = False, helpers: tuple[str, ...] = ()) -> Any:
         """Script ``name`` of this package registered (EVALSHA, loaded again after a
-        restart), on the bytes client with ``raw``."""
+        restart), after ``helpers``, on the bytes client with ``raw``."""
         client = self.raw if raw else self.client
-        return client.register_script(lua.source("indexer.hot", name))
+        return client.register_script(lua.source("indexer.hot", name, helpers))
 
     @cached_property
     def raw(self) -> redis.Redis:

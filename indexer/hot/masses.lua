@@ -34,15 +34,7 @@ local pack, unpack_double = struct.pack, struct.unpack
 local min = math.min
 
 local prefix, target = ARGV[1], ARGV[2]
-local gens = {}
-if target == 'live' then
-  local current = call('GET', prefix .. GEN_KEY)
-  local building = call('GET', prefix .. BUILDING_KEY)
-  if current then gens[#gens + 1] = current end
-  if building and building ~= current then gens[#gens + 1] = building end
-else
-  gens[1] = target
-end
+local gens = target_generations(prefix, target)
 if #gens == 0 then return NO_GENERATION end
 
 local CALL_ARGS = 4000
