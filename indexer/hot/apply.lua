@@ -46,9 +46,6 @@ local prefix, target = ARGV[1], ARGV[2]
 local gens = target_generations(prefix, target)
 if #gens == 0 then return NO_GENERATION end
 
--- Arguments per command call: well under Lua's unpack limit (~8000).
-local CALL_ARGS = 4000
-
 local function words(text, from)
   local parts, n = {}, 0
   for part in gmatch(text, '%S+') do
@@ -56,24 +53,6 @@ local function words(text, from)
     if n >= from then parts[n - from + 1] = part end
   end
   return parts
-end
-
--- One command on key with many arguments, in slices of CALL_ARGS (kept even,
--- so that member/value pairs never split).
-local function call_many(command, key, args)
-  for first = 1, #args, CALL_ARGS do
-    call(command, key, unpack(args, first, min(first + CALL_ARGS - 1, #args)))
-  end
-end
-
-local function gather(pending, key, a, b)
-  local args = pending[key]
-  if not args then
-    args = {}
-    pending[key] = args
-  end
-  args[#args + 1] = a
-  if b then args[#args + 1] = b end
 end
 
 local function new_batch()

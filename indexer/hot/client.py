@@ -26,8 +26,8 @@ from indexer.settings import DEFAULT_HALF_LIFE_S
 #: that one call does not hold Redis for long (a query waits behind a running
 #: script; docs/bench-live.md weighs query latency against update rate).
 APPLY_BATCH = 10
-#: What the writers' scripts (apply.lua, masses.lua) are read after: the generations they write.
-WRITER_HELPERS = ("targets.lua",)
+#: What the writers' scripts (apply.lua, masses.lua) are read after (what they share).
+WRITER_HELPERS = ("writers.lua",)
 #: Masses per masses.lua call (about 40 µs of Redis each), and calls per round
 #: trip: Redis runs every command of a read before it serves another client, so
 #: a pipeline of calls holds a query back for all of them.

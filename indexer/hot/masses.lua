@@ -37,24 +37,7 @@ local prefix, target = ARGV[1], ARGV[2]
 local gens = target_generations(prefix, target)
 if #gens == 0 then return NO_GENERATION end
 
-local CALL_ARGS = 4000
 local FIELDS = 4
-
-local function call_many(command, key, args)
-  for first = 1, #args, CALL_ARGS do
-    call(command, key, unpack(args, first, min(first + CALL_ARGS - 1, #args)))
-  end
-end
-
-local function gather(pending, key, a, b)
-  local args = pending[key]
-  if not args then
-    args = {}
-    pending[key] = args
-  end
-  args[#args + 1] = a
-  if b then args[#args + 1] = b end
-end
 
 local function hmget(key, fields)
   local values = {}
