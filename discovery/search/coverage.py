@@ -16,8 +16,8 @@ the points of a whole neighbourhood share one disk, so that a point never seen
 before still finds its disk made.  Everything per cell (centre, circumradius)
 and per anchor (its disk, grown when a query needs more rings, never
 recomputed) is cached; a new disk's geometry is computed in bulk on integer
-ids.  The per-cell distance here is only a lower bound with a safety margin, so it may use
-numpy; exact distances are in :mod:`discovery.search.ranking`.
+ids.  The per-cell distance here is only a lower bound with a safety margin, so
+it may use numpy; exact distances are in :mod:`discovery.search.ranking`.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class Covering:
 
 @dataclass(frozen=True, slots=True)
 class DiskBlock:
-    """The cells of ``grid_disk(origin, k)`` with their ring and geometry, as arrays."""
+    """The cells of ``grid_disk(anchor, k)`` with their ring and geometry, as arrays."""
 
     cells: tuple[str, ...]
     #: The same cells as integers (uint64).
@@ -215,10 +215,10 @@ class _Disk:
     """The rings computed so far around one anchor cell: grown when a query needs
     more rings, never recomputed."""
 
-    def __init__(self, origin: int, k: int) -> None:
-        self.origin = origin
+    def __init__(self, anchor: int, k: int) -> None:
+        self.anchor = anchor
         self.lock = threading.Lock()
-        self.block = _rings_block(*_rings(origin, 0, k))
+        self.block = _rings_block(*_rings(anchor, 0, k))
 
     def upto(self, k: int) -> DiskBlock:
         """The block of rings 0..k (at least; more when already computed)."""
@@ -229,7 +229,7 @@ class _Disk:
             block = self.block
             top = int(block.ring[-1])
             if top < k:
-                more = _rings_block(*_rings(self.origin, top + 1, k), block.tag_list)
+                more = _rings_block(*_rings(self.anchor, top + 1, k), block.tag_list)
                 block = _join(block, more)
                 self.block = block
         return block
@@ -291,7 +291,7 @@ def block_dmin_m(block: DiskBlock, lat: float, lng: float) -> np.ndarray:
 
 
 def first_ring_beyond(
-    block: DiskBlock, dmin_m: np.ndarray, radius_m: float, after: int = 0
+    block: DiskBlock, dmin_m: np.ndarray, radius_m: float, after: int
 ) -> int | None:
     """The first ring past ``after`` whose cells all lie wholly beyond ``radius_m``
     (None: none in the block)."""

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from discovery.search import coverage
 from discovery.search.coverage import cell_geometry, cover, resolution_for, script_cells
 from indexer.hot import layout
 from indexer.model import INDEX_RESOLUTIONS
@@ -126,3 +127,12 @@ def test_every_origin_of_an_anchor_gets_its_whole_circle(parent, radius_m) -> No
         assert near and all(
             c in found and found[c] <= distance_m(lat, lng, *h3.cell_to_latlng(c)) for c in near
         )
+
+
+def test_the_points_of_a_neighbourhood_share_one_disk() -> None:
+    """A point in each of the 49 res-9 cells of one res-7 parent: one disk made, not 49."""
+    parent = h3.latlng_to_cell(37.5665, 126.978, 7)
+    coverage._disks.clear()  # a cache: emptied, only the disks made here are left
+    for child in h3.cell_to_children(parent, 9):
+        cover(*h3.cell_to_latlng(child), 1_000.0, 9)
+    assert len(coverage._disks) == 1
