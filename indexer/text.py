@@ -37,11 +37,15 @@ match "K-Market"; "스타벅스" matches "스타벅스 강남R점"; "强" matche
 characters, or with no word after normalisation, is refused
 (:func:`query_problem`).
 
-**Index terms** (:func:`index_terms`, :func:`lookup_terms`): the prefixes of
-every non-CJK word (up to :data:`MAX_PREFIX` characters) and the characters
-and character pairs of every CJK word.  Whenever an entity matches a query,
-the query's lookup terms are all among the entity's index terms, so an index
-of terms yields every match; the rule then checks the candidates exactly.
+**Index terms** (:func:`index_terms`, :func:`lookup_terms`): the hot index
+keeps, per term, the ids of the entities indexed under it.  An entity's terms
+are the prefixes of :data:`PREFIX_LENGTHS` characters of every non-CJK word
+(a word shorter than the shortest has none) and every character of its CJK
+words.  A query's lookup terms are, for each prefix term, its prefix of the
+longest of those lengths it reaches, and each character of its substring
+terms.  Whenever an entity matches a query, all of the query's lookup terms
+are among the entity's index terms, so the ids under any one of them hold
+every match; the rule then checks the candidates exactly.
 """
 
 from __future__ import annotations
@@ -52,8 +56,8 @@ from dataclasses import dataclass
 
 #: Characters a ``q`` may have at most (code points, as given).
 MAX_QUERY_CHARS = 100
-#: The longest prefix of a word that is an index term.
-MAX_PREFIX = 12
+#: The lengths (in characters) of the prefixes of a word that are index terms.
+PREFIX_LENGTHS = (3, 5, 8)
 #: Apostrophes: deleted, not separators ("McDonald's" is one word).
 APOSTROPHES = "'\u2018\u2019\u02bc\u02bb\u0060\u00b4\uff07"
 _DELETE = dict.fromkeys(map(ord, APOSTROPHES))
@@ -219,20 +223,21 @@ def index_terms(found: Iterable[str]) -> set[str]:
     for word in found:
         if is_cjk(word[0]):
             terms.update(word)
-            terms.update(word[i : i + 2] for i in range(len(word) - 1))
         else:
-            terms.update(word[:k] for k in range(1, min(len(word), MAX_PREFIX) + 1))
+            terms.update(word[:k] for k in PREFIX_LENGTHS if len(word) >= k)
     return terms
 
 
 def lookup_terms(query: TextQuery) -> set[str]:
-    """The terms every entity that matches ``query`` is indexed under."""
-    terms = {p[:MAX_PREFIX] for p in query.prefixes}
+    """The terms every entity that matches ``query`` is indexed under (none for a
+    prefix term shorter than every indexed length)."""
+    terms: set[str] = set()
+    for prefix in query.prefixes:
+        reached = [k for k in PREFIX_LENGTHS if len(prefix) >= k]
+        if reached:
+            terms.add(prefix[: reached[-1]])
     for sub in query.substrings:
-        if len(sub) == 1:
-            terms.add(sub)
-        else:
-            terms.update(sub[i : i + 2] for i in range(len(sub) - 1))
+        terms.update(sub)
     return terms
 
 

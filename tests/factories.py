@@ -34,6 +34,7 @@ from indexer.hot.index import HotIndex
 from indexer.model import KINDS, Entity
 from indexer.sources.values import parse_time
 from indexer.store import db, merge, writer
+from indexer.jobs.catalog import send_retexted
 from indexer.store.catalog import MiniApp, publish_catalog, read_catalog, write_catalog
 from indexer.store.rows import timezone_of
 from indexer.store.usage import USAGE_EPOCH_S
@@ -643,10 +644,17 @@ def seed_usage(index: Index, count: int = 12) -> list[Entity]:
     ]  # fmt: skip
     writer.write_entities(index.conn, index.hot, "u", entities)
     apps = [MiniApp("kfc", "KFC", "https://example.com/kfc.png"), MiniApp("alko", "Alko")]
-    write_catalog(index.conn, apps, replace=True)
+    write_apps(index, apps, replace=True)
+    return entities
+
+
+def write_apps(index: Index, apps: list[MiniApp], *, replace: bool = False) -> None:
+    """Write the catalog as an import does: PostGIS, its Redis key, and the entities whose
+    search text it changed sent to the hot index."""
+    written = write_catalog(index.conn, apps, replace=replace)
+    send_retexted(index.conn, index.hot, written.retexted)
     publish_catalog(index.hot.client, index.settings.redis_prefix, read_catalog(index.conn))
     index.conn.commit()
-    return entities
 
 
 def random_events(seed: int, count: int, entities: list[Entity], users: int = 5) -> list[dict]:

@@ -6,8 +6,8 @@ tries Redis again, so it is used as soon as it is back, without a restart.  No
 generation starts a healing rebuild (discovery/search/healing.py).  What each
 search noticed goes to the services' :class:`~discovery.search.services.Notes`.
 
-A query the hot index does not answer (:func:`postgis_only`: one with ``q``)
-goes to PostGIS at once: that is neither a Redis failure nor a missing index.
+A query the hot index does not answer (:func:`postgis_only`) goes to PostGIS
+at once: that is neither a Redis failure nor a missing index.
 """
 
 from __future__ import annotations
@@ -34,9 +34,8 @@ HOT_SORTS = ("score", "distance", "popularity")
 
 
 def postgis_only(query: NearbyQuery) -> bool:
-    """Whether only PostGIS answers ``query``: the hot index holds no text, and ranks
-    only by :data:`HOT_SORTS`."""
-    return query.text is not None or query.sort not in HOT_SORTS
+    """Whether only PostGIS answers ``query``: the hot index ranks only by :data:`HOT_SORTS`."""
+    return query.sort not in HOT_SORTS
 
 
 def find_nearby(services: Services, query: NearbyQuery) -> SearchResult:

@@ -9,6 +9,14 @@ local function set_of(text)
   return set
 end
 
+-- A list argument's items, in order, nil when empty.
+local function list_of(text)
+  if text == '' then return nil end
+  local list = {}
+  for part in string.gmatch(text, ITEM) do list[#list + 1] = part end
+  return list
+end
+
 -- A list argument of name, number, name, number ... as a map.
 local function cutoffs_of(text)
   local map, key = {}, nil

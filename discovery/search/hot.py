@@ -25,6 +25,7 @@ from discovery.search.result import SearchResult
 from indexer.hot import layout, lua
 from indexer.hot.client import NoGeneration
 from indexer.hot.index import HotIndex
+from indexer.text import lookup_terms
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,18 @@ def script_args(
         *cells,
         repr(query.usage_factor),
         flat,
+        *text_args(query),
     ]
     return args
+
+
+def text_args(query: NearbyQuery) -> tuple[str, str]:
+    """The script's arguments of ``q``: its words as a text entry is searched for (a
+    prefix term after a space: a word's start), and its lookup terms."""
+    if query.text is None:
+        return "", ""
+    words = [" " + prefix for prefix in query.text.prefixes] + list(query.text.substrings)
+    return layout.SEP.join(words), layout.SEP.join(sorted(lookup_terms(query.text)))
 
 
 #: The script's mode of each order's top (see nearby_modes.lua).

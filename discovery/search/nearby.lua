@@ -22,6 +22,10 @@
 -- ARGV[23] the cells' hex ids, nearest first, 15 characters each, unseparated
 -- ARGV[24] the query's usage factor (indexer.rules.usage_factor at the time the
 --          popularity is computed at)
+-- ARGV[25] (mode d) the tags of the groups that must hold no popularity ('' = none)
+-- ARGV[26] q's words as a text entry is searched for: each prefix term after a
+--          space, each substring term as it is, joined by \31 ('' = no q)
+-- ARGV[27] q's lookup terms (indexer.text.lookup_terms), joined by \31
 -- (Cells come packed so that the script reads them in bulk, 16 at a time, and
 -- only as far as it needs them: no pattern match, no argument per cell.)
 --
@@ -68,13 +72,14 @@ local qcos = cos(qlatr)
 local SLACK = 1e-9
 
 local kinds, cats, apps = set_of(ARGV[10]), set_of(ARGV[11]), set_of(ARGV[12])
+local texts, lookups = list_of(ARGV[26] or ''), list_of(ARGV[27] or '')
 local need_available = ARGV[13] == '1'
 local kind_cut, source_cut = cutoffs_of(ARGV[14]), cutoffs_of(ARGV[15])
 local has_cursor = ARGV[16] ~= ''
 local cs, cd, cid = tonumber(ARGV[16]), tonumber(ARGV[17]), ARGV[18]
 -- Whether a member's text fields must be read to keep it (or its mini-app to group it).
 local filtered = kinds or cats or apps or need_available or next(kind_cut) ~= nil
-  or mode == 'g' or distinct
+  or mode == 'g' or distinct or texts
 
 -- The haversine of discovery/search/ranking.py; cos_lat is cos(lat * rad), as the
 -- member's head holds it.
@@ -121,23 +126,46 @@ end
 -- or grouping by mini-app).
 local read_fields = cats or apps or need_available or mode == 'g' or distinct
 
--- The member's id and, unless a filter refuses it, its mini-app.
-local function admit(member, code, length)
+local find = string.find
+-- The covering's groups, by number (the key base of each; filled below).
+local tags, groups = {}, {}
+
+-- Whether the text entry of id in group number tag holds every word of q where
+-- the rule asks: a prefix term after a space (a word's start), a substring term
+-- anywhere, both before TEXT_END (indexer.hot.encoding.text_entry).
+local function text_matches(id, tag)
+  local entry = redis.call('HGET', groups[tag] .. TEXT, id)
+  if not entry then return false end
+  local stop = find(entry, TEXT_END, 1, true)
+  for k = 1, #texts do
+    local at = find(entry, texts[k], 1, true)
+    if not at or at > stop then return false end
+  end
+  return true
+end
+
+-- The member's id and, unless a filter refuses it, its mini-app (tag: the
+-- number of its group).
+local function admit(member, code, length, tag)
   local last = ID_AT + length - 1
   local id = string.sub(member, ID_AT, last)
   if not filtered then return id, nil end
   local kind = KIND[code]
   if kinds and not kinds[kind] then return nil end
-  if not (read_fields or kind_cut[kind]) then return id, nil end
-  local available, seen, source, app, cat = string.match(member, REST, last + 1)
-  if cats and not cats[cat] then return nil end
-  if apps and not apps[app] then return nil end
-  if need_available and (available == '' or tonumber(available) < 1) then return nil end
-  local cut = kind_cut[kind]
-  if cut and seen ~= '' then
-    cut = source_cut[source] or cut
-    if tonumber(seen) < cut then return nil end
+  local app = nil
+  if read_fields or kind_cut[kind] then
+    local available, seen, source, its_app, cat = string.match(member, REST, last + 1)
+    if cats and not cats[cat] then return nil end
+    if apps and not apps[its_app] then return nil end
+    if need_available and (available == '' or tonumber(available) < 1) then return nil end
+    local cut = kind_cut[kind]
+    if cut and seen ~= '' then
+      cut = source_cut[source] or cut
+      if tonumber(seen) < cut then return nil end
+    end
+    app = its_app
   end
+  if texts and not text_matches(id, tag) then return nil end
   return id, app
 end
 
@@ -187,7 +215,6 @@ local cells_read, members_read = 0, 0
 
 -- -- the cells: parsed in chunks, nearest first, each with its set's top ----
 
-local tags, groups = {}, {}
 for tag in string.gmatch(ARGV[20], '[^\31]+') do
   tags[#tags + 1] = tag
   groups[#groups + 1] = base .. '{' .. tag .. '}:'
@@ -281,7 +308,7 @@ local function evaluate(tag, members, visit)
       unpack_head(HEAD_FORMAT, member)
     local d = distance(lat, lng, cos_lat)
     if d <= radius and not (by_distance_only and n == limit and d > top[n].d) then
-      local id, app = admit(member, code, length)
+      local id, app = admit(member, code, length, tag)
       if id then
         local popularity, log_boost = listed, log_listed
         if mass ~= 0 then

@@ -54,7 +54,7 @@ local function read_cell(i)
     if d <= radius then
       local s = decay(d) * (1 + w * log_boost)
       if n < limit or s >= top[n].s then
-        local id, app = admit(member, code, length)
+        local id, app = admit(member, code, length, tag)
         if id then offer_after(id, d, s, popularity, rev, app, tag) end
       end
     end
@@ -116,6 +116,78 @@ end
 
 -- -- one per mini-app: every candidate counts ----------------------------
 
+-- -- q: the ids under its rarest term, or the cells with each text checked --
+--
+-- Each group of the covering keeps the ids of its entities under each index
+-- term (every entity within the radius has a cell of the covering, and its ids
+-- are in that cell's group).  When the rarest of q's lookup terms holds few
+-- ids, against what reading the cells would read, every match is found by
+-- reading those ids' members alone (each id once, as an entity whose cells
+-- span groups is in each); the searches are then exact over those candidates
+-- in any order.  Otherwise the cells are read as without q, and admit checks
+-- each candidate's text entry.
+
+-- Ids under a term read in any case (few enough to read whatever the radius).
+local POSTINGS_FLOOR = 2000
+-- Otherwise the ids are read when their count squared is at most this times
+-- the page size times the groups' entities (reading the cells in order, a page
+-- takes about page / share candidates, share = ids / entities).
+local POSTINGS_RATIO = 4
+local MEMBERS_PER_CALL = 1000
+
+local function postings_term()
+  if not (texts and lookups) then return nil end
+  local best, best_total = nil, nil
+  for _, term in ipairs(lookups) do
+    local total = 0
+    for g = 1, #groups do total = total + redis.call('SCARD', groups[g] .. POSTINGS .. term) end
+    if not best_total or total < best_total then best, best_total = term, total end
+  end
+  if best_total <= POSTINGS_FLOOR then return best end
+  if mode == 'g' or mode == 'a' then return nil end
+  local entities = 0
+  for g = 1, #groups do entities = entities + redis.call('HLEN', groups[g] .. MEMBERS) end
+  if best_total * best_total <= POSTINGS_RATIO * limit * entities then return best end
+  return nil
+end
+local posting_term = postings_term()
+
+-- visit(...) (as each_cell's) for every entity under the term in the radius
+-- that passes the filters and q.
+local function each_posting(visit)
+  local seen = {}
+  for g = 1, #groups do
+    local ids = redis.call('SMEMBERS', groups[g] .. POSTINGS .. posting_term)
+    local fresh = {}
+    for k = 1, #ids do
+      local id = ids[k]
+      if not seen[id] then
+        seen[id] = true
+        fresh[#fresh + 1] = id
+      end
+    end
+    cells_read = cells_read + 1
+    for first = 1, #fresh, MEMBERS_PER_CALL do
+      local last = math.min(first + MEMBERS_PER_CALL - 1, #fresh)
+      local got = redis.call('HMGET', groups[g] .. MEMBERS, unpack(fresh, first, last))
+      local members = {}
+      for k = 1, #got do
+        if got[k] then members[#members + 1] = got[k] end
+      end
+      evaluate(g, members, visit)
+    end
+  end
+end
+
+-- Every candidate: the posting path's, or every cell's.
+local function each_candidate(visit)
+  if posting_term then
+    each_posting(visit)
+  else
+    each_cell(function() return false end, visit)
+  end
+end
+
 local function by_group()
   local best_of = {}
   local function tally(id, d, s, p, rev, app, tag)
@@ -129,7 +201,7 @@ local function by_group()
       if better(hit, held.best) then held.best = hit end
     end
   end
-  each_cell(function() return false end, tally)
+  each_candidate(tally)
   for _, held in pairs(best_of) do
     local best = held.best
     best.count = held.count
@@ -177,7 +249,7 @@ local function read_cell_p(i)
     members_read = members_read + 1
     local d = distance(lat, lng, cos_lat)
     if d <= radius then
-      local id, app = admit(member, code, length)
+      local id, app = admit(member, code, length, tag)
       if id then offer_after(id, d, decay(d) * (1 + w * log_boost), popularity, rev, app, tag) end
     end
     if k == asked then
@@ -205,7 +277,7 @@ local function everything()
     n = n + 1
     top[n] = {id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0}
   end
-  each_cell(function() return false end, take)
+  each_candidate(take)
 end
 
 -- -- every popularity 0 ---------------------------------------------------
@@ -225,6 +297,10 @@ local function groups_of(text)
 end
 
 local flat_tags = ARGV[25] or ''
+if posting_term and mode ~= 'g' and mode ~= 'a' then
+  each_posting(offer_after)
+  mode = 'x'  -- answered
+end
 if (mode == 's' or mode == 'p') and cells_bound() == 0 then return {FLAT, gen} end
 if mode == 'd' and flat_tags ~= '' and (best_bound(groups_of(flat_tags)) or 0) ~= 0 then
   return {NOT_FLAT, gen}
@@ -234,7 +310,7 @@ if mode == 's' then by_score()
 elseif mode == 'd' then by_distance()
 elseif mode == 'p' then by_popularity()
 elseif mode == 'g' then by_group()
-else everything() end
+elseif mode == 'a' then everything() end
 
 local out = {'ok', cells_read, members_read, gen}
 for i = 1, n do

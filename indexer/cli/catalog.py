@@ -36,6 +36,6 @@ def mini_apps(
     log = RejectLog(target, "line")
     settings = context.settings
     summary = import_catalog(
-        context.conn(), context.hot().client, settings.redis_prefix, source, log, replace=replace
+        context.conn(), context.hot(), settings.redis_prefix, source, log, replace=replace
     )
     report_import(summary, {path: log})

@@ -6,16 +6,17 @@
 -- then one record per entity, 7 fields:
 --          op ('u' upsert | 'd' delete), id, rev,
 --          place ("tag_1 cell_1 .. tag_n cell_n", as loc holds it; '' for a delete),
---          popularity (the listed one; unread: a set's score is the member's
---          bound, made here), member (as indexer.hot.encoding.member writes it),
---          display JSON ('' for a delete)
+--          text (as indexer.hot.encoding.text_entry writes it: the entity's
+--          words, then its index terms; '' for a delete), member (as
+--          indexer.hot.encoding.member writes it), display JSON ('' for a delete)
 --
 -- A record applies only when its rev is newer than what the generation holds
 -- for that id, so late, replayed or reordered writes never undo newer ones.
 -- A deleted id keeps a tombstone ("rev") in loc for the same reason.
--- An entity's member and document are kept in every group (tag) one of its
--- cells is in; its old member, read from the group's member hash, is what
--- leaves the cell sets.  A change touches only what differs: a set that keeps
+-- An entity's member, document and text are kept in every group (tag) one of
+-- its cells is in, and its id in the group's posting set of each of its index
+-- terms; its old member and text, read from the group's hashes, are what
+-- leave the cell sets and the posting sets.  A change touches only what differs: a set that keeps
 -- the same member is not left and re-entered, a group it stays in is not
 -- cleared.
 --
@@ -58,8 +59,8 @@ end
 local function new_batch()
   -- tops: per t hash, per cell: {z = set key, left = highest popularity that
   -- left, entered = highest that entered}
-  return {zrem = {}, hdel = {}, zadd = {}, hset = {}, loc = {}, ids = {}, names = {},
-          tops = {}}
+  return {zrem = {}, hdel = {}, zadd = {}, hset = {}, srem = {}, sadd = {}, loc = {},
+          ids = {}, names = {}, tops = {}}
 end
 
 local function group_of(base, tag) return base .. '{' .. tag .. '}:' end
@@ -159,16 +160,34 @@ end
 local function flush(base, batch)
   for key, args in pairs(batch.zrem) do call_many('ZREM', key, args) end
   for key, args in pairs(batch.hdel) do call_many('HDEL', key, args) end
+  for key, args in pairs(batch.srem) do call_many('SREM', key, args) end
   for key, args in pairs(batch.zadd) do call_many('ZADD', key, args) end
   for key, args in pairs(batch.hset) do call_many('HSET', key, args) end
+  for key, args in pairs(batch.sadd) do call_many('SADD', key, args) end
   if #batch.loc > 0 then call_many('HSET', base .. LOC, batch.loc) end
   fix_tops(batch)
 end
 
+-- The index terms of a text entry (after its TEXT_END).
+local function terms_of(text)
+  local at = string.find(text, TEXT_END, 1, true)
+  local terms = {}
+  if at then
+    for term in gmatch(string.sub(text, at + 1), ITEM) do terms[#terms + 1] = term end
+  end
+  return terms
+end
+
+-- The id in (or out of) the posting set of each index term of text, in group.
+local function post(pending, group, id, text)
+  for _, term in ipairs(terms_of(text)) do gather(pending, group .. POSTINGS .. term, id) end
+end
+
 -- old, new = {tag_1, cell_1, .., tag_n, cell_n}, pairs in the same resolution
 -- order; new is empty for a delete.  A set is left when the cell changes or
--- the member does (its fields or popularity).
-local function leave(base, batch, id, old, new, old_member, member)
+-- the member does (its fields or popularity); a group's posting sets when the
+-- group is left or the text changes.
+local function leave(base, batch, id, old, new, old_member, member, old_text, text)
   local staying = {}
   for c = 1, #new, 2 do staying[new[c]] = true end
   local popularity = old_member and bound_of(old_member)
@@ -181,16 +200,23 @@ local function leave(base, batch, id, old, new, old_member, member)
       local top = top_of(batch, names, cell)
       if not top.left or popularity > top.left then top.left = popularity end
     end
-    if not staying[tag] and not cleared[tag] then
+    if not cleared[tag] then
       local group = group_of(base, tag)
-      gather(batch.hdel, group .. MEMBERS, id)
-      gather(batch.hdel, group .. DOCUMENTS, id)
+      if not staying[tag] then
+        gather(batch.hdel, group .. MEMBERS, id)
+        gather(batch.hdel, group .. DOCUMENTS, id)
+        gather(batch.hdel, group .. TEXT, id)
+      end
+      if old_text and (not staying[tag] or old_text ~= text) then
+        post(batch.srem, group, id, old_text)
+      end
       cleared[tag] = true
     end
   end
 end
 
-local function enter(base, batch, id, new, member, display)
+-- old_tags: the groups the entity was in with the same text (nil: none).
+local function enter(base, batch, id, new, member, display, text, old_tags)
   local value = bound_of(member)
   local score = score_text(value)
   for c = 1, #new, 2 do
@@ -199,7 +225,7 @@ local function enter(base, batch, id, new, member, display)
     gather(batch.zadd, names.z, score, member)
     local top = top_of(batch, names, cell)
     if not top.entered or value > top.entered then top.entered = value end
-    -- Member and document once per group: a tag seen at a coarser resolution has them.
+    -- Member, document and text once per group: a tag seen at a coarser resolution has them.
     local seen = false
     for p = 1, c - 2, 2 do
       if new[p] == tag then seen = true end
@@ -207,6 +233,8 @@ local function enter(base, batch, id, new, member, display)
     if not seen then
       gather(batch.hset, names.group .. MEMBERS, id, member)
       gather(batch.hset, names.group .. DOCUMENTS, id, display)
+      gather(batch.hset, names.group .. TEXT, id, text)
+      if not (old_tags and old_tags[tag]) then post(batch.sadd, names.group, id, text) end
     end
   end
 end
@@ -224,8 +252,8 @@ local function held_locs(base)
   return held
 end
 
--- The member each id had (from the member hash of its first cell's group), by
--- record number; nil where loc holds nothing or a tombstone.
+-- The member and the text each id had (from the hashes of its first cell's
+-- group), by record number; nil where loc holds nothing or a tombstone.
 local function held_members(base, locs)
   local by_tag = {}
   for k, held in pairs(locs) do
@@ -234,19 +262,30 @@ local function held_members(base, locs)
       if tag then gather(by_tag, tag, k) end
     end
   end
-  local members = {}
+  local members, texts = {}, {}
   for tag, records in pairs(by_tag) do
     local ids = {}
     for j = 1, #records do ids[j] = ARGV[3 + 7 * (records[j] - 1) + 1] end
+    local group = group_of(base, tag)
     for first = 1, #ids, CALL_ARGS do
       local last = min(first + CALL_ARGS - 1, #ids)
-      local values = call('HMGET', group_of(base, tag) .. MEMBERS, unpack(ids, first, last))
+      local values = call('HMGET', group .. MEMBERS, unpack(ids, first, last))
+      local held_texts = call('HMGET', group .. TEXT, unpack(ids, first, last))
       for j = 1, #values do
-        if values[j] then members[records[first + j - 1]] = values[j] end
+        local k = records[first + j - 1]
+        if values[j] then members[k] = values[j] end
+        if held_texts[j] then texts[k] = held_texts[j] end
       end
     end
   end
-  return members
+  return members, texts
+end
+
+-- The groups of an old place (tag, cell pairs) as a set.
+local function tags_of(old)
+  local tags = {}
+  for c = 1, #old, 2 do tags[old[c]] = true end
+  return tags
 end
 
 -- Apply every record to one generation; return how many were newer than it held.
@@ -254,8 +293,8 @@ local function apply_to(gen)
   local base = prefix .. ':' .. gen .. ':'
   bound_factor = tonumber(call('GET', base .. USAGE_BOUND) or '1')
   local read = held_locs(base)
-  local read_members = held_members(base, read)
-  local latest, latest_member = {}, {}
+  local read_members, read_texts = held_members(base, read)
+  local latest, latest_member, latest_text = {}, {}, {}
   local batch = new_batch()
   local applied = 0
   for i = 3, #ARGV, 7 do
@@ -265,16 +304,19 @@ local function apply_to(gen)
       batch = new_batch()
     end
     local k = (i - 3) / 7 + 1
-    local held, old_member = latest[id], latest_member[id]
-    if held == nil then held, old_member = read[k], read_members[k] end
+    local held, old_member, old_text = latest[id], latest_member[id], latest_text[id]
+    if held == nil then held, old_member, old_text = read[k], read_members[k], read_texts[k] end
     local held_rev = held and tonumber(match(held, '^%S+'))
     if not held_rev or held_rev < tonumber(rev) then
       local new = op == 'u' and words(place, 1) or {}
       local member = op == 'u' and ARGV[i + 5] or nil
-      if held then leave(base, batch, id, words(held, 2), new, old_member, member) end
+      local text = op == 'u' and ARGV[i + 4] or nil
+      local old = held and words(held, 2) or {}
+      leave(base, batch, id, old, new, old_member, member, old_text, text)
       local value = rev
       if op == 'u' then
-        enter(base, batch, id, new, member, ARGV[i + 6])
+        enter(base, batch, id, new, member, ARGV[i + 6], text,
+          old_text == text and tags_of(old) or nil)
         value = rev .. ' ' .. place
       end
       batch.loc[#batch.loc + 1] = id
@@ -282,6 +324,7 @@ local function apply_to(gen)
       batch.ids[id] = true
       latest[id] = value
       latest_member[id] = member or false
+      latest_text[id] = text or false
       applied = applied + 1
     end
   end

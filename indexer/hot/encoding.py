@@ -22,6 +22,7 @@ import h3.api.basic_int as h3i
 from indexer.hot import layout
 from indexer.hot.layout import KIND_CODES, KIND_OF_CODE, MEMBER_FIELDS, MEMBER_HEAD, SEP
 from indexer.model import INDEX_RESOLUTIONS
+from indexer.text import index_terms
 
 # What json.dumps(..., ensure_ascii=False) writes a string with.
 _json_string = json.encoder.encode_basestring
@@ -249,15 +250,37 @@ def parse_loc(value: str | bytes | None) -> LocEntry | None:
 # -- apply.lua's records -----------------------------------------------------
 
 
+@lru_cache(maxsize=65536)
+def text_entry(search_text: str | None) -> str:
+    """What the hot index keeps of an entity's text (its ``search_text``, the words of
+    indexer/text.py): a space and the words, so that a word's start is a space
+    and it (nearby.lua reads it so), then :data:`indexer.hot.layout.TEXT_END` and
+    its index terms, sorted, each after a separator (what apply.lua takes out of
+    the posting sets when the text changes)."""
+    stored = search_text or ""
+    terms = sorted(index_terms(stored.split(" "))) if stored else []
+    return " " + stored + layout.TEXT_END + layout.SEP.join(terms)
+
+
+def text_terms(entry: str) -> tuple[str, ...]:
+    """The index terms of a text entry (:func:`text_entry`)."""
+    terms = entry.partition(layout.TEXT_END)[2]
+    return tuple(terms.split(SEP)) if terms else ()
+
+
+def text_words(entry: str) -> str:
+    """The words of a text entry, as ``search_text`` holds them."""
+    return entry.partition(layout.TEXT_END)[0][1:]
+
+
 def upsert_record(row: Mapping[str, Any]) -> list[Any]:
-    """The apply.lua record for an entity row that is new or changed (its listed
-    popularity as the record's; apply.lua scores the sets by the member's bound)."""
+    """The apply.lua record for an entity row that is new or changed."""
     return [
         "u",
         row["id"],
         row["rev"],
         place_of(row["lat"], row["lng"]),
-        repr(float(row["popularity"])),
+        text_entry(row.get("search_text")),
         member_of(row),
         display_document(row),
     ]
@@ -265,4 +288,4 @@ def upsert_record(row: Mapping[str, Any]) -> list[Any]:
 
 def delete_record(entity_id: str, rev: int) -> list[Any]:
     """The apply.lua record for an entity deleted at revision ``rev``."""
-    return ["d", entity_id, rev, "", "0", "", ""]
+    return ["d", entity_id, rev, "", "", "", ""]

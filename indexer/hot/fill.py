@@ -42,7 +42,7 @@ from indexer.hot.encoding import compact_json, delete_record
 #: Columns read per entity, in the order :func:`fill_entity` unpacks them.
 FILL_COLUMNS = (
     "id, kind, name, category, mini_app, lat, lng, popularity, available, capacity,"
-    " opening_hours, tz, attrs::text, source, rev, updated_at, seen_at, usage_mass"
+    " opening_hours, tz, attrs::text, source, rev, updated_at, seen_at, usage_mass, search_text"
 )
 #: Entities per MULTI/EXEC: with a million entities indexed, one takes about 8 ms
 #: of Redis time, which a query may wait behind.
@@ -87,6 +87,9 @@ class FillEntity(NamedTuple):
     cells: tuple[CellNames, ...]
     #: The base of each group its cells are in.
     groups: tuple[str, ...]
+    #: Its text entry (:func:`indexer.hot.encoding.text_entry`) and index terms.
+    text: str = ""
+    terms: tuple[str, ...] = ()
 
 
 class FillNames(dict[int, CellNames]):
@@ -115,7 +118,7 @@ def fill_entity(row: Sequence[Any], names: FillNames) -> FillEntity:
     """What the fill writes for a row of :data:`FILL_COLUMNS`: the same place, member
     and document as :func:`indexer.hot.encoding.upsert_record`, from a tuple."""
     (eid, kind, name, category, mini_app, lat, lng, popularity, available, capacity,
-     hours, tz, attrs, source, rev, updated_at, seen_at, mass) = row  # fmt: skip
+     hours, tz, attrs, source, rev, updated_at, seen_at, mass, search_text) = row  # fmt: skip
     member = encoding.member(
         eid,
         kind,
@@ -135,7 +138,9 @@ def fill_entity(row: Sequence[Any], names: FillNames) -> FillEntity:
     groups = tuple(dict.fromkeys([names.group for names in cells]))
     place = " ".join([names.word for names in cells])
     score = float.__repr__(layout.bound_of(popularity, mass, names.bound_factor))
-    return FillEntity(eid, rev, place, score, member, display, cells, groups)
+    text = encoding.text_entry(search_text)
+    terms = encoding.text_terms(text)
+    return FillEntity(eid, rev, place, score, member, display, cells, groups, text, terms)
 
 
 def tombstone(entity_id: str, rev: int) -> FillEntity:
@@ -147,17 +152,18 @@ def apply_record(entity: FillEntity) -> list[Any]:
     """The apply.lua record of a fill entity (as :func:`indexer.hot.encoding.upsert_record`)."""
     if not entity.place:
         return delete_record(entity.id, entity.rev)
-    return ["u", entity.id, entity.rev, entity.place, entity.score, entity.member, entity.display]
+    return ["u", entity.id, entity.rev, entity.place, entity.text, entity.member, entity.display]
 
 
 class Gathered:
     """The writes of a batch gathered per key: each cell set's members, each group's
-    member and document hashes, loc."""
+    member, document and text hashes and posting sets, loc."""
 
     def __init__(self, loc: str) -> None:
         #: Per cell set (by key): its names, then score, member, score, member …
         self.sets: dict[str, list[Any]] = {}
-        self.payloads: dict[str, tuple[list[Word], list[Word]]] = {}
+        self.payloads: dict[str, tuple[list[Word], list[Word], list[Word]]] = {}
+        self.postings: dict[str, list[Word]] = {}
         self.locs: list[Word] = ["HSET", loc]
 
     def add(self, entity: FillEntity) -> None:
@@ -174,9 +180,18 @@ class Gathered:
                 pair = self.payloads[group] = (
                     ["HSET", group + layout.MEMBERS],
                     ["HSET", group + layout.DOCUMENTS],
+                    ["HSET", group + layout.TEXT],
                 )
             pair[0].extend((entity.id, entity.member))
             pair[1].extend((entity.id, entity.display))
+            pair[2].extend((entity.id, entity.text))
+            for term in entity.terms:
+                key = group + layout.POSTINGS + term
+                ids = self.postings.get(key)
+                if ids is None:
+                    self.postings[key] = ["SADD", key, entity.id]
+                else:
+                    ids.append(entity.id)
         place = entity.place
         self.locs += (entity.id, f"{entity.rev} {place}" if place else str(entity.rev))
 
@@ -185,8 +200,9 @@ class Gathered:
         if len(self.locs) == 2:
             return []
         commands = [zadds(self.sets)] if self.sets else []
-        for held, displays in self.payloads.values():
-            commands += (held, displays)
+        for hashes in self.payloads.values():
+            commands += hashes
+        commands += self.postings.values()
         commands.append(self.locs)
         return commands
 
@@ -197,7 +213,8 @@ def gather(
     """The commands that write ``entities`` (but the ``skip`` ids) into empty places.
 
     Every cell set's members (and its top) in one call of fill_sets.lua, each
-    group's member and document hashes in one HSET each, loc in one HSET.
+    group's member, document and text hashes in one HSET each, each posting set
+    in one SADD, loc in one HSET.
     """
     gathered = Gathered(loc)
     for entity in entities:

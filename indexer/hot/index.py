@@ -46,7 +46,7 @@ __all__ = [
 #: Columns of an entity row as the hot index reads them from PostGIS.
 ENTITY_COLUMNS = (
     "id, kind, name, category, mini_app, lat, lng, h3, popularity, available, capacity,"
-    " opening_hours, tz, attrs, source, rev, updated_at, seen_at, usage_mass"
+    " opening_hours, tz, attrs, source, rev, updated_at, seen_at, usage_mass, search_text"
 )
 
 

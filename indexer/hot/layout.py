@@ -20,6 +20,11 @@ share a hash tag, so that on Redis Cluster they live on one slot::
                                      t5, t7, t9, tb); field "*": at least every top
     {prefix}:{gen}:{{tag}}:m         HASH id -> the entity's member (what writers remove)
     {prefix}:{gen}:{{tag}}:d         HASH id -> display JSON (what a result shows)
+    {prefix}:{gen}:{{tag}}:x         HASH id -> text entry: " " and the entity's words
+                                     (its search text), TEXT_END, its index terms
+                                     (indexer/text.py) joined by SEP
+    {prefix}:{gen}:{{tag}}:w:{term}  SET of the ids of the group's entities indexed
+                                     under the term (the text index's posting sets)
 
 A set's member is the entity itself, as the search reads it: a packed head
 (:data:`MEMBER_HEAD`), the id, then the fields that filters read
@@ -46,7 +51,10 @@ An entity belongs to the cell that contains it at each indexed resolution
 their parent, and a search bounds distances by each cell's own outline).  Its
 cells usually share one group; when they do not, its member and document are
 kept in each group its cells belong to, so that a cell's members are read from
-its own group.
+its own group.  Its text entry and its ids in the posting sets are kept in
+each of those groups too: a query with ``q`` either reads the ids under its
+rarest term in the groups of its covering (each id once) or reads the cells as
+without ``q`` and checks each candidate's text entry (discovery/search/nearby.lua).
 """
 
 from __future__ import annotations
@@ -118,7 +126,7 @@ NOT_FLAT = "notflat"
 #: The layout's version and indexed resolutions, named inside every key: an index
 #: in another layout is invisible to this code, which then answers from PostGIS
 #: until ``nearby cache rebuild`` builds one in this layout.
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 LAYOUT = f"l{LAYOUT_VERSION}.r" + ".".join(str(res) for res in INDEX_RESOLUTIONS)
 
 #: The last words of the keys, after the prefix (the first three) or a group's base.
@@ -130,6 +138,10 @@ USAGE_BOUND = "ub"
 CELL_SET = "z:"
 MEMBERS = "m"
 DOCUMENTS = "d"
+TEXT = "x"
+POSTINGS = "w:"
+#: Ends the words of a text entry; its index terms follow.
+TEXT_END = "\x1e"
 #: The field of a t hash that bounds every top it holds.
 BOUND_FIELD = "*"
 
@@ -222,6 +234,16 @@ def tops_key(prefix: str, gen: str, tag: str, res: int) -> str:
 def display_key(prefix: str, gen: str, tag: str) -> str:
     """The hash of display documents of one group."""
     return group_base(prefix, gen, tag) + DOCUMENTS
+
+
+def text_key(prefix: str, gen: str, tag: str) -> str:
+    """The hash of text entries of one group."""
+    return group_base(prefix, gen, tag) + TEXT
+
+
+def posting_key(prefix: str, gen: str, tag: str, term: str) -> str:
+    """The set of the ids of one group's entities indexed under ``term``."""
+    return group_base(prefix, gen, tag) + POSTINGS + term
 
 
 def tag_of_cell(cell: int) -> str:

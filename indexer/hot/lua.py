@@ -69,6 +69,9 @@ def constants() -> dict[str, object]:
         "CELL_SET": layout.CELL_SET,
         "MEMBERS": layout.MEMBERS,
         "DOCUMENTS": layout.DOCUMENTS,
+        "TEXT": layout.TEXT,
+        "POSTINGS": layout.POSTINGS,
+        "TEXT_END": layout.TEXT_END,
         "BOUND_FIELD": layout.BOUND_FIELD,
         # The t hash of each indexed resolution, coarse to fine (as places list cells).
         "TOPS": [layout.tops_field(res) for res in INDEX_RESOLUTIONS],

@@ -4,9 +4,10 @@ disagrees with PostGIS.
 Checked: every id's location and revision in loc, every cell set's members
 (each the entity's current member, in exactly the cells loc names, scored by
 its popularity bound, with the generation's usage bound factor), each set's
-top in its t hash (and the hash's bound field), and each group's member and
-display document of every entity placed there, byte for byte what
-:mod:`indexer.hot.encoding` makes of the PostGIS row.  Whatever it finds,
+top in its t hash (and the hash's bound field), each group's member, display
+document and text entry of every entity placed there, byte for byte what
+:mod:`indexer.hot.encoding` makes of the PostGIS row, and every posting set of
+the text index: exactly the ids of the group's entities indexed under its term.  Whatever it finds,
 ``nearby cache rebuild`` mends: it writes a fresh generation from PostGIS.
 """
 
@@ -28,7 +29,7 @@ from indexer.model import INDEX_RESOLUTIONS
 EXPECTED_COLUMNS = (
     "id, kind, name, category, mini_app, lat, lng, popularity, available, capacity,"
     " opening_hours, tz, attrs::text AS attrs_json, source, rev, updated_at, seen_at,"
-    " usage_mass"
+    " usage_mass, search_text"
 )
 #: Set keys read per pipeline.
 SETS_PER_ROUND = 200
@@ -63,6 +64,7 @@ class Expected:
         self.bound_factor = bound_factor
         self.member: dict[str, bytes] = {}
         self.document: dict[str, bytes] = {}
+        self.text: dict[str, str] = {}
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(f"SELECT {EXPECTED_COLUMNS} FROM entities")
             for row in cur:
@@ -71,6 +73,7 @@ class Expected:
                 self.place[entity_id] = encoding.placement_of(row["lat"], row["lng"]).pairs()
                 self.member[entity_id] = encoding.member_of(row)
                 self.document[entity_id] = digest(encoding.display_document(row).encode())
+                self.text[entity_id] = encoding.text_entry(row["search_text"])
 
 
 def verify_generation(hot: HotClient, gen: str, conn: psycopg.Connection) -> list[Difference]:
@@ -96,6 +99,7 @@ def verify_generation(hot: HotClient, gen: str, conn: psycopg.Connection) -> lis
             differences.append(Difference(entity_id, "Redis places it in another cell"))
     differences.extend(verify_sets(hot, gen, live, expected))
     differences.extend(verify_groups(hot, gen, live, expected))
+    differences.extend(verify_postings(hot, gen, live, expected))
     return differences
 
 
@@ -205,22 +209,27 @@ def verify_tops(
 
 
 def group_problem(
-    entity_id: str, member: bytes | None, document: bytes | None, expected: Expected
+    entity_id: str, held: list[bytes | None], expected: Expected
 ) -> str | None:
-    """What is wrong with an id's member and document in one group (None: nothing)."""
+    """What is wrong with an id's member, document and text entry in one group (None:
+    nothing)."""
+    member, document, text = held
     want = expected.member.get(entity_id)
     if member is None or (want is not None and member != want):
         return "member missing or stale in"
     wanted = expected.document.get(entity_id)
     if document is None or (wanted is not None and digest(document) != wanted):
         return "document missing or not PostGIS's in"
+    entry = expected.text.get(entity_id)
+    if text is None or (entry is not None and text.decode() != entry):
+        return "text missing or not PostGIS's in"
     return None
 
 
 def verify_groups(
     hot: HotClient, gen: str, live: Mapping[str, list[str]], expected: Expected
 ) -> list[Difference]:
-    """Check every live id's member and display document in each of its groups."""
+    """Check every live id's member, display document and text entry in each of its groups."""
     differences: list[Difference] = []
     entries = sorted(live.items())
     for first in range(0, len(entries), IDS_PER_ROUND):
@@ -230,10 +239,43 @@ def verify_groups(
             for tag in sorted(set(where[1::2])):
                 pipe.hget(layout.member_key(hot.prefix, gen, tag), entity_id)
                 pipe.hget(layout.display_key(hot.prefix, gen, tag), entity_id)
+                pipe.hget(layout.text_key(hot.prefix, gen, tag), entity_id)
                 asked.append((entity_id, tag))
         answers = pipe.execute()
         for i, (entity_id, tag) in enumerate(asked):
-            problem = group_problem(entity_id, answers[2 * i], answers[2 * i + 1], expected)
+            problem = group_problem(entity_id, answers[3 * i : 3 * i + 3], expected)
             if problem:
                 differences.append(Difference(entity_id, f"{problem} group {tag}"))
+    return differences
+
+
+def verify_postings(
+    hot: HotClient, gen: str, live: Mapping[str, list[str]], expected: Expected
+) -> list[Difference]:
+    """Check the text index: each group's posting set of each term holds exactly the ids
+    of the entities placed in the group whose text has that index term."""
+    want: dict[str, set[str]] = {}
+    for entity_id, where in live.items():
+        entry = expected.text.get(entity_id)
+        if entry is None:
+            continue
+        for tag in set(where[1::2]):
+            for term in encoding.text_terms(entry):
+                want.setdefault(layout.posting_key(hot.prefix, gen, tag, term), set()).add(entity_id)
+    base = layout.generation_base(hot.prefix, gen)
+    marker = ("}:" + layout.POSTINGS).encode()
+    keys = [key for key in hot.raw.scan_iter(match=f"{base}{{*}}:{layout.POSTINGS}*", count=1000)]
+    held_keys = sorted({key.decode() for key in keys if marker in key})
+    differences: list[Difference] = []
+    for first in range(0, len(held_keys), SETS_PER_ROUND):
+        names = held_keys[first : first + SETS_PER_ROUND]
+        pipe = hot.client.pipeline(transaction=False)
+        for name in names:
+            pipe.smembers(name)
+        for name, ids in zip(names, pipe.execute(), strict=True):
+            wanted = want.pop(name, set())
+            differences += [Difference(i, f"stray id in {name}") for i in sorted(ids - wanted)]
+            differences += [Difference(i, f"missing from {name}") for i in sorted(wanted - ids)]
+    for name, ids in sorted(want.items()):
+        differences += [Difference(i, f"missing from {name}") for i in sorted(ids)]
     return differences

@@ -14,6 +14,7 @@ ignored); an NDJSON line is an object with those keys.
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -21,6 +22,10 @@ from urllib.parse import urlsplit
 
 import psycopg
 import redis
+
+from indexer.hot.client import NoGeneration
+from indexer.hot.index import HotIndex, stream_entities
+from indexer.hot.pending import marked
 
 from indexer.jobs.failures import write_failures
 from indexer.jobs.report import ImportSummary, RejectLog
@@ -192,35 +197,40 @@ def _shown_slug(record: Record) -> str:
 
 def import_catalog(
     conn: psycopg.Connection,
-    client: redis.Redis,
+    hot: HotIndex,
     prefix: str,
     source: CatalogInput,
     rejects: RejectLog,
     *,
     replace: bool,
 ) -> ImportSummary:
-    """Write the input's valid entries, then publish the catalog; return what it did.
+    """Write the input's valid entries, then publish the catalog and send the entities
+    whose search text it changed to the hot index; return what it did.
 
     A failure before the commit discards the rejects file and raises the table's
     error (nothing written); a Redis failure after it raises HotIndexUnavailable
-    (the rejects file is kept: PostGIS has the import).
+    (the rejects file is kept: PostGIS has the import; the write's mark makes the
+    next process rebuild the hot index, indexer/hot/pending.py).
     """
     started = time.monotonic()
     validation = CatalogValidation(source, rejects)
-    try:
-        with write_failures():
-            written = write_catalog(conn, validation.apps(), replace=replace)
-    except BaseException:
-        conn.rollback()
-        rejects.discard()
-        raise
-    rejects.commit()
-    try:
-        publish_catalog(client, prefix, read_catalog(conn))
-    except redis.RedisError as exc:
-        raise HotIndexUnavailable(
-            f"{NOT_PUBLISHED}: {exc}; import it again once Redis answers"
-        ) from exc
+    with marked(conn, "catalog") as mark:
+        try:
+            with write_failures():
+                written = write_catalog(conn, validation.apps(), replace=replace, mark=mark)
+        except BaseException:
+            conn.rollback()
+            rejects.discard()
+            raise
+        rejects.commit()
+        try:
+            publish_catalog(hot.client, prefix, read_catalog(conn))
+            send_retexted(conn, hot, written.retexted)
+        except redis.RedisError as exc:
+            raise HotIndexUnavailable(
+                f"{NOT_PUBLISHED}: {exc}; import it again once Redis answers"
+            ) from exc
+        mark.clear()
     return ImportSummary(
         inserted=written.inserted,
         updated=written.updated,
@@ -229,3 +239,13 @@ def import_catalog(
         rejected=validation.rejected,
         seconds=time.monotonic() - started,
     )
+
+
+def send_retexted(conn: psycopg.Connection, hot: HotIndex, ids: tuple[str, ...]) -> None:
+    """Send the entities whose search text a catalog write changed to the hot index
+    (nothing to do when it holds no generation: the fill that makes one reads them)."""
+    if not ids:
+        return
+    rows = stream_entities(conn, "WHERE id = ANY(%(ids)s)", {"ids": list(ids)})
+    with suppress(NoGeneration):
+        hot.apply_row_batches(rows)

@@ -27,6 +27,7 @@ import psycopg
 import redis
 
 from indexer.hot.layout import catalog_key
+from indexer.hot.pending import Mark
 from indexer.text import joined, stored_text_sql, words
 
 #: The fields of a catalog entry, in the order the table and the answers hold them.
@@ -62,8 +63,9 @@ RETURNING slug
 #: may have changed, or the mini-app gone): their words, then the catalog's.
 _TEXT = stored_text_sql("e")
 REFRESH_TEXT = f"""
-UPDATE entities e SET search_text = {_TEXT}
+UPDATE entities e SET search_text = {_TEXT}, rev = nextval('entity_rev'), updated_at = now()
 WHERE e.mini_app = ANY(%(slugs)s) AND e.search_text IS DISTINCT FROM {_TEXT}
+RETURNING e.id
 """
 REVISION = "SELECT rev FROM mini_app_revision"
 #: A write that changed something: its revision, newer than every row's.
@@ -90,6 +92,8 @@ class CatalogWrite:
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
+    #: The entities whose search text changed (a new revision each): the hot index's to take.
+    retexted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,14 +105,17 @@ class Catalog:
 
 
 def write_catalog(
-    conn: psycopg.Connection, apps: Iterable[MiniApp], *, replace: bool
+    conn: psycopg.Connection, apps: Iterable[MiniApp], *, replace: bool, mark: Mark | None = None
 ) -> CatalogWrite:
     """Upsert ``apps`` (slugs unique); with ``replace``, delete the entries they leave out.
 
     One transaction: on any error nothing is written. Imports are serialised by
     a lock on the table, so that their revisions follow their commits; writes of
     entities wait for it too, so the entities' search text follows the catalog.
+    Entities whose search text changes get a new revision, and ``mark`` is taken
+    in the same transaction (the hot index must take them: see indexer/hot/pending.py).
     """
+    retexted: list[str] = []
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("LOCK TABLE mini_apps IN SHARE ROW EXCLUSIVE MODE")
         cur.execute(STAGE)
@@ -132,9 +139,12 @@ def write_catalog(
         if slugs:
             cur.execute(NEW_REVISION)
             cur.execute(REFRESH_TEXT, {"slugs": slugs})
+            retexted = [entity_id for (entity_id,) in cur.fetchall()]
+            if retexted and mark is not None:
+                mark.take(cur)
     inserted = sum(fresh)
     updated = len(fresh) - inserted
-    return CatalogWrite(inserted, updated, staged - len(fresh), deleted)
+    return CatalogWrite(inserted, updated, staged - len(fresh), deleted, tuple(retexted))
 
 
 def entry_of(row: tuple[Any, ...]) -> dict[str, Any]:

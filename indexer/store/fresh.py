@@ -45,11 +45,12 @@ INSERT INTO entities ({COLUMNS}, source, rev, updated_at, search_text)
 SELECT {COLUMNS}, %(source)s, %(base)s + n, %(now)s, {STORED_TEXT} FROM {{table}} s
 """
 #: The loaded rows as the entities will hold them (:data:`indexer.hot.fill.FILL_COLUMNS`).
-LOADED_FILL_ROWS = """
+LOADED_FILL_ROWS = f"""
 SELECT id, kind, name, category, mini_app, lat, lng, popularity, available, capacity,
        opening_hours, tz, attrs::text, %(source)s::text, %(base)s::bigint + n,
-       %(now)s::timestamptz, seen_at, 0::float8
-FROM {table} ORDER BY h3
+       %(now)s::timestamptz, seen_at, 0::float8,
+       {STORED_TEXT}
+FROM {{table}} s ORDER BY h3
 """
 #: Load tables whose connection is gone (a write that crashed).
 LEFTOVER_LOADS = f"""

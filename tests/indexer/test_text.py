@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.text import (
-    MAX_PREFIX,
+    PREFIX_LENGTHS,
     MAX_QUERY_CHARS,
     entity_words,
     fold,
@@ -125,11 +125,15 @@ def test_stored_words_match_as_the_words_do() -> None:
 
 
 def test_lookup_terms() -> None:
-    assert lookup_terms(parse_query("Caf 小强理")) == {"caf", "小强", "强理"}
+    assert lookup_terms(parse_query("Caf 小强理")) == {"caf", "小", "强", "理"}
     assert lookup_terms(parse_query("强")) == {"强"}
-    long = "a" * (MAX_PREFIX + 5)
-    assert lookup_terms(parse_query(long)) == {"a" * MAX_PREFIX}
-    assert "a" * MAX_PREFIX in index_terms(words(long))
+    assert lookup_terms(parse_query("ca")) == set()
+    assert lookup_terms(parse_query("kahvi heiskanen")) == {"kahvi", "heiskane"}
+    assert lookup_terms(parse_query("kahvil")) == {"kahvi"}
+    long = "a" * 20
+    assert lookup_terms(parse_query(long)) == {"a" * max(PREFIX_LENGTHS)}
+    assert index_terms(words(long)) == {"a" * k for k in PREFIX_LENGTHS}
+    assert index_terms(words("Ab 스타")) == {"스", "타"}
 
 
 def test_index_terms_find_every_match() -> None:

@@ -13,10 +13,10 @@ from discovery.api.catalog_cache import catalog_of
 from indexer.hot.layout import catalog_key
 from indexer.model import Entity
 from indexer.rules import distance_m
-from indexer.store.catalog import MiniApp, publish_catalog, read_catalog, write_catalog
+from indexer.store.catalog import MiniApp, read_catalog
 from indexer.store.writer import write_entities
 from tests.conftest import Index
-from tests.factories import clear_catalog
+from tests.factories import clear_catalog, write_apps
 
 CENTER = (60.17, 24.94)
 APPS = [
@@ -43,9 +43,7 @@ def random_entities(seed: int, count: int = 120) -> list[Entity]:
 
 
 def publish(index: Index, apps: list[MiniApp], *, replace: bool = False) -> None:
-    write_catalog(index.conn, apps, replace=replace)
-    publish_catalog(index.hot.client, index.settings.redis_prefix, read_catalog(index.conn))
-    index.conn.commit()
+    write_apps(index, apps, replace=replace)
 
 
 @pytest.fixture

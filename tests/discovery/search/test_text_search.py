@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from discovery.api.app import create_app
 from discovery.search.finder import find_nearby
 from discovery.search.params import parse_nearby
 from discovery.search.query import NearbyQuery, StaleLimits
 from discovery.search.services import Services
-from discovery.settings import RankingSettings
+from discovery.settings import ApiSettings, RankingSettings
 from indexer.model import Entity
 from indexer.settings import DEFAULT_STALE_S
-from indexer.store.catalog import MiniApp, write_catalog
+from indexer.store.catalog import MiniApp
 from indexer.store.writer import write_entities
 from indexer.text import parse_query
 from tests.conftest import CURSOR_KEY, Index
@@ -30,6 +31,7 @@ from tests.factories import (
     text_brute_force,
     text_catalog,
     text_entities,
+    write_apps,
 )
 
 SEOUL = (37.5665, 126.978)
@@ -74,7 +76,7 @@ def city(index: Index) -> Iterator[tuple[list[Entity], list[MiniApp]]]:
     clear_catalog(index)
     rng = random.Random(5)
     apps = text_catalog(rng)
-    write_catalog(index.conn, apps, replace=True)
+    write_apps(index, apps, replace=True)
     entities = text_entities(rng, 500, *SEOUL)
     write_entities(index.conn, index.hot, "t", entities)
     yield entities, apps
@@ -104,7 +106,7 @@ def test_q_matches_brute_force(client, city, seed) -> None:
         want = expected(args, entities, apps)
         found, bodies = pages(client, args)
         assert found == want, args
-        assert {body["source"] for body in bodies} == {"postgis"}
+        assert {body["source"] for body in bodies} == {"redis"}
         checked += len(want)
     assert checked > 0
 
@@ -127,7 +129,7 @@ def test_q_matches_brute_force(client, city, seed) -> None:
 )
 def test_pinned_examples(index, client, q, ids) -> None:
     clear_catalog(index)
-    write_catalog(index.conn, [MiniApp("yliopiston", "Yliopiston Apteekki")], replace=True)
+    write_apps(index, [MiniApp("yliopiston", "Yliopiston Apteekki")], replace=True)
     write_entities(
         index.conn,
         index.hot,
@@ -155,16 +157,16 @@ def test_search_text_follows_names_and_the_catalog(index, client) -> None:
 
     write_entities(index.conn, index.hot, "t", [store(1, name="Ruohonjuuri", mini_app="alpha")])
     assert ids("alphabet") == []  # no catalog entry yet
-    write_catalog(index.conn, [MiniApp("alpha", "Alphabet Soup")], replace=True)
+    write_apps(index, [MiniApp("alpha", "Alphabet Soup")], replace=True)
     assert ids("alphabet") == ["t:1"]
     assert ids("ruoho soup") == ["t:1"]
-    write_catalog(index.conn, [MiniApp("alpha", "Beta Bakery")], replace=False)
+    write_apps(index, [MiniApp("alpha", "Beta Bakery")], replace=False)
     assert ids("alphabet") == []
     assert ids("bakery") == ["t:1"]
     write_entities(index.conn, index.hot, "t", [store(1, name="Juurikas", mini_app="alpha")])
     assert ids("ruoho") == []
     assert ids("juuri beta") == ["t:1"]
-    write_catalog(index.conn, [MiniApp("other", "Other")], replace=True)  # alpha gone
+    write_apps(index, [MiniApp("other", "Other")], replace=True)  # alpha gone
     assert ids("beta") == []
     assert ids("juurikas") == ["t:1"]
     clear_catalog(index)
@@ -197,20 +199,50 @@ def test_a_cursor_belongs_to_its_q(index, client) -> None:
     assert other.json["error"]["param"] == "cursor"
 
 
-def test_q_goes_to_postgis_without_a_failure(index, api_settings) -> None:
-    """With ``q`` the hot index (which holds a generation) is not asked: PostGIS answers,
-    and neither a Redis failure nor a missing index is noted."""
-    write_entities(index.conn, index.hot, "t", [store(1, name="Kahvila")])
+def test_q_from_postgis_when_redis_is_down(index, city, api_settings) -> None:
+    """With Redis down the same pages come from PostGIS."""
+    entities, apps = city
+    down = replace(api_settings.index, redis_url="redis://127.0.0.1:1/0")
+    app = create_app(ApiSettings(index=down, api_keys=api_settings.api_keys))
+    try:
+        client = app.test_client()
+        rng = random.Random(3)
+        names = [e.name for e in entities] + [a.name for a in apps]
+        for _ in range(6):
+            args = {"lat": SEOUL[0], "lng": SEOUL[1], "q": random_text_query(rng, names),
+                    "radius": rng.choice(RADII), "limit": 5}  # fmt: skip
+            found, bodies = pages(client, args)
+            assert found == expected(args, entities, apps), args
+            assert {body["source"] for body in bodies} == {"postgis"}
+    finally:
+        app.extensions["nearby"].close()
+
+
+def test_both_ways_of_the_hot_index_agree(index, api_settings) -> None:
+    """A rare word is answered from the ids under it, a common one by reading the cells
+    with each text checked (explain says which: members read); both exact."""
+    rng = random.Random(11)
+    common = [store(i, 37.5 + rng.random() * 0.1, 127.0 + rng.random() * 0.1,
+                    name=f"Kahvila {i}") for i in range(3000)]  # fmt: skip
+    rare = [store(5000 + i, 37.5 + rng.random() * 0.1, 127.0 + rng.random() * 0.1,
+                  name="Heiskasen Leipomo") for i in range(7)]  # fmt: skip
+    entities = common + rare
+    write_entities(index.conn, index.hot, "t", entities)
     notes = Taken()
     services = Services(api_settings, notes)
     try:
-        query = NearbyQuery(lat=60.17, lng=24.94, text=parse_query("kahvi"))
-        found = find_nearby(services, query)
-        assert [h.id for h in found.hits] == ["t:1"]
-        assert found.source == "postgis"
-        assert notes.told == [("source", "postgis")]
-        plain = find_nearby(services, replace(query, text=None))
-        assert plain.source == "redis"
+        for q, most in (("heiskasen", 7), ("kahvila", None)):
+            for sort in ("score", "distance", "popularity"):
+                query = NearbyQuery(lat=37.55, lng=127.05, radius_m=20_000.0, limit=5,
+                                    sort=sort, text=parse_query(q))  # fmt: skip
+                found = find_nearby(services, query)
+                assert found.source == "redis"
+                want, _ = text_brute_force(replace(query, limit=5), entities, [])
+                assert [h.id for h in found.hits] == [h.id for h in want]
+                if most is not None:  # each call (a stage by distance) reads the ids alone
+                    assert found.stats["members"] <= most * found.stats["calls"], found.stats
+                else:
+                    assert found.stats["members"] > 7, found.stats
     finally:
         services.close()
 

@@ -31,6 +31,7 @@ from indexer.hot.verify import verify_generation
 from indexer.model import INDEX_RESOLUTIONS, Entity
 from indexer.store import db, fresh, merge, writer
 from indexer.store.writer import HotIndexUnavailable, write_entities
+from indexer.text import entity_words, joined
 from tests.factories import (
     dead_and_live_loads,
     delete_entities,
@@ -89,6 +90,8 @@ def contents(hot: HotIndex, gen: str) -> dict[str, Any]:
             value: Any = hot.raw.hgetall(key)
         elif kind == b"zset":
             value = hot.raw.zrange(key, 0, -1, withscores=True)
+        elif kind == b"set":
+            value = hot.raw.smembers(key)
         else:
             value = (kind, hot.raw.get(key))
         held[key.decode().removeprefix(start)] = value
@@ -159,6 +162,7 @@ def test_a_fill_entity_is_the_apply_record_of_the_row(
         "available": available, "capacity": capacity, "opening_hours": hours, "tz": tz,
         "attrs": None, "attrs_json": printed, "source": "src", "rev": 12, "updated_at": updated_at,
         "seen_at": seen_at, "usage_mass": 0.0,
+        "search_text": joined(entity_words(name, "free bike", "App")),
     }  # fmt: skip
     columns = [column.strip() for column in bulk.FILL_COLUMNS.split(",")]
     values = tuple(row["attrs_json" if column == "attrs::text" else column] for column in columns)
