@@ -138,13 +138,20 @@ def script_args(
     return args
 
 
-def text_args(query: NearbyQuery) -> tuple[str, str]:
+#: How a query with ``q`` finds its candidates (nearby_modes.lua): "" as the script
+#: judges (the ids under the rarest term when they are few), "ids" whenever q has a
+#: lookup term, "cells" never (what the tests and benchmarks compare).
+TEXT_ROUTE = ""
+
+
+def text_args(query: NearbyQuery) -> tuple[str, str, str]:
     """The script's arguments of ``q``: its words as a text entry is searched for (a
-    prefix term after a space: a word's start), and its lookup terms."""
+    prefix term after a space: a word's start), its lookup terms, the route."""
     if query.text is None:
-        return "", ""
+        return "", "", ""
     words = [" " + prefix for prefix in query.text.prefixes] + list(query.text.substrings)
-    return layout.SEP.join(words), layout.SEP.join(sorted(lookup_terms(query.text)))
+    terms = layout.SEP.join(sorted(lookup_terms(query.text)))
+    return layout.SEP.join(words), terms, TEXT_ROUTE
 
 
 #: The script's mode of each order's top (see nearby_modes.lua).

@@ -26,6 +26,8 @@
 -- ARGV[26] q's words as a text entry is searched for: each prefix term after a
 --          space, each substring term as it is, joined by \31 ('' = no q)
 -- ARGV[27] q's lookup terms (indexer.text.lookup_terms), joined by \31
+-- ARGV[28] how q's candidates are found: '' as nearby_modes.lua judges, 'ids'
+--          from the ids under a lookup term whenever q has one, 'cells' never
 -- (Cells come packed so that the script reads them in bulk, 16 at a time, and
 -- only as far as it needs them: no pattern match, no argument per cell.)
 --

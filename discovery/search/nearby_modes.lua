@@ -135,15 +135,16 @@ local POSTINGS_FLOOR = 2000
 local POSTINGS_RATIO = 4
 local MEMBERS_PER_CALL = 1000
 
+local text_route = ARGV[28] or ''
 local function postings_term()
-  if not (texts and lookups) then return nil end
+  if not (texts and lookups) or text_route == 'cells' then return nil end
   local best, best_total = nil, nil
   for _, term in ipairs(lookups) do
     local total = 0
     for g = 1, #groups do total = total + redis.call('SCARD', groups[g] .. POSTINGS .. term) end
     if not best_total or total < best_total then best, best_total = term, total end
   end
-  if best_total <= POSTINGS_FLOOR then return best end
+  if best_total <= POSTINGS_FLOOR or text_route == 'ids' then return best end
   if mode == 'g' or mode == 'a' then return nil end
   local entities = 0
   for g = 1, #groups do entities = entities + redis.call('HLEN', groups[g] .. MEMBERS) end

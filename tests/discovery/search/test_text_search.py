@@ -12,6 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from discovery.api.app import create_app
+from discovery.search import hot
 from discovery.search.finder import find_nearby
 from discovery.search.params import parse_nearby
 from discovery.search.query import NearbyQuery, StaleLimits
@@ -83,8 +84,11 @@ def city(index: Index) -> Iterator[tuple[list[Entity], list[MiniApp]]]:
     clear_catalog(index)
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_q_matches_brute_force(client, city, seed) -> None:
+@pytest.mark.parametrize("route", ["", "ids", "cells"])
+@pytest.mark.parametrize("seed", range(6))
+def test_q_matches_brute_force(client, city, seed, route, monkeypatch) -> None:
+    """Every way the hot index finds a q's candidates gives the brute force's pages."""
+    monkeypatch.setattr(hot, "TEXT_ROUTE", route)
     entities, apps = city
     rng = random.Random(seed)
     names = [e.name for e in entities] + [e.category for e in entities] + [a.name for a in apps]
