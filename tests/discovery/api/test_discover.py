@@ -248,7 +248,7 @@ def test_q_keeps_the_matching_mini_apps(index: Index, client: FlaskClient, seed:
             want, _ = text_brute_force(query, entities, apps)
             assert shown(body[name]) == [(h.id, h.distance_m, h.score, None) for h in want], q
             checked += len(want)
-        assert body["sources"]["nearby"] == "postgis"
+        assert body["sources"]["nearby"] == "redis"
     assert checked > 0
     clear_catalog(index)
 
