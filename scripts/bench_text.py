@@ -15,11 +15,12 @@ city's size matches.
 Every figure is measured in the same run, in-process (parse, search, JSON body)
 on seeded query points where people are, each asked once: a common word at
 1 km, a rare word at 50 km, a Hangul word at 1 km, and suggest for the start
-of a common word; each beside the same query without ``q`` (which the hot
-index answers) and beside PostgreSQL doing it alone (``pg_trgm`` ``LIKE`` with
-``ST_DWithin``, ``ORDER BY`` score, ``LIMIT``).  The hot index does not hold
-text yet: its column is left for it.  Then what the text costs PostGIS per
-entity: the three word columns and the trigram index.
+of a common word; each from the hot index, beside the same query without
+``q``, the same answered by PostGIS (the fallback path) and PostgreSQL doing
+it alone (``pg_trgm`` ``LIKE`` with ``ST_DWithin``, ``ORDER BY`` score,
+``LIMIT``).  Then what the text costs per entity: in Redis (the text entries
+and the posting sets, MEMORY USAGE summed), in PostGIS (the three word
+columns and the trigram index).
 """
 
 from __future__ import annotations
@@ -42,10 +43,12 @@ from discovery.api.app import create_app
 from discovery.api.current import services
 from discovery.api.nearby import body_of
 from discovery.api.suggest import suggest_query
-from discovery.search.finder import find_nearby
+from discovery.search.finder import find_nearby, from_postgis
 from discovery.search.params import parse_nearby
 from discovery.search.suggestions import DEFAULT_RADIUS_M, postgis_suggest
 from discovery.settings import ApiSettings
+from indexer.hot import layout
+from indexer.hot.index import HotIndex, connect_redis
 from indexer.model import Entity
 from indexer.settings import IndexSettings
 from indexer.store.catalog import MiniApp
@@ -170,8 +173,10 @@ def pick_words(counts: collections.Counter[str]) -> dict[str, str]:
             "prefix": common[:3]}  # fmt: skip
 
 
-def ours(radius: int, q: str | None) -> Callable[[float, float], Any]:
-    """GET /v1/nearby in-process: parse, search, build the JSON body."""
+def ours(radius: int, q: str | None, source: str = "redis") -> Callable[[float, float], Any]:
+    """GET /v1/nearby in-process: parse, search, build the JSON body (``source``: the
+    store that must answer, ``postgis`` for the fallback path)."""
+    find = from_postgis if source == "postgis" else find_nearby
 
     def run(lat: float, lng: float) -> Any:
         args = {"lat": [repr(lat)], "lng": [repr(lng)], "radius": [str(radius)]}
@@ -180,7 +185,10 @@ def ours(radius: int, q: str | None) -> Callable[[float, float], Any]:
         svc = services()
         key = svc.settings.cursor_key
         query = parse_nearby(args, svc.settings.ranking, svc.stale, time.time(), key)
-        return body_of(query, find_nearby(svc, query), key)
+        found = find(svc, query)
+        if found.source != source:
+            raise RuntimeError(f"{source} was to answer, {found.source} did")
+        return body_of(query, found, key)
 
     return run
 
@@ -233,10 +241,11 @@ def measure(
                 summary(
                     timed(ours(radius, None), query_points(SEED, f"text-{name}-plain", unique))
                 ),
+                summary(timed(ours(radius, q, "postgis"), base)),
                 summary(timed(raw(conn, with_text, radius, q), base)),
                 summary(timed(raw(conn, plain, radius, None), base)),
             )
-            rows.append(f"| {name} | {' | '.join(cells)} | – |")
+            rows.append(f"| {name} | {' | '.join(cells)} |")
             log(rows[-1])
         prefix = chosen["prefix"]
         points = query_points(SEED, "text-suggest", unique)
@@ -245,16 +254,57 @@ def measure(
             summary(
                 timed(ours(int(DEFAULT_RADIUS_M), None), query_points(SEED, "text-s-plain", unique))
             ),
+            "–",
             summary(timed(raw(conn, SUGGEST_SQL, DEFAULT_RADIUS_M, prefix), points[:baseline])),
             "–",
         )
         rows.append(
-            f"| suggest q={prefix}, {DEFAULT_RADIUS_M / 1000:.0f} km | {' | '.join(cells)} | – |"
+            f"| suggest q={prefix}, {DEFAULT_RADIUS_M / 1000:.0f} km | {' | '.join(cells)} |"
         )
         log(rows[-1])
     app.extensions["nearby"].close()
     conn.close()
     return rows
+
+
+def redis_text_bytes(settings: IndexSettings) -> str:
+    """What the text costs the hot index per entity: its text entries and posting sets
+    (MEMORY USAGE of each key, summed), beside the whole generation's."""
+    hot = HotIndex(connect_redis(settings.redis_url), settings.redis_prefix)
+    gen = hot.require_generation()
+    entities = hot.client.hlen(layout.loc_key(hot.prefix, gen))
+    sizes = {"text": 0, "postings": 0, "all": 0}
+    keys = {"text": 0, "postings": 0}
+    base = layout.generation_base(hot.prefix, gen)
+    batch: list[bytes] = []
+
+    def add(names: list[bytes]) -> None:
+        pipe = hot.raw.pipeline(transaction=False)
+        for name in names:
+            pipe.memory_usage(name, samples=0)
+        for name, used in zip(names, pipe.execute(), strict=True):
+            kind = name.rpartition(b"}:")[2]
+            part = ("text" if kind == layout.TEXT.encode() else
+                    "postings" if kind.startswith(layout.POSTINGS.encode()) else None)  # fmt: skip
+            sizes["all"] += used or 0
+            if part:
+                sizes[part] += used or 0
+                keys[part] += 1
+
+    for key in hot.raw.scan_iter(match=base + "*", count=2000):
+        batch.append(key)
+        if len(batch) >= 2000:
+            add(batch)
+            batch = []
+    add(batch)
+    hot.client.close()
+    per = {name: value / max(entities, 1) for name, value in sizes.items()}
+    return (
+        f"Redis per entity: {per['text'] + per['postings']:.0f} bytes of text index"
+        f" ({per['text']:.0f} of text entries in {keys['text']:,} hashes, {per['postings']:.0f}"
+        f" of {keys['postings']:,} posting sets), of {per['all']:.0f} for the whole"
+        f" generation ({entities:,} entities; MEMORY USAGE summed)."
+    )
 
 
 def text_bytes(conn: psycopg.Connection) -> str:
@@ -298,12 +348,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(
-        "| query | ours (PostGIS) | ours, same without q (Redis) | PostgreSQL pg_trgm LIKE"
-        " + ST_DWithin | PostgreSQL, same without q | ours (Redis text index) |"
+        "| query | ours (Redis text index) | ours, same without q | ours from PostGIS (the"
+        " fallback) | PostgreSQL pg_trgm LIKE + ST_DWithin | PostgreSQL, same without q |"
     )
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
     print()
+    print(redis_text_bytes(settings))
     print(sizes)
     return 0
 

@@ -69,6 +69,11 @@ def ensure_stores(
     conn = db.connect(settings.database_url)
     hot = HotIndex(connect_redis(settings.redis_url), settings.redis_prefix)
     found = conn.execute("SELECT count(*) FROM entities").fetchone()
+    if not reload and (found[0] if found else 0) == count and hot.generation() is None:
+        log(f"{count:,} stores in PostGIS, no index in Redis (or of another layout): rebuilding …")
+        started = time.perf_counter()
+        hot.rebuild(conn)
+        log(f"rebuilt in {time.perf_counter() - started:.0f} s")
     if reload or (found[0] if found else 0) != count or hot.generation() is None:
         log(f"loading {count:,} stores …")
         started = time.perf_counter()

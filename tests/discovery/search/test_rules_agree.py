@@ -250,23 +250,23 @@ def test_postgis_search_ranks_where_the_decay_underflows(index: Index) -> None:
 # -- nearby.lua -------------------------------------------------------------------
 #
 # The script runs as it is up to its dispatch (ARGV as the search sends them,
-# no cells), then calls its own functions on what ARGV[26..] hold.
+# no cells), then calls its own functions on what the ARGV after them (AT..) hold.
 
 HARNESS = """
-local what = ARGV[26]
+local what = ARGV[AT]
 local out = {}
 if what == 'evaluate' then
   local members = {}
-  for i = 27, #ARGV do members[#members + 1] = ARGV[i] end
+  for i = AT + 1, #ARGV do members[#members + 1] = ARGV[i] end
   evaluate(1, members, function(id, d, s)
     out[#out + 1] = id
     out[#out + 1] = struct.pack('<dd', d, s)
   end)
 elseif what == 'decay' then
-  for i = 27, #ARGV do out[#out + 1] = struct.pack('<d', decay(tonumber(ARGV[i]))) end
+  for i = AT + 1, #ARGV do out[#out + 1] = struct.pack('<d', decay(tonumber(ARGV[i]))) end
 elseif what == 'order' then
   local hits = {}
-  for i = 27, #ARGV, 2 do
+  for i = AT + 1, #ARGV, 2 do
     local s, d = struct.unpack('<dd', ARGV[i])
     hits[#hits + 1] = {s = s, p = s, d = d, id = ARGV[i + 1]}
   end
@@ -281,7 +281,9 @@ def harness() -> str:
     """nearby.lua up to its dispatch, then :data:`HARNESS`."""
     source = nearby_source()
     cut = source.index("\nif mode == 's' then")
-    return source[:cut] + HARNESS
+    blank = NearbyQuery(lat=0.0, lng=0.0)
+    at = len(script_args("p", blank, "a", 1.0, 0, ("t9", "", b"", b"", ""))) + 1
+    return source[:cut] + f"\nlocal AT = {at}\n" + HARNESS
 
 
 def run_lua(index: Index, query: NearbyQuery, radius_m: float, what: str, extra: list[Any]):
