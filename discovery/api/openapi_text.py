@@ -37,22 +37,28 @@ def text_schemas() -> dict[str, Any]:
                     "maxItems": suggestions.MOST,
                     "items": {
                         "type": "object",
-                        "required": ["text", "kind", "slug", "count", "popularity"],
+                        "required": ["text", "kind", "slug", "popularity", "distance_m", "id"],
                         "properties": {
                             "text": {"type": "string"},
                             "kind": {"type": "string", "enum": list(suggestions.KINDS)},
                             "slug": NULLABLE_STRING,
-                            "count": {"type": "integer", "minimum": 1},
                             "popularity": {
                                 "type": "number",
                                 "minimum": 0,
-                                "description": "The highest among the entities that carry"
-                                " it, their usage at popularity_at included.",
+                                "description": "Its best carrier's (the highest among the"
+                                " entities that carry it, usage at popularity_at included).",
                             },
+                            "distance_m": {
+                                "type": "number",
+                                "minimum": 0,
+                                "description": "The distance of its best carrier (the"
+                                " nearest of the most popular).",
+                            },
+                            "id": {"type": "string", "description": "Its best carrier's id."},
                         },
                     },
                 },
-                "source": {"type": "string", "enum": ["postgis"]},
+                "source": {"type": "string", "enum": ["redis", "postgis"]},
                 "popularity_at": {
                     **NULLABLE_STRING,
                     "description": "The time (RFC 3339) whose usage the popularities include.",
@@ -70,8 +76,9 @@ def suggest_path() -> dict[str, Any]:
             "summary": "Completions of q nearby, those with the most popular matches first.",
             "description": (
                 "Mini-app names, categories and entity names that match q by the text rule and"
-                " that entities within the radius carry, ordered by the highest popularity among"
-                " them, then how many they are, then the text; at most ten."
+                " that entities within the radius carry, in the order of each one's best carrier"
+                " under sort=popularity (the highest popularity, then the nearest, then the id),"
+                " then mini-app before category before name; at most ten."
             ),
             "parameters": [
                 text_param(required=True),

@@ -11,12 +11,14 @@ from collections.abc import Mapping, Sequence
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
+from discovery.api.catalog_cache import catalog_of
 from discovery.api.current import services
 from discovery.api.nearby import popularity_time, query_args
 from discovery.search import params
 from discovery.search.query import NearbyQuery
 from discovery.search.services import Services
-from discovery.search.suggestions import DEFAULT_RADIUS_M, postgis_suggest
+from discovery.search.finder import from_hot_index
+from discovery.search.suggestions import DEFAULT_RADIUS_M, postgis_suggest, redis_suggest
 from indexer.errors import BadInput
 
 bp = Blueprint("suggest", __name__, url_prefix="/v1")
@@ -52,9 +54,14 @@ def suggest() -> Response:
     """Up to ten completions of ``q``, those with the most popular matches nearby first."""
     svc = services()
     query = suggest_query(query_args(request.environ.get("QUERY_STRING", "")), svc, time.time())
-    found = svc.read(lambda conn: postgis_suggest(conn, query))
-    svc.notes.source("postgis")
-    body = {"suggestions": [s.as_json() for s in found], "source": "postgis",
+    names = {slug: entry["name"] for slug, entry in catalog_of(svc).current().apps.items()}
+    found = from_hot_index(svc, lambda: redis_suggest(svc.search, query, names))
+    source = "redis"
+    if found is None:
+        found = svc.read(lambda conn: postgis_suggest(conn, query))
+        source = "postgis"
+    svc.notes.source(source)
+    body = {"suggestions": [s.as_json() for s in found], "source": source,
             "popularity_at": popularity_time(query)}  # fmt: skip
     return jsonify(body)
 

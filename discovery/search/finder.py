@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 
@@ -29,6 +30,8 @@ from indexer.model import text_problem
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 #: The orders the hot index ranks by: all of them.
 HOT_SORTS = ("score", "distance", "popularity")
 
@@ -40,11 +43,21 @@ def postgis_only(query: NearbyQuery) -> bool:
 
 def find_nearby(services: Services, query: NearbyQuery) -> SearchResult:
     """The exact page for ``query``; Unavailable when neither store answers."""
-    notes = services.notes
     if postgis_only(query):
         return from_postgis(services, query)
+    found = from_hot_index(services, lambda: services.search.search(query))
+    if found is None:
+        return from_postgis(services, query)
+    services.notes.source(found.source)
+    return found
+
+
+def from_hot_index(services: Services, ask: Callable[[], T]) -> T | None:
+    """What ``ask`` gets from the hot index; None (what happened noted) when Redis is down,
+    holds no index (a healing rebuild is started) or cannot answer: PostGIS must."""
+    notes = services.notes
     try:
-        found = services.search.search(query)
+        return ask()
     except NoGeneration:
         log.warning("Redis holds no index generation: answering from PostGIS")
         notes.no_generation()
@@ -55,10 +68,7 @@ def find_nearby(services: Services, query: NearbyQuery) -> SearchResult:
     except NotAnswered as exc:
         log.info("the hot index cannot answer (%s): answering from PostGIS", exc)
         notes.not_answered()
-    else:
-        notes.source(found.source)
-        return found
-    return from_postgis(services, query)
+    return None
 
 
 def from_postgis(services: Services, query: NearbyQuery) -> SearchResult:

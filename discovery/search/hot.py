@@ -14,7 +14,7 @@ import logging
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from discovery.search import coverage
 from discovery.search.caller import ScriptCaller
@@ -28,6 +28,9 @@ from indexer.hot.index import HotIndex
 from indexer.text import lookup_terms
 
 log = logging.getLogger(__name__)
+
+#: What a staged search finds: hits, or completions.
+T = TypeVar("T")
 
 #: For sort=distance, smaller circles (with their resolution) tried before the
 #: query's own: a page usually fills within them, and reading a coarse cell
@@ -105,6 +108,7 @@ def script_args(
     want: int,
     cells: tuple[str, str, bytes, bytes, str],
     flat: str = "",
+    completing: bool = False,
 ) -> list[Any]:
     """Every ARGV of one nearby.lua call (see the script's header); ``cells`` as
     :func:`discovery.search.coverage.script_cells` writes them."""
@@ -134,6 +138,7 @@ def script_args(
         repr(query.usage_factor),
         flat,
         *text_args(query),
+        "1" if completing else "",
     ]
     return args
 
@@ -192,6 +197,18 @@ def results_of(reply: Sequence[Any]) -> list[tuple[str, float, float, float, int
     return results
 
 
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A completion as the script finds it: its key (its kind's letter, n, c or a, then
+    the name, the category or the mini-app's slug) and its best carrier's id, distance
+    and popularity."""
+
+    key: str
+    id: str
+    distance_m: float
+    popularity: float
+
+
 @dataclass
 class Stats:
     """What a Redis answer cost: script calls, cells and members read."""
@@ -244,13 +261,7 @@ class RedisSearch:
         args = script_args(self.hot.prefix, query, mode, radius_m, want, cells, flat)
         tags = cells[1].split(layout.SEP)
         for _ in range(CHANGED_TRIES):
-            reply = self.script(args)
-            refused(reply, cells[1])
-            stats.calls += 1
-            stats.cells += int(reply[1])
-            stats.members += int(reply[2])
-            stats.res.append(res)
-            results = results_of(reply)
+            results = results_of(self.reply(args, cells[1], res, stats))
             wanted = [(result[0], result[4], result[5]) for result in results]
             try:
                 docs = self.documents.documents(reply[3].decode(), tags, wanted)
@@ -264,6 +275,43 @@ class RedisSearch:
             ]
         # The index changes faster than it can be read: PostGIS answers.
         raise NotAnswered("the index changed under every try")
+
+    def reply(self, args: list[Any], tags: str, res: int, stats: Stats) -> list[Any]:
+        """One script call's reply (what it refuses raised), its costs counted."""
+        reply = self.script(args)
+        refused(reply, tags)
+        stats.calls += 1
+        stats.cells += int(reply[1])
+        stats.members += int(reply[2])
+        stats.res.append(res)
+        return reply
+
+    def completions(self, query: NearbyQuery) -> tuple[list[Completion], Stats]:
+        """The best ``query.limit`` completions of ``query.text`` (see
+        discovery/search/suggestions.py), staged by distance where the radius holds no
+        popularity, as the top mini-apps are."""
+        stats = Stats()
+        found = self.unflattened(query, stats, self.completions_staged)
+        return found[0], stats
+
+    def completions_staged(
+        self, query: NearbyQuery, stats: Stats, mode: str, flat: str
+    ) -> tuple[list[Completion], bool]:
+        """:meth:`completions` in mode ``mode``: a stage answers once it holds a
+        completion more than asked (each one's best carrier within it is its best)."""
+        for radius_m, res in stages(query, mode):
+            cells = coverage.script_cells(query.lat, query.lng, radius_m, res)
+            args = script_args(
+                self.hot.prefix, query, mode + "b", radius_m, query.limit + 1, cells, flat, True
+            )
+            reply = self.reply(args, cells[1], res, stats)
+            found = [
+                Completion(key.decode(), eid, distance, popularity)
+                for eid, distance, _, popularity, _, _, key in results_of(reply)
+            ]
+            if len(found) > query.limit or radius_m >= query.radius_m:
+                return found[: query.limit], len(found) > query.limit
+        raise AssertionError("the last stage covers the whole radius")
 
     def search(self, query: NearbyQuery) -> SearchResult:
         """The exact page for ``query``; NoGeneration when Redis holds no index."""
@@ -315,8 +363,8 @@ class RedisSearch:
         return self.unflattened(query, stats, self.top_staged)
 
     def unflattened(
-        self, query: NearbyQuery, stats: Stats, staged: Callable[..., tuple[list[Hit], bool]]
-    ) -> tuple[list[Hit], bool]:
+        self, query: NearbyQuery, stats: Stats, staged: Callable[..., tuple[list[T], bool]]
+    ) -> tuple[list[T], bool]:
         """``staged`` in the query's own mode, or, where its groups hold no popularity,
         in mode d (the same order then: :class:`Flat`), tried again should that change."""
         for _ in range(FLAT_TRIES):

@@ -28,6 +28,10 @@
 -- ARGV[27] q's lookup terms (indexer.text.lookup_terms), joined by \31
 -- ARGV[28] how q's candidates are found: '' as nearby_modes.lua judges, 'ids'
 --          from the ids under a lookup term whenever q has one, 'cells' never
+-- ARGV[29] '1': completions (with a distinct mode and q): a hit is one part of an
+--          entity (its name, its category, its mini-app) that matches q alone, and
+--          the best hit of each part's kind and text is kept (its key: the kind's
+--          letter n, c or a, then the name, the category or the mini-app's slug)
 -- (Cells come packed so that the script reads them in bulk, 16 at a time, and
 -- only as far as it needs them: no pattern match, no argument per cell.)
 --
@@ -75,6 +79,7 @@ local SLACK = 1e-9
 
 local kinds, cats, apps = set_of(ARGV[10]), set_of(ARGV[11]), set_of(ARGV[12])
 local texts, lookups = list_of(ARGV[26] or ''), list_of(ARGV[27] or '')
+local completing = ARGV[29] == '1' and texts ~= nil
 local need_available = ARGV[13] == '1'
 local kind_cut, source_cut = cutoffs_of(ARGV[14]), cutoffs_of(ARGV[15])
 local has_cursor = ARGV[16] ~= ''
@@ -110,7 +115,8 @@ local function better(a, b)
   local la, lb = a[lead_key], b[lead_key]
   if by_lead and la ~= lb then return la > lb end
   if a.d ~= b.d then return a.d < b.d end
-  return bytes_less(a.id, b.id)
+  if a.id ~= b.id then return bytes_less(a.id, b.id) end
+  return (a.k or 0) < (b.k or 0)
 end
 
 local function after_cursor(s, p, d, id)
@@ -135,9 +141,12 @@ local tags, groups = {}, {}
 -- Whether the text entry of id in group number tag holds every word of q where
 -- the rule asks: a prefix term after a space (a word's start), a substring term
 -- anywhere, both before TEXT_END (indexer.hot.encoding.text_entry).
+-- The last entity admit let through: its text entry and category (for completions).
+local last_entry, last_cat = nil, nil
 local function text_matches(id, tag)
   local entry = redis.call('HGET', groups[tag] .. TEXT, id)
   if not entry then return false end
+  last_entry = entry
   local stop = find(entry, TEXT_END, 1, true)
   for k = 1, #texts do
     local at = find(entry, texts[k], 1, true)
@@ -166,6 +175,7 @@ local function admit(member, code, length, tag)
       if tonumber(seen) < cut then return nil end
     end
     app = its_app
+    last_cat = cat
   end
   if texts and not text_matches(id, tag) then return nil end
   return id, app
@@ -339,8 +349,45 @@ local function each_cell(stop, visit)
   end
 end
 
+-- Whether every word of q lies within the part of a text entry from `from` to the
+-- part's end `to` (its TEXT_PART).
+local function part_matches(entry, from, to)
+  for k = 1, #texts do
+    local term = texts[k]
+    local at = find(entry, term, from, true)
+    if not at or at + #term > to then return false end
+  end
+  return true
+end
+
+-- The parts of a text entry in order (name, category, mini-app): their keys'
+-- letters and their ranks (mini-app before category before name).
+local PART_LETTERS, PART_RANKS = {'n', 'c', 'a'}, {2, 1, 0}
+
+-- Offer each part of the entity admit let through last that matches q alone.
+local function offer_parts(id, d, s, p, rev, app, tag)
+  local entry = last_entry
+  local stop = find(entry, TEXT_END, 1, true)
+  local values = {string.sub(entry, stop + 1, find(entry, TEXT_END, stop + 1, true) - 1),
+                  last_cat, app}
+  local from = 1
+  for k = 1, 3 do
+    local to = find(entry, TEXT_PART, from, true)
+    local value = values[k]
+    if value ~= '' and part_matches(entry, from, to) then
+      offer({id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0,
+             app = PART_LETTERS[k] .. value, k = PART_RANKS[k]})
+    end
+    from = to + 1
+  end
+end
+
 local function offer_after(id, d, s, p, rev, app, tag)
   if after_cursor(s, p, d, id) then
-    offer({id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0, app = app})
+    if completing then
+      offer_parts(id, d, s, p, rev, app, tag)
+    else
+      offer({id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0, app = app})
+    end
   end
 end

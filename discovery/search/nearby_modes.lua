@@ -318,6 +318,6 @@ for i = 1, n do
   local hit = top[i]
   out[#out + 1] = hit.id
   out[#out + 1] = struct.pack(FIGURES, hit.d, hit.s, hit.p, hit.rev, hit.tag)
-  out[#out + 1] = hit.count
+  out[#out + 1] = completing and hit.app or hit.count
 end
 return out

@@ -7,7 +7,7 @@
 --          op ('u' upsert | 'd' delete), id, rev,
 --          place ("tag_1 cell_1 .. tag_n cell_n", as loc holds it; '' for a delete),
 --          text (as indexer.hot.encoding.text_entry writes it: the entity's
---          words, then its index terms; '' for a delete), member (as
+--          words, its name, its index terms; '' for a delete), member (as
 --          indexer.hot.encoding.member writes it), display JSON ('' for a delete)
 --
 -- A record applies only when its rev is newer than what the generation holds
@@ -168,9 +168,10 @@ local function flush(base, batch)
   fix_tops(batch)
 end
 
--- The index terms of a text entry (after its TEXT_END).
+-- The index terms of a text entry (after its second TEXT_END).
 local function terms_of(text)
   local at = string.find(text, TEXT_END, 1, true)
+  at = at and string.find(text, TEXT_END, at + 1, true)
   local terms = {}
   if at then
     for term in gmatch(string.sub(text, at + 1), ITEM) do terms[#terms + 1] = term end

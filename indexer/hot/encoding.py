@@ -22,7 +22,7 @@ import h3.api.basic_int as h3i
 from indexer.hot import layout
 from indexer.hot.layout import KIND_CODES, KIND_OF_CODE, MEMBER_FIELDS, MEMBER_HEAD, SEP
 from indexer.model import INDEX_RESOLUTIONS
-from indexer.text import index_terms
+from indexer.text import index_terms, joined, words
 
 # What json.dumps(..., ensure_ascii=False) writes a string with.
 _json_string = json.encoder.encode_basestring
@@ -251,26 +251,32 @@ def parse_loc(value: str | bytes | None) -> LocEntry | None:
 
 
 @lru_cache(maxsize=65536)
-def text_entry(search_text: str | None) -> str:
+def text_entry(name: str | None, category: str | None, search_text: str | None) -> str:
     """What the hot index keeps of an entity's text (its ``search_text``, the words of
-    indexer/text.py): a space and the words, so that a word's start is a space
-    and it (nearby.lua reads it so), then :data:`indexer.hot.layout.TEXT_END` and
-    its index terms, sorted, each after a separator (what apply.lua takes out of
-    the posting sets when the text changes)."""
+    indexer/text.py): its words, each after a space (so that a space and a term find a
+    word that starts with it), in three parts, those of its name, its category and its
+    mini-app's name, each part ending in a space and :data:`indexer.hot.layout.TEXT_PART`
+    (so that a part's own words can be matched, for completions); then
+    :data:`indexer.hot.layout.TEXT_END`, its name as it is (a completion's text),
+    :data:`indexer.hot.layout.TEXT_END` again and its index terms, sorted, joined by
+    :data:`indexer.hot.layout.SEP` (what apply.lua takes out of the posting sets when
+    the text changes)."""
     stored = search_text or ""
+    own = joined([*words(name or ""), *words(category or "")])
+    parts = [joined(words(name or "")), joined(words(category or ""))]
+    if stored.startswith(own):
+        parts.append(stored[len(own) :].strip(" "))
+    else:  # words made by another rule: every one is kept, in the mini-app's part
+        parts.append(stored)
     terms = sorted(index_terms(stored.split(" "))) if stored else []
-    return " " + stored + layout.TEXT_END + layout.SEP.join(terms)
+    spaced = "".join(f" {part} {layout.TEXT_PART}" if part else f" {layout.TEXT_PART}" for part in parts)
+    return spaced + layout.TEXT_END + (name or "") + layout.TEXT_END + SEP.join(terms)
 
 
 def text_terms(entry: str) -> tuple[str, ...]:
     """The index terms of a text entry (:func:`text_entry`)."""
-    terms = entry.partition(layout.TEXT_END)[2]
+    terms = entry.split(layout.TEXT_END, 2)[2]
     return tuple(terms.split(SEP)) if terms else ()
-
-
-def text_words(entry: str) -> str:
-    """The words of a text entry, as ``search_text`` holds them."""
-    return entry.partition(layout.TEXT_END)[0][1:]
 
 
 def upsert_record(row: Mapping[str, Any]) -> list[Any]:
@@ -280,7 +286,7 @@ def upsert_record(row: Mapping[str, Any]) -> list[Any]:
         row["id"],
         row["rev"],
         place_of(row["lat"], row["lng"]),
-        text_entry(row.get("search_text")),
+        text_entry(row["name"], row["category"], row.get("search_text")),
         member_of(row),
         display_document(row),
     ]

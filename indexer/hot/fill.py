@@ -138,7 +138,7 @@ def fill_entity(row: Sequence[Any], names: FillNames) -> FillEntity:
     groups = tuple(dict.fromkeys([names.group for names in cells]))
     place = " ".join([names.word for names in cells])
     score = float.__repr__(layout.bound_of(popularity, mass, names.bound_factor))
-    text = encoding.text_entry(search_text)
+    text = encoding.text_entry(name, category, search_text)
     terms = encoding.text_terms(text)
     return FillEntity(eid, rev, place, score, member, display, cells, groups, text, terms)
 

@@ -20,9 +20,9 @@ share a hash tag, so that on Redis Cluster they live on one slot::
                                      t5, t7, t9, tb); field "*": at least every top
     {prefix}:{gen}:{{tag}}:m         HASH id -> the entity's member (what writers remove)
     {prefix}:{gen}:{{tag}}:d         HASH id -> display JSON (what a result shows)
-    {prefix}:{gen}:{{tag}}:x         HASH id -> text entry: " " and the entity's words
-                                     (its search text), TEXT_END, its index terms
-                                     (indexer/text.py) joined by SEP
+    {prefix}:{gen}:{{tag}}:x         HASH id -> text entry: the entity's words (its
+                                     search text) by part, its name, its index terms
+                                     (indexer/text.py; encoding.text_entry)
     {prefix}:{gen}:{{tag}}:w:{term}  SET of the ids of the group's entities indexed
                                      under the term (the text index's posting sets)
 
@@ -140,8 +140,10 @@ MEMBERS = "m"
 DOCUMENTS = "d"
 TEXT = "x"
 POSTINGS = "w:"
-#: Ends the words of a text entry; its index terms follow.
+#: Ends the words of a text entry, then its name; its index terms follow.
 TEXT_END = "\x1e"
+#: Ends each part of a text entry's words (the name's, the category's, the mini-app's).
+TEXT_PART = "\x1d"
 #: The field of a t hash that bounds every top it holds.
 BOUND_FIELD = "*"
 

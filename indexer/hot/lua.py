@@ -72,6 +72,7 @@ def constants() -> dict[str, object]:
         "TEXT": layout.TEXT,
         "POSTINGS": layout.POSTINGS,
         "TEXT_END": layout.TEXT_END,
+        "TEXT_PART": layout.TEXT_PART,
         "BOUND_FIELD": layout.BOUND_FIELD,
         # The t hash of each indexed resolution, coarse to fine (as places list cells).
         "TOPS": [layout.tops_field(res) for res in INDEX_RESOLUTIONS],

@@ -73,7 +73,9 @@ class Expected:
                 self.place[entity_id] = encoding.placement_of(row["lat"], row["lng"]).pairs()
                 self.member[entity_id] = encoding.member_of(row)
                 self.document[entity_id] = digest(encoding.display_document(row).encode())
-                self.text[entity_id] = encoding.text_entry(row["search_text"])
+                self.text[entity_id] = encoding.text_entry(
+                    row["name"], row["category"], row["search_text"]
+                )
 
 
 def verify_generation(hot: HotClient, gen: str, conn: psycopg.Connection) -> list[Difference]:
