@@ -31,10 +31,10 @@ from discovery.search.query import Candidate
 from discovery.search.services import Notes
 from indexer.hot import layout
 from indexer.hot.index import HotIndex
+from indexer.jobs.catalog import send_retexted
 from indexer.model import KINDS, Entity
 from indexer.sources.values import parse_time
 from indexer.store import db, merge, writer
-from indexer.jobs.catalog import send_retexted
 from indexer.store.catalog import MiniApp, publish_catalog, read_catalog, write_catalog
 from indexer.store.rows import timezone_of
 from indexer.store.usage import USAGE_EPOCH_S

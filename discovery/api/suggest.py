@@ -15,9 +15,9 @@ from discovery.api.catalog_cache import catalog_of
 from discovery.api.current import services
 from discovery.api.nearby import popularity_time, query_args
 from discovery.search import params
+from discovery.search.finder import from_hot_index
 from discovery.search.query import NearbyQuery
 from discovery.search.services import Services
-from discovery.search.finder import from_hot_index
 from discovery.search.suggestions import DEFAULT_RADIUS_M, postgis_suggest, redis_suggest
 from indexer.errors import BadInput
 

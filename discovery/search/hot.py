@@ -178,7 +178,7 @@ def refused(reply: Sequence[Any], tags: str) -> None:
         raise NotFlat()
 
 
-def results_of(reply: Sequence[Any]) -> list[tuple[str, float, float, float, int, int, int]]:
+def results_of(reply: Sequence[Any]) -> list[tuple[str, float, float, float, int, int, Any]]:
     """The script's results (replies as bytes): (id, distance, score, popularity,
     revision, tag number, count) each.
 
@@ -195,18 +195,6 @@ def results_of(reply: Sequence[Any]) -> list[tuple[str, float, float, float, int
             (reply[i].decode(), distance, score, popularity, int(rev), tag, reply[i + 2])
         )
     return results
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """A completion as the script finds it: its key (its kind's letter, n, c or a, then
-    the name, the category or the mini-app's slug) and its best carrier's id, distance
-    and popularity."""
-
-    key: str
-    id: str
-    distance_m: float
-    popularity: float
 
 
 @dataclass
@@ -261,7 +249,8 @@ class RedisSearch:
         args = script_args(self.hot.prefix, query, mode, radius_m, want, cells, flat)
         tags = cells[1].split(layout.SEP)
         for _ in range(CHANGED_TRIES):
-            results = results_of(self.reply(args, cells[1], res, stats))
+            reply = self.reply(args, cells[1], res, stats)
+            results = results_of(reply)
             wanted = [(result[0], result[4], result[5]) for result in results]
             try:
                 docs = self.documents.documents(reply[3].decode(), tags, wanted)
@@ -285,33 +274,6 @@ class RedisSearch:
         stats.members += int(reply[2])
         stats.res.append(res)
         return reply
-
-    def completions(self, query: NearbyQuery) -> tuple[list[Completion], Stats]:
-        """The best ``query.limit`` completions of ``query.text`` (see
-        discovery/search/suggestions.py), staged by distance where the radius holds no
-        popularity, as the top mini-apps are."""
-        stats = Stats()
-        found = self.unflattened(query, stats, self.completions_staged)
-        return found[0], stats
-
-    def completions_staged(
-        self, query: NearbyQuery, stats: Stats, mode: str, flat: str
-    ) -> tuple[list[Completion], bool]:
-        """:meth:`completions` in mode ``mode``: a stage answers once it holds a
-        completion more than asked (each one's best carrier within it is its best)."""
-        for radius_m, res in stages(query, mode):
-            cells = coverage.script_cells(query.lat, query.lng, radius_m, res)
-            args = script_args(
-                self.hot.prefix, query, mode + "b", radius_m, query.limit + 1, cells, flat, True
-            )
-            reply = self.reply(args, cells[1], res, stats)
-            found = [
-                Completion(key.decode(), eid, distance, popularity)
-                for eid, distance, _, popularity, _, _, key in results_of(reply)
-            ]
-            if len(found) > query.limit or radius_m >= query.radius_m:
-                return found[: query.limit], len(found) > query.limit
-        raise AssertionError("the last stage covers the whole radius")
 
     def search(self, query: NearbyQuery) -> SearchResult:
         """The exact page for ``query``; NoGeneration when Redis holds no index."""

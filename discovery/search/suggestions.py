@@ -36,7 +36,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from discovery.search.hot import RedisSearch
+from discovery.search import coverage
+from discovery.search.hot import RedisSearch, Stats, results_of, script_args, stages
 from discovery.search.query import NearbyQuery
 from indexer import rules, text
 from indexer.text import TextQuery
@@ -143,12 +144,52 @@ def postgis_suggest(conn: psycopg.Connection, query: NearbyQuery) -> list[Sugges
     return best(query.text, near)
 
 
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A completion as the script finds it: its key (its kind's letter, n, c or a, then
+    the name, the category or the mini-app's slug) and its best carrier's id, distance
+    and popularity."""
+
+    key: str
+    id: str
+    distance_m: float
+    popularity: float
+
+
+def completions(search: RedisSearch, query: NearbyQuery) -> list[Completion]:
+    """The best ``query.limit`` completions of ``query.text`` from the hot index (mode p
+    completing), staged by distance where the radius holds no popularity, as the top
+    mini-apps are."""
+    stats = Stats()
+
+    def staged(
+        query: NearbyQuery, stats: Stats, mode: str, flat: str
+    ) -> tuple[list[Completion], bool]:
+        # A stage answers once it holds a completion more than asked (each one's best
+        # carrier within it is its best).
+        for radius_m, res in stages(query, mode):
+            cells = coverage.script_cells(query.lat, query.lng, radius_m, res)
+            args = script_args(
+                search.hot.prefix, query, mode + "b", radius_m, query.limit + 1, cells, flat, True
+            )
+            reply = search.reply(args, cells[1], res, stats)
+            found = [
+                Completion(key.decode(), eid, distance, popularity)
+                for eid, distance, _, popularity, _, _, key in results_of(reply)
+            ]
+            if len(found) > query.limit or radius_m >= query.radius_m:
+                return found[: query.limit], len(found) > query.limit
+        raise AssertionError("the last stage covers the whole radius")
+
+    return search.unflattened(query, stats, staged)[0]
+
+
 def redis_suggest(
     search: RedisSearch, query: NearbyQuery, app_names: Mapping[str, str]
 ) -> list[Suggestion]:
     """The completions of ``query.text`` from the hot index (``app_names``: the catalog's
     name of each slug)."""
-    found, _ = search.completions(replace(query, limit=MOST, sort="popularity"))
+    found = completions(search, replace(query, limit=MOST, sort="popularity"))
     kinds = {"a": "mini_app", "c": "category", "n": "name"}
     suggestions = []
     for completion in found:

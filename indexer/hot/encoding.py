@@ -262,15 +262,23 @@ def text_entry(name: str | None, category: str | None, search_text: str | None) 
     :data:`indexer.hot.layout.SEP` (what apply.lua takes out of the posting sets when
     the text changes)."""
     stored = search_text or ""
-    own = joined([*words(name or ""), *words(category or "")])
-    parts = [joined(words(name or "")), joined(words(category or ""))]
-    if stored.startswith(own):
-        parts.append(stored[len(own) :].strip(" "))
-    else:  # words made by another rule: every one is kept, in the mini-app's part
-        parts.append(stored)
     terms = sorted(index_terms(stored.split(" "))) if stored else []
-    spaced = "".join(f" {part} {layout.TEXT_PART}" if part else f" {layout.TEXT_PART}" for part in parts)
+    parts = text_parts(name or "", category or "", stored)
+    spaced = "".join(
+        f" {part} {layout.TEXT_PART}" if part else f" {layout.TEXT_PART}" for part in parts
+    )
     return spaced + layout.TEXT_END + (name or "") + layout.TEXT_END + SEP.join(terms)
+
+
+def text_parts(name: str, category: str, stored: str) -> tuple[str, str, str]:
+    """The words of an entity's name, of its category and of its mini-app's name (the
+    rest of its search text ``stored``), each joined as stored."""
+    name_words, category_words = joined(words(name)), joined(words(category))
+    own = joined([part for part in (name_words, category_words) if part])
+    if stored.startswith(own):
+        return name_words, category_words, stored[len(own) :].strip(" ")
+    # Words made by another rule: every one is kept, in the mini-app's part.
+    return name_words, category_words, stored
 
 
 def text_terms(entry: str) -> tuple[str, ...]:

@@ -27,17 +27,16 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import h3.api.basic_int as h3i
-import hiredis
 import psycopg
 from psycopg.rows import tuple_row
 
-from indexer.hot import encoding, layout, lua
+from indexer.hot import encoding, layout
 from indexer.hot.client import HotClient
 from indexer.hot.encoding import compact_json, delete_record
+from indexer.hot.fill_batch import CellNames, FillBatch, FillEntity, gather, pack, packed_command
 
 #: Columns read per entity, in the order :func:`fill_entity` unpacks them.
 FILL_COLUMNS = (
@@ -55,41 +54,6 @@ WATCH_TRIES = 4
 CELL_NAMES_KEPT = 1 << 16
 #: Batches sent or waiting to be sent while the next rows are read and built.
 IN_FLIGHT = 3
-
-#: A command's words: text, or bytes for members.
-Word = str | bytes
-
-
-class CellNames(NamedTuple):
-    """The names the fill writes for one cell."""
-
-    #: "tag cell", as loc names the cell.
-    word: str
-    #: The cell's set, its t hash and the cell's field there (its hex id).
-    set_key: str
-    tops_key: str
-    cell: str
-    #: The common start of its group's keys.
-    group: str
-
-
-class FillEntity(NamedTuple):
-    """What the fill writes for one entity (a tombstone: ``place`` empty, nothing placed)."""
-
-    id: str
-    rev: int
-    #: Its cells as loc holds them (after the revision).
-    place: str
-    #: Its popularity bound as a set's score (:func:`indexer.hot.layout.bound_of`).
-    score: str
-    member: bytes
-    display: str
-    cells: tuple[CellNames, ...]
-    #: The base of each group its cells are in.
-    groups: tuple[str, ...]
-    #: Its text entry (:func:`indexer.hot.encoding.text_entry`) and index terms.
-    text: str = ""
-    terms: tuple[str, ...] = ()
 
 
 class FillNames(dict[int, CellNames]):
@@ -153,112 +117,6 @@ def apply_record(entity: FillEntity) -> list[Any]:
     if not entity.place:
         return delete_record(entity.id, entity.rev)
     return ["u", entity.id, entity.rev, entity.place, entity.text, entity.member, entity.display]
-
-
-class Gathered:
-    """The writes of a batch gathered per key: each cell set's members, each group's
-    member, document and text hashes and posting sets, loc."""
-
-    def __init__(self, loc: str) -> None:
-        #: Per cell set (by key): its names, then score, member, score, member …
-        self.sets: dict[str, list[Any]] = {}
-        self.payloads: dict[str, tuple[list[Word], list[Word], list[Word]]] = {}
-        self.postings: dict[str, list[Word]] = {}
-        self.locs: list[Word] = ["HSET", loc]
-
-    def add(self, entity: FillEntity) -> None:
-        """Gather one entity's writes."""
-        for names in entity.cells:
-            members = self.sets.get(names.set_key)
-            if members is None:
-                self.sets[names.set_key] = [names, entity.score, entity.member]
-            else:
-                members += (entity.score, entity.member)
-        for group in entity.groups:
-            pair = self.payloads.get(group)
-            if pair is None:
-                pair = self.payloads[group] = (
-                    ["HSET", group + layout.MEMBERS],
-                    ["HSET", group + layout.DOCUMENTS],
-                    ["HSET", group + layout.TEXT],
-                )
-            pair[0].extend((entity.id, entity.member))
-            pair[1].extend((entity.id, entity.display))
-            pair[2].extend((entity.id, entity.text))
-            for term in entity.terms:
-                key = group + layout.POSTINGS + term
-                ids = self.postings.get(key)
-                if ids is None:
-                    self.postings[key] = ["SADD", key, entity.id]
-                else:
-                    ids.append(entity.id)
-        place = entity.place
-        self.locs += (entity.id, f"{entity.rev} {place}" if place else str(entity.rev))
-
-    def commands(self) -> list[list[Word]]:
-        """The commands that make the writes (none when nothing was gathered)."""
-        if len(self.locs) == 2:
-            return []
-        commands = [zadds(self.sets)] if self.sets else []
-        for hashes in self.payloads.values():
-            commands += hashes
-        commands += self.postings.values()
-        commands.append(self.locs)
-        return commands
-
-
-def gather(
-    entities: Iterable[FillEntity], loc: str, skip: frozenset[str] = frozenset()
-) -> list[list[Word]]:
-    """The commands that write ``entities`` (but the ``skip`` ids) into empty places.
-
-    Every cell set's members (and its top) in one call of fill_sets.lua, each
-    group's member, document and text hashes in one HSET each, each posting set
-    in one SADD, loc in one HSET.
-    """
-    gathered = Gathered(loc)
-    for entity in entities:
-        if entity.id not in skip:
-            gathered.add(entity)
-    return gathered.commands()
-
-
-def zadds(sets: Mapping[str, list[Any]]) -> list[Word]:
-    """The fill_sets.lua call that adds each set's members (its names, then score,
-    member, …)."""
-    command: list[Word] = ["EVAL", lua.source("indexer.hot", "fill_sets.lua"), "0"]
-    for names, *members in sets.values():
-        command += (names.set_key, names.tops_key, names.cell, str(len(members) // 2))
-        command += members
-    return command
-
-
-def pack(commands: list[list[Word]]) -> list[bytes]:
-    """``commands`` in MULTI/EXEC, each in the Redis protocol."""
-    return [_MULTI, *map(packed_command, commands), _EXEC]
-
-
-def packed_command(command: Sequence[Word]) -> bytes:
-    """One command in the Redis protocol, packed by hiredis."""
-    return hiredis.pack_command(tuple(command))  # type: ignore[arg-type]  # stubs: a 1-tuple
-
-
-_MULTI = packed_command(("MULTI",))
-_EXEC = packed_command(("EXEC",))
-
-
-@dataclass(frozen=True, slots=True)
-class FillBatch:
-    """Entities to write in one transaction, and that transaction packed for when
-    loc holds none of them (the common case), made while the previous one is sent."""
-
-    entities: list[FillEntity]
-    packed: list[bytes]
-
-    @classmethod
-    def of(cls, entities: list[FillEntity], loc: str) -> FillBatch:
-        """The batch of ``entities``, packed to write them all."""
-        return cls(entities, pack(gather(entities, loc)))
 
 
 class FillSender:

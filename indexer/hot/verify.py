@@ -210,9 +210,7 @@ def verify_tops(
     return differences
 
 
-def group_problem(
-    entity_id: str, held: list[bytes | None], expected: Expected
-) -> str | None:
+def group_problem(entity_id: str, held: list[bytes | None], expected: Expected) -> str | None:
     """What is wrong with an id's member, document and text entry in one group (None:
     nothing)."""
     member, document, text = held
@@ -251,11 +249,11 @@ def verify_groups(
     return differences
 
 
-def verify_postings(
+def expected_postings(
     hot: HotClient, gen: str, live: Mapping[str, list[str]], expected: Expected
-) -> list[Difference]:
-    """Check the text index: each group's posting set of each term holds exactly the ids
-    of the entities placed in the group whose text has that index term."""
+) -> dict[str, set[str]]:
+    """Each posting set's key and the ids it must hold: those of the entities placed in
+    its group whose text has its term."""
     want: dict[str, set[str]] = {}
     for entity_id, where in live.items():
         entry = expected.text.get(entity_id)
@@ -263,11 +261,27 @@ def verify_postings(
             continue
         for tag in set(where[1::2]):
             for term in encoding.text_terms(entry):
-                want.setdefault(layout.posting_key(hot.prefix, gen, tag, term), set()).add(entity_id)
+                want.setdefault(layout.posting_key(hot.prefix, gen, tag, term), set()).add(
+                    entity_id
+                )
+    return want
+
+
+def posting_keys(hot: HotClient, gen: str) -> list[str]:
+    """Every posting set's key of a generation (each once: SCAN may repeat one)."""
     base = layout.generation_base(hot.prefix, gen)
     marker = ("}:" + layout.POSTINGS).encode()
-    keys = [key for key in hot.raw.scan_iter(match=f"{base}{{*}}:{layout.POSTINGS}*", count=1000)]
-    held_keys = sorted({key.decode() for key in keys if marker in key})
+    keys = hot.raw.scan_iter(match=f"{base}{{*}}:{layout.POSTINGS}*", count=1000)
+    return sorted({key.decode() for key in keys if marker in key})
+
+
+def verify_postings(
+    hot: HotClient, gen: str, live: Mapping[str, list[str]], expected: Expected
+) -> list[Difference]:
+    """Check the text index: each group's posting set of each term holds exactly the ids
+    of the entities placed in the group whose text has that index term."""
+    want = expected_postings(hot, gen, live, expected)
+    held_keys = posting_keys(hot, gen)
     differences: list[Difference] = []
     for first in range(0, len(held_keys), SETS_PER_ROUND):
         names = held_keys[first : first + SETS_PER_ROUND]

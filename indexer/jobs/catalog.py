@@ -14,8 +14,8 @@ ignored); an NDJSON line is an object with those keys.
 from __future__ import annotations
 
 import time
-from contextlib import suppress
 from collections.abc import Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -26,7 +26,6 @@ import redis
 from indexer.hot.client import NoGeneration
 from indexer.hot.index import HotIndex, stream_entities
 from indexer.hot.pending import marked
-
 from indexer.jobs.failures import write_failures
 from indexer.jobs.report import ImportSummary, RejectLog
 from indexer.model import text_problem

@@ -80,9 +80,7 @@ def upgrade() -> None:
         """
     )
     # Forgetting a user finds their events without a scan of them all.
-    op.execute(
-        "CREATE INDEX usage_events_user ON usage_events (user_id) WHERE user_id IS NOT NULL"
-    )
+    op.execute("CREATE INDEX usage_events_user ON usage_events (user_id) WHERE user_id IS NOT NULL")
     op.execute(
         """
         CREATE TABLE usage_entity (

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.text import (
-    PREFIX_LENGTHS,
     MAX_QUERY_CHARS,
+    PREFIX_LENGTHS,
     entity_words,
     fold,
     index_terms,
