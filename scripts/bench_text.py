@@ -40,12 +40,13 @@ from typing import Any
 import psycopg
 
 from discovery.api.app import create_app
+from discovery.api.catalog_cache import catalog_of
 from discovery.api.current import services
 from discovery.api.nearby import body_of
 from discovery.api.suggest import suggest_query
-from discovery.search.finder import find_nearby, from_postgis
+from discovery.search.finder import find_nearby, from_hot_index, from_postgis
 from discovery.search.params import parse_nearby
-from discovery.search.suggestions import DEFAULT_RADIUS_M, postgis_suggest
+from discovery.search.suggestions import DEFAULT_RADIUS_M, postgis_suggest, redis_suggest
 from discovery.settings import ApiSettings
 from indexer.hot import layout
 from indexer.hot.index import HotIndex, connect_redis
@@ -193,13 +194,21 @@ def ours(radius: int, q: str | None, source: str = "redis") -> Callable[[float, 
     return run
 
 
-def ours_suggest(q: str) -> Callable[[float, float], Any]:
-    """GET /v1/suggest in-process: parse, PostGIS, the completions as JSON."""
+def ours_suggest(q: str, source: str = "redis") -> Callable[[float, float], Any]:
+    """GET /v1/suggest in-process: parse, the completions from the hot index (or from
+    PostGIS, the fallback path), as JSON."""
 
     def run(lat: float, lng: float) -> Any:
         svc = services()
         query = suggest_query({"q": [q], "lat": [repr(lat)], "lng": [repr(lng)]}, svc, time.time())
-        return [s.as_json() for s in svc.read(lambda conn: postgis_suggest(conn, query))]
+        if source == "postgis":
+            found = svc.read(lambda conn: postgis_suggest(conn, query))
+        else:
+            names = {slug: entry["name"] for slug, entry in catalog_of(svc).current().apps.items()}
+            found = from_hot_index(svc, lambda: redis_suggest(svc.search, query, names))
+            if found is None:
+                raise RuntimeError("redis was to answer, postgis did")
+        return [s.as_json() for s in found]
 
     return run
 
@@ -254,7 +263,7 @@ def measure(
             summary(
                 timed(ours(int(DEFAULT_RADIUS_M), None), query_points(SEED, "text-s-plain", unique))
             ),
-            "–",
+            summary(timed(ours_suggest(prefix, "postgis"), points[:baseline])),
             summary(timed(raw(conn, SUGGEST_SQL, DEFAULT_RADIUS_M, prefix), points[:baseline])),
             "–",
         )

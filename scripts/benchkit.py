@@ -2,7 +2,8 @@
 
 Every benchmark writes into an index of its own: a database ``nearby_bench_<name>``
 beside the one DATABASE_URL names (made from its PostGIS template) and the Redis
-prefix ``nearby-bench-<name>``; the demo's index is never touched.
+prefix ``nearby-bench-<name>`` in Redis database ``BENCH_REDIS_DB``; the demo's index is
+never touched.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -29,18 +31,29 @@ from indexer.store import db
 from indexer.store.catalog import MiniApp, publish_catalog, read_catalog, write_catalog
 from indexer.store.writer import write_entities
 
+#: The Redis database (of the server REDIS_URL names) the benches keep their indexes in.
+BENCH_REDIS_DB = 1
+
 
 def admin_url() -> str:
     """The database URL the environment names (the scratch databases sit beside it)."""
     return os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
 
 
+def bench_redis_url(url: str) -> str:
+    """``url`` with the benches' Redis database as its path."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{BENCH_REDIS_DB}"))
+
+
 def scratch_settings(name: str, **overrides: Any) -> IndexSettings:
-    """Settings of the bench index ``name``: its own database and Redis prefix."""
+    """Settings of the bench index ``name``: its own database and Redis prefix, in a Redis
+    database of the benches' (``BENCH_REDIS_DB``), so that the millions of keys of a bench
+    city are not in the way of the tests' scans."""
     base = admin_url().rpartition("/")[0]
     settings = IndexSettings(
         database_url=f"{base}/nearby_bench_{name}",
-        redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+        redis_url=bench_redis_url(os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)),
         redis_prefix=f"nearby-bench-{name}",
     )
     return dataclasses.replace(settings, **overrides)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import h3
 
 from indexer.hot import encoding, layout
@@ -72,3 +74,59 @@ def test_a_wrong_score_is_found_and_mended(index: Index) -> None:
     assert score is not None
     index.hot.raw.zadd(key, {member: score + 1.5})
     found_then_mended(index, victim.id, "popularity")
+
+
+def test_an_altered_text_entry_is_found_and_mended(index: Index) -> None:
+    entities = loaded(index)
+    victim = entities[3]
+    gen, cell, _ = placed(index, victim)
+    key = layout.text_key(index.hot.prefix, gen, layout.tag_of(cell))
+    held = index.hot.raw.hget(key, victim.id)
+    assert held is not None
+    index.hot.raw.hset(
+        key, victim.id, held.replace(layout.TEXT_END.encode(), b" x" + layout.TEXT_END.encode(), 1)
+    )
+    found_then_mended(index, victim.id, "text")
+
+
+def postings_of(index: Index, entity) -> list[str]:
+    """The posting sets' keys of the entity's terms in its resolution-11 cell's group."""
+    gen, cell, _ = placed(index, entity)
+    entry = index.hot.raw.hget(
+        layout.text_key(index.hot.prefix, gen, layout.tag_of(cell)), entity.id
+    )
+    assert entry is not None
+    terms = encoding.text_terms(entry.decode())
+    assert terms
+    return [layout.posting_key(index.hot.prefix, gen, layout.tag_of(cell), t) for t in terms]
+
+
+def test_an_id_missing_from_a_posting_set_is_found_and_mended(index: Index) -> None:
+    entities = loaded(index)
+    victim = entities[4]
+    key = postings_of(index, victim)[-1]
+    assert index.hot.raw.srem(key, victim.id) == 1
+    found_then_mended(index, victim.id, "missing from")
+
+
+def test_a_stray_id_in_a_posting_set_is_found_and_mended(index: Index) -> None:
+    entities = loaded(index)
+    key = postings_of(index, entities[1])[0]
+    assert index.hot.raw.sadd(key, "t:ghost") == 1
+    found_then_mended(index, "t:ghost", "stray id")
+
+
+def test_renamed_and_moved_entities_keep_the_text_index_exact(index: Index) -> None:
+    entities = loaded(index)
+    before = {e.id: postings_of(index, e) for e in entities[:20]}
+    far = [
+        replace(e, name=f"Renamed {n}", lat=-e.lat, lng=(e.lng + 180.0) % 360.0 - 180.0)
+        for n, e in enumerate(entities[:10])
+    ]
+    renamed = [replace(e, name="Kahvila") for e in entities[10:20]]
+    write_entities(index.conn, index.hot, "t", far + renamed)
+    assert index.hot.verify(index.conn) == []
+    for entity_id, keys in before.items():
+        after = {k for e in far + renamed if e.id == entity_id for k in postings_of(index, e)}
+        for key in set(keys) - after:
+            assert not index.hot.raw.sismember(key, entity_id), (entity_id, key)
