@@ -202,12 +202,11 @@ def ours_suggest(q: str, source: str = "redis") -> Callable[[float, float], Any]
         svc = services()
         query = suggest_query({"q": [q], "lat": [repr(lat)], "lng": [repr(lng)]}, svc, time.time())
         if source == "postgis":
-            found = svc.read(lambda conn: postgis_suggest(conn, query))
-        else:
-            names = {slug: entry["name"] for slug, entry in catalog_of(svc).current().apps.items()}
-            found = from_hot_index(svc, lambda: redis_suggest(svc.search, query, names))
-            if found is None:
-                raise RuntimeError("redis was to answer, postgis did")
+            return [s.as_json() for s in svc.read(lambda conn: postgis_suggest(conn, query))]
+        names = {slug: entry["name"] for slug, entry in catalog_of(svc).current().apps.items()}
+        found = from_hot_index(svc, lambda: redis_suggest(svc.search, query, names))
+        if found is None:
+            raise RuntimeError("redis was to answer, postgis did")
         return [s.as_json() for s in found]
 
     return run
