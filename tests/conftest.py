@@ -8,6 +8,7 @@ NEARBY_TEST_DATABASE_URL / NEARBY_TEST_REDIS_URL.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -220,6 +221,15 @@ def app(index: Index, api_settings: ApiSettings) -> Iterator[Flask]:
 def client(app: Flask) -> FlaskClient:
     """A test client of the API."""
     return app.test_client()
+
+
+@pytest.fixture
+def redis_down_app(index: Index, api_settings: ApiSettings) -> Iterator[Flask]:
+    """The API app with Redis refusing connections (a port nothing listens on)."""
+    down = dataclasses.replace(api_settings.index, redis_url="redis://127.0.0.1:1/0")
+    application = create_app(dataclasses.replace(api_settings, index=down))
+    yield application
+    application.extensions["nearby"].close()
 
 
 @pytest.fixture

@@ -138,15 +138,10 @@ local find = string.find
 -- The covering's groups, by number (the key base of each; filled below).
 local tags, groups = {}, {}
 
--- Whether the text entry of id in group number tag holds every word of q where
--- the rule asks: a prefix term after a space (a word's start), a substring term
--- anywhere, both before TEXT_END (indexer.hot.encoding.text_entry).
--- The last entity admit let through: its text entry and category (for completions).
-local last_entry, last_cat = nil, nil
-local function text_matches(id, tag)
-  local entry = redis.call('HGET', groups[tag] .. TEXT, id)
-  if not entry then return false end
-  last_entry = entry
+-- Whether a text entry holds every word of q where the rule asks: a prefix term
+-- after a space (a word's start), a substring term anywhere, both before
+-- TEXT_END (indexer.hot.encoding.text_entry).
+local function words_in(entry)
   local stop = find(entry, TEXT_END, 1, true)
   for k = 1, #texts do
     local at = find(entry, texts[k], 1, true)
@@ -155,9 +150,11 @@ local function text_matches(id, tag)
   return true
 end
 
--- The member's id and, unless a filter refuses it, its mini-app (tag: the
--- number of its group).
-local function admit(member, code, length, tag)
+-- The member's id and, unless a filter refuses it, its mini-app (its text, with
+-- q, is checked when its candidate is considered).
+-- The category of the last member admit let through (for completions).
+local last_cat = nil
+local function admit(member, code, length)
   local last = ID_AT + length - 1
   local id = string.sub(member, ID_AT, last)
   if not filtered then return id, nil end
@@ -177,8 +174,37 @@ local function admit(member, code, length, tag)
     app = its_app
     last_cat = cat
   end
-  if texts and not text_matches(id, tag) then return nil end
   return id, app
+end
+
+-- With q, the candidates that passed the rest wait for their text entries, read
+-- with one HMGET for up to PENDING_MOST of one group (flush), then those whose
+-- text matches are visited; without q, a candidate is visited at once.  (The
+-- order visits come in never changes an answer; pruning by the top only reads
+-- more while the top waits.)  last_entry: the text entry of the one visited.
+local PENDING_MOST = 500
+local pend_id, pend_d, pend_s, pend_p, pend_rev, pend_app, pend_cat = {}, {}, {}, {}, {}, {}, {}
+local pending, last_entry = 0, nil
+local function flush(visit, tag)
+  if pending == 0 then return end
+  local count = pending
+  pending = 0
+  local entries = redis.call('HMGET', groups[tag] .. TEXT, unpack(pend_id, 1, count))
+  for k = 1, count do
+    local entry = entries[k]
+    if entry and words_in(entry) then
+      last_entry, last_cat = entry, pend_cat[k]
+      visit(pend_id[k], pend_d[k], pend_s[k], pend_p[k], pend_rev[k], pend_app[k], tag)
+    end
+  end
+end
+local function consider(visit, id, d, s, p, rev, app, tag)
+  if not texts then return visit(id, d, s, p, rev, app, tag) end
+  local k = pending + 1
+  pending = k
+  pend_id[k], pend_d[k], pend_s[k], pend_p[k] = id, d, s, p
+  pend_rev[k], pend_app[k], pend_cat[k] = rev, app, last_cat
+  if k == PENDING_MOST then flush(visit, tag) end
 end
 
 -- The best `limit` so far, best first.
@@ -320,17 +346,18 @@ local function evaluate(tag, members, visit)
       unpack_head(HEAD_FORMAT, member)
     local d = distance(lat, lng, cos_lat)
     if d <= radius and not (by_distance_only and n == limit and d > top[n].d) then
-      local id, app = admit(member, code, length, tag)
+      local id, app = admit(member, code, length)
       if id then
         local popularity, log_boost = listed, log_listed
         if mass ~= 0 then
           popularity = used_now(listed, mass)
           log_boost = log(1 + popularity)
         end
-        visit(id, d, decay(d) * (1 + w * log_boost), popularity, rev, app, tag)
+        consider(visit, id, d, decay(d) * (1 + w * log_boost), popularity, rev, app, tag)
       end
     end
   end
+  flush(visit, tag)
 end
 
 -- Every member of cell i.
@@ -345,49 +372,6 @@ local function each_cell(stop, visit)
     for _, i in ipairs(next_cells()) do
       if stop(i) then return end
       read_all(i, visit)
-    end
-  end
-end
-
--- Whether every word of q lies within the part of a text entry from `from` to the
--- part's end `to` (its TEXT_PART).
-local function part_matches(entry, from, to)
-  for k = 1, #texts do
-    local term = texts[k]
-    local at = find(entry, term, from, true)
-    if not at or at + #term > to then return false end
-  end
-  return true
-end
-
--- The parts of a text entry in order (name, category, mini-app): their keys'
--- letters and their ranks (mini-app before category before name).
-local PART_LETTERS, PART_RANKS = {'n', 'c', 'a'}, {2, 1, 0}
-
--- Offer each part of the entity admit let through last that matches q alone.
-local function offer_parts(id, d, s, p, rev, app, tag)
-  local entry = last_entry
-  local stop = find(entry, TEXT_END, 1, true)
-  local values = {string.sub(entry, stop + 1, find(entry, TEXT_END, stop + 1, true) - 1),
-                  last_cat, app}
-  local from = 1
-  for k = 1, 3 do
-    local to = find(entry, TEXT_PART, from, true)
-    local value = values[k]
-    if value ~= '' and part_matches(entry, from, to) then
-      offer({id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0,
-             app = PART_LETTERS[k] .. value, k = PART_RANKS[k]})
-    end
-    from = to + 1
-  end
-end
-
-local function offer_after(id, d, s, p, rev, app, tag)
-  if after_cursor(s, p, d, id) then
-    if completing then
-      offer_parts(id, d, s, p, rev, app, tag)
-    else
-      offer({id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0, app = app})
     end
   end
 end

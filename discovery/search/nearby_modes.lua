@@ -1,6 +1,72 @@
 -- The searches of nearby.lua (loaded right after it, in the same chunk), and
 -- the dispatch to the one ARGV[2] names, and the reply.
 
+-- -- a hit offered: the entity, or (completing) each part of it that matches q --
+
+-- Whether every word of q lies within the part of a text entry from `from` to the
+-- part's end `to` (its TEXT_PART).
+local function part_matches(entry, from, to)
+  for k = 1, #texts do
+    local term = texts[k]
+    local at = find(entry, term, from, true)
+    if not at or at + #term > to then return false end
+  end
+  return true
+end
+
+-- The parts of a text entry in order (name, category, mini-app): their keys'
+-- letters and their ranks (mini-app before category before name).
+local PART_LETTERS, PART_RANKS = {'n', 'c', 'a'}, {2, 1, 0}
+
+-- Whether a hit of lead `lead`, distance d, id and rank k would beat `held`
+-- (better's order, without making the hit).
+local function beats(lead, d, id, k, held)
+  local lh = held[lead_key]
+  if by_lead and lead ~= lh then return lead > lh end
+  if d ~= held.d then return d < held.d end
+  if id ~= held.id then return bytes_less(id, held.id) end
+  return k < (held.k or 0)
+end
+
+-- Offer each part of the entity visited (its text entry last_entry, its category
+-- last_cat) that matches q alone, unless its completion already has a better hit.
+local function offer_parts(id, d, s, p, rev, app, tag)
+  local entry = last_entry
+  local lead = lead_key == 'p' and p or s
+  local from = 1
+  for k = 1, 3 do
+    local to = find(entry, TEXT_PART, from, true)
+    if part_matches(entry, from, to) then
+      local value
+      if k == 1 then
+        local stop = find(entry, TEXT_END, to, true)
+        value = string.sub(entry, stop + 1, find(entry, TEXT_END, stop + 1, true) - 1)
+      else
+        value = k == 2 and last_cat or app
+      end
+      if value ~= '' then
+        local key, rank = PART_LETTERS[k] .. value, PART_RANKS[k]
+        local i = slot_of[key]
+        if not i or beats(lead, d, id, rank, top[i]) then
+          offer({id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0, app = key,
+                 k = rank})
+        end
+      end
+    end
+    from = to + 1
+  end
+end
+
+local function offer_after(id, d, s, p, rev, app, tag)
+  if after_cursor(s, p, d, id) then
+    if completing then
+      offer_parts(id, d, s, p, rev, app, tag)
+    else
+      offer({id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0, app = app})
+    end
+  end
+end
+
 -- -- top by score: best-first over cells, members in popularity order -------
 
 local heap = {}
@@ -48,18 +114,19 @@ local function read_cell(i)
     end
     -- reachable(dec * most), inline: this runs for every member read.  The
     -- members after this one have at most its bound.
-    if n == limit and dec * most * (1 + SLACK) < top[n].s then return end
+    if n == limit and dec * most * (1 + SLACK) < top[n].s then break end
     members_read = members_read + 1
     local d = distance(lat, lng, cos_lat)
     if d <= radius then
       local s = decay(d) * (1 + w * log_boost)
       if n < limit or s >= top[n].s then
-        local id, app = admit(member, code, length, tag)
-        if id then offer_after(id, d, s, popularity, rev, app, tag) end
+        local id, app = admit(member, code, length)
+        if id then consider(offer_after, id, d, s, popularity, rev, app, tag) end
       end
     end
     if k == asked then push(i, dec * most) end
   end
+  flush(offer_after, tag)
 end
 
 -- The top popularity of every set of the cells' groups bounds every cell not
@@ -124,7 +191,7 @@ end
 -- ids, against what reading the cells would read, every match is found by
 -- reading those ids' members alone (each id once, as an entity whose cells
 -- span groups is in each); the searches are then exact over those candidates
--- in any order.  Otherwise the cells are read as without q, and admit checks
+-- in any order.  Otherwise the cells are read as without q, and consider checks
 -- each candidate's text entry.
 
 -- Ids under a term read in any case (few enough to read whatever the radius).
@@ -246,18 +313,21 @@ local function read_cell_p(i)
       log_boost = log(1 + popularity)
     end
     -- The members after this one have at most its bound.
-    if not p_reachable(bound, dmin) then return end
+    if not p_reachable(bound, dmin) then break end
     members_read = members_read + 1
     local d = distance(lat, lng, cos_lat)
     if d <= radius then
-      local id, app = admit(member, code, length, tag)
-      if id then offer_after(id, d, decay(d) * (1 + w * log_boost), popularity, rev, app, tag) end
+      local id, app = admit(member, code, length)
+      if id then
+        consider(offer_after, id, d, decay(d) * (1 + w * log_boost), popularity, rev, app, tag)
+      end
     end
     if k == asked then
       c_bound[i] = bound
       heap_push(heap, p_higher, i)
     end
   end
+  flush(offer_after, tag)
 end
 
 local function by_popularity()

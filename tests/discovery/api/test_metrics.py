@@ -6,7 +6,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,15 +129,6 @@ def test_pushes_applied_are_counted(index: Index, client: FlaskClient) -> None:
     found = scrape(client)
     assert value(found, "nearby_live_updates_applied_total", via="positions") == 1
     assert value(found, "nearby_http_requests_total", route="/v1/positions", status="200") == 1
-
-
-@pytest.fixture
-def redis_down_app(index: Index, api_settings: ApiSettings) -> Iterator[Flask]:
-    """The app with Redis refusing connections (a port nothing listens on)."""
-    down = replace(api_settings.index, redis_url="redis://127.0.0.1:1/0")
-    application = create_app(replace(api_settings, index=down))
-    yield application
-    application.extensions["nearby"].close()
 
 
 def test_redis_errors_and_their_fallbacks(index: Index, redis_down_app: Flask) -> None:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from discovery.api.app import create_app
-from discovery.settings import ApiSettings
 from indexer.model import Entity
 from indexer.rules import distance_m, popularity_now, usage_factor
 from indexer.settings import DEFAULT_HALF_LIFE_S
@@ -176,25 +173,20 @@ def test_a_point_next_to_an_entity_by_a_hair(index, client) -> None:
     assert body["suggestions"] == brute_force("kahvi", -0.0001, 4.08e-301, 5000.0, entities, [])
 
 
-def test_from_postgis_when_redis_is_down(city, api_settings) -> None:
+def test_from_postgis_when_redis_is_down(city, redis_down_app) -> None:
     entities, apps = city
-    down = replace(api_settings.index, redis_url="redis://127.0.0.1:1/0")
-    app = create_app(ApiSettings(index=down, api_keys=api_settings.api_keys))
-    try:
-        client = app.test_client()
-        rng = random.Random(4)
-        names = [e.name for e in entities] + [a.name for a in apps]
-        for _ in range(8):
-            q = random_text_query(rng, names)
-            if query_problem(q):
-                continue
-            radius = rng.choice((1_000.0, 50_000.0))
-            args = {"q": q, "lat": SEOUL[0], "lng": SEOUL[1], "radius": radius}
-            body = client.get("/v1/suggest", query_string=args).json
-            assert body["source"] == "postgis"
-            assert body["suggestions"] == brute_force(q, *SEOUL, radius, entities, apps), args
-    finally:
-        app.extensions["nearby"].close()
+    client = redis_down_app.test_client()
+    rng = random.Random(4)
+    names = [e.name for e in entities] + [a.name for a in apps]
+    for _ in range(8):
+        q = random_text_query(rng, names)
+        if query_problem(q):
+            continue
+        radius = rng.choice((1_000.0, 50_000.0))
+        args = {"q": q, "lat": SEOUL[0], "lng": SEOUL[1], "radius": radius}
+        body = client.get("/v1/suggest", query_string=args).json
+        assert body["source"] == "postgis"
+        assert body["suggestions"] == brute_force(q, *SEOUL, radius, entities, apps), args
 
 
 def test_where_nothing_has_popularity(index, client) -> None:

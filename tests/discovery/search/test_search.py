@@ -377,16 +377,9 @@ def test_empty_redis_falls_back_to_postgis_and_recovers(seoul, index, client) ->
     assert check(client, args, seoul)["source"] == "redis"
 
 
-def test_redis_down_answers_from_postgis(seoul, api_settings) -> None:
-    down = replace(api_settings.index, redis_url="redis://127.0.0.1:1/0")
-    app = create_app(ApiSettings(index=down, api_keys=api_settings.api_keys))
-    try:
-        client = app.test_client()
-        for sort in ("score", "distance", "popularity"):
-            body = check(
-                client, {"lat": 37.5665, "lng": 126.978, "radius": 4_000, "sort": sort}, seoul
-            )
-            assert body["source"] == "postgis"
-        assert client.get(f"/v1/entities/{seoul[1].id}").status_code == 200
-    finally:
-        app.extensions["nearby"].close()
+def test_redis_down_answers_from_postgis(seoul, redis_down_app) -> None:
+    client = redis_down_app.test_client()
+    for sort in ("score", "distance", "popularity"):
+        body = check(client, {"lat": 37.5665, "lng": 126.978, "radius": 4_000, "sort": sort}, seoul)
+        assert body["source"] == "postgis"
+    assert client.get(f"/v1/entities/{seoul[1].id}").status_code == 200

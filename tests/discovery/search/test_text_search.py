@@ -11,13 +11,12 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from discovery.api.app import create_app
 from discovery.search import hot
 from discovery.search.finder import find_nearby
 from discovery.search.params import parse_nearby
 from discovery.search.query import NearbyQuery, StaleLimits
 from discovery.search.services import Services
-from discovery.settings import ApiSettings, RankingSettings
+from discovery.settings import RankingSettings
 from indexer.model import Entity
 from indexer.settings import DEFAULT_STALE_S
 from indexer.store.catalog import MiniApp
@@ -203,23 +202,18 @@ def test_a_cursor_belongs_to_its_q(index, client) -> None:
     assert other.json["error"]["param"] == "cursor"
 
 
-def test_q_from_postgis_when_redis_is_down(index, city, api_settings) -> None:
+def test_q_from_postgis_when_redis_is_down(city, redis_down_app) -> None:
     """With Redis down the same pages come from PostGIS."""
     entities, apps = city
-    down = replace(api_settings.index, redis_url="redis://127.0.0.1:1/0")
-    app = create_app(ApiSettings(index=down, api_keys=api_settings.api_keys))
-    try:
-        client = app.test_client()
-        rng = random.Random(3)
-        names = [e.name for e in entities] + [a.name for a in apps]
-        for _ in range(6):
-            args = {"lat": SEOUL[0], "lng": SEOUL[1], "q": random_text_query(rng, names),
-                    "radius": rng.choice(RADII), "limit": 5}  # fmt: skip
-            found, bodies = pages(client, args)
-            assert found == expected(args, entities, apps), args
-            assert {body["source"] for body in bodies} == {"postgis"}
-    finally:
-        app.extensions["nearby"].close()
+    client = redis_down_app.test_client()
+    rng = random.Random(3)
+    names = [e.name for e in entities] + [a.name for a in apps]
+    for _ in range(6):
+        args = {"lat": SEOUL[0], "lng": SEOUL[1], "q": random_text_query(rng, names),
+                "radius": rng.choice(RADII), "limit": 5}  # fmt: skip
+        found, bodies = pages(client, args)
+        assert found == expected(args, entities, apps), args
+        assert {body["source"] for body in bodies} == {"postgis"}
 
 
 def test_both_ways_of_the_hot_index_agree(index, api_settings) -> None:

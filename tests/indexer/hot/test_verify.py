@@ -33,16 +33,19 @@ def found_then_mended(index: Index, entity_id: str, word: str) -> None:
     assert index.hot.verify(index.conn) == []
 
 
+def altered(index: Index, entity, key_of, old: bytes, new: bytes) -> None:
+    """Replace ``old`` by ``new`` once in what the entity's group holds for it under the
+    key ``key_of(prefix, gen, tag)`` names."""
+    gen, cell, _ = placed(index, entity)
+    key = key_of(index.hot.prefix, gen, layout.tag_of(cell))
+    held = index.hot.raw.hget(key, entity.id)
+    assert held is not None and old in held
+    index.hot.raw.hset(key, entity.id, held.replace(old, new, 1))
+
+
 def test_a_document_differing_by_one_byte_is_found_and_mended(index: Index) -> None:
-    entities = loaded(index)
-    victim = entities[5]
-    gen, cell, _ = placed(index, victim)
-    key = layout.display_key(index.hot.prefix, gen, layout.tag_of(cell))
-    held = index.hot.raw.hget(key, victim.id)
-    assert held is not None
-    corrupted = held.replace(b'"kind":"store"', b'"kind":"stort"')
-    assert corrupted != held and len(corrupted) == len(held)
-    index.hot.raw.hset(key, victim.id, corrupted)
+    victim = loaded(index)[5]
+    altered(index, victim, layout.display_key, b'"kind":"store"', b'"kind":"stort"')
     found_then_mended(index, victim.id, "document")
 
 
@@ -77,15 +80,9 @@ def test_a_wrong_score_is_found_and_mended(index: Index) -> None:
 
 
 def test_an_altered_text_entry_is_found_and_mended(index: Index) -> None:
-    entities = loaded(index)
-    victim = entities[3]
-    gen, cell, _ = placed(index, victim)
-    key = layout.text_key(index.hot.prefix, gen, layout.tag_of(cell))
-    held = index.hot.raw.hget(key, victim.id)
-    assert held is not None
-    index.hot.raw.hset(
-        key, victim.id, held.replace(layout.TEXT_END.encode(), b" x" + layout.TEXT_END.encode(), 1)
-    )
+    victim = loaded(index)[3]
+    end = layout.TEXT_END.encode()
+    altered(index, victim, layout.text_key, end, b" x" + end)
     found_then_mended(index, victim.id, "text")
 
 
