@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"City: {args.stores:,} stores (names from OSM Helsinki and Korean chains); top 20;"
         f" in-process p50 / p99 in ms over {args.queries} unique points"
-        f" ({args.baseline_queries} for PostgreSQL alone); after each word, how many"
+        f" ({args.baseline_queries} for the fallback and PostgreSQL); after each word, how many"
         " entities hold it."
     )
     print()

@@ -8,8 +8,9 @@ NEARBY_REDIS_PREFIX, else ``nearby``).  Every key under the prefix and layout
 (every element counted, not a sample: exact up to the allocator's rounding as
 Redis estimates it) and ``OBJECT ENCODING``, then summed per family: loc, the
 cell sets of each resolution, the tops hashes, the members hash, the display
-documents, the generation's control keys, anything else.  The sizes of the
-stored values (members, documents, loc entries) are read in full with HSCAN.
+documents, the text entries (x) and the posting sets (w), the generation's
+control keys, anything else.  The sizes of the stored values (members,
+documents, text entries, loc entries) are read in full with HSCAN.
 A reading of a live index sees it as it is while other writers change it.
 """
 
@@ -35,6 +36,8 @@ THRESHOLDS = (
     "zset-max-listpack-value",
     "hash-max-listpack-entries",
     "hash-max-listpack-value",
+    # Sets are listpacks from Redis 7.2 on (an older server has no such setting).
+    "set-max-listpack-entries",
 )
 #: The families in the order the table prints them.
 FAMILIES = (
@@ -43,15 +46,17 @@ FAMILIES = (
     "tops",
     "m",
     "d",
+    "x",
+    "w",
     "control",
     "other",
 )
 #: The keys of the index outside any generation (the last is the healing lease's).
 CONTROL = (layout.GEN, layout.BUILDING, layout.COUNTER, "heal")
 #: The families whose stored values the report sizes.
-VALUE_FAMILIES = ("loc", "m", "d")
+VALUE_FAMILIES = ("loc", "m", "d", "x")
 #: A family's command for its element count.
-LENGTH = {"z": "ZCARD", "hash": "HLEN"}
+LENGTH = {"z": "ZCARD", "hash": "HLEN", "set": "SCARD"}
 
 
 def family_of(rest: str) -> str:
@@ -64,8 +69,10 @@ def family_of(rest: str) -> str:
         return "loc"
     if len(words) >= 3 and words[-2] + ":" == layout.CELL_SET:
         return f"z r{int(last[1], 16)}"
-    if last in (layout.MEMBERS, layout.DOCUMENTS):
+    if last in (layout.MEMBERS, layout.DOCUMENTS, layout.TEXT):
         return last
+    if len(words) >= 4 and words[2] + ":" == layout.POSTINGS:
+        return layout.POSTINGS.rstrip(":")
     if last in {layout.tops_field(res) for res in INDEX_RESOLUTIONS}:
         return "tops"
     return "other"
@@ -149,7 +156,9 @@ def length_command(family: str) -> str:
     """The command counting a family's elements (control and other keys: none)."""
     if family.startswith("z "):
         return LENGTH["z"]
-    return LENGTH["hash"] if family in ("loc", "tops", "m", "d") else ""
+    if family == layout.POSTINGS.rstrip(":"):
+        return LENGTH["set"]
+    return LENGTH["hash"] if family in ("loc", "tops", "m", "d", "x") else ""
 
 
 def measure_batch(client: redis.Redis, start: int, keys: list[bytes]) -> list[tuple[Any, ...]]:
@@ -175,6 +184,8 @@ def measure_batch(client: redis.Redis, start: int, keys: list[bytes]) -> list[tu
 def listpack_limit(family: str, config: dict[str, int]) -> int:
     """The element count up to which a family's keys may stay listpacks."""
     kind = "zset" if family.startswith("z ") else "hash"
+    if family == layout.POSTINGS.rstrip(":"):
+        kind = "set"
     return config.get(f"{kind}-max-listpack-entries", 0)
 
 

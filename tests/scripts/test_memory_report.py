@@ -24,6 +24,9 @@ def test_every_key_of_the_layout_has_its_family() -> None:
         layout.tops_key(prefix, gen, tag, 11): "tops",
         layout.member_key(prefix, gen, tag): "m",
         layout.display_key(prefix, gen, tag): "d",
+        layout.text_key(prefix, gen, tag): "x",
+        layout.posting_key(prefix, gen, tag, "kah"): "w",
+        layout.posting_key(prefix, gen, tag, "강"): "w",
         f"{prefix}:{gen}:{{{tag}}}:elsewhere": "other",
         f"{prefix}:geo": "other",
     }
@@ -58,3 +61,18 @@ def test_the_report_sizes_every_member_and_document_held(index: Index) -> None:
     assert report.values["m"].count == report.values["d"].count == sum(groups.values())
     assert report.values["m"].value_bytes == member_bytes
     assert report.values["loc"].count == len(entities)
+
+
+def test_the_report_counts_the_text_index(index: Index) -> None:
+    entities, report = written(index, 300)
+    groups = {e.id: len(set(encoding.placement_of(e.lat, e.lng).tags)) for e in entities}
+    assert report.values["x"].count == sum(groups.values())
+    postings = report.families["w"]
+    # Every id under each of its entity's terms, in each of its groups.
+    found = index.conn.execute("SELECT id, name, category, search_text FROM entities").fetchall()
+    expected = sum(
+        len(encoding.text_terms(encoding.text_entry(name, category, text))) * groups[entity_id]
+        for entity_id, name, category, text in found
+    )
+    assert postings.elements == expected > 0
+    assert postings.keys == sum(postings.encodings.values())
