@@ -59,23 +59,28 @@ VALUE_FAMILIES = ("loc", "m", "d", "x")
 LENGTH = {"z": "ZCARD", "hash": "HLEN", "set": "SCARD"}
 
 
+#: A group's hashes by name, and the family of each.
+GROUP_HASHES = {
+    layout.MEMBERS: layout.MEMBERS,
+    layout.DOCUMENTS: layout.DOCUMENTS,
+    layout.TEXT: layout.TEXT,
+    **{layout.tops_field(res): "tops" for res in INDEX_RESOLUTIONS},
+}
+
+
 def family_of(rest: str) -> str:
     """The family of a key, given what follows ``{prefix}:{layout}:``."""
     words = rest.split(":")
     last = words[-1]
     if len(words) == 1:
         return "control" if last in CONTROL else "other"
-    if len(words) == 2 and last == layout.LOC:
-        return "loc"
-    if len(words) >= 3 and words[-2] + ":" == layout.CELL_SET:
+    if len(words) == 2:
+        return "loc" if last == layout.LOC else "other"
+    if words[-2] + ":" == layout.CELL_SET:
         return f"z r{int(last[1], 16)}"
-    if last in (layout.MEMBERS, layout.DOCUMENTS, layout.TEXT):
-        return last
     if len(words) >= 4 and words[2] + ":" == layout.POSTINGS:
         return layout.POSTINGS.rstrip(":")
-    if last in {layout.tops_field(res) for res in INDEX_RESOLUTIONS}:
-        return "tops"
-    return "other"
+    return GROUP_HASHES.get(last, "other")
 
 
 @dataclass
