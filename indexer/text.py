@@ -50,8 +50,9 @@ every match; the rule then checks the candidates exactly.
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 #: Characters a ``q`` may have at most (code points, as given).
@@ -85,14 +86,27 @@ CJK_RANGES = (
 )
 
 
+_CJK_CLASS = "".join(f"{chr(low)}-{chr(high)}" for low, high in CJK_RANGES)
+#: A run of CJK characters, or of others.
+_RUN = re.compile(f"[{_CJK_CLASS}]+|[^{_CJK_CLASS}]+")
+_ANY_CJK = re.compile(f"[{_CJK_CLASS}]")
+
+
 def is_cjk(char: str) -> bool:
     """Whether a character is Han, Hiragana, Katakana or Hangul."""
-    code = ord(char)
-    return any(low <= code <= high for low, high in CJK_RANGES)
+    return _ANY_CJK.match(char) is not None
 
 
 def fold(text: str) -> str:
     """The normalised text: apostrophes deleted, NFKC, case-folded, accents removed."""
+    if text.isascii():
+        # What every step makes of ASCII (no mark, no compatibility form in it).
+        return text.translate(_DELETE).lower()
+    return _fold_any(text)
+
+
+def _fold_any(text: str) -> str:
+    """:func:`fold` of any text, step by step."""
     text = unicodedata.normalize("NFKC", text.translate(_DELETE)).casefold()
     decomposed = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text))
     kept = "".join(
@@ -101,22 +115,28 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFC", kept)
 
 
+#: The word characters of ASCII (letters and digits: categories L and N).
+_ASCII_PIECE = re.compile("[A-Za-z0-9]+")
+
+
 def _is_word_char(char: str) -> bool:
     return unicodedata.category(char)[0] in "LNM"
 
 
-def _runs(piece: str) -> Iterator[str]:
+def _runs(piece: str) -> list[str]:
     """A run of word characters split where it passes between CJK and other characters."""
-    start = 0
-    for i in range(1, len(piece)):
-        if is_cjk(piece[i]) != is_cjk(piece[i - 1]):
-            yield piece[start:i]
-            start = i
-    yield piece[start:]
+    return _RUN.findall(piece)
 
 
 def _pieces(chunk: str) -> list[str]:
     """The runs of word characters of a chunk (text without whitespace)."""
+    if chunk.isascii():
+        return _ASCII_PIECE.findall(chunk)
+    return _pieces_any(chunk)
+
+
+def _pieces_any(chunk: str) -> list[str]:
+    """:func:`_pieces` of any chunk, character by character."""
     pieces, current = [], []
     for char in chunk:
         if _is_word_char(char):
@@ -140,7 +160,7 @@ def words(text: str) -> list[str]:
         pieces = _pieces(chunk)
         for piece in pieces:
             found.extend(_runs(piece))
-        if len(pieces) > 1 and not any(is_cjk(c) for piece in pieces for c in piece):
+        if len(pieces) > 1 and not any(_ANY_CJK.search(piece) for piece in pieces):
             found.append("".join(pieces))
     return _unique(found)
 
@@ -173,7 +193,7 @@ def query_words(text: str) -> list[str]:
     found: list[str] = []
     for chunk in fold(text).split():
         pieces = _pieces(chunk)
-        if len(pieces) > 1 and not any(is_cjk(c) for piece in pieces for c in piece):
+        if len(pieces) > 1 and not any(_ANY_CJK.search(piece) for piece in pieces):
             found.append("".join(pieces))
         else:
             found.extend(run for piece in pieces for run in _runs(piece))

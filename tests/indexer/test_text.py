@@ -164,3 +164,36 @@ def test_any_text(name: str, q: str) -> None:
     if query_problem(q) is None and matches(parse_query(q), found):
         assert lookup_terms(parse_query(q)) <= index_terms(found)
     assert all(word and " " not in word for word in found)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
+def test_ascii_takes_a_short_way_to_the_same_words(piece: str) -> None:
+    from indexer import text
+
+    assert text.fold(piece) == text._fold_any(piece)
+    for chunk in text.fold(piece).split():
+        assert text._pieces(chunk) == text._pieces_any(chunk)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=30))
+def test_runs_split_where_the_script_changes(piece: str) -> None:
+    from indexer import text
+
+    runs = text._runs(piece)
+    assert "".join(runs) == piece
+    for run in runs:
+        assert len({text.is_cjk(c) for c in run}) == 1
+    for left, right in zip(runs, runs[1:], strict=False):
+        assert text.is_cjk(left[-1]) != text.is_cjk(right[0])
+
+
+def test_the_cjk_class_is_the_ranges() -> None:
+    from indexer import text
+
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        inside = any(low <= code <= high for low, high in text.CJK_RANGES)
+        assert text.is_cjk(chr(code)) == inside, hex(code)
