@@ -21,7 +21,7 @@ bikes (what a raw ``GEOSEARCH`` reads).
 
 Writes into a scratch index of its own: the database ``nearby_bench_live`` beside
 the one DATABASE_URL names (made from its PostGIS template when missing) and
-the Redis prefix ``nearby-bench-live`` on REDIS_URL; the demo's index is never
+the Redis prefix ``nearby-bench-live`` (in the benches' Redis database); the demo's index is never
 touched.
 """
 
