@@ -251,7 +251,12 @@ def parse_loc(value: str | bytes | None) -> LocEntry | None:
 
 
 @lru_cache(maxsize=65536)
-def text_entry(name: str | None, category: str | None, search_text: str | None) -> str:
+def text_entry(
+    name: str | None,
+    category: str | None,
+    search_text: str | None,
+    own_words: tuple[str | None, str | None] | None = None,
+) -> str:
     """What the hot index keeps of an entity's text (its ``search_text``, the words of
     indexer/text.py): its words, each after a space (so that a space and a term find a
     word that starts with it), in three parts, those of its name, its category and its
@@ -260,20 +265,28 @@ def text_entry(name: str | None, category: str | None, search_text: str | None) 
     :data:`indexer.hot.layout.TEXT_END`, its name as it is (a completion's text),
     :data:`indexer.hot.layout.TEXT_END` again and its index terms, sorted, joined by
     :data:`indexer.hot.layout.SEP` (what apply.lua takes out of the posting sets when
-    the text changes)."""
+    the text changes).  ``own_words``: the words of the name and of the category,
+    joined, when the caller has them (the PostGIS columns), else they are made here."""
     stored = search_text or ""
     terms = sorted(index_terms(stored.split(" "))) if stored else []
-    parts = text_parts(name or "", category or "", stored)
+    parts = text_parts(*(own_words or own_words_of(name, category)), stored)
     spaced = "".join(
         f" {part} {layout.TEXT_PART}" if part else f" {layout.TEXT_PART}" for part in parts
     )
     return spaced + layout.TEXT_END + (name or "") + layout.TEXT_END + SEP.join(terms)
 
 
-def text_parts(name: str, category: str, stored: str) -> tuple[str, str, str]:
-    """The words of an entity's name, of its category and of its mini-app's name (the
-    rest of its search text ``stored``), each joined as stored."""
-    name_words, category_words = joined(words(name)), joined(words(category))
+def own_words_of(name: str | None, category: str | None) -> tuple[str, str]:
+    """The words of a name and of a category, each joined (as PostGIS keeps them)."""
+    return joined(words(name or "")), joined(words(category or ""))
+
+
+def text_parts(
+    name_words: str | None, category_words: str | None, stored: str
+) -> tuple[str, str, str]:
+    """The words of an entity's name, of its category (each joined) and of its
+    mini-app's name (the rest of its search text ``stored``), each joined as stored."""
+    name_words, category_words = name_words or "", category_words or ""
     own = joined([part for part in (name_words, category_words) if part])
     if stored.startswith(own):
         return name_words, category_words, stored[len(own) :].strip(" ")

@@ -41,7 +41,8 @@ from indexer.hot.fill_batch import CellNames, FillBatch, FillEntity, gather, pac
 #: Columns read per entity, in the order :func:`fill_entity` unpacks them.
 FILL_COLUMNS = (
     "id, kind, name, category, mini_app, lat, lng, popularity, available, capacity,"
-    " opening_hours, tz, attrs::text, source, rev, updated_at, seen_at, usage_mass, search_text"
+    " opening_hours, tz, attrs::text, source, rev, updated_at, seen_at, usage_mass, search_text,"
+    " name_words, category_words"
 )
 #: Entities per MULTI/EXEC: with a million entities indexed, one takes about 8 ms
 #: of Redis time, which a query may wait behind.
@@ -82,7 +83,8 @@ def fill_entity(row: Sequence[Any], names: FillNames) -> FillEntity:
     """What the fill writes for a row of :data:`FILL_COLUMNS`: the same place, member
     and document as :func:`indexer.hot.encoding.upsert_record`, from a tuple."""
     (eid, kind, name, category, mini_app, lat, lng, popularity, available, capacity,
-     hours, tz, attrs, source, rev, updated_at, seen_at, mass, search_text) = row  # fmt: skip
+     hours, tz, attrs, source, rev, updated_at, seen_at, mass, search_text, name_words,
+     category_words) = row  # fmt: skip
     member = encoding.member(
         eid,
         kind,
@@ -102,7 +104,7 @@ def fill_entity(row: Sequence[Any], names: FillNames) -> FillEntity:
     groups = tuple(dict.fromkeys([names.group for names in cells]))
     place = " ".join([names.word for names in cells])
     score = float.__repr__(layout.bound_of(popularity, mass, names.bound_factor))
-    text = encoding.text_entry(name, category, search_text)
+    text = encoding.text_entry(name, category, search_text, (name_words, category_words))
     terms = encoding.text_terms(text)
     return FillEntity(eid, rev, place, score, member, display, cells, groups, text, terms)
 

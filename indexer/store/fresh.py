@@ -49,7 +49,7 @@ LOADED_FILL_ROWS = f"""
 SELECT id, kind, name, category, mini_app, lat, lng, popularity, available, capacity,
        opening_hours, tz, attrs::text, %(source)s::text, %(base)s::bigint + n,
        %(now)s::timestamptz, seen_at, 0::float8,
-       {STORED_TEXT}
+       {STORED_TEXT}, name_words, category_words
 FROM {{table}} s ORDER BY h3
 """
 #: Load tables whose connection is gone (a write that crashed).

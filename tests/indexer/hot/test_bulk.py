@@ -31,7 +31,7 @@ from indexer.hot.verify import verify_generation
 from indexer.model import INDEX_RESOLUTIONS, Entity
 from indexer.store import db, fresh, merge, writer
 from indexer.store.writer import HotIndexUnavailable, write_entities
-from indexer.text import entity_words, joined
+from indexer.text import entity_words, joined, words
 from tests.factories import (
     dead_and_live_loads,
     delete_entities,
@@ -163,6 +163,7 @@ def test_a_fill_entity_is_the_apply_record_of_the_row(
         "attrs": None, "attrs_json": printed, "source": "src", "rev": 12, "updated_at": updated_at,
         "seen_at": seen_at, "usage_mass": 0.0,
         "search_text": joined(entity_words(name, "free bike", "App")),
+        "name_words": joined(words(name)), "category_words": joined(words("free\x1fbike")),
     }  # fmt: skip
     columns = [column.strip() for column in bulk.FILL_COLUMNS.split(",")]
     values = tuple(row["attrs_json" if column == "attrs::text" else column] for column in columns)
