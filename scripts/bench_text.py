@@ -40,13 +40,12 @@ from typing import Any
 import psycopg
 
 from discovery.api.app import create_app
-from discovery.api.catalog_cache import catalog_of
 from discovery.api.current import services
 from discovery.api.nearby import body_of
-from discovery.api.suggest import suggest_query
-from discovery.search.finder import find_nearby, from_hot_index, from_postgis
+from discovery.api.suggest import suggest_query, suggestions_of
+from discovery.search.finder import find_nearby, from_postgis
 from discovery.search.params import parse_nearby
-from discovery.search.suggestions import DEFAULT_RADIUS_M, postgis_suggest, redis_suggest
+from discovery.search.suggestions import DEFAULT_RADIUS_M, postgis_suggest
 from discovery.settings import ApiSettings
 from indexer.hot import layout
 from indexer.hot.index import HotIndex, connect_redis
@@ -203,10 +202,9 @@ def ours_suggest(q: str, source: str = "redis") -> Callable[[float, float], Any]
         query = suggest_query({"q": [q], "lat": [repr(lat)], "lng": [repr(lng)]}, svc, time.time())
         if source == "postgis":
             return [s.as_json() for s in svc.read(lambda conn: postgis_suggest(conn, query))]
-        names = {slug: entry["name"] for slug, entry in catalog_of(svc).current().apps.items()}
-        found = from_hot_index(svc, lambda: redis_suggest(svc.search, query, names))
-        if found is None:
-            raise RuntimeError("redis was to answer, postgis did")
+        found, answered = suggestions_of(svc, query)
+        if answered != source:
+            raise RuntimeError(f"{source} was to answer, {answered} did")
         return [s.as_json() for s in found]
 
     return run

@@ -18,7 +18,12 @@ from discovery.search import params
 from discovery.search.finder import from_hot_index
 from discovery.search.query import NearbyQuery
 from discovery.search.services import Services
-from discovery.search.suggestions import DEFAULT_RADIUS_M, postgis_suggest, redis_suggest
+from discovery.search.suggestions import (
+    DEFAULT_RADIUS_M,
+    Suggestion,
+    postgis_suggest,
+    redis_suggest,
+)
 from indexer.errors import BadInput
 
 bp = Blueprint("suggest", __name__, url_prefix="/v1")
@@ -49,17 +54,21 @@ def suggest_query(args: Mapping[str, Sequence[str]], svc: Services, now_s: float
     )
 
 
+def suggestions_of(svc: Services, query: NearbyQuery) -> tuple[list[Suggestion], str]:
+    """The completions of ``query`` and their source: the hot index ("redis"), else PostGIS."""
+    names = {slug: entry["name"] for slug, entry in catalog_of(svc).current().apps.items()}
+    found = from_hot_index(svc, lambda: redis_suggest(svc.search, query, names))
+    if found is not None:
+        return found, "redis"
+    return svc.read(lambda conn: postgis_suggest(conn, query)), "postgis"
+
+
 @bp.get("/suggest")
 def suggest() -> Response:
     """Up to ten completions of ``q``, those with the most popular matches nearby first."""
     svc = services()
     query = suggest_query(query_args(request.environ.get("QUERY_STRING", "")), svc, time.time())
-    names = {slug: entry["name"] for slug, entry in catalog_of(svc).current().apps.items()}
-    found = from_hot_index(svc, lambda: redis_suggest(svc.search, query, names))
-    source = "redis"
-    if found is None:
-        found = svc.read(lambda conn: postgis_suggest(conn, query))
-        source = "postgis"
+    found, source = suggestions_of(svc, query)
     svc.notes.source(source)
     body = {"suggestions": [s.as_json() for s in found], "source": source,
             "popularity_at": popularity_time(query)}  # fmt: skip

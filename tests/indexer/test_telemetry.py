@@ -55,12 +55,20 @@ def test_every_build_is_counted_with_its_outcome(index: Index) -> None:
     builds = read_builds(index.hot.client, index.hot.prefix)
     assert builds.started == 4
     assert builds.finished == {"ok": 2, "superseded": 1, "failed": 1}
-    # How many durations were recorded (one per build that ended ok), not how long they took.
+    # The duration histogram was given one value per build that ended ok (counts only).
     done = builds.finished["ok"]
-    assert (builds.seconds_count, builds.buckets[-1]) == (done, (float("inf"), done))
+    assert observations(builds) == (done, done)
     assert builds.current_gen == index.hot.require_generation()
     assert builds.current_since is not None and before <= builds.current_since <= time.time()
     assert builds.last_outcome == "superseded"
+
+
+def observations(builds: telemetry.BuildStats) -> tuple[int, int]:
+    """How many values the builds' duration histogram was given: its count, and its last
+    bucket's (+Inf, which holds every one); counts, never a time."""
+    bound, held = builds.buckets[-1]
+    assert bound == float("inf")
+    return builds.seconds_count, held
 
 
 def test_prune_keeps_the_telemetry(index: Index, nearby: Nearby) -> None:
