@@ -64,6 +64,7 @@ GROUP_HASHES = {
     layout.MEMBERS: layout.MEMBERS,
     layout.DOCUMENTS: layout.DOCUMENTS,
     layout.TEXT: layout.TEXT,
+    layout.CARRIERS: layout.CARRIERS,
     **{layout.tops_field(res): "tops" for res in INDEX_RESOLUTIONS},
 }
 

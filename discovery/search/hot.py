@@ -50,7 +50,7 @@ _FIGURES = struct.Struct("<ddddH")
 #: over what it sets up, which answer) after it, and the formats of its arguments
 #: and replies.
 NEARBY_HELPERS = ("helpers.lua",)
-NEARBY_MODES = ("nearby_modes.lua",)
+NEARBY_MODES = ("nearby_text.lua", "nearby_modes.lua")
 NEARBY_CONSTANTS = (("FIGURES", _FIGURES.format), ("CELL_HEX", coverage.CELL_HEX))
 #: What a search script answers first when Redis holds no generation.
 _NO_GENERATION = layout.NO_GENERATION.encode()
@@ -108,7 +108,7 @@ def script_args(
     want: int,
     cells: tuple[str, str, bytes, bytes, str],
     flat: str = "",
-    completing: bool = False,
+    completing: str = "",
 ) -> list[Any]:
     """Every ARGV of one nearby.lua call (see the script's header); ``cells`` as
     :func:`discovery.search.coverage.script_cells` writes them."""
@@ -138,7 +138,7 @@ def script_args(
         repr(query.usage_factor),
         flat,
         *text_args(query),
-        "1" if completing else "",
+        completing,
     ]
     return args
 

@@ -28,9 +28,10 @@
 -- ARGV[27] q's lookup terms (indexer.text.lookup_terms), joined by \31
 -- ARGV[28] how q's candidates are found: '' as nearby_modes.lua judges, 'ids'
 --          from the ids under a lookup term whenever q has one, 'cells' never
--- ARGV[29] '1': completions (with a distinct mode and q): a hit is one part of an
---          entity (its name, its category, its mini-app) that matches q alone, and
---          the best hit of each part's kind and text is kept (its key: the kind's
+-- ARGV[29] completions (with a distinct mode and q): 'n' names, 'ca' categories and
+--          mini-apps, '' none: a hit is one part of an entity (its name, its
+--          category, its mini-app) of those kinds that matches q alone, and the
+--          best hit of each part's kind and text is kept (its key: the kind's
 --          letter n, c or a, then the name, the category or the mini-app's slug)
 -- (Cells come packed so that the script reads them in bulk, 16 at a time, and
 -- only as far as it needs them: no pattern match, no argument per cell.)
@@ -79,7 +80,9 @@ local SLACK = 1e-9
 
 local kinds, cats, apps = set_of(ARGV[10]), set_of(ARGV[11]), set_of(ARGV[12])
 local texts, lookups = list_of(ARGV[26] or ''), list_of(ARGV[27] or '')
-local completing = ARGV[29] == '1' and texts ~= nil
+-- What the call completes ('' nothing, 'n' names, 'ca' categories and mini-apps).
+local parts = texts and ARGV[29] or ''
+local completing = parts ~= ''
 local need_available = ARGV[13] == '1'
 local kind_cut, source_cut = cutoffs_of(ARGV[14]), cutoffs_of(ARGV[15])
 local has_cursor = ARGV[16] ~= ''

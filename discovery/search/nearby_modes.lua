@@ -1,71 +1,5 @@
--- The searches of nearby.lua (loaded right after it, in the same chunk), and
+-- The searches of nearby.lua (loaded after it and nearby_text.lua, in the same chunk), and
 -- the dispatch to the one ARGV[2] names, and the reply.
-
--- -- a hit offered: the entity, or (completing) each part of it that matches q --
-
--- Whether every word of q lies within the part of a text entry from `from` to the
--- part's end `to` (its TEXT_PART).
-local function part_matches(entry, from, to)
-  for k = 1, #texts do
-    local term = texts[k]
-    local at = find(entry, term, from, true)
-    if not at or at + #term > to then return false end
-  end
-  return true
-end
-
--- The parts of a text entry in order (name, category, mini-app): their keys'
--- letters and their ranks (mini-app before category before name).
-local PART_LETTERS, PART_RANKS = {'n', 'c', 'a'}, {2, 1, 0}
-
--- Whether a hit of lead `lead`, distance d, id and rank k would beat `held`
--- (better's order, without making the hit).
-local function beats(lead, d, id, k, held)
-  local lh = held[lead_key]
-  if by_lead and lead ~= lh then return lead > lh end
-  if d ~= held.d then return d < held.d end
-  if id ~= held.id then return bytes_less(id, held.id) end
-  return k < (held.k or 0)
-end
-
--- Offer each part of the entity visited (its text entry last_entry, its category
--- last_cat) that matches q alone, unless its completion already has a better hit.
-local function offer_parts(id, d, s, p, rev, app, tag)
-  local entry = last_entry
-  local lead = lead_key == 'p' and p or s
-  local from = 1
-  for k = 1, 3 do
-    local to = find(entry, TEXT_PART, from, true)
-    if part_matches(entry, from, to) then
-      local value
-      if k == 1 then
-        local stop = find(entry, TEXT_END, to, true)
-        value = string.sub(entry, stop + 1, find(entry, TEXT_END, stop + 1, true) - 1)
-      else
-        value = k == 2 and last_cat or app
-      end
-      if value ~= '' then
-        local key, rank = PART_LETTERS[k] .. value, PART_RANKS[k]
-        local i = slot_of[key]
-        if not i or beats(lead, d, id, rank, top[i]) then
-          offer({id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0, app = key,
-                 k = rank})
-        end
-      end
-    end
-    from = to + 1
-  end
-end
-
-local function offer_after(id, d, s, p, rev, app, tag)
-  if after_cursor(s, p, d, id) then
-    if completing then
-      offer_parts(id, d, s, p, rev, app, tag)
-    else
-      offer({id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0, app = app})
-    end
-  end
-end
 
 -- -- top by score: best-first over cells, members in popularity order -------
 
@@ -183,73 +117,9 @@ end
 
 -- -- one per mini-app: every candidate counts ----------------------------
 
--- -- q: the ids under its rarest term, or the cells with each text checked --
---
--- Each group of the covering keeps the ids of its entities under each index
--- term (every entity within the radius has a cell of the covering, and its ids
--- are in that cell's group).  When the rarest of q's lookup terms holds few
--- ids, against what reading the cells would read, every match is found by
--- reading those ids' members alone (each id once, as an entity whose cells
--- span groups is in each); the searches are then exact over those candidates
--- in any order.  Otherwise the cells are read as without q, and consider checks
--- each candidate's text entry.
-
--- Ids under a term read in any case (few enough to read whatever the radius).
-local POSTINGS_FLOOR = 2000
--- Otherwise the ids are read when their count squared is at most this times
--- the page size times the groups' entities (reading the cells in order, a page
--- takes about page / share candidates, share = ids / entities).
-local POSTINGS_RATIO = 4
-local MEMBERS_PER_CALL = 1000
-
-local text_route = ARGV[28] or ''
-local function postings_term()
-  if not (texts and lookups) or text_route == 'cells' then return nil end
-  local best, best_total = nil, nil
-  for _, term in ipairs(lookups) do
-    local total = 0
-    for g = 1, #groups do total = total + redis.call('SCARD', groups[g] .. POSTINGS .. term) end
-    if not best_total or total < best_total then best, best_total = term, total end
-  end
-  if best_total <= POSTINGS_FLOOR or text_route == 'ids' then return best end
-  if mode == 'g' or mode == 'a' then return nil end
-  local entities = 0
-  for g = 1, #groups do entities = entities + redis.call('HLEN', groups[g] .. MEMBERS) end
-  if best_total * best_total <= POSTINGS_RATIO * limit * entities then return best end
-  return nil
-end
-local posting_term = postings_term()
-
--- visit(...) (as each_cell's) for every entity under the term in the radius
--- that passes the filters and q.
-local function each_posting(visit)
-  local seen = {}
-  for g = 1, #groups do
-    local ids = redis.call('SMEMBERS', groups[g] .. POSTINGS .. posting_term)
-    local fresh = {}
-    for k = 1, #ids do
-      local id = ids[k]
-      if not seen[id] then
-        seen[id] = true
-        fresh[#fresh + 1] = id
-      end
-    end
-    cells_read = cells_read + 1
-    for first = 1, #fresh, MEMBERS_PER_CALL do
-      local last = math.min(first + MEMBERS_PER_CALL - 1, #fresh)
-      local got = redis.call('HMGET', groups[g] .. MEMBERS, unpack(fresh, first, last))
-      local members = {}
-      for k = 1, #got do
-        if got[k] then members[#members + 1] = got[k] end
-      end
-      evaluate(g, members, visit)
-    end
-  end
-end
-
 -- Every candidate: the posting path's, or every cell's.
 local function each_candidate(visit)
-  if posting_term then
+  if posting_sets then
     each_posting(visit)
   else
     each_cell(function() return false end, visit)
@@ -368,7 +238,9 @@ local function groups_of(text)
 end
 
 local flat_tags = ARGV[25] or ''
-if posting_term and mode ~= 'g' and mode ~= 'a' then
+if parts == 'ca' then
+  if carried_completions() == 0 then mode = 'x' end  -- else the cells find the rest
+elseif posting_sets and mode ~= 'g' and mode ~= 'a' then
   each_posting(offer_after)
   mode = 'x'  -- answered
 end

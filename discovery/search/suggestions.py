@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -48,6 +49,10 @@ MOST = 10
 DEFAULT_RADIUS_M = 5000.0
 #: The kinds of completion, in the order that breaks the last ties.
 KINDS = ("mini_app", "category", "name")
+#: Each kind's place in that order, by its key's letter (:class:`Completion`).
+KEY_RANKS = {"a": 0, "c": 1, "n": 2}
+#: What each call of the hot index completes: names, then categories and mini-apps.
+PARTS = ("n", "ca")
 
 _NEAR = """
     FROM entities e
@@ -155,22 +160,27 @@ class Completion:
     distance_m: float
     popularity: float
 
+    def order(self) -> tuple[float, float, bytes, int]:
+        """The key that puts the best completion first (as :meth:`Suggestion.order`)."""
+        return (-self.popularity, self.distance_m, self.id.encode(), KEY_RANKS[self.key[0]])
+
 
 def completions(search: RedisSearch, query: NearbyQuery) -> list[Completion]:
-    """The best ``query.limit`` completions of ``query.text`` from the hot index (mode p
-    completing), staged by distance where the radius holds no popularity, as the top
-    mini-apps are."""
+    """The best ``query.limit`` completions of ``query.text`` from the hot index: the best
+    names and the best categories and mini-apps (two calls of mode p completing, each
+    staged by distance where the radius holds no popularity, as the top mini-apps
+    are), merged."""
     stats = Stats()
 
     def staged(
-        query: NearbyQuery, stats: Stats, mode: str, flat: str
+        query: NearbyQuery, stats: Stats, mode: str, flat: str, parts: str
     ) -> tuple[list[Completion], bool]:
         # A stage answers once it holds a completion more than asked (each one's best
         # carrier within it is its best).
         for radius_m, res in stages(query, mode):
             cells = coverage.script_cells(query.lat, query.lng, radius_m, res)
             args = script_args(
-                search.hot.prefix, query, mode + "b", radius_m, query.limit + 1, cells, flat, True
+                search.hot.prefix, query, mode + "b", radius_m, query.limit + 1, cells, flat, parts
             )
             reply = search.reply(args, cells[1], res, stats)
             found = [
@@ -181,7 +191,10 @@ def completions(search: RedisSearch, query: NearbyQuery) -> list[Completion]:
                 return found[: query.limit], len(found) > query.limit
         raise AssertionError("the last stage covers the whole radius")
 
-    return search.unflattened(query, stats, staged)[0]
+    found = []
+    for parts in PARTS:
+        found += search.unflattened(query, stats, partial(staged, parts=parts))[0]
+    return sorted(found, key=Completion.order)[: query.limit]
 
 
 def redis_suggest(

@@ -15,8 +15,10 @@
 -- A deleted id keeps a tombstone ("rev") in loc for the same reason.
 -- An entity's member, document and text are kept in every group (tag) one of
 -- its cells is in, and its id in the group's posting set of each of its index
--- terms; its old member and text, read from the group's hashes, are what
--- leave the cell sets and the posting sets.  A change touches only what differs: a set that keeps
+-- terms (a carrier term for its category and its catalog mini-app, whose key and
+-- words the group's carriers hash holds while an entity carries it); its old
+-- member and text, read from the group's hashes, are what leave the cell sets and
+-- the posting sets.  A change touches only what differs: a set that keeps
 -- the same member is not left and re-entered, a group it stays in is not
 -- cleared.
 --
@@ -59,8 +61,10 @@ end
 local function new_batch()
   -- tops: per t hash, per cell: {z = set key, left = highest popularity that
   -- left, entered = highest that entered}
+  -- carried: per group, its carrier keys' words entered; emptied: per carrier
+  -- term's set left, its carriers hash and key
   return {zrem = {}, hdel = {}, zadd = {}, hset = {}, srem = {}, sadd = {}, loc = {},
-          ids = {}, names = {}, tops = {}}
+          ids = {}, names = {}, tops = {}, carried = {}, emptied = {}}
 end
 
 local function group_of(base, tag) return base .. '{' .. tag .. '}:' end
@@ -164,11 +168,19 @@ local function flush(base, batch)
   for key, args in pairs(batch.zadd) do call_many('ZADD', key, args) end
   for key, args in pairs(batch.hset) do call_many('HSET', key, args) end
   for key, args in pairs(batch.sadd) do call_many('SADD', key, args) end
+  for group, carried in pairs(batch.carried) do
+    local args = {}
+    for key, words in pairs(carried) do args[#args + 1] = key; args[#args + 1] = words end
+    call_many('HSET', group .. CARRIERS, args)
+  end
+  for key, field in pairs(batch.emptied) do
+    if call('SCARD', key) == 0 then call('HDEL', field[1], field[2]) end
+  end
   if #batch.loc > 0 then call_many('HSET', base .. LOC, batch.loc) end
   fix_tops(batch)
 end
 
--- The index terms of a text entry (after its second TEXT_END).
+-- The terms of a text entry (after its second TEXT_END).
 local function terms_of(text)
   local at = string.find(text, TEXT_END, 1, true)
   at = at and string.find(text, TEXT_END, at + 1, true)
@@ -179,9 +191,33 @@ local function terms_of(text)
   return terms
 end
 
--- The id in (or out of) the posting set of each index term of text, in group.
-local function post(pending, group, id, text)
-  for _, term in ipairs(terms_of(text)) do gather(pending, group .. POSTINGS .. term, id) end
+-- The words of a carrier term's part of a text entry (the category's: the second
+-- part; the mini-app's: the third), as the part holds them.
+local function carried_words(text, term)
+  local from = string.find(text, TEXT_PART, 1, true) + 1
+  if string.sub(term, 2, 2) == 'a' then from = string.find(text, TEXT_PART, from, true) + 1 end
+  return string.sub(text, from, string.find(text, TEXT_PART, from, true) - 1)
+end
+
+-- The id into (adding) or out of the posting set of each term of text, in group; a
+-- carrier term's key and words into the group's carriers hash, or its set to be
+-- checked for emptiness when the batch is flushed (its key then leaves the hash).
+local function post(batch, adding, group, id, text)
+  for _, term in ipairs(terms_of(text)) do
+    local key = group .. POSTINGS .. term
+    local carrier = string.sub(term, 1, 1) == CARRIER
+    if adding then
+      gather(batch.sadd, key, id)
+      if carrier then
+        local carried = batch.carried[group]
+        if not carried then carried = {}; batch.carried[group] = carried end
+        carried[string.sub(term, 2)] = carried_words(text, term)
+      end
+    else
+      gather(batch.srem, key, id)
+      if carrier then batch.emptied[key] = {group .. CARRIERS, string.sub(term, 2)} end
+    end
+  end
 end
 
 -- old, new = {tag_1, cell_1, .., tag_n, cell_n}, pairs in the same resolution
@@ -209,7 +245,7 @@ local function leave(base, batch, id, old, new, old_member, member, old_text, te
         gather(batch.hdel, group .. TEXT, id)
       end
       if old_text and (not staying[tag] or old_text ~= text) then
-        post(batch.srem, group, id, old_text)
+        post(batch, false, group, id, old_text)
       end
       cleared[tag] = true
     end
@@ -235,7 +271,7 @@ local function enter(base, batch, id, new, member, display, text, old_tags)
       gather(batch.hset, names.group .. MEMBERS, id, member)
       gather(batch.hset, names.group .. DOCUMENTS, id, display)
       gather(batch.hset, names.group .. TEXT, id, text)
-      if not (old_tags and old_tags[tag]) then post(batch.sadd, names.group, id, text) end
+      if not (old_tags and old_tags[tag]) then post(batch, true, names.group, id, text) end
     end
   end
 end

@@ -255,6 +255,7 @@ def text_entry(
     name: str | None,
     category: str | None,
     search_text: str | None,
+    mini_app: str | None,
     own_words: tuple[str | None, str | None] | None = None,
 ) -> str:
     """What the hot index keeps of an entity's text (its ``search_text``, the words of
@@ -263,22 +264,48 @@ def text_entry(
     mini-app's name, each part ending in a space and :data:`indexer.hot.layout.TEXT_PART`
     (so that a part's own words can be matched, for completions); then
     :data:`indexer.hot.layout.TEXT_END`, its name as it is (a completion's text),
-    :data:`indexer.hot.layout.TEXT_END` again and its index terms, sorted, joined by
+    :data:`indexer.hot.layout.TEXT_END` again and its terms, sorted, joined by
     :data:`indexer.hot.layout.SEP` (what apply.lua takes out of the posting sets when
-    the text changes).  ``own_words``: the words of the name and of the category,
+    the text changes): the index terms of its name's words, and a carrier term
+    (:data:`indexer.hot.layout.CARRIER`) for its category and for its mini-app when
+    the catalog names it.  ``own_words``: the words of the name and of the category,
     joined, when the caller has them (the PostGIS columns), else they are made here."""
     stored = search_text or ""
-    terms = sorted(index_terms(stored.split(" "))) if stored else []
-    parts = text_parts(*(own_words or own_words_of(name, category)), stored)
+    name_words, category_words = own_words or own_words_of(name, category)
+    parts = text_parts(name_words, category_words, stored)
+    app = mini_app if made_here(name_words, category_words, stored) else None
+    terms = entry_terms(parts, category, app)
     spaced = "".join(
         f" {part} {layout.TEXT_PART}" if part else f" {layout.TEXT_PART}" for part in parts
     )
-    return spaced + layout.TEXT_END + (name or "") + layout.TEXT_END + SEP.join(terms)
+    return spaced + layout.TEXT_END + (name or "") + layout.TEXT_END + SEP.join(sorted(terms))
+
+
+def entry_terms(parts: tuple[str, str, str], category: str | None, app: str | None) -> list[str]:
+    """The terms of a text entry's parts: a carrier term for the category and for the
+    mini-app ``app`` (when its part has words), the index terms of the name's words
+    (and of the mini-app part's, when no app accounts for them)."""
+    indexed = parts[0]
+    terms = []
+    if category and parts[1]:
+        terms.append(layout.CARRIER + "c" + category)
+    if parts[2] and app:
+        terms.append(layout.CARRIER + "a" + app)
+    elif parts[2]:
+        indexed = f"{indexed} {parts[2]}"
+    return terms + sorted(index_terms(indexed.split(" "))) if indexed else terms
 
 
 def own_words_of(name: str | None, category: str | None) -> tuple[str, str]:
     """The words of a name and of a category, each joined (as PostGIS keeps them)."""
     return joined(words(name or "")), joined(words(category or ""))
+
+
+def made_here(name_words: str | None, category_words: str | None, stored: str) -> bool:
+    """Whether the stored words are the name's, then the category's, then the rest
+    (those of the mini-app's catalog name), as indexer/text.py makes them."""
+    own = joined([part for part in (name_words or "", category_words or "") if part])
+    return stored.startswith(own)
 
 
 def text_parts(
@@ -287,17 +314,30 @@ def text_parts(
     """The words of an entity's name, of its category (each joined) and of its
     mini-app's name (the rest of its search text ``stored``), each joined as stored."""
     name_words, category_words = name_words or "", category_words or ""
-    own = joined([part for part in (name_words, category_words) if part])
-    if stored.startswith(own):
+    if made_here(name_words, category_words, stored):
+        own = joined([part for part in (name_words, category_words) if part])
         return name_words, category_words, stored[len(own) :].strip(" ")
     # Words made by another rule: every one is kept, in the mini-app's part.
     return name_words, category_words, stored
 
 
 def text_terms(entry: str) -> tuple[str, ...]:
-    """The index terms of a text entry (:func:`text_entry`)."""
+    """The terms of a text entry (:func:`text_entry`)."""
     terms = entry.split(layout.TEXT_END, 2)[2]
     return tuple(terms.split(SEP)) if terms else ()
+
+
+def text_carriers(entry: str) -> dict[str, str]:
+    """The categories and mini-apps a text entry carries: each carrier term's key (the
+    term without :data:`indexer.hot.layout.CARRIER`) and its part of the entry's words
+    as the entry holds it (a space, the words, a space), as a group's carriers hash
+    keeps them."""
+    found = {}
+    parts = entry.split(layout.TEXT_END, 1)[0].split(layout.TEXT_PART)
+    for term in text_terms(entry):
+        if term.startswith(layout.CARRIER):
+            found[term[1:]] = parts[1 if term[1] == "c" else 2]
+    return found
 
 
 def upsert_record(row: Mapping[str, Any]) -> list[Any]:
@@ -307,7 +347,7 @@ def upsert_record(row: Mapping[str, Any]) -> list[Any]:
         row["id"],
         row["rev"],
         place_of(row["lat"], row["lng"]),
-        text_entry(row["name"], row["category"], row.get("search_text")),
+        text_entry(row["name"], row["category"], row.get("search_text"), row["mini_app"]),
         member_of(row),
         display_document(row),
     ]

@@ -104,9 +104,10 @@ def fill_entity(row: Sequence[Any], names: FillNames) -> FillEntity:
     groups = tuple(dict.fromkeys([names.group for names in cells]))
     place = " ".join([names.word for names in cells])
     score = float.__repr__(layout.bound_of(popularity, mass, names.bound_factor))
-    text = encoding.text_entry(name, category, search_text, (name_words, category_words))
+    text = encoding.text_entry(name, category, search_text, mini_app, (name_words, category_words))
     terms = encoding.text_terms(text)
-    return FillEntity(eid, rev, place, score, member, display, cells, groups, text, terms)
+    carriers = tuple(encoding.text_carriers(text).items())
+    return FillEntity(eid, rev, place, score, member, display, cells, groups, text, terms, carriers)
 
 
 def tombstone(entity_id: str, rev: int) -> FillEntity:

@@ -49,17 +49,21 @@ class FillEntity(NamedTuple):
     #: Its text entry (:func:`indexer.hot.encoding.text_entry`) and index terms.
     text: str = ""
     terms: tuple[str, ...] = ()
+    #: The categories and mini-apps it carries (:func:`indexer.hot.encoding.text_carriers`).
+    carriers: tuple[tuple[str, str], ...] = ()
 
 
 class Gathered:
     """The writes of a batch gathered per key: each cell set's members, each group's
-    member, document and text hashes and posting sets, loc."""
+    member, document, text and carriers hashes and posting sets, loc."""
 
     def __init__(self, loc: str) -> None:
         #: Per cell set (by key): its names, then score, member, score, member …
         self.sets: dict[str, list[Any]] = {}
         self.payloads: dict[str, tuple[list[Word], list[Word], list[Word]]] = {}
         self.postings: dict[str, list[Word]] = {}
+        #: Per group's carriers hash (by key): each key's words.
+        self.carriers: dict[str, dict[str, str]] = {}
         self.locs: list[Word] = ["HSET", loc]
 
     def add(self, entity: FillEntity) -> None:
@@ -88,6 +92,8 @@ class Gathered:
                     self.postings[key] = ["SADD", key, entity.id]
                 else:
                     ids.append(entity.id)
+            if entity.carriers:
+                self.carriers.setdefault(group + layout.CARRIERS, {}).update(entity.carriers)
         place = entity.place
         self.locs += (entity.id, f"{entity.rev} {place}" if place else str(entity.rev))
 
@@ -99,6 +105,8 @@ class Gathered:
         for hashes in self.payloads.values():
             commands += hashes
         commands += self.postings.values()
+        for key, carried in self.carriers.items():
+            commands.append(["HSET", key, *[word for pair in carried.items() for word in pair]])
         commands.append(self.locs)
         return commands
 

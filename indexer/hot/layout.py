@@ -126,7 +126,7 @@ NOT_FLAT = "notflat"
 #: The layout's version and indexed resolutions, named inside every key: an index
 #: in another layout is invisible to this code, which then answers from PostGIS
 #: until ``nearby cache rebuild`` builds one in this layout.
-LAYOUT_VERSION = 4
+LAYOUT_VERSION = 5
 LAYOUT = f"l{LAYOUT_VERSION}.r" + ".".join(str(res) for res in INDEX_RESOLUTIONS)
 
 #: The last words of the keys, after the prefix (the first three) or a group's base.
@@ -140,6 +140,13 @@ MEMBERS = "m"
 DOCUMENTS = "d"
 TEXT = "x"
 POSTINGS = "w:"
+#: Each group's hash of the categories and mini-apps its entities carry (their
+#: carrier terms' keys, without CARRIER): each one's words, as a text entry's part.
+CARRIERS = "k"
+#: Starts a carrier term: the entities of one category (``c`` and the category) or
+#: one mini-app of the catalog (``a`` and its slug) share the posting set of the
+#: term, instead of one set per index term of the category's or app's words.
+CARRIER = "\x1d"
 #: Ends the words of a text entry, then its name; its index terms follow.
 TEXT_END = "\x1e"
 #: Ends each part of a text entry's words (the name's, the category's, the mini-app's).
@@ -246,6 +253,11 @@ def text_key(prefix: str, gen: str, tag: str) -> str:
 def posting_key(prefix: str, gen: str, tag: str, term: str) -> str:
     """The set of the ids of one group's entities indexed under ``term``."""
     return group_base(prefix, gen, tag) + POSTINGS + term
+
+
+def carriers_key(prefix: str, gen: str, tag: str) -> str:
+    """The hash of the categories and mini-apps one group's entities carry."""
+    return group_base(prefix, gen, tag) + CARRIERS
 
 
 def tag_of_cell(cell: int) -> str:

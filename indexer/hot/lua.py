@@ -71,6 +71,8 @@ def constants() -> dict[str, object]:
         "DOCUMENTS": layout.DOCUMENTS,
         "TEXT": layout.TEXT,
         "POSTINGS": layout.POSTINGS,
+        "CARRIERS": layout.CARRIERS,
+        "CARRIER": layout.CARRIER,
         "TEXT_END": layout.TEXT_END,
         "TEXT_PART": layout.TEXT_PART,
         "BOUND_FIELD": layout.BOUND_FIELD,

@@ -74,7 +74,7 @@ class Expected:
                 self.member[entity_id] = encoding.member_of(row)
                 self.document[entity_id] = digest(encoding.display_document(row).encode())
                 self.text[entity_id] = encoding.text_entry(
-                    row["name"], row["category"], row["search_text"]
+                    row["name"], row["category"], row["search_text"], row["mini_app"]
                 )
 
 
@@ -102,6 +102,7 @@ def verify_generation(hot: HotClient, gen: str, conn: psycopg.Connection) -> lis
     differences.extend(verify_sets(hot, gen, live, expected))
     differences.extend(verify_groups(hot, gen, live, expected))
     differences.extend(verify_postings(hot, gen, live, expected))
+    differences.extend(verify_carriers(hot, gen, live, expected))
     return differences
 
 
@@ -294,4 +295,41 @@ def verify_postings(
             differences += [Difference(i, f"missing from {name}") for i in sorted(wanted - ids)]
     for name, ids in sorted(want.items()):
         differences += [Difference(i, f"missing from {name}") for i in sorted(ids)]
+    return differences
+
+
+def expected_carriers(
+    hot: HotClient, gen: str, live: Mapping[str, list[str]], expected: Expected
+) -> dict[str, dict[str, str]]:
+    """Each carriers hash's key and what it must hold: the categories and mini-apps of
+    the entities placed in its group, each with its words."""
+    want: dict[str, dict[str, str]] = {}
+    for entity_id, where in live.items():
+        entry = expected.text.get(entity_id)
+        carried = encoding.text_carriers(entry) if entry else {}
+        for tag in set(where[1::2]) if carried else ():
+            want.setdefault(layout.carriers_key(hot.prefix, gen, tag), {}).update(carried)
+    return want
+
+
+def verify_carriers(
+    hot: HotClient, gen: str, live: Mapping[str, list[str]], expected: Expected
+) -> list[Difference]:
+    """Check each group's carriers hash: it names exactly the categories and mini-apps
+    that the entities placed in the group carry, each with its words."""
+    want = expected_carriers(hot, gen, live, expected)
+    base = layout.generation_base(hot.prefix, gen)
+    ending = "}:" + layout.CARRIERS
+    found = hot.raw.scan_iter(match=f"{base}{{*}}{layout.CARRIERS}", count=1000)
+    keys = sorted({key.decode() for key in found if key.decode().endswith(ending)} | set(want))
+    pipe = hot.client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hgetall(key)
+    differences = []
+    for key, held in zip(keys, pipe.execute(), strict=True):
+        wanted = want.get(key, {})
+        for field in sorted(set(held) | set(wanted)):
+            if held.get(field) != wanted.get(field):
+                problem = f"{key} holds {held.get(field)!r}, PostGIS {wanted.get(field)!r}"
+                differences.append(Difference(field, problem))
     return differences

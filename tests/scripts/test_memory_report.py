@@ -27,6 +27,8 @@ def test_every_key_of_the_layout_has_its_family() -> None:
         layout.text_key(prefix, gen, tag): "x",
         layout.posting_key(prefix, gen, tag, "kah"): "w",
         layout.posting_key(prefix, gen, tag, "강"): "w",
+        layout.posting_key(prefix, gen, tag, layout.CARRIER + "cshop:bakery"): "w",
+        layout.carriers_key(prefix, gen, tag): "k",
         f"{prefix}:{gen}:{{{tag}}}:elsewhere": "other",
         f"{prefix}:geo": "other",
     }
@@ -69,10 +71,12 @@ def test_the_report_counts_the_text_index(index: Index) -> None:
     assert report.values["x"].count == sum(groups.values())
     postings = report.families["w"]
     # Every id under each of its entity's terms, in each of its groups.
-    found = index.conn.execute("SELECT id, name, category, search_text FROM entities").fetchall()
+    found = index.conn.execute(
+        "SELECT id, name, category, search_text, mini_app FROM entities"
+    ).fetchall()
     expected = sum(
-        len(encoding.text_terms(encoding.text_entry(name, category, text))) * groups[entity_id]
-        for entity_id, name, category, text in found
+        len(encoding.text_terms(encoding.text_entry(name, category, text, app))) * groups[entity_id]
+        for entity_id, name, category, text, app in found
     )
     assert postings.elements == expected > 0
     assert postings.keys == sum(postings.encodings.values())

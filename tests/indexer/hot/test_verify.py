@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import h3
+import pytest
 
 from indexer.hot import encoding, layout
 from indexer.store.writer import write_entities
@@ -127,3 +128,44 @@ def test_renamed_and_moved_entities_keep_the_text_index_exact(index: Index) -> N
         after = {k for e in far + renamed if e.id == entity_id for k in postings_of(index, e)}
         for key in set(keys) - after:
             assert not index.hot.raw.sismember(key, entity_id), (entity_id, key)
+
+
+def carriers_held(index: Index, entity) -> dict[bytes, bytes]:
+    """The carriers hash of the entity's group (its resolution-11 cell's)."""
+    gen, cell, _ = placed(index, entity)
+    return index.hot.raw.hgetall(layout.carriers_key(index.hot.prefix, gen, layout.tag_of(cell)))
+
+
+def test_the_carriers_hash_follows_the_categories_entities_carry(index: Index) -> None:
+    entities = [replace(e, category="Hair Salon") for e in loaded(index, 12)]
+    write_entities(index.conn, index.hot, "t", entities)
+    assert carriers_held(index, entities[0])[b"cHair Salon"] == b" hair salon "
+    assert index.hot.verify(index.conn) == []
+    # Every carrier leaves the category: its set and its field go with the last one.
+    moved = [replace(e, category="Barber") for e in entities[:6]]
+    write_entities(index.conn, index.hot, "t", moved)
+    gone_ids = [e.id for e in entities[6:]]
+    with index.conn.transaction():
+        index.conn.execute("DELETE FROM entities WHERE id = ANY(%s)", (gone_ids,))
+    index.hot.apply_deletes((entity_id, 10**9) for entity_id in gone_ids)
+    held = carriers_held(index, entities[0])
+    assert b"cHair Salon" not in held and held[b"cBarber"] == b" barber "
+    gen, cell, _ = placed(index, entities[0])
+    tag = layout.tag_of(cell)
+    gone = layout.posting_key(index.hot.prefix, gen, tag, layout.CARRIER + "cHair Salon")
+    assert not index.hot.raw.exists(gone)
+    assert index.hot.verify(index.conn) == []
+
+
+@pytest.mark.parametrize("change", ["missing", "altered", "stray"])
+def test_a_wrong_carriers_hash_is_found_and_mended(index: Index, change: str) -> None:
+    entities = [replace(e, category="Hair Salon") for e in loaded(index, 6)]
+    write_entities(index.conn, index.hot, "t", entities)
+    gen, cell, _ = placed(index, entities[0])
+    key = layout.carriers_key(index.hot.prefix, gen, layout.tag_of(cell))
+    field = {"missing": "cHair Salon", "altered": "cHair Salon", "stray": "cNail Salon"}[change]
+    if change == "missing":
+        index.hot.raw.hdel(key, field)
+    else:
+        index.hot.raw.hset(key, field, " nail salon ")
+    found_then_mended(index, field, key)
