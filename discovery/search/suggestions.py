@@ -18,13 +18,18 @@ byte order; then mini-app before category before name (one entity carries one
 completion of each kind).  The first :data:`MOST` are answered, each with its
 best carrier's id, distance and popularity.
 
-The hot index answers (discovery/search/nearby.lua, completing): it reads the
-entities that match ``q`` in that order, as a top by popularity does, each
-part of an entity's text matched on its own, the best of each completion kept,
-and stops when no entity left can carry a better one.  PostGIS answers when
-Redis cannot: SQL reads the entities in the radius that match (the trigram
-index finds them) and Python measures them with :mod:`indexer.rules`' distance
-and picks each completion's best carrier.
+The hot index answers (discovery/search/nearby_text.lua, completing), in two
+calls whose best completions merge.  Names: the entities under the rarest term
+of ``q`` among their names' index terms when they are few, else the cells read
+as a top by popularity reads them, each part of an entity's text matched on its
+own, the best of each name kept, until no entity left can carry a better one.
+Categories and mini-apps: each group's carriers hash names those its entities
+carry, with their words; of those that match ``q``, the ones few entities carry
+are read whole (their sets), the others found through the cells by popularity,
+and the read ends as soon as each has a carrier that nothing left can beat.
+PostGIS answers when Redis cannot: SQL reads the entities in the radius that
+match (the trigram index finds them) and Python measures them with
+:mod:`indexer.rules`' distance and picks each completion's best carrier.
 """
 
 from __future__ import annotations
