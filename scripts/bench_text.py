@@ -290,7 +290,7 @@ def redis_text_bytes(settings: IndexSettings) -> str:
             pipe.memory_usage(name, samples=0)
         for name, used in zip(names, pipe.execute(), strict=True):
             kind = name.rpartition(b"}:")[2]
-            part = ("text" if kind == layout.TEXT.encode() else
+            part = ("text" if kind in (layout.TEXT.encode(), layout.CARRIERS.encode()) else
                     "postings" if kind.startswith(layout.POSTINGS.encode()) else None)  # fmt: skip
             sizes["all"] += used or 0
             if part:

@@ -48,6 +48,8 @@ FAMILIES = (
     "d",
     "x",
     "w",
+    "wc",
+    "k",
     "control",
     "other",
 )
@@ -58,6 +60,11 @@ VALUE_FAMILIES = ("loc", "m", "d", "x")
 #: A family's command for its element count.
 LENGTH = {"z": "ZCARD", "hash": "HLEN", "set": "SCARD"}
 
+
+#: The families of the posting sets: a name's term's (sorted), a carrier term's.
+NAME_SETS, CARRIER_SETS = "w", "wc"
+#: Each family of sets or sorted sets that is not a cell set's, by the kind of its keys.
+SET_KINDS = {NAME_SETS: "zset", CARRIER_SETS: "set"}
 
 #: A group's hashes by name, and the family of each.
 GROUP_HASHES = {
@@ -80,7 +87,7 @@ def family_of(rest: str) -> str:
     if words[-2] + ":" == layout.CELL_SET:
         return f"z r{int(last[1], 16)}"
     if len(words) >= 4 and words[2] + ":" == layout.POSTINGS:
-        return layout.POSTINGS.rstrip(":")
+        return CARRIER_SETS if words[3].startswith(layout.CARRIER) else NAME_SETS
     return GROUP_HASHES.get(last, "other")
 
 
@@ -160,11 +167,11 @@ def config_of(client: redis.Redis) -> dict[str, int]:
 
 def length_command(family: str) -> str:
     """The command counting a family's elements (control and other keys: none)."""
-    if family.startswith("z "):
+    if family.startswith("z ") or SET_KINDS.get(family) == "zset":
         return LENGTH["z"]
-    if family == layout.POSTINGS.rstrip(":"):
+    if family in SET_KINDS:
         return LENGTH["set"]
-    return LENGTH["hash"] if family in ("loc", "tops", "m", "d", "x") else ""
+    return LENGTH["hash"] if family in ("loc", "tops", "m", "d", "x", "k") else ""
 
 
 def measure_batch(client: redis.Redis, start: int, keys: list[bytes]) -> list[tuple[Any, ...]]:
@@ -189,9 +196,7 @@ def measure_batch(client: redis.Redis, start: int, keys: list[bytes]) -> list[tu
 
 def listpack_limit(family: str, config: dict[str, int]) -> int:
     """The element count up to which a family's keys may stay listpacks."""
-    kind = "zset" if family.startswith("z ") else "hash"
-    if family == layout.POSTINGS.rstrip(":"):
-        kind = "set"
+    kind = "zset" if family.startswith("z ") else SET_KINDS.get(family, "hash")
     return config.get(f"{kind}-max-listpack-entries", 0)
 
 

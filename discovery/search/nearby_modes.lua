@@ -160,13 +160,6 @@ local function p_higher(i, j)
   return c_dmin[i] < c_dmin[j]
 end
 
--- Whether a member of popularity p, at least dmin away, can still enter the top.
-local function p_reachable(p, dmin)
-  if n < limit then return true end
-  local last = top[n]
-  if p ~= last.p then return p > last.p end
-  return dmin <= last.d * (1 + SLACK)
-end
 
 -- Read cell i's next members that can reach the top (popularity descending);
 -- back on the heap when more may follow.

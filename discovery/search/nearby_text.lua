@@ -120,20 +120,22 @@ end
 -- term anywhere (unless it completes names).
 local function term_sets(term)
   local sets, total = {}, 0
-  local function add(g, key)
-    local count = redis.call('SCARD', key)
+  local function add(g, key, sorted)
+    local count = redis.call(sorted and 'ZCARD' or 'SCARD', key)
     if count > 0 then
-      sets[#sets + 1] = {g, key}
+      sets[#sets + 1] = {g, key, sorted}
       total = total + count
     end
   end
   for g = 1, #groups do
     local group = groups[g]
-    if parts ~= 'ca' then add(g, group .. POSTINGS .. term) end
+    if parts ~= 'ca' then add(g, group .. POSTINGS .. term, true) end
     if parts ~= 'n' then
       local held = carriers_of(g)
       for k = 1, #held, 2 do
-        if find(held[k + 1], term, 1, true) then add(g, group .. POSTINGS .. CARRIER .. held[k]) end
+        if find(held[k + 1], term, 1, true) then
+          add(g, group .. POSTINGS .. CARRIER .. held[k], false)
+        end
       end
     end
   end
@@ -165,35 +167,81 @@ local function posting_route()
 end
 local posting_sets = posting_route()
 
--- visit(...) (as each_cell's) for every entity of `sets` in the radius that passes
--- the filters and q.
-local function read_sets(sets, visit)
-  local seen = {}
-  for _, set in ipairs(sets) do
-    local g = set[1]
-    local ids = redis.call('SMEMBERS', set[2])
-    local fresh = {}
-    for k = 1, #ids do
-      local id = ids[k]
-      if not seen[id] then
-        seen[id] = true
-        fresh[#fresh + 1] = id
-      end
+-- visit(...) (as each_cell's) for the entities of group g with the ids `ids` from
+-- `first` to `last` (those of `seen` left out, the others put in it).
+local function read_ids(g, ids, first, last, seen, visit)
+  local fresh = {}
+  for k = first, last do
+    local id = ids[k]
+    if not seen[id] then
+      seen[id] = true
+      fresh[#fresh + 1] = id
     end
-    cells_read = cells_read + 1
-    for first = 1, #fresh, MEMBERS_PER_CALL do
-      local last = math.min(first + MEMBERS_PER_CALL - 1, #fresh)
-      local got = redis.call('HMGET', groups[g] .. MEMBERS, unpack(fresh, first, last))
-      local members = {}
-      for k = 1, #got do
-        if got[k] then members[#members + 1] = got[k] end
-      end
-      evaluate(g, members, visit)
+  end
+  for from = 1, #fresh, MEMBERS_PER_CALL do
+    local to = math.min(from + MEMBERS_PER_CALL - 1, #fresh)
+    local got = redis.call('HMGET', groups[g] .. MEMBERS, unpack(fresh, from, to))
+    local members = {}
+    for k = 1, #got do
+      if got[k] then members[#members + 1] = got[k] end
     end
+    evaluate(g, members, visit)
   end
 end
 
-local function each_posting(visit) read_sets(posting_sets, visit) end
+-- visit(...) for every entity of `sets` in the radius that passes the filters and q
+-- (but those of `seen`).
+local function read_sets(sets, visit, seen)
+  seen = seen or {}
+  for _, set in ipairs(sets) do
+    local key = set[2]
+    local ids = set[3] and redis.call('ZRANGE', key, 0, -1) or redis.call('SMEMBERS', key)
+    cells_read = cells_read + 1
+    read_ids(set[1], ids, 1, #ids, seen, visit)
+  end
+end
+
+-- Whether a member of popularity (bound) p, at least dmin away, can still enter
+-- the top by popularity.
+local function p_reachable(p, dmin)
+  if n < limit then return true end
+  local last = top[n]
+  if p ~= last.p then return p > last.p end
+  return dmin <= last.d * (1 + SLACK)
+end
+
+-- A top by popularity: each set of a name's term read best first (its ids sorted
+-- by their popularity bounds), in slices, as far as an id can still enter the
+-- top (the top only gets better: a set left early stays left); a carrier's set
+-- (no bounds) whole.
+local SLICE = 64
+local function sets_by_popularity(sets, visit)
+  local seen = {}
+  for _, set in ipairs(sets) do
+    local off, step = 0, 16
+    cells_read = cells_read + 1
+    while set[3] do
+      local got = redis.call('ZREVRANGE', set[2], off, off + step - 1, 'WITHSCORES')
+      local count, reach = #got / 2, 0
+      for k = 1, count do
+        if not p_reachable(tonumber(got[2 * k]), 0) then break end
+        got[k], reach = got[2 * k - 1], k
+      end
+      read_ids(set[1], got, 1, reach, seen, visit)
+      if reach < count or count < step then break end
+      off, step = off + count, math.min(step * 2, SLICE)
+    end
+    if not set[3] then read_sets({set}, visit, seen) end
+  end
+end
+
+local function each_posting(visit)
+  if order == 'popularity' then
+    sets_by_popularity(posting_sets, visit)
+  else
+    read_sets(posting_sets, visit)
+  end
+end
 
 -- -- completing categories and mini-apps: the carriers that match q --------
 --

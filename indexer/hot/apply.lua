@@ -180,17 +180,6 @@ local function flush(base, batch)
   fix_tops(batch)
 end
 
--- The terms of a text entry (after its second TEXT_END).
-local function terms_of(text)
-  local at = string.find(text, TEXT_END, 1, true)
-  at = at and string.find(text, TEXT_END, at + 1, true)
-  local terms = {}
-  if at then
-    for term in gmatch(string.sub(text, at + 1), ITEM) do terms[#terms + 1] = term end
-  end
-  return terms
-end
-
 -- The words of a carrier term's part of a text entry (the category's: the second
 -- part; the mini-app's: the third), as the part holds them.
 local function carried_words(text, term)
@@ -199,23 +188,24 @@ local function carried_words(text, term)
   return string.sub(text, from, string.find(text, TEXT_PART, from, true) - 1)
 end
 
--- The id into (adding) or out of the posting set of each term of text, in group; a
--- carrier term's key and words into the group's carriers hash, or its set to be
--- checked for emptiness when the batch is flushed (its key then leaves the hash).
-local function post(batch, adding, group, id, text)
+-- The id into (adding, with its popularity bound `score`) or out of the posting
+-- set of each term of text, in group (a name's term's set is sorted by that
+-- bound); a carrier term's key and words into the group's carriers hash, or its
+-- set to be checked for emptiness when the batch is flushed (its key then
+-- leaves the hash).
+local function post(batch, adding, group, id, text, score)
   for _, term in ipairs(terms_of(text)) do
     local key = group .. POSTINGS .. term
-    local carrier = string.sub(term, 1, 1) == CARRIER
-    if adding then
+    if string.sub(term, 1, 1) ~= CARRIER then
+      if adding then gather(batch.zadd, key, score, id) else gather(batch.zrem, key, id) end
+    elseif adding then
       gather(batch.sadd, key, id)
-      if carrier then
-        local carried = batch.carried[group]
-        if not carried then carried = {}; batch.carried[group] = carried end
-        carried[string.sub(term, 2)] = carried_words(text, term)
-      end
+      local carried = batch.carried[group]
+      if not carried then carried = {}; batch.carried[group] = carried end
+      carried[string.sub(term, 2)] = carried_words(text, term)
     else
       gather(batch.srem, key, id)
-      if carrier then batch.emptied[key] = {group .. CARRIERS, string.sub(term, 2)} end
+      batch.emptied[key] = {group .. CARRIERS, string.sub(term, 2)}
     end
   end
 end
@@ -252,8 +242,9 @@ local function leave(base, batch, id, old, new, old_member, member, old_text, te
   end
 end
 
--- old_tags: the groups the entity was in with the same text (nil: none).
-local function enter(base, batch, id, new, member, display, text, old_tags)
+-- old_tags: the groups the entity was in with the same text (nil: none);
+-- rescored: whether its popularity bound changed (its names' terms then take it).
+local function enter(base, batch, id, new, member, display, text, old_tags, rescored)
   local value = bound_of(member)
   local score = score_text(value)
   for c = 1, #new, 2 do
@@ -271,7 +262,9 @@ local function enter(base, batch, id, new, member, display, text, old_tags)
       gather(batch.hset, names.group .. MEMBERS, id, member)
       gather(batch.hset, names.group .. DOCUMENTS, id, display)
       gather(batch.hset, names.group .. TEXT, id, text)
-      if not (old_tags and old_tags[tag]) then post(batch, true, names.group, id, text) end
+      if rescored or not (old_tags and old_tags[tag]) then
+        post(batch, true, names.group, id, text, score)
+      end
     end
   end
 end
@@ -353,7 +346,8 @@ local function apply_to(gen)
       local value = rev
       if op == 'u' then
         enter(base, batch, id, new, member, ARGV[i + 6], text,
-          old_text == text and tags_of(old) or nil)
+          old_text == text and tags_of(old) or nil,
+          not old_member or bound_of(old_member) ~= bound_of(member))
         value = rev .. ' ' .. place
       end
       batch.loc[#batch.loc + 1] = id

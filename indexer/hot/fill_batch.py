@@ -85,17 +85,25 @@ class Gathered:
             pair[0].extend((entity.id, entity.member))
             pair[1].extend((entity.id, entity.display))
             pair[2].extend((entity.id, entity.text))
-            for term in entity.terms:
-                key = group + layout.POSTINGS + term
-                ids = self.postings.get(key)
-                if ids is None:
-                    self.postings[key] = ["SADD", key, entity.id]
-                else:
-                    ids.append(entity.id)
+            self.post(group, entity)
             if entity.carriers:
                 self.carriers.setdefault(group + layout.CARRIERS, {}).update(entity.carriers)
         place = entity.place
         self.locs += (entity.id, f"{entity.rev} {place}" if place else str(entity.rev))
+
+    def post(self, group: str, entity: FillEntity) -> None:
+        """The entity's id into the group's posting set of each of its terms: with its
+        bound in a name's term's (sorted), alone in a carrier term's."""
+        for term in entity.terms:
+            key = group + layout.POSTINGS + term
+            ids = self.postings.get(key)
+            if ids is None:
+                carrier = term.startswith(layout.CARRIER)
+                ids = self.postings[key] = ["SADD", key] if carrier else ["ZADD", key]
+            if ids[0] == "SADD":
+                ids.append(entity.id)
+            else:
+                ids += (entity.score, entity.id)
 
     def commands(self) -> list[list[Word]]:
         """The commands that make the writes (none when nothing was gathered)."""

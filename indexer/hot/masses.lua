@@ -14,8 +14,8 @@
 -- old row's, and patching the two doubles makes the new row's member, bit for
 -- bit as indexer.hot.encoding.member writes it: the member leaves and
 -- re-enters its sets with its new bound (indexer/hot/layout.py: bound_of),
--- the member hashes and loc take the new member and revision, and nothing of
--- the row travels.  A mass only grows (weights are positive), so a cell's top
+-- the member hashes and loc take the new member and revision, the sets of its
+-- name's terms its new bound, and nothing of the row travels.  A mass only grows (weights are positive), so a cell's top
 -- and its group's bound field are only raised.
 --
 -- A generation that holds the id at the new revision or a newer one keeps what
@@ -111,6 +111,16 @@ local function patchable(base, whole, sent)
   return found
 end
 
+-- The entity's new bound into the sets of its name's terms in group (those its
+-- text entry there names; carrier terms' sets hold no bound).
+local function rescore(zadd, group, id, score)
+  local text = call('HGET', group .. TEXT, id)
+  if not text then return end
+  for _, term in ipairs(terms_of(text)) do
+    if sub(term, 1, 1) ~= CARRIER then gather(zadd, group .. POSTINGS .. term, score, id) end
+  end
+end
+
 local function patch_gen(gen, whole, sent)
   local base = prefix .. ':' .. gen .. ':'
   local factor = tonumber(call('GET', base .. USAGE_BOUND) or '1')
@@ -145,6 +155,7 @@ local function patch_gen(gen, whole, sent)
           gather(zadd, z, score, new)
           if not stored[tag] then
             gather(members, group .. MEMBERS, id, new)
+            rescore(zadd, group, id, score)
             stored[tag] = true
           end
           local tkey = group .. TOPS[c]

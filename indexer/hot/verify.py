@@ -252,19 +252,23 @@ def verify_groups(
 
 def expected_postings(
     hot: HotClient, gen: str, live: Mapping[str, list[str]], expected: Expected
-) -> dict[str, set[str]]:
+) -> dict[str, dict[str, float | None]]:
     """Each posting set's key and the ids it must hold: those of the entities placed in
-    its group whose text has its term."""
-    want: dict[str, set[str]] = {}
+    its group whose text has its term, each with its popularity bound in the set of a
+    name's term (None in a carrier term's, which holds no bound)."""
+    want: dict[str, dict[str, float | None]] = {}
     for entity_id, where in live.items():
         entry = expected.text.get(entity_id)
-        if entry is None:
+        member = expected.member.get(entity_id)
+        if entry is None or member is None:
             continue
+        parsed = encoding.parse_member(member)
+        bound = layout.bound_of(parsed["popularity"], parsed["usage_mass"], expected.bound_factor)
         for tag in set(where[1::2]):
             for term in encoding.text_terms(entry):
-                want.setdefault(layout.posting_key(hot.prefix, gen, tag, term), set()).add(
-                    entity_id
-                )
+                key = layout.posting_key(hot.prefix, gen, tag, term)
+                carrier = term.startswith(layout.CARRIER)
+                want.setdefault(key, {})[entity_id] = None if carrier else bound
     return want
 
 
@@ -276,23 +280,46 @@ def posting_keys(hot: HotClient, gen: str) -> list[str]:
     return sorted({key.decode() for key in keys if marker in key})
 
 
+def held_postings(hot: HotClient, names: list[str]) -> list[dict[str, float | None]]:
+    """What the posting sets ``names`` hold: each id, with its bound in a sorted set."""
+    pipe = hot.client.pipeline(transaction=False)
+    for name in names:
+        pipe.type(name)
+    kinds = pipe.execute()
+    for name, kind in zip(names, kinds, strict=True):
+        if kind == "zset":
+            pipe.zrange(name, 0, -1, withscores=True)
+        else:
+            pipe.smembers(name)
+    return [
+        dict(held) if kind == "zset" else dict.fromkeys(held)
+        for kind, held in zip(kinds, pipe.execute(), strict=True)
+    ]
+
+
 def verify_postings(
     hot: HotClient, gen: str, live: Mapping[str, list[str]], expected: Expected
 ) -> list[Difference]:
     """Check the text index: each group's posting set of each term holds exactly the ids
-    of the entities placed in the group whose text has that index term."""
+    of the entities placed in the group whose text has that term (with their bounds)."""
     want = expected_postings(hot, gen, live, expected)
     held_keys = posting_keys(hot, gen)
     differences: list[Difference] = []
     for first in range(0, len(held_keys), SETS_PER_ROUND):
         names = held_keys[first : first + SETS_PER_ROUND]
-        pipe = hot.client.pipeline(transaction=False)
-        for name in names:
-            pipe.smembers(name)
-        for name, ids in zip(names, pipe.execute(), strict=True):
-            wanted = want.pop(name, set())
-            differences += [Difference(i, f"stray id in {name}") for i in sorted(ids - wanted)]
-            differences += [Difference(i, f"missing from {name}") for i in sorted(wanted - ids)]
+        for name, ids in zip(names, held_postings(hot, names), strict=True):
+            wanted = want.pop(name, {})
+            differences += [
+                Difference(i, f"stray id in {name}") for i in sorted(ids.keys() - wanted)
+            ]
+            differences += [
+                Difference(i, f"missing from {name}") for i in sorted(wanted.keys() - ids)
+            ]
+            differences += [
+                Difference(i, f"bound {ids[i]} in {name}, PostGIS {bound}")
+                for i, bound in sorted(wanted.items())
+                if i in ids and ids[i] != bound
+            ]
     for name, ids in sorted(want.items()):
         differences += [Difference(i, f"missing from {name}") for i in sorted(ids)]
     return differences

@@ -35,3 +35,14 @@ local function gather(pending, key, a, b)
   if b then args[#args + 1] = b end
 end
 
+
+-- The terms of a text entry (after its second TEXT_END).
+local function terms_of(text)
+  local at = string.find(text, TEXT_END, 1, true)
+  at = at and string.find(text, TEXT_END, at + 1, true)
+  local terms = {}
+  if at then
+    for term in string.gmatch(string.sub(text, at + 1), ITEM) do terms[#terms + 1] = term end
+  end
+  return terms
+end

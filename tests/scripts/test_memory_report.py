@@ -27,7 +27,7 @@ def test_every_key_of_the_layout_has_its_family() -> None:
         layout.text_key(prefix, gen, tag): "x",
         layout.posting_key(prefix, gen, tag, "kah"): "w",
         layout.posting_key(prefix, gen, tag, "강"): "w",
-        layout.posting_key(prefix, gen, tag, layout.CARRIER + "cshop:bakery"): "w",
+        layout.posting_key(prefix, gen, tag, layout.CARRIER + "cshop:bakery"): "wc",
         layout.carriers_key(prefix, gen, tag): "k",
         f"{prefix}:{gen}:{{{tag}}}:elsewhere": "other",
         f"{prefix}:geo": "other",

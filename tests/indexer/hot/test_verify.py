@@ -103,6 +103,24 @@ def test_an_id_missing_from_a_posting_set_is_found_and_mended(index: Index) -> N
     entities = loaded(index)
     victim = entities[4]
     key = postings_of(index, victim)[-1]
+    assert index.hot.raw.zrem(key, victim.id) == 1
+    found_then_mended(index, victim.id, "missing from")
+
+
+def test_a_wrong_bound_in_a_name_s_posting_set_is_found_and_mended(index: Index) -> None:
+    entities = loaded(index)
+    victim = entities[6]
+    key = postings_of(index, victim)[0]
+    assert index.hot.raw.zadd(key, {victim.id: victim.popularity + 1.0}, xx=True, ch=True) == 1
+    found_then_mended(index, victim.id, "bound")
+
+
+def test_an_id_missing_from_a_carrier_s_set_is_found_and_mended(index: Index) -> None:
+    entities = [replace(e, category="Hair Salon") for e in loaded(index, 8)]
+    write_entities(index.conn, index.hot, "t", entities)
+    victim = entities[3]
+    key = postings_of(index, victim)[0]
+    assert key.endswith(layout.CARRIER + "cHair Salon")
     assert index.hot.raw.srem(key, victim.id) == 1
     found_then_mended(index, victim.id, "missing from")
 
@@ -110,7 +128,7 @@ def test_an_id_missing_from_a_posting_set_is_found_and_mended(index: Index) -> N
 def test_a_stray_id_in_a_posting_set_is_found_and_mended(index: Index) -> None:
     entities = loaded(index)
     key = postings_of(index, entities[1])[0]
-    assert index.hot.raw.sadd(key, "t:ghost") == 1
+    assert index.hot.raw.zadd(key, {"t:ghost": 1.0}) == 1
     found_then_mended(index, "t:ghost", "stray id")
 
 
@@ -127,7 +145,14 @@ def test_renamed_and_moved_entities_keep_the_text_index_exact(index: Index) -> N
     for entity_id, keys in before.items():
         after = {k for e in far + renamed if e.id == entity_id for k in postings_of(index, e)}
         for key in set(keys) - after:
-            assert not index.hot.raw.sismember(key, entity_id), (entity_id, key)
+            assert index.hot.raw.zscore(key, entity_id) is None, (entity_id, key)
+    # A listing's new popularity is its names' terms' new bound.
+    raised = [replace(e, popularity=e.popularity + 7.0) for e in entities[20:25]]
+    write_entities(index.conn, index.hot, "t", raised)
+    for entity in raised:
+        for key in postings_of(index, entity):
+            assert index.hot.raw.zscore(key, entity.id) == entity.popularity
+    assert index.hot.verify(index.conn) == []
 
 
 def carriers_held(index: Index, entity) -> dict[bytes, bytes]:
