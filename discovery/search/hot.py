@@ -57,6 +57,7 @@ _NO_GENERATION = layout.NO_GENERATION.encode()
 _EARLY = layout.EARLY.encode()
 _FLAT = layout.FLAT.encode()
 _NOT_FLAT = layout.NOT_FLAT.encode()
+_SPLIT = layout.SPLIT.encode()
 #: Tops by score or popularity tried again when their groups' popularity changed
 #: between the call that found none and the top by distance that stands for it.
 FLAT_TRIES = 3
@@ -73,6 +74,11 @@ class Flat(Exception):
 
 class NotFlat(Exception):
     """A top by distance standing for a flat one found popularity in the groups."""
+
+
+class Split(Exception):
+    """Completions of every kind asked in one call need the names read from the cells:
+    each kind is asked apart (nearby_modes.lua)."""
 
 
 class NotAnswered(Exception):
@@ -176,6 +182,8 @@ def refused(reply: Sequence[Any], tags: str) -> None:
         raise Flat(tags)
     if reply[0] == _NOT_FLAT:
         raise NotFlat()
+    if reply[0] == _SPLIT:
+        raise Split()
 
 
 def results_of(reply: Sequence[Any]) -> list[tuple[str, float, float, float, int, int, Any]]:

@@ -62,6 +62,7 @@ local distinct = string.sub(ARGV[2], 2) == 'b'
 local qlat, qlng = tonumber(ARGV[4]), tonumber(ARGV[5])
 local radius, scale, w = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local limit = tonumber(ARGV[9])
+local asked = limit
 local gen = redis.call('GET', prefix .. GEN_KEY)
 if not gen then return {NO_GENERATION} end
 local base = prefix .. ':' .. gen .. ':'
@@ -135,7 +136,8 @@ end
 -- (REST captures them), kinds by code in KIND: all from the header.
 -- Whether a kind's members need their fields read (a filter on them, staleness,
 -- or grouping by mini-app).
-local read_fields = cats or apps or need_available or mode == 'g' or distinct
+-- (Completing names needs neither an entity's mini-app nor its category.)
+local read_fields = cats or apps or need_available or mode == 'g' or (distinct and parts ~= 'n')
 
 local find = string.find
 -- The covering's groups, by number (the key base of each; filled below).

@@ -231,7 +231,16 @@ local function groups_of(text)
 end
 
 local flat_tags = ARGV[25] or ''
-if parts == 'ca' then
+local names_top = nil
+if parts == 'nca' then
+  -- The best names from their sets (or each kind apart), kept aside; then the best
+  -- categories and mini-apps, in a top of their own (merged below).
+  if not posting_sets then return {SPLIT, gen} end
+  each_posting(offer_after)
+  names_top, top, n, slot_of = top, {}, 0, {}
+  completes = {false, true, true}
+  if carried_completions() == 0 then mode = 'x' end
+elseif parts == 'ca' then
   if carried_completions() == 0 then mode = 'x' end  -- else the cells find the rest
 elseif posting_sets and mode ~= 'g' and mode ~= 'a' then
   each_posting(offer_after)
@@ -247,6 +256,12 @@ elseif mode == 'd' then by_distance()
 elseif mode == 'p' then by_popularity()
 elseif mode == 'g' then by_group()
 elseif mode == 'a' then everything() end
+
+if names_top then
+  for _, hit in ipairs(top) do names_top[#names_top + 1] = hit end
+  table.sort(names_top, better)
+  top, n = names_top, math.min(#names_top, asked)
+end
 
 local out = {'ok', cells_read, members_read, gen}
 for i = 1, n do

@@ -17,9 +17,10 @@ end
 
 -- The parts of a text entry in order (name, category, mini-app): their keys'
 -- letters and their ranks (mini-app before category before name), and those
--- the call completes (ARGV[29]: 'n' names, 'ca' categories and mini-apps).
+-- the call completes now (ARGV[29]: 'n' names, 'ca' categories and mini-apps,
+-- 'nca' names, then the others).
 local PART_LETTERS, PART_RANKS = {'n', 'c', 'a'}, {2, 1, 0}
-local completes = {parts == 'n', parts == 'ca', parts == 'ca'}
+local completes = {parts ~= 'ca', parts == 'ca', parts == 'ca'}
 -- The completions' keys that may be offered (nil: any), as the carriers' route sets it.
 local allowed = nil
 
@@ -114,10 +115,10 @@ local function carriers_of(g)
   return held
 end
 
--- The posting sets under a lookup term ({group number, key} each) and the ids
--- they hold: each group's set of the names' term (unless the call completes
--- categories and mini-apps), and its sets of the carriers whose words hold the
--- term anywhere (unless it completes names).
+-- The posting sets under a lookup term ({group number, key, sorted} each) and the
+-- ids they hold: each group's set of the names' term (unless the call completes
+-- categories and mini-apps alone), and, unless it completes, its sets of the
+-- carriers whose words hold the term anywhere.
 local function term_sets(term)
   local sets, total = {}, 0
   local function add(g, key, sorted)
@@ -130,7 +131,7 @@ local function term_sets(term)
   for g = 1, #groups do
     local group = groups[g]
     if parts ~= 'ca' then add(g, group .. POSTINGS .. term, true) end
-    if parts ~= 'n' then
+    if parts == '' then
       local held = carriers_of(g)
       for k = 1, #held, 2 do
         if find(held[k + 1], term, 1, true) then
@@ -218,7 +219,7 @@ local SLICE = 64
 local function sets_by_popularity(sets, visit)
   local seen = {}
   for _, set in ipairs(sets) do
-    local off, step = 0, 16
+    local off, step = 0, SLICE / 2
     cells_read = cells_read + 1
     while set[3] do
       local got = redis.call('ZREVRANGE', set[2], off, off + step - 1, 'WITHSCORES')

@@ -18,8 +18,9 @@ byte order; then mini-app before category before name (one entity carries one
 completion of each kind).  The first :data:`MOST` are answered, each with its
 best carrier's id, distance and popularity.
 
-The hot index answers (discovery/search/nearby_text.lua, completing), in two
-calls whose best completions merge.  Names: the entities under the rarest term
+The hot index answers (discovery/search/nearby_text.lua, completing), in one
+call, or in two whose best completions merge when the names must be read from
+the cells.  Names: the entities under the rarest term
 of ``q`` among their names' index terms when they are few, else the cells read
 as a top by popularity reads them, each part of an entity's text matched on its
 own, the best of each name kept, until no entity left can carry a better one.
@@ -43,7 +44,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from discovery.search import coverage
-from discovery.search.hot import RedisSearch, Stats, results_of, script_args, stages
+from discovery.search.hot import RedisSearch, Split, Stats, results_of, script_args, stages
 from discovery.search.query import NearbyQuery
 from indexer import rules, text
 from indexer.text import TextQuery
@@ -56,7 +57,9 @@ DEFAULT_RADIUS_M = 5000.0
 KINDS = ("mini_app", "category", "name")
 #: Each kind's place in that order, by its key's letter (:class:`Completion`).
 KEY_RANKS = {"a": 0, "c": 1, "n": 2}
-#: What each call of the hot index completes: names, then categories and mini-apps.
+#: What a call of the hot index completes: every kind (names, then the others) ...
+EVERY_PART = "nca"
+#: ... or, when the names must be read from the cells, names, then the others apart.
 PARTS = ("n", "ca")
 
 _NEAR = """
@@ -171,11 +174,12 @@ class Completion:
 
 
 def completions(search: RedisSearch, query: NearbyQuery) -> list[Completion]:
-    """The best ``query.limit`` completions of ``query.text`` from the hot index: the best
-    names and the best categories and mini-apps (two calls of mode p completing, each
-    staged by distance where the radius holds no popularity, as the top mini-apps
-    are), merged."""
+    """The best ``query.limit`` completions of ``query.text`` from the hot index (mode p
+    completing, staged by distance where the radius holds no popularity, as the top
+    mini-apps are): one call for every kind, or, when the names must be read from the
+    cells, the best names and the best categories and mini-apps asked apart, merged."""
     stats = Stats()
+    covered: dict[tuple[float, int], tuple[str, str, bytes, bytes, str]] = {}
 
     def staged(
         query: NearbyQuery, stats: Stats, mode: str, flat: str, parts: str
@@ -183,7 +187,11 @@ def completions(search: RedisSearch, query: NearbyQuery) -> list[Completion]:
         # A stage answers once it holds a completion more than asked (each one's best
         # carrier within it is its best).
         for radius_m, res in stages(query, mode):
-            cells = coverage.script_cells(query.lat, query.lng, radius_m, res)
+            cells = covered.get((radius_m, res))
+            if cells is None:
+                cells = covered[radius_m, res] = coverage.script_cells(
+                    query.lat, query.lng, radius_m, res
+                )
             args = script_args(
                 search.hot.prefix, query, mode + "b", radius_m, query.limit + 1, cells, flat, parts
             )
@@ -196,10 +204,13 @@ def completions(search: RedisSearch, query: NearbyQuery) -> list[Completion]:
                 return found[: query.limit], len(found) > query.limit
         raise AssertionError("the last stage covers the whole radius")
 
-    found = []
-    for parts in PARTS:
-        found += search.unflattened(query, stats, partial(staged, parts=parts))[0]
-    return sorted(found, key=Completion.order)[: query.limit]
+    try:
+        return search.unflattened(query, stats, partial(staged, parts=EVERY_PART))[0]
+    except Split:
+        found = []
+        for parts in PARTS:
+            found += search.unflattened(query, stats, partial(staged, parts=parts))[0]
+        return sorted(found, key=Completion.order)[: query.limit]
 
 
 def redis_suggest(

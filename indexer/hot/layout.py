@@ -122,6 +122,9 @@ EARLY = "early"
 #: and such a top by distance whose groups no longer are so.
 FLAT = "flat"
 NOT_FLAT = "notflat"
+#: What it answers completions of names, categories and mini-apps in one call when
+#: the names must be read from the cells (the caller then asks for each apart).
+SPLIT = "split"
 
 #: The layout's version and indexed resolutions, named inside every key: an index
 #: in another layout is invisible to this code, which then answers from PostGIS

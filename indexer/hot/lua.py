@@ -62,6 +62,7 @@ def constants() -> dict[str, object]:
         "EARLY": layout.EARLY,
         "FLAT": layout.FLAT,
         "NOT_FLAT": layout.NOT_FLAT,
+        "SPLIT": layout.SPLIT,
         "GEN_KEY": ":" + layout.GEN,
         "BUILDING_KEY": ":" + layout.BUILDING,
         "LOC": layout.LOC,

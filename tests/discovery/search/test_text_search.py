@@ -99,7 +99,7 @@ def test_q_matches_brute_force(client, city, seed, route, monkeypatch) -> None:
             "lng": SEOUL[1],
             "q": q,
             "radius": rng.choice(RADII),
-            "sort": rng.choice(("score", "distance")),
+            "sort": rng.choice(("score", "distance", "popularity")),
             "limit": rng.choice((1, 3, 20)),
         }
         if rng.random() < 0.3:
@@ -241,6 +241,28 @@ def test_both_ways_of_the_hot_index_agree(index, api_settings) -> None:
                     assert found.stats["members"] <= most * found.stats["calls"], found.stats
                 else:
                     assert found.stats["members"] > 7, found.stats
+    finally:
+        services.close()
+
+
+def test_a_top_by_popularity_reads_the_ids_best_first(index, api_settings, monkeypatch) -> None:
+    """A name's term's ids are sorted by popularity: a top by popularity over them reads
+    as far as its last place needs, not every id (explain's members), and is exact."""
+    monkeypatch.setattr(hot, "TEXT_ROUTE", "ids")
+    rng = random.Random(3)
+    entities = [store(i, 37.5 + rng.random() * 0.1, 127.0 + rng.random() * 0.1,
+                      name=f"Kahvila {i}", popularity=float(rng.randint(0, 400)))
+                for i in range(1500)]  # fmt: skip
+    write_entities(index.conn, index.hot, "t", entities)
+    services = Services(api_settings, Taken())
+    try:
+        for radius_m in (2_000.0, 20_000.0):
+            query = NearbyQuery(lat=37.55, lng=127.05, radius_m=radius_m, limit=5,
+                                sort="popularity", text=parse_query("kahvila"))  # fmt: skip
+            found = find_nearby(services, query)
+            want, _ = text_brute_force(query, entities, [])
+            assert [h.id for h in found.hits] == [h.id for h in want]
+            assert found.source == "redis" and found.stats["members"] < 500, found.stats
     finally:
         services.close()
 
