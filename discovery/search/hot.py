@@ -145,18 +145,8 @@ def script_args(
         flat,
         *text_args(query),
         completing,
-        posting_cells(query, radius_m),
     ]
     return args
-
-
-def posting_cells(query: NearbyQuery, radius_m: float) -> str:
-    """With ``q``, the cells whose names' posting sets may hold a match within
-    ``radius_m`` (those of resolution :data:`indexer.hot.layout.POSTING_RES` that
-    cover the circle), as the script reads them."""
-    if query.text is None:
-        return ""
-    return coverage.script_cells(query.lat, query.lng, radius_m, layout.POSTING_RES)[4]
 
 
 #: How a query with ``q`` finds its candidates (nearby_modes.lua): "" as the script

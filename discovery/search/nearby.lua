@@ -29,14 +29,10 @@
 -- ARGV[28] how q's candidates are found: '' as nearby_modes.lua judges, 'ids'
 --          from the ids under a lookup term whenever q has one, 'cells' never
 -- ARGV[29] completions (with a distinct mode and q): 'n' names, 'ca' categories and
---          mini-apps, 'nca' both (answered {SPLIT} when the names would be read
---          from the cells), '' none: a hit is one part of an entity (its name, its
+--          mini-apps, '' none: a hit is one part of an entity (its name, its
 --          category, its mini-app) of those kinds that matches q alone, and the
 --          best hit of each part's kind and text is kept (its key: the kind's
 --          letter n, c or a, then the name, the category or the mini-app's slug)
--- ARGV[30] with q: the cells of resolution layout.POSTING_RES that cover the circle
---          (hex ids, CELL_HEX characters each, unseparated): those whose names'
---          posting sets hold its candidates
 -- (Cells come packed so that the script reads them in bulk, 16 at a time, and
 -- only as far as it needs them: no pattern match, no argument per cell.)
 --

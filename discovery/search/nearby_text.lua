@@ -116,9 +116,9 @@ local function carriers_of(g)
 end
 
 -- The posting sets under a lookup term ({group number, key, sorted} each) and the
--- ids they hold: each group's sets of the names' term, one per cell of ARGV[30]
--- (unless the call completes categories and mini-apps alone), and, unless it
--- completes, its sets of the carriers whose words hold the term anywhere.
+-- ids they hold: each group's set of the names' term (unless the call completes
+-- categories and mini-apps alone), and, unless it completes, its sets of the
+-- carriers whose words hold the term anywhere.
 local function term_sets(term)
   local sets, total = {}, 0
   local function add(g, key, sorted)
@@ -128,14 +128,9 @@ local function term_sets(term)
       total = total + count
     end
   end
-  local cells5 = ARGV[30] or ''
   for g = 1, #groups do
     local group = groups[g]
-    if parts ~= 'ca' then
-      for at = 1, #cells5, CELL_HEX do
-        add(g, group .. POSTINGS .. string.sub(cells5, at, at + CELL_HEX - 1) .. ':' .. term, true)
-      end
-    end
+    if parts ~= 'ca' then add(g, group .. POSTINGS .. term, true) end
     if parts == '' then
       local held = carriers_of(g)
       for k = 1, #held, 2 do

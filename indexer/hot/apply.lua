@@ -189,28 +189,23 @@ local function carried_words(text, term)
 end
 
 -- The id into (adding, with its popularity bound `score`) or out of the posting
--- sets of the terms of text in group: of its name's terms (kinds 'n': the sets of
--- its resolution-5 cell cell5, sorted by that bound) or of its carrier terms
--- (kinds 'c': a carrier's key and words into the group's carriers hash, or its
--- set to be checked for emptiness when the batch is flushed, its key then
--- leaving the hash).
-local function post(batch, adding, group, id, text, score, cell5, kinds)
+-- set of each term of text, in group (a name's term's set is sorted by that
+-- bound); a carrier term's key and words into the group's carriers hash, or its
+-- set to be checked for emptiness when the batch is flushed (its key then
+-- leaves the hash).
+local function post(batch, adding, group, id, text, score)
   for _, term in ipairs(terms_of(text)) do
-    local carrier = string.sub(term, 1, 1) == CARRIER
-    if kinds == 'n' and not carrier then
-      local key = group .. POSTINGS .. cell5 .. ':' .. term
+    local key = group .. POSTINGS .. term
+    if string.sub(term, 1, 1) ~= CARRIER then
       if adding then gather(batch.zadd, key, score, id) else gather(batch.zrem, key, id) end
-    elseif kinds == 'c' and carrier then
-      local key = group .. POSTINGS .. term
-      if adding then
-        gather(batch.sadd, key, id)
-        local carried = batch.carried[group]
-        if not carried then carried = {}; batch.carried[group] = carried end
-        carried[string.sub(term, 2)] = carried_words(text, term)
-      else
-        gather(batch.srem, key, id)
-        batch.emptied[key] = {group .. CARRIERS, string.sub(term, 2)}
-      end
+    elseif adding then
+      gather(batch.sadd, key, id)
+      local carried = batch.carried[group]
+      if not carried then carried = {}; batch.carried[group] = carried end
+      carried[string.sub(term, 2)] = carried_words(text, term)
+    else
+      gather(batch.srem, key, id)
+      batch.emptied[key] = {group .. CARRIERS, string.sub(term, 2)}
     end
   end
 end
@@ -239,10 +234,8 @@ local function leave(base, batch, id, old, new, old_member, member, old_text, te
         gather(batch.hdel, group .. DOCUMENTS, id)
         gather(batch.hdel, group .. TEXT, id)
       end
-      if old_text then
-        local gone = not staying[tag] or old_text ~= text
-        if gone then post(batch, false, group, id, old_text, nil, nil, 'c') end
-        if gone or old[2] ~= new[2] then post(batch, false, group, id, old_text, nil, old[2], 'n') end
+      if old_text and (not staying[tag] or old_text ~= text) then
+        post(batch, false, group, id, old_text)
       end
       cleared[tag] = true
     end
@@ -250,9 +243,8 @@ local function leave(base, batch, id, old, new, old_member, member, old_text, te
 end
 
 -- old_tags: the groups the entity was in with the same text (nil: none);
--- rescored: whether its popularity bound changed (its names' terms then take it);
--- old5: its resolution-5 cell before (its name's sets are those of new[2]).
-local function enter(base, batch, id, new, member, display, text, old_tags, rescored, old5)
+-- rescored: whether its popularity bound changed (its names' terms then take it).
+local function enter(base, batch, id, new, member, display, text, old_tags, rescored)
   local value = bound_of(member)
   local score = score_text(value)
   for c = 1, #new, 2 do
@@ -270,10 +262,8 @@ local function enter(base, batch, id, new, member, display, text, old_tags, resc
       gather(batch.hset, names.group .. MEMBERS, id, member)
       gather(batch.hset, names.group .. DOCUMENTS, id, display)
       gather(batch.hset, names.group .. TEXT, id, text)
-      local same = old_tags and old_tags[tag]
-      if not same then post(batch, true, names.group, id, text, score, nil, 'c') end
-      if rescored or not same or old5 ~= new[2] then
-        post(batch, true, names.group, id, text, score, new[2], 'n')
+      if rescored or not (old_tags and old_tags[tag]) then
+        post(batch, true, names.group, id, text, score)
       end
     end
   end
@@ -357,7 +347,7 @@ local function apply_to(gen)
       if op == 'u' then
         enter(base, batch, id, new, member, ARGV[i + 6], text,
           old_text == text and tags_of(old) or nil,
-          not old_member or bound_of(old_member) ~= bound_of(member), old[2])
+          not old_member or bound_of(old_member) ~= bound_of(member))
         value = rev .. ' ' .. place
       end
       batch.loc[#batch.loc + 1] = id

@@ -94,9 +94,8 @@ class Gathered:
     def post(self, group: str, entity: FillEntity) -> None:
         """The entity's id into the group's posting set of each of its terms: with its
         bound in a name's term's (sorted), alone in a carrier term's."""
-        cell5 = entity.cells[0].cell
         for term in entity.terms:
-            key = layout.term_key(group, cell5, term)
+            key = group + layout.POSTINGS + term
             ids = self.postings.get(key)
             if ids is None:
                 carrier = term.startswith(layout.CARRIER)

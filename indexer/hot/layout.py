@@ -254,27 +254,8 @@ def text_key(prefix: str, gen: str, tag: str) -> str:
 
 
 def posting_key(prefix: str, gen: str, tag: str, term: str) -> str:
-    """The set of the ids of one group's entities that carry the carrier term ``term``."""
+    """The set of the ids of one group's entities indexed under ``term``."""
     return group_base(prefix, gen, tag) + POSTINGS + term
-
-
-#: The resolution of the cells a name's terms' posting sets are kept by (the coarsest
-#: indexed one): a query reads the sets of the cells at it that cover its circle.
-POSTING_RES = INDEX_RESOLUTIONS[0]
-
-
-def name_posting_key(prefix: str, gen: str, tag: str, cell5: str, term: str) -> str:
-    """The sorted set of the ids of one group's entities whose resolution-5 cell is
-    ``cell5`` and whose names are indexed under ``term``, scored by popularity bound."""
-    return group_base(prefix, gen, tag) + POSTINGS + cell5 + ":" + term
-
-
-def term_key(group: str, cell5: str, term: str) -> str:
-    """A posting set's key in the group whose keys start with ``group``: a carrier term's
-    (:data:`CARRIER`) in the group, a name's term's in the entity's resolution-5 cell."""
-    if term.startswith(CARRIER):
-        return group + POSTINGS + term
-    return group + POSTINGS + cell5 + ":" + term
 
 
 def carriers_key(prefix: str, gen: str, tag: str) -> str:

@@ -112,15 +112,12 @@ local function patchable(base, whole, sent)
 end
 
 -- The entity's new bound into the sets of its name's terms in group (those its
--- text entry there names, of its resolution-5 cell cell5; carrier terms' sets
--- hold no bound).
-local function rescore(zadd, group, cell5, id, score)
+-- text entry there names; carrier terms' sets hold no bound).
+local function rescore(zadd, group, id, score)
   local text = call('HGET', group .. TEXT, id)
   if not text then return end
   for _, term in ipairs(terms_of(text)) do
-    if sub(term, 1, 1) ~= CARRIER then
-      gather(zadd, group .. POSTINGS .. cell5 .. ':' .. term, score, id)
-    end
+    if sub(term, 1, 1) ~= CARRIER then gather(zadd, group .. POSTINGS .. term, score, id) end
   end
 end
 
@@ -149,7 +146,7 @@ local function patch_gen(gen, whole, sent)
         local new = patched(old, tonumber(rev), mass)
         local value = bound_of(new, factor)
         local score = format('%.17g', value)
-        local c, stored, cell5 = 0, {}, match(record.place, '^%S+ (%S+)')
+        local c, stored = 0, {}
         for tag, cell in string.gmatch(record.place, '(%S+) (%S+)') do
           c = c + 1
           local group = base .. '{' .. tag .. '}:'
@@ -158,7 +155,7 @@ local function patch_gen(gen, whole, sent)
           gather(zadd, z, score, new)
           if not stored[tag] then
             gather(members, group .. MEMBERS, id, new)
-            rescore(zadd, group, cell5, id, score)
+            rescore(zadd, group, id, score)
             stored[tag] = true
           end
           local tkey = group .. TOPS[c]

@@ -265,9 +265,8 @@ def expected_postings(
         parsed = encoding.parse_member(member)
         bound = layout.bound_of(parsed["popularity"], parsed["usage_mass"], expected.bound_factor)
         for tag in set(where[1::2]):
-            group = layout.group_base(hot.prefix, gen, tag)
             for term in encoding.text_terms(entry):
-                key = layout.term_key(group, where[2], term)
+                key = layout.posting_key(hot.prefix, gen, tag, term)
                 carrier = term.startswith(layout.CARRIER)
                 want.setdefault(key, {})[entity_id] = None if carrier else bound
     return want

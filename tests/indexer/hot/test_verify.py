@@ -96,9 +96,7 @@ def postings_of(index: Index, entity) -> list[str]:
     assert entry is not None
     terms = encoding.text_terms(entry.decode())
     assert terms
-    group = layout.group_base(index.hot.prefix, gen, layout.tag_of(cell))
-    cell5 = h3.latlng_to_cell(entity.lat, entity.lng, layout.POSTING_RES)
-    return [layout.term_key(group, cell5, t) for t in terms]
+    return [layout.posting_key(index.hot.prefix, gen, layout.tag_of(cell), t) for t in terms]
 
 
 def test_an_id_missing_from_a_posting_set_is_found_and_mended(index: Index) -> None:
