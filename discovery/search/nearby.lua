@@ -137,7 +137,8 @@ end
 -- Whether a kind's members need their fields read (a filter on them, staleness,
 -- or grouping by mini-app).
 -- (Completing names needs neither an entity's mini-app nor its category.)
-local read_fields = cats or apps or need_available or mode == 'g' or (distinct and parts ~= 'n')
+local read_fields = cats or apps or need_available or mode == 'g'
+  or (distinct and parts ~= 'n' and parts ~= 'nca')
 
 local find = string.find
 -- The covering's groups, by number (the key base of each; filled below).

@@ -238,7 +238,7 @@ if parts == 'nca' then
   if not posting_sets then return {SPLIT, gen} end
   each_posting(offer_after)
   names_top, top, n, slot_of = top, {}, 0, {}
-  completes = {false, true, true}
+  completes, read_fields = {false, true, true}, true
   if carried_completions() == 0 then mode = 'x' end
 elseif parts == 'ca' then
   if carried_completions() == 0 then mode = 'x' end  -- else the cells find the rest

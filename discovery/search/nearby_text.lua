@@ -194,12 +194,19 @@ end
 -- (but those of `seen`).
 local function read_sets(sets, visit, seen)
   seen = seen or {}
+  local by_group = {}
   for _, set in ipairs(sets) do
     local key = set[2]
     local ids = set[3] and redis.call('ZRANGE', key, 0, -1) or redis.call('SMEMBERS', key)
     cells_read = cells_read + 1
-    read_ids(set[1], ids, 1, #ids, seen, visit)
+    local held = by_group[set[1]]
+    if not held then
+      by_group[set[1]] = ids
+    else
+      for k = 1, #ids do held[#held + 1] = ids[k] end
+    end
   end
+  for g, ids in pairs(by_group) do read_ids(g, ids, 1, #ids, seen, visit) end
 end
 
 -- Whether a member of popularity (bound) p, at least dmin away, can still enter
