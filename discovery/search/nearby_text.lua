@@ -19,7 +19,7 @@ end
 -- letters and their ranks (mini-app before category before name), and those
 -- the call completes now (ARGV[29]: 'n' names, 'ca' categories and mini-apps,
 -- 'nca' names, then the others).
-local PART_LETTERS, PART_RANKS = {'n', 'c', 'a'}, {2, 1, 0}
+local PART_LETTERS = {'n', 'c', 'a', ranks = {2, 1, 0}}
 local completes = {parts ~= 'ca', parts == 'ca', parts == 'ca'}
 -- The completions' keys that may be offered (nil: any), as the carriers' route sets it.
 local allowed = nil
@@ -57,7 +57,7 @@ local function offer_parts(id, d, s, p, rev, app, tag)
     if completes[k] and part_matches(entry, from, to) then
       local key = part_key(entry, k, to, app)
       if #key > 1 and (not allowed or allowed[key]) then
-        local rank = PART_RANKS[k]
+        local rank = PART_LETTERS.ranks[k]
         local i = slot_of[key]
         if not i or beats(lead, d, id, rank, top[i]) then
           offer({id = id, d = d, s = s, p = p, rev = rev, tag = tag, count = 0, app = key,
@@ -94,23 +94,23 @@ end
 -- then exact over those candidates in any order.  Otherwise the cells are read
 -- as without q, and consider checks each candidate's text entry.
 
--- Ids under a term read in any case (few enough to read whatever the radius).
-local POSTINGS_FLOOR = 2000
--- Otherwise the ids are read when their count squared is at most this times
--- the page size times the groups' entities (reading the cells in order, a page
--- takes about page / share candidates, share = ids / entities).
-local POSTINGS_RATIO = 4
-local MEMBERS_PER_CALL = 1000
+-- FLOOR: ids under a term read in any case (few enough to read whatever the
+-- radius).  Otherwise the ids are read when their count squared is at most RATIO
+-- times the page size times the groups' entities (reading the cells in order, a
+-- page takes about page / share candidates, share = ids / entities).  PER_CALL:
+-- members read with one HMGET at most.  SLICE: the most ids a sorted set is read
+-- by at a time; by group number, its carriers hash once read.  (One table: the
+-- script's chunk is near Lua's limit of 200 locals.)
+local ROUTE = {FLOOR = 2000, RATIO = 4, PER_CALL = 1000, SLICE = 64}
 
 local text_route = ARGV[28] or ''
 
 -- Each group's carriers hash, read once: key, words, key, words ...
-local carriers_read = {}
 local function carriers_of(g)
-  local held = carriers_read[g]
+  local held = ROUTE[g]
   if not held then
     held = redis.call('HGETALL', groups[g] .. CARRIERS)
-    carriers_read[g] = held
+    ROUTE[g] = held
   end
   return held
 end
@@ -144,16 +144,17 @@ local function term_sets(term)
 end
 
 -- Whether `total` ids are few enough to read rather than the cells.
-local entities = nil
 local function few(total)
   if text_route ~= '' then return text_route == 'ids' end
-  if total <= POSTINGS_FLOOR then return true end
+  if total <= ROUTE.FLOOR then return true end
   if mode == 'g' or mode == 'a' then return false end
-  if not entities then
-    entities = 0
-    for g = 1, #groups do entities = entities + redis.call('HLEN', groups[g] .. MEMBERS) end
+  if not ROUTE.entities then
+    ROUTE.entities = 0
+    for g = 1, #groups do
+      ROUTE.entities = ROUTE.entities + redis.call('HLEN', groups[g] .. MEMBERS)
+    end
   end
-  return total * total <= POSTINGS_RATIO * limit * entities
+  return total * total <= ROUTE.RATIO * limit * ROUTE.entities
 end
 
 -- The sets of q's ids route, nil when its candidates come from the cells.
@@ -179,8 +180,8 @@ local function read_ids(g, ids, first, last, seen, visit)
       fresh[#fresh + 1] = id
     end
   end
-  for from = 1, #fresh, MEMBERS_PER_CALL do
-    local to = math.min(from + MEMBERS_PER_CALL - 1, #fresh)
+  for from = 1, #fresh, ROUTE.PER_CALL do
+    local to = math.min(from + ROUTE.PER_CALL - 1, #fresh)
     local got = redis.call('HMGET', groups[g] .. MEMBERS, unpack(fresh, from, to))
     local members = {}
     for k = 1, #got do
@@ -222,11 +223,10 @@ end
 -- by their popularity bounds), in slices, as far as an id can still enter the
 -- top (the top only gets better: a set left early stays left); a carrier's set
 -- (no bounds) whole.
-local SLICE = 64
 local function sets_by_popularity(sets, visit)
   local seen = {}
   for _, set in ipairs(sets) do
-    local off, step = 0, SLICE / 2
+    local off, step = 0, ROUTE.SLICE / 2
     cells_read = cells_read + 1
     while set[3] do
       local got = redis.call('ZREVRANGE', set[2], off, off + step - 1, 'WITHSCORES')
@@ -237,7 +237,7 @@ local function sets_by_popularity(sets, visit)
       end
       read_ids(set[1], got, 1, reach, seen, visit)
       if reach < count or count < step then break end
-      off, step = off + count, math.min(step * 2, SLICE)
+      off, step = off + count, math.min(step * 2, ROUTE.SLICE)
     end
     if not set[3] then read_sets({set}, visit, seen) end
   end
