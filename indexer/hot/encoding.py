@@ -301,11 +301,15 @@ def own_words_of(name: str | None, category: str | None) -> tuple[str, str]:
     return joined(words(name or "")), joined(words(category or ""))
 
 
+def own_start(name_words: str | None, category_words: str | None) -> str:
+    """How stored words start when indexer/text.py made them: the name's, the category's."""
+    return joined([part for part in (name_words or "", category_words or "") if part])
+
+
 def made_here(name_words: str | None, category_words: str | None, stored: str) -> bool:
     """Whether the stored words are the name's, then the category's, then the rest
     (those of the mini-app's catalog name), as indexer/text.py makes them."""
-    own = joined([part for part in (name_words or "", category_words or "") if part])
-    return stored.startswith(own)
+    return stored.startswith(own_start(name_words, category_words))
 
 
 def text_parts(
@@ -314,8 +318,8 @@ def text_parts(
     """The words of an entity's name, of its category (each joined) and of its
     mini-app's name (the rest of its search text ``stored``), each joined as stored."""
     name_words, category_words = name_words or "", category_words or ""
-    if made_here(name_words, category_words, stored):
-        own = joined([part for part in (name_words, category_words) if part])
+    own = own_start(name_words, category_words)
+    if stored.startswith(own):
         return name_words, category_words, stored[len(own) :].strip(" ")
     # Words made by another rule: every one is kept, in the mini-app's part.
     return name_words, category_words, stored

@@ -281,19 +281,18 @@ def posting_keys(hot: HotClient, gen: str) -> list[str]:
 
 
 def held_postings(hot: HotClient, names: list[str]) -> list[dict[str, float | None]]:
-    """What the posting sets ``names`` hold: each id, with its bound in a sorted set."""
+    """What the posting sets ``names`` hold: each id, with its bound in a name's term's
+    sorted set (a carrier term's set, its key says, holds ids alone)."""
+    carrier = [layout.POSTINGS + layout.CARRIER in name for name in names]
     pipe = hot.client.pipeline(transaction=False)
-    for name in names:
-        pipe.type(name)
-    kinds = pipe.execute()
-    for name, kind in zip(names, kinds, strict=True):
-        if kind == "zset":
-            pipe.zrange(name, 0, -1, withscores=True)
-        else:
+    for name, plain in zip(names, carrier, strict=True):
+        if plain:
             pipe.smembers(name)
+        else:
+            pipe.zrange(name, 0, -1, withscores=True)
     return [
-        dict(held) if kind == "zset" else dict.fromkeys(held)
-        for kind, held in zip(kinds, pipe.execute(), strict=True)
+        dict.fromkeys(held) if plain else dict(held)
+        for plain, held in zip(carrier, pipe.execute(), strict=True)
     ]
 
 

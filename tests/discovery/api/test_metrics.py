@@ -283,7 +283,9 @@ def test_a_flush_writes_what_observing_would(index: Index) -> None:
     ours, theirs = (samples(m.exposition()[1].decode()) for m in (kept, observed))
     api = {key: v for key, v in theirs.items() if key[0].startswith("nearby_http")}
     assert {key: v for key, v in ours.items() if key[0].startswith("nearby_http")} == api
+    # The bucket holds the given values at most its bound (values fed in, nothing timed).
+    within = sum(1 for seconds in durations if seconds <= 0.0005)
     assert value(ours, "nearby_http_request_duration_seconds_bucket", route="/v1/nearby",
-                 source="redis", le="0.0005") == 2  # fmt: skip
+                 source="redis", le="0.0005") == within  # fmt: skip
     kept.close()
     observed.close()

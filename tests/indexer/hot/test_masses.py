@@ -4,17 +4,20 @@ the rows PostGIS holds (``cache verify``: members bit for bit, scores, tops)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
+import h3
 import pytest
 from psycopg.rows import dict_row
 
-from indexer.hot import encoding
+from indexer.hot import encoding, layout
 from indexer.hot.client import NoGeneration
 from indexer.model import Entity
 from indexer.settings import UsageSettings
 from indexer.store.events import ROWS_SQL, check_events, masses_to_hot
 from indexer.store.usage import MassChange, apply_usage
+from indexer.store.writer import write_entities
 from tests.conftest import Index
 from tests.factories import USAGE_AT, clear_catalog, random_events, seed_usage
 
@@ -54,6 +57,25 @@ def test_patched_members_are_those_of_the_rows(index: Index, entities: list[Enti
     for entity in entities:
         assert index.member(entity.id) == encoding.member_of(row(index, entity.id))
     assert any(row(index, e.id)["usage_mass"] > 0 for e in entities)
+
+
+def test_a_raised_mass_raises_the_bound_in_the_names_sets(
+    index: Index, entities: list[Entity]
+) -> None:
+    """A name's terms' posting sets are sorted by popularity bound: a patched mass moves
+    the entity's bound there too (verify compares every id's bound with PostGIS's)."""
+    named = [replace(e, name=f"Kahvila {n}") for n, e in enumerate(entities)]
+    write_entities(index.conn, index.hot, "u", named)
+    changes = stored(index, random_events(2, 150, named))
+    assert index.hot.apply_masses(changes) == []
+    assert index.hot.verify(index.conn) == []
+    gen = index.hot.require_generation()
+    raised = next(e for e in named if row(index, e.id)["usage_mass"] > 0)
+    tag = layout.tag_of(h3.latlng_to_cell(raised.lat, raised.lng, 11))
+    found = row(index, raised.id)
+    bound = layout.bound_of(found["popularity"], found["usage_mass"], index.hot.bound_factor(gen))
+    key = layout.posting_key(index.hot.prefix, gen, tag, "kah")
+    assert index.hot.raw.zscore(key, raised.id) == bound > raised.popularity
 
 
 def test_a_row_changed_since_redis_saw_it_is_sent_whole(
