@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from discovery.search import coverage
+from discovery.search.branches import branch_route
 from discovery.search.caller import ScriptCaller
 from discovery.search.documents import Changed, Documents
 from discovery.search.query import NearbyQuery, is_open
@@ -50,7 +51,7 @@ _FIGURES = struct.Struct("<ddddH")
 #: over what it sets up, which answer) after it, and the formats of its arguments
 #: and replies.
 NEARBY_HELPERS = ("helpers.lua",)
-NEARBY_MODES = ("nearby_text.lua", "nearby_modes.lua")
+NEARBY_MODES = ("nearby_text.lua", "nearby_branches.lua", "nearby_modes.lua")
 NEARBY_CONSTANTS = (("FIGURES", _FIGURES.format), ("CELL_HEX", coverage.CELL_HEX))
 #: What a search script answers first when Redis holds no generation.
 _NO_GENERATION = layout.NO_GENERATION.encode()
@@ -145,6 +146,7 @@ def script_args(
         flat,
         *text_args(query),
         completing,
+        "1" if branch_route(query) else "",
     ]
     return args
 
@@ -377,7 +379,7 @@ def stages(query: NearbyQuery, mode: str) -> list[tuple[float, int]]:
     """Radii (with resolutions) to try in turn in ``mode`` (d: by distance, staged);
     the last is the query's own circle."""
     final = (query.radius_m, coverage.resolution_for(query.radius_m))
-    if mode != "d":
+    if mode != "d" or branch_route(query):
         return [final]
     floor_m = query.after[1] if query.after is not None else 0.0
     tried = [

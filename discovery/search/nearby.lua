@@ -33,6 +33,8 @@
 --          category, its mini-app) of those kinds that matches q alone, and the
 --          best hit of each part's kind and text is kept (its key: the kind's
 --          letter n, c or a, then the name, the category or the mini-app's slug)
+-- ARGV[30] '1' when a top by distance over the mini-apps ARGV[12] names may read
+--          their branches sets instead of the cells (nearby_branches.lua)
 -- (Cells come packed so that the script reads them in bulk, 16 at a time, and
 -- only as far as it needs them: no pattern match, no argument per cell.)
 --

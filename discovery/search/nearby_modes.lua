@@ -252,7 +252,8 @@ if mode == 'd' and flat_tags ~= '' and (best_bound(groups_of(flat_tags)) or 0) ~
 end
 
 if mode == 's' then by_score()
-elseif mode == 'd' then by_distance()
+elseif mode == 'd' then
+  if ARGV[30] == '1' and apps and not texts then ROUTE.branches() else by_distance() end
 elseif mode == 'p' then by_popularity()
 elseif mode == 'g' then by_group()
 elseif mode == 'a' then everything() end

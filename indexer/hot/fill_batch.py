@@ -2,7 +2,8 @@
 
 Every cell set's new members (and the sets' tops) in one call of fill_sets.lua,
 each group's member, document and text hashes in one HSET each, each posting set
-of the text index in one SADD, loc in one HSET; MULTI/EXEC around them.
+of the text index in one SADD or ZADD, each branches set in one GEOADD, loc in one
+HSET; MULTI/EXEC around them.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class FillEntity(NamedTuple):
     terms: tuple[str, ...] = ()
     #: The categories and mini-apps it carries (:func:`indexer.hot.encoding.text_carriers`).
     carriers: tuple[tuple[str, str], ...] = ()
+    #: Its mini-app, longitude and latitude for its branches sets (None: in none).
+    branch: tuple[str, str, str] | None = None
 
 
 class Gathered:
@@ -64,6 +67,8 @@ class Gathered:
         self.postings: dict[str, list[Word]] = {}
         #: Per group's carriers hash (by key): each key's words.
         self.carriers: dict[str, dict[str, str]] = {}
+        #: Per branches set (by key): its GEOADD.
+        self.branches: dict[str, list[Word]] = {}
         self.locs: list[Word] = ["HSET", loc]
 
     def add(self, entity: FillEntity) -> None:
@@ -88,6 +93,10 @@ class Gathered:
             self.post(group, entity)
             if entity.carriers:
                 self.carriers.setdefault(group + layout.CARRIERS, {}).update(entity.carriers)
+            if entity.branch:
+                slug, lng, lat = entity.branch
+                key = group + layout.BRANCHES + slug
+                self.branches.setdefault(key, ["GEOADD", key]).extend((lng, lat, entity.id))
         place = entity.place
         self.locs += (entity.id, f"{entity.rev} {place}" if place else str(entity.rev))
 
@@ -113,6 +122,7 @@ class Gathered:
         for hashes in self.payloads.values():
             commands += hashes
         commands += self.postings.values()
+        commands += self.branches.values()
         for key, carried in self.carriers.items():
             commands.append(["HSET", key, *[word for pair in carried.items() for word in pair]])
         commands.append(self.locs)

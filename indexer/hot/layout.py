@@ -23,8 +23,13 @@ share a hash tag, so that on Redis Cluster they live on one slot::
     {prefix}:{gen}:{{tag}}:x         HASH id -> text entry: the entity's words (its
                                      search text) by part, its name, its index terms
                                      (indexer/text.py; encoding.text_entry)
-    {prefix}:{gen}:{{tag}}:w:{term}  SET of the ids of the group's entities indexed
-                                     under the term (the text index's posting sets)
+    {prefix}:{gen}:{{tag}}:w:{term}  the ids of the group's entities indexed under the
+                                     term (the text index's posting sets): a ZSET by
+                                     popularity bound for a name's term, a SET for a
+                                     carrier term (a category, a catalog mini-app)
+    {prefix}:{gen}:{{tag}}:k         HASH carrier key -> its words (the group's carriers)
+    {prefix}:{gen}:{{tag}}:b:{slug}  GEO set of the ids of the group's entities of one
+                                     mini-app, at their positions (its branches)
 
 A set's member is the entity itself, as the search reads it: a packed head
 (:data:`MEMBER_HEAD`), the id, then the fields that filters read
@@ -129,7 +134,7 @@ SPLIT = "split"
 #: The layout's version and indexed resolutions, named inside every key: an index
 #: in another layout is invisible to this code, which then answers from PostGIS
 #: until ``nearby cache rebuild`` builds one in this layout.
-LAYOUT_VERSION = 5
+LAYOUT_VERSION = 6
 LAYOUT = f"l{LAYOUT_VERSION}.r" + ".".join(str(res) for res in INDEX_RESOLUTIONS)
 
 #: The last words of the keys, after the prefix (the first three) or a group's base.
@@ -154,6 +159,12 @@ CARRIER = "\x1d"
 TEXT_END = "\x1e"
 #: Ends each part of a text entry's words (the name's, the category's, the mini-app's).
 TEXT_PART = "\x1d"
+#: Each group's GEO set of one mini-app's entities (the slug follows): where the
+#: nearest branches of a few mini-apps are found without reading the cells.
+BRANCHES = "b:"
+#: The latitudes a GEO set can hold (Redis's, Web Mercator's): an entity nearer a
+#: pole is in no branches set, and a search whose circle reaches that far reads the cells.
+GEO_LAT_MAX = 85.05112878
 #: The field of a t hash that bounds every top it holds.
 BOUND_FIELD = "*"
 
@@ -261,6 +272,16 @@ def posting_key(prefix: str, gen: str, tag: str, term: str) -> str:
 def carriers_key(prefix: str, gen: str, tag: str) -> str:
     """The hash of the categories and mini-apps one group's entities carry."""
     return group_base(prefix, gen, tag) + CARRIERS
+
+
+def branches_key(prefix: str, gen: str, tag: str, slug: str) -> str:
+    """The GEO set of one group's entities of the mini-app ``slug``."""
+    return group_base(prefix, gen, tag) + BRANCHES + slug
+
+
+def in_branches(lat: float) -> bool:
+    """Whether an entity at latitude ``lat`` with a mini-app is in its branches sets."""
+    return -GEO_LAT_MAX <= lat <= GEO_LAT_MAX
 
 
 def tag_of_cell(cell: int) -> str:

@@ -74,6 +74,8 @@ def constants() -> dict[str, object]:
         "POSTINGS": layout.POSTINGS,
         "CARRIERS": layout.CARRIERS,
         "CARRIER": layout.CARRIER,
+        "BRANCHES": layout.BRANCHES,
+        "GEO_LAT_MAX": layout.GEO_LAT_MAX,
         "TEXT_END": layout.TEXT_END,
         "TEXT_PART": layout.TEXT_PART,
         "BOUND_FIELD": layout.BOUND_FIELD,

@@ -7,7 +7,8 @@ its popularity bound, with the generation's usage bound factor), each set's
 top in its t hash (and the hash's bound field), each group's member, display
 document and text entry of every entity placed there, byte for byte what
 :mod:`indexer.hot.encoding` makes of the PostGIS row, and every posting set of
-the text index: exactly the ids of the group's entities indexed under its term.  Whatever it finds,
+the text index: exactly the ids of the group's entities indexed under its term,
+and every branches set (:mod:`indexer.hot.verify_branches`).  Whatever it finds,
 ``nearby cache rebuild`` mends: it writes a fresh generation from PostGIS.
 """
 
@@ -23,6 +24,7 @@ from psycopg.rows import dict_row
 
 from indexer.hot import encoding, layout
 from indexer.hot.client import HotClient
+from indexer.hot.verify_branches import branch_problems
 from indexer.model import INDEX_RESOLUTIONS
 
 #: What a member and a document are made of, read from PostGIS.
@@ -103,6 +105,7 @@ def verify_generation(hot: HotClient, gen: str, conn: psycopg.Connection) -> lis
     differences.extend(verify_groups(hot, gen, live, expected))
     differences.extend(verify_postings(hot, gen, live, expected))
     differences.extend(verify_carriers(hot, gen, live, expected))
+    differences += [Difference(i, p) for i, p in branch_problems(hot, gen, live, expected.member)]
     return differences
 
 

@@ -46,3 +46,17 @@ local function terms_of(text)
   end
   return terms
 end
+
+-- A member's mini-app ('' for none), and its position when a GEO set can hold it
+-- (its branches sets: BRANCHES and the mini-app, in each of its groups).
+local function app_of(member)
+  if not member then return '' end
+  local length = struct.unpack('<H', member, ID_LENGTH_AT)
+  local _, _, _, app = string.match(member, REST, ID_AT + length)
+  return app or ''
+end
+local function geo_of(member)
+  local lat, lng = struct.unpack('<dd', member, 1)
+  if lat < -GEO_LAT_MAX or lat > GEO_LAT_MAX then return nil end
+  return lng, lat
+end
