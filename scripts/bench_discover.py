@@ -11,7 +11,8 @@ and reused while the city's size matches.
 Every figure is measured in the same run, in-process (parse, the searches, the
 JSON body) on seeded query points where people are, each asked once: the screen
 with the user and without, each of its searches alone (the nearby list, the
-popular list, the nearest branches of the user's mini-apps), the nearby list
+popular list, the nearest branches of the user's mini-apps, and those read
+from the cells as without the branches sets), the nearby list
 with the groups' counts (what /v1/nearby's group=mini_app reads), and PostgreSQL
 alone answering the popular list (the best branch of each mini-app in the
 radius by popularity, ``DISTINCT ON`` then ``ORDER BY``, ``LIMIT``).
@@ -33,6 +34,7 @@ from discovery.api.app import create_app
 from discovery.api.current import services
 from discovery.api.discover import discover_body, listed_apps, nearest_of
 from discovery.api.discover_params import DEFAULT_RADIUS_M, parse_discover
+from discovery.search import branches
 from discovery.settings import ApiSettings
 from indexer.settings import IndexSettings
 from indexer.store import db
@@ -93,6 +95,12 @@ def part(name: str) -> Callable[[float, float], Any]:
         query, _ = parse_discover(args_of(lat, lng, False), svc)
         if name == "nearest":
             return nearest_of(svc, query, [*FAVORITES, *RECENTS])
+        if name == "nearest-cells":
+            branches.READ_BRANCHES = False
+            try:
+                return nearest_of(svc, query, [*FAVORITES, *RECENTS])
+            finally:
+                branches.READ_BRANCHES = True
         if name == "counted":
             return listed_apps(svc, replace(query, counts=True), {})
         sorted_query = replace(query, sort="popularity") if name == "popular" else query
@@ -125,6 +133,7 @@ def measure(settings: IndexSettings, unique: int, baseline: int) -> list[str]:
         ("its nearby list (group=mini_app, by score)", part("nearby"), unique),
         ("its popular list (group=mini_app, sort=popularity)", part("popular"), unique),
         ("its nearest branches of the user's 12 mini-apps", part("nearest"), unique),
+        ("baseline: the same, reading the cells (no branches sets)", part("nearest-cells"), unique),
         ("the nearby list with counts (as /v1/nearby?group=mini_app)", part("counted"), unique),
         ("PostgreSQL alone: the popular list", raw_popular(conn), baseline),
     )

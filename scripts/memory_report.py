@@ -50,6 +50,7 @@ FAMILIES = (
     "w",
     "wc",
     "k",
+    "b",
     "control",
     "other",
 )
@@ -61,10 +62,11 @@ VALUE_FAMILIES = ("loc", "m", "d", "x")
 LENGTH = {"z": "ZCARD", "hash": "HLEN", "set": "SCARD"}
 
 
-#: The families of the posting sets: a name's term's (sorted), a carrier term's.
-NAME_SETS, CARRIER_SETS = "w", "wc"
+#: The families of the posting sets: a name's term's (sorted), a carrier term's; and
+#: of the branches sets (GEO sets: sorted).
+NAME_SETS, CARRIER_SETS, BRANCH_SETS = "w", "wc", "b"
 #: Each family of sets or sorted sets that is not a cell set's, by the kind of its keys.
-SET_KINDS = {NAME_SETS: "zset", CARRIER_SETS: "set"}
+SET_KINDS = {NAME_SETS: "zset", CARRIER_SETS: "set", BRANCH_SETS: "zset"}
 
 #: A group's hashes by name, and the family of each.
 GROUP_HASHES = {
@@ -88,6 +90,8 @@ def family_of(rest: str) -> str:
         return f"z r{int(last[1], 16)}"
     if len(words) >= 4 and words[2] + ":" == layout.POSTINGS:
         return CARRIER_SETS if words[3].startswith(layout.CARRIER) else NAME_SETS
+    if len(words) >= 4 and words[2] + ":" == layout.BRANCHES:
+        return BRANCH_SETS
     return GROUP_HASHES.get(last, "other")
 
 

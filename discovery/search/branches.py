@@ -21,13 +21,16 @@ _DEGREE_M = rules.EARTH_RADIUS_M * math.pi / 180
 #: How far from a GEO set's latitude limit and from the antimeridian a circle that
 #: reads the branches sets stays (degrees).
 _GEO_MARGIN = 0.05
+#: Whether the branches sets are read at all (False: the cells always; what the
+#: benchmark compares them with).
+READ_BRANCHES = True
 
 
 def branch_route(query: NearbyQuery) -> bool:
     """Whether a top by distance may find the mini-apps it names in their branches sets
     (nearby_branches.lua): without ``q``, and when its circle stays within the latitudes
     a GEO set holds and off the antimeridian (else the cells are read)."""
-    if not query.mini_apps or query.text is not None:
+    if not (READ_BRANCHES and query.mini_apps) or query.text is not None:
         return False
     span = query.radius_m / _DEGREE_M + _GEO_MARGIN
     farthest = abs(query.lat) + span

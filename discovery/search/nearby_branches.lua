@@ -3,44 +3,77 @@
 -- for it: the caller judged that the circle stays where GEO sets reach).
 --
 -- Each group keeps, per mini-app, a GEO set of its entities' ids at their
--- positions (BRANCHES).  For each mini-app named, its sets in the covering's
--- groups are searched in growing circles around the query's point (GEOSEARCH),
--- each id found read once (its member, as the cells' are), until the circle's
--- reach holds the mini-app's nearest hit (distinct: one per mini-app) or the
--- top's last, or the radius.  Redis measures a GEO set's distances on a sphere
--- 0.03 % larger than ours, from the centre of each position's 52-bit cell (off
--- by less than a metre): an entity within the radius by our distance is within
--- radius * RATIO + SLIP by Redis's, and one Redis puts beyond a circle of reach
--- r is beyond (r - SLIP) / RATIO by ours.  So the answer is the cells' exactly.
+-- positions (BRANCHES).  A mini-app whose sets in the covering's groups hold
+-- few ids has them read whole.  Otherwise each of its sets is read nearest first
+-- (GEOSEARCH ... ASC COUNT, WITHDIST) in growing circles and counts, each id read
+-- once (its member, as the cells' are), until what is left of every set lies
+-- beyond the mini-app's nearest hit (distinct: one per mini-app) or the top's
+-- last, or the radius is read.  Redis measures a GEO set's distances on a sphere
+-- 0.03 % larger than ours, from the centre of each position's 52-bit cell (off by
+-- less than a metre): an entity within the radius by our distance is within
+-- radius * RATIO + SLIP by Redis's, and one Redis puts at least r away is at
+-- least (r - SLIP) / RATIO away by ours.  So the answer is the cells' exactly.
+--
+-- FIRST, GROWTH: the first circle (m) and how much wider each next one is; COUNT:
+-- the nearest ids asked of a set at first (four times as many each time a circle
+-- holds more); WHOLE: the ids a mini-app's sets hold at most to be read whole.
 
-ROUTE.GEO = {RATIO = 1.0003, SLIP = 2, FIRST = 500, GROWTH = 4}
+ROUTE.GEO = {RATIO = 1.0003, SLIP = 2, FIRST = 100, GROWTH = 4, COUNT = 8, WHOLE = 32}
+
+-- Read the next ids of a set (its group number g, key, circle r, count c) into
+-- the top; set.covered: how near (by our distance) an id it has not given can be.
+function ROUTE.branch_step(set, full, seen)
+  local geo = ROUTE.GEO
+  local got = redis.call('GEOSEARCH', set.key, 'FROMLONLAT', ARGV[5], ARGV[4], 'BYRADIUS',
+    string.format('%.17g', set.r), 'm', 'ASC', 'COUNT', set.c, 'WITHDIST')
+  cells_read = cells_read + 1
+  local ids = {}
+  for k = 1, #got do ids[k] = got[k][1] end
+  read_ids(set.g, ids, 1, #ids, seen, offer_after)
+  if #got == set.c then
+    set.covered = (tonumber(got[#got][2]) - geo.SLIP) / geo.RATIO
+    set.c = set.c * geo.GROWTH
+  else
+    set.covered = (set.r - geo.SLIP) / geo.RATIO
+    set.done = set.r >= full
+    set.r = math.min(set.r * geo.GROWTH, full)
+  end
+end
 
 function ROUTE.branches()
   local geo = ROUTE.GEO
   local full = radius * geo.RATIO + geo.SLIP
   local seen = {}
   for app in pairs(apps) do
-    local sets = {}
+    local sets, total = {}, 0
     for g = 1, #groups do
       local key = groups[g] .. BRANCHES .. app
-      if redis.call('EXISTS', key) == 1 then sets[#sets + 1] = {g, key} end
+      local count = redis.call('ZCARD', key)
+      if count > 0 then
+        sets[#sets + 1] = {g = g, key = key, r = math.min(geo.FIRST, full), c = geo.COUNT}
+        total = total + count
+      end
     end
-    local reach = math.min(geo.FIRST, full)
-    while #sets > 0 do
-      local circle = string.format('%.17g', reach)
+    if total <= geo.WHOLE then
       for _, set in ipairs(sets) do
-        local ids = redis.call('GEOSEARCH', set[2], 'FROMLONLAT', ARGV[5], ARGV[4],
-          'BYRADIUS', circle, 'm')
+        local ids = redis.call('ZRANGE', set.key, 0, -1)
         cells_read = cells_read + 1
-        read_ids(set[1], ids, 1, #ids, seen, offer_after)
+        read_ids(set.g, ids, 1, #ids, seen, offer_after)
       end
-      -- Every branch of the app within `covered` by our distance has been read.
-      local covered = (reach - geo.SLIP) / geo.RATIO
+      sets = {}
+    end
+    while #sets > 0 do
+      local covered, open = math.huge, {}
+      for _, set in ipairs(sets) do
+        ROUTE.branch_step(set, full, seen)
+        if not set.done then
+          open[#open + 1] = set
+          covered = math.min(covered, set.covered)
+        end
+      end
       local i = distinct and slot_of[app]
-      if reach >= full or (i and top[i].d <= covered) or (n == limit and top[n].d <= covered) then
-        break
-      end
-      reach = math.min(reach * geo.GROWTH, full)
+      if (i and top[i].d < covered) or (n == limit and top[n].d < covered) then break end
+      sets = open
     end
   end
 end

@@ -29,6 +29,7 @@ def test_every_key_of_the_layout_has_its_family() -> None:
         layout.posting_key(prefix, gen, tag, "강"): "w",
         layout.posting_key(prefix, gen, tag, layout.CARRIER + "cshop:bakery"): "wc",
         layout.carriers_key(prefix, gen, tag): "k",
+        layout.branches_key(prefix, gen, tag, "kfc"): "b",
         f"{prefix}:{gen}:{{{tag}}}:elsewhere": "other",
         f"{prefix}:geo": "other",
     }

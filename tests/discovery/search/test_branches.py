@@ -52,12 +52,23 @@ FILTERS = ({}, {}, {"kinds": ("bike",)}, {"available": True}, {"categories": ("c
 
 def entities_of(seed: int, place: str, size: int = 300) -> list[Entity]:
     """Random entities around ``place`` (test_search's kinds, ties and staleness), their
-    mini-apps drawn from APPS."""
+    mini-apps drawn from APPS, and a crowd of two chains' branches within 60 m of it
+    (more than a set's first count within its first circle; a few at one spot)."""
     rnd = random.Random(seed)
     lat, lng = PLACES[place]
     now = datetime.now(UTC)
     made = [random_entity(rnd, i, lat, lng, now) for i in range(size)]
-    return [replace(e, mini_app=rnd.choice(APPS)) for e in made]
+    spread = [replace(e, mini_app=rnd.choice(APPS)) for e in made]
+    crowd = []
+    for i in range(80):
+        at = (
+            destination(lat, lng, rnd.uniform(0, 6.283), rnd.uniform(0, 60))
+            if i % 10
+            else (lat, lng)
+        )
+        e = random_entity(rnd, size + i, lat, lng, now)
+        crowd.append(replace(e, lat=at[0], lng=at[1], mini_app=rnd.choice(("kfc", "alko"))))
+    return spread + crowd
 
 
 def query_of(place: str, ask: dict) -> NearbyQuery:
