@@ -88,11 +88,16 @@ def family_of(rest: str) -> str:
         return "loc" if last == layout.LOC else "other"
     if words[-2] + ":" == layout.CELL_SET:
         return f"z r{int(last[1], 16)}"
-    if len(words) >= 4 and words[2] + ":" == layout.POSTINGS:
-        return CARRIER_SETS if words[3].startswith(layout.CARRIER) else NAME_SETS
-    if len(words) >= 4 and words[2] + ":" == layout.BRANCHES:
-        return BRANCH_SETS
+    if len(words) >= 4 and words[2] + ":" in (layout.POSTINGS, layout.BRANCHES):
+        return set_family(words[2] + ":", words[3])
     return GROUP_HASHES.get(last, "other")
+
+
+def set_family(kind: str, name: str) -> str:
+    """The family of a posting set (``kind`` POSTINGS) or a branches set, by its name."""
+    if kind == layout.BRANCHES:
+        return BRANCH_SETS
+    return CARRIER_SETS if name.startswith(layout.CARRIER) else NAME_SETS
 
 
 @dataclass
