@@ -11,7 +11,8 @@ the screen a person sees on pulling down in the chat app:
 
 Each recent and favourite carries ``nearest``, its nearest branch within the
 radius (``{"id", "distance_m"}``) or null: one ``sort=distance&group=mini_app``
-search over their slugs, whose best of each group is its nearest branch. The
+search over their slugs, whose best of each group is its nearest branch (read
+from the mini-apps' branches sets, nearest first: discovery/search/branches.py). The
 searches are /v1/nearby's own, so each list is exactly what that endpoint
 answers for the same parameters, but for the counts of the groups: without
 them, the hot index finds the top mini-apps reading only as far as the top
@@ -38,7 +39,7 @@ from discovery.api.nearby import popularity_time, query_args, result_of
 from discovery.search.finder import find_nearby
 from discovery.search.query import NearbyQuery
 from discovery.search.services import Services
-from indexer.store.users import favorites, recents
+from indexer.store.users import screen_lists
 
 bp = Blueprint("discover", __name__, url_prefix="/v1")
 
@@ -78,8 +79,7 @@ def discover_body(svc: Services, query: NearbyQuery, user: str | None) -> dict[s
     mine: dict[str, list[dict[str, Any]]] = {"recent": [], "favorites": []}
     if user is not None:
         with svc.postgis() as conn:
-            mine = {"recent": recents(conn, user),
-                    "favorites": favorites(conn, user)[:FAVORITES_SHOWN]}  # fmt: skip
+            mine = screen_lists(conn, user, FAVORITES_SHOWN)
     slugs = [item["slug"] for items in mine.values() for item in items]
     nearest, nearest_source = nearest_of(svc, query, slugs)
     for items in mine.values():

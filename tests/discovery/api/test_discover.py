@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from discovery.api.discover import FAVORITES_SHOWN
 from discovery.api.discover_params import DEFAULT_LIMIT, DEFAULT_RADIUS_M
 from discovery.search.query import NearbyQuery, StaleLimits
 from discovery.search.ranking import brute_force
@@ -21,6 +22,7 @@ from indexer.model import Entity
 from indexer.rules import distance_m
 from indexer.settings import DEFAULT_STALE_S
 from indexer.store.catalog import MiniApp, publish_catalog, read_catalog, write_catalog
+from indexer.store.users import add_favorite
 from indexer.store.writer import write_entities
 from indexer.text import parse_query
 from indexer.text import query_problem as text_problem
@@ -156,6 +158,10 @@ def test_the_four_lists_match_the_brute_force(
                                              "icon_url": app.icon_url}  # fmt: skip
             assert result["app"] == want
         assert body["sources"]["nearby"] == "redis"
+        # The screen's own lists are the user endpoints', each item with its nearest.
+        for name, path in (("favorites", "favorites"), ("recent", "recent")):
+            listed = client.get(f"/v1/users/{USER}/{path}", headers=AUTH).json[name]
+            assert [{k: v for k, v in i.items() if k != "nearest"} for i in body[name]] == listed
 
 
 def test_without_a_user_the_screen_has_no_recent_or_favourites(
@@ -256,3 +262,23 @@ def test_q_keeps_the_matching_mini_apps(index: Index, client: FlaskClient, seed:
 def test_a_bad_q_is_named(index: Index, client: FlaskClient) -> None:
     response = client.get("/v1/discover", query_string={"lat": 1, "lng": 1, "q": "x" * 101})
     assert response.status_code == 400 and response.json["error"]["param"] == "q"
+
+
+def test_the_screen_shows_the_last_added_favourites(
+    index: Index, client: FlaskClient, catalog: None
+) -> None:
+    slugs = [f"app{n:02d}" for n in range(FAVORITES_SHOWN + 5)]
+    made = random_entities(random.Random(3), len(slugs))
+    entities = [
+        replace(e, mini_app=slug) for e, slug in zip(made[: len(slugs)], slugs, strict=True)
+    ]
+    write_entities(index.conn, index.hot, "t", entities, replace=True)
+    for slug in slugs:  # more than the catalog holds: straight into the store
+        add_favorite(index.conn, USER, slug)
+    index.conn.commit()
+    args = {"lat": 60.17, "lng": 24.94, "user": USER}
+    body = client.get("/v1/discover", query_string=args, headers=AUTH).json
+    everything = client.get(f"/v1/users/{USER}/favorites", headers=AUTH).json["favorites"]
+    assert len(everything) == len(slugs)
+    shown_slugs = [item["slug"] for item in body["favorites"]]
+    assert shown_slugs == [item["slug"] for item in everything][:FAVORITES_SHOWN]
