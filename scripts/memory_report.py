@@ -50,6 +50,7 @@ FAMILIES = (
     "w",
     "wc",
     "k",
+    "a",
     "b",
     "control",
     "other",
@@ -74,6 +75,7 @@ GROUP_HASHES = {
     layout.DOCUMENTS: layout.DOCUMENTS,
     layout.TEXT: layout.TEXT,
     layout.CARRIERS: layout.CARRIERS,
+    layout.BRANCH_HASH: layout.BRANCH_HASH,
     **{layout.tops_field(res): "tops" for res in INDEX_RESOLUTIONS},
 }
 
@@ -180,7 +182,7 @@ def length_command(family: str) -> str:
         return LENGTH["z"]
     if family in SET_KINDS:
         return LENGTH["set"]
-    return LENGTH["hash"] if family in ("loc", "tops", "m", "d", "x", "k") else ""
+    return LENGTH["hash"] if family in ("loc", "tops", "m", "d", "x", "k", "a") else ""
 
 
 def measure_batch(client: redis.Redis, start: int, keys: list[bytes]) -> list[tuple[Any, ...]]:

@@ -2,9 +2,9 @@
 -- nearby_text.lua, before nearby_modes.lua, in the same chunk; ARGV[30] '1' asks
 -- for it: the caller judged that the circle stays where GEO sets reach).
 --
--- Each group keeps, per mini-app, a GEO set of its entities' ids at their
--- positions (BRANCHES).  A mini-app whose sets in the covering's groups hold
--- few ids has them read whole.  Otherwise each of its sets is read nearest first
+-- Each group keeps the ids of each mini-app's entities there: a few in a field of
+-- its BRANCH_HASH, read whole; more in a GEO set at their positions (BRANCHES).  A
+-- mini-app whose GEO sets in the covering's groups hold few ids has them read whole.  Otherwise each of its sets is read nearest first
 -- (GEOSEARCH ... ASC COUNT, WITHDIST) in growing circles and counts, each id read
 -- once (its member, as the cells' are), until what is left of every set lies
 -- beyond the mini-app's nearest hit (distinct: one per mini-app) or the top's
@@ -47,11 +47,18 @@ function ROUTE.branches()
   for app in pairs(apps) do
     local sets, total = {}, 0
     for g = 1, #groups do
-      local key = groups[g] .. BRANCHES .. app
-      local count = redis.call('ZCARD', key)
-      if count > 0 then
-        sets[#sets + 1] = {g = g, key = key, r = math.min(geo.FIRST, full), c = geo.COUNT}
-        total = total + count
+      local few = redis.call('HGET', groups[g] .. BRANCH_HASH, app)
+      if few then
+        local ids = {}
+        for id in string.gmatch(few, ITEM) do ids[#ids + 1] = id end
+        read_ids(g, ids, 1, #ids, seen, offer_after)
+      else
+        local key = groups[g] .. BRANCHES .. app
+        local count = redis.call('ZCARD', key)
+        if count > 0 then
+          sets[#sets + 1] = {g = g, key = key, r = math.min(geo.FIRST, full), c = geo.COUNT}
+          total = total + count
+        end
       end
     end
     if total <= geo.WHOLE then

@@ -14,8 +14,9 @@
 -- for that id, so late, replayed or reordered writes never undo newer ones.
 -- A deleted id keeps a tombstone ("rev") in loc for the same reason.
 -- An entity's member, document and text are kept in every group (tag) one of
--- its cells is in, its id at its position in the group's branches set of its
--- mini-app (a GEO set; none nearer a pole than GEO_LAT_MAX), and its id in the group's posting set of each of its index
+-- its cells is in, its id among the group's branches of its mini-app (in its
+-- hash, or at its position in its GEO set: writers.lua; none nearer a pole than
+-- GEO_LAT_MAX), and its id in the group's posting set of each of its index
 -- terms (a carrier term for its category and its catalog mini-app, whose key and
 -- words the group's carriers hash holds while an entity carries it); its old
 -- member and text, read from the group's hashes, are what leave the cell sets and
@@ -64,9 +65,9 @@ local function new_batch()
   -- left, entered = highest that entered}
   -- carried: per group, its carrier keys' words entered; emptied: per carrier
   -- term's set left, its carriers hash and key
-  -- geoadd: per branches set, lng, lat, id ...
+  -- branches: the mini-apps' branches that change (writers.lua: branch_change)
   return {zrem = {}, hdel = {}, zadd = {}, hset = {}, srem = {}, sadd = {}, loc = {},
-          ids = {}, names = {}, tops = {}, carried = {}, emptied = {}, geoadd = {}}
+          ids = {}, names = {}, tops = {}, carried = {}, emptied = {}, branches = {}}
 end
 
 local function group_of(base, tag) return base .. '{' .. tag .. '}:' end
@@ -170,11 +171,7 @@ local function flush(base, batch)
   for key, args in pairs(batch.zadd) do call_many('ZADD', key, args) end
   for key, args in pairs(batch.hset) do call_many('HSET', key, args) end
   for key, args in pairs(batch.sadd) do call_many('SADD', key, args) end
-  for key, args in pairs(batch.geoadd) do
-    for first = 1, #args, 3 * 1000 do
-      call('GEOADD', key, unpack(args, first, min(first + 2999, #args)))
-    end
-  end
+  write_branches(batch.branches)
   for group, carried in pairs(batch.carried) do
     local args = {}
     for key, words in pairs(carried) do args[#args + 1] = key; args[#args + 1] = words end
@@ -248,7 +245,8 @@ local function leave(base, batch, id, old, new, old_member, member, old_text, te
         post(batch, false, group, id, old_text)
       end
       if old_app ~= '' and not (staying[tag] and kept_branch) then
-        gather(batch.zrem, group .. BRANCHES .. old_app, id)
+        local leave = branch_change(batch.branches, group, old_app).leave
+        leave[#leave + 1] = id
       end
       cleared[tag] = true
     end
@@ -261,8 +259,7 @@ local function enter(base, batch, id, new, member, display, text, old_tags, resc
   local value = bound_of(member)
   local score = score_text(value)
   local app = app_of(member)
-  local lng, lat = nil, nil
-  if app ~= '' then lng, lat = geo_of(member) end
+  local placed = app ~= '' and geo_of(member)
   for c = 1, #new, 2 do
     local tag, cell = new[c], new[c + 1]
     local names = names_of(batch, base, tag, cell, c)
@@ -281,11 +278,9 @@ local function enter(base, batch, id, new, member, display, text, old_tags, resc
       if rescored or not (old_tags and old_tags[tag]) then
         post(batch, true, names.group, id, text, score)
       end
-      if lng then
-        local args = batch.geoadd[names.group .. BRANCHES .. app]
-        if not args then args = {}; batch.geoadd[names.group .. BRANCHES .. app] = args end
-        local k = #args
-        args[k + 1], args[k + 2], args[k + 3] = score_text(lng), score_text(lat), id
+      if placed then
+        local join = branch_change(batch.branches, names.group, app).join
+        join[#join + 1] = id
       end
     end
   end

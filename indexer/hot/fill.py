@@ -107,7 +107,7 @@ def fill_entity(row: Sequence[Any], names: FillNames) -> FillEntity:
     text = encoding.text_entry(name, category, search_text, mini_app, (name_words, category_words))
     terms = encoding.text_terms(text)
     carriers = tuple(encoding.text_carriers(text).items())
-    branch = (mini_app, repr(lng), repr(lat)) if mini_app and layout.in_branches(lat) else None
+    branch = mini_app if mini_app and layout.in_branches(lat) else ""
     return FillEntity(
         eid, rev, place, score, member, display, cells, groups, text, terms, carriers, branch
     )

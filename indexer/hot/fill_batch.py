@@ -2,8 +2,8 @@
 
 Every cell set's new members (and the sets' tops) in one call of fill_sets.lua,
 each group's member, document and text hashes in one HSET each, each posting set
-of the text index in one SADD or ZADD, each branches set in one GEOADD, loc in one
-HSET; MULTI/EXEC around them.
+of the text index in one SADD or ZADD, the mini-apps' branches in one call of
+fill_branches.lua, loc in one HSET; MULTI/EXEC around them.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ class FillEntity(NamedTuple):
     terms: tuple[str, ...] = ()
     #: The categories and mini-apps it carries (:func:`indexer.hot.encoding.text_carriers`).
     carriers: tuple[tuple[str, str], ...] = ()
-    #: Its mini-app, longitude and latitude for its branches sets (None: in none).
-    branch: tuple[str, str, str] | None = None
+    #: Its mini-app, when it is among the branches ('' when not).
+    branch: str = ""
 
 
 class Gathered:
@@ -67,8 +67,8 @@ class Gathered:
         self.postings: dict[str, list[Word]] = {}
         #: Per group's carriers hash (by key): each key's words.
         self.carriers: dict[str, dict[str, str]] = {}
-        #: Per branches set (by key): its GEOADD.
-        self.branches: dict[str, list[Word]] = {}
+        #: Per group and mini-app, the ids that join its branches.
+        self.branches: dict[tuple[str, str], list[Word]] = {}
         self.locs: list[Word] = ["HSET", loc]
 
     def add(self, entity: FillEntity) -> None:
@@ -94,9 +94,7 @@ class Gathered:
             if entity.carriers:
                 self.carriers.setdefault(group + layout.CARRIERS, {}).update(entity.carriers)
             if entity.branch:
-                slug, lng, lat = entity.branch
-                key = group + layout.BRANCHES + slug
-                self.branches.setdefault(key, ["GEOADD", key]).extend((lng, lat, entity.id))
+                self.branches.setdefault((group, entity.branch), []).append(entity.id)
         place = entity.place
         self.locs += (entity.id, f"{entity.rev} {place}" if place else str(entity.rev))
 
@@ -122,7 +120,8 @@ class Gathered:
         for hashes in self.payloads.values():
             commands += hashes
         commands += self.postings.values()
-        commands += self.branches.values()
+        if self.branches:
+            commands.append(branch_writes(self.branches))
         for key, carried in self.carriers.items():
             commands.append(["HSET", key, *[word for pair in carried.items() for word in pair]])
         commands.append(self.locs)
@@ -152,6 +151,16 @@ def zadds(sets: Mapping[str, list[Any]]) -> list[Word]:
     for names, *members in sets.values():
         command += (names.set_key, names.tops_key, names.cell, str(len(members) // 2))
         command += members
+    return command
+
+
+def branch_writes(branches: Mapping[tuple[str, str], list[Word]]) -> list[Word]:
+    """The fill_branches.lua call that puts each group's mini-apps' ids among their
+    branches (after the members: it reads their positions there)."""
+    script = lua.source("indexer.hot", "fill_branches.lua", ("writers.lua",))
+    command: list[Word] = ["EVAL", script, "0"]
+    for (group, slug), ids in branches.items():
+        command += (group, slug, str(len(ids)), *ids)
     return command
 
 

@@ -28,8 +28,10 @@ share a hash tag, so that on Redis Cluster they live on one slot::
                                      popularity bound for a name's term, a SET for a
                                      carrier term (a category, a catalog mini-app)
     {prefix}:{gen}:{{tag}}:k         HASH carrier key -> its words (the group's carriers)
-    {prefix}:{gen}:{{tag}}:b:{slug}  GEO set of the ids of the group's entities of one
-                                     mini-app, at their positions (its branches)
+    {prefix}:{gen}:{{tag}}:a         HASH slug -> the ids of the group's entities of a
+                                     mini-app that has few of them there (its branches)
+    {prefix}:{gen}:{{tag}}:b:{slug}  GEO set of the ids of the group's entities of a
+                                     mini-app that has more, at their positions
 
 A set's member is the entity itself, as the search reads it: a packed head
 (:data:`MEMBER_HEAD`), the id, then the fields that filters read
@@ -134,7 +136,7 @@ SPLIT = "split"
 #: The layout's version and indexed resolutions, named inside every key: an index
 #: in another layout is invisible to this code, which then answers from PostGIS
 #: until ``nearby cache rebuild`` builds one in this layout.
-LAYOUT_VERSION = 6
+LAYOUT_VERSION = 7
 LAYOUT = f"l{LAYOUT_VERSION}.r" + ".".join(str(res) for res in INDEX_RESOLUTIONS)
 
 #: The last words of the keys, after the prefix (the first three) or a group's base.
@@ -159,8 +161,13 @@ CARRIER = "\x1d"
 TEXT_END = "\x1e"
 #: Ends each part of a text entry's words (the name's, the category's, the mini-app's).
 TEXT_PART = "\x1d"
-#: Each group's GEO set of one mini-app's entities (the slug follows): where the
-#: nearest branches of a few mini-apps are found without reading the cells.
+#: Where the nearest branches of a few mini-apps are found without reading the cells:
+#: a group's mini-app of at most SMALL_BRANCHES entities there is a field of the
+#: group's BRANCH_HASH (its ids joined by SEP); one of more, a GEO set of its ids
+#: (BRANCHES, then the slug), which stays one until it is empty.  (Most mini-apps
+#: are one shop's: a key each would cost some 250 bytes and a key's creation.)
+BRANCH_HASH = "a"
+SMALL_BRANCHES = 8
 BRANCHES = "b:"
 #: The latitudes a GEO set can hold (Redis's, Web Mercator's): an entity nearer a
 #: pole is in no branches set, and a search whose circle reaches that far reads the cells.
@@ -275,8 +282,13 @@ def carriers_key(prefix: str, gen: str, tag: str) -> str:
 
 
 def branches_key(prefix: str, gen: str, tag: str, slug: str) -> str:
-    """The GEO set of one group's entities of the mini-app ``slug``."""
+    """The GEO set of one group's entities of the mini-app ``slug`` (when it has many)."""
     return group_base(prefix, gen, tag) + BRANCHES + slug
+
+
+def branch_hash_key(prefix: str, gen: str, tag: str) -> str:
+    """The hash of the group's mini-apps that have few entities there (slug -> ids)."""
+    return group_base(prefix, gen, tag) + BRANCH_HASH
 
 
 def in_branches(lat: float) -> bool:

@@ -75,6 +75,8 @@ def constants() -> dict[str, object]:
         "CARRIERS": layout.CARRIERS,
         "CARRIER": layout.CARRIER,
         "BRANCHES": layout.BRANCHES,
+        "BRANCH_HASH": layout.BRANCH_HASH,
+        "SMALL_BRANCHES": layout.SMALL_BRANCHES,
         "GEO_LAT_MAX": layout.GEO_LAT_MAX,
         "TEXT_END": layout.TEXT_END,
         "TEXT_PART": layout.TEXT_PART,

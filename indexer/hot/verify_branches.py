@@ -1,6 +1,8 @@
-"""``nearby cache verify``'s check of the branches sets: each group's GEO set of one
-mini-app holds exactly the ids of the group's entities of that mini-app (but those
-nearer a pole than :data:`indexer.hot.layout.GEO_LAT_MAX`), each at its position.
+"""``nearby cache verify``'s check of the branches: each group's mini-app holds exactly
+the ids of the group's entities of that mini-app (but those nearer a pole than
+:data:`indexer.hot.layout.GEO_LAT_MAX`), as a field of the group's branches hash
+(at most :data:`indexer.hot.layout.SMALL_BRANCHES` ids) or in a GEO set of its own,
+each at its position there; never both.
 
 A position is compared as Redis keeps it, its 52-bit geohash (the score of a GEO
 set's member), made here from the PostGIS row as GEOADD makes it.
@@ -16,8 +18,6 @@ from indexer.hot.client import HotClient
 #: Bits of each coordinate in a GEO set's score, and the longitudes it spans.
 GEO_STEP = 26
 GEO_LNG_MAX = 180.0
-#: Branches sets read per pipeline.
-SETS_PER_ROUND = 200
 
 
 def geo_score(lng: float, lat: float) -> int:
@@ -55,34 +55,67 @@ def expected_branches(
     return want
 
 
-def branches_keys(hot: HotClient, gen: str) -> list[str]:
-    """Every branches set's key of a generation (each once: SCAN may repeat one)."""
+def branches_keys(hot: HotClient, gen: str) -> tuple[list[str], list[str]]:
+    """Every GEO set's key and every branches hash's key of a generation (each once:
+    SCAN may repeat one)."""
     base = layout.generation_base(hot.prefix, gen)
-    marker = ("}:" + layout.BRANCHES).encode()
-    keys = hot.raw.scan_iter(match=f"{base}{{*}}:{layout.BRANCHES}*", count=1000)
-    return sorted({key.decode() for key in keys if marker in key})
+    sets: set[str] = set()
+    hashes: set[str] = set()
+    for key in hot.raw.scan_iter(match=f"{base}{{*}}:[{layout.BRANCHES[0]}{layout.BRANCH_HASH}]*"):
+        name = key.decode()
+        last = name.rpartition("}:")[2]
+        if last.startswith(layout.BRANCHES):
+            sets.add(name)
+        elif last == layout.BRANCH_HASH:
+            hashes.add(name)
+    return sorted(sets), sorted(hashes)
+
+
+def held_branches(
+    hot: HotClient, gen: str
+) -> tuple[dict[str, dict[str, float | None]], list[tuple[str, str]]]:
+    """What the branches hold, per GEO set's key (each id with its score; a hash's mini-app
+    under the key its GEO set would have, with no scores), and the problems of the form
+    (a mini-app both in a hash and in a GEO set, or in a hash with too many ids)."""
+    set_keys, hash_keys = branches_keys(hot, gen)
+    held: dict[str, dict[str, float | None]] = {}
+    pipe = hot.client.pipeline(transaction=False)
+    for key in set_keys:
+        pipe.zrange(key, 0, -1, withscores=True)
+    for key in hash_keys:
+        pipe.hgetall(key)
+    replies = pipe.execute()
+    for key, members in zip(set_keys, replies, strict=False):
+        held[key] = dict(members)
+    problems: list[tuple[str, str]] = []
+    for key, fields in zip(hash_keys, replies[len(set_keys) :], strict=True):
+        group = key[: -len(layout.BRANCH_HASH)]
+        for slug, ids in fields.items():
+            name = group + layout.BRANCHES + slug
+            listed = ids.split(layout.SEP)
+            if name in held:
+                problems.append((slug, f"both in {key} and in {name}"))
+            elif len(listed) > layout.SMALL_BRANCHES:
+                problems.append((slug, f"{len(listed)} ids in {key}, a GEO set's many"))
+            held[name] = dict.fromkeys(listed)
+    return held, problems
 
 
 def branch_problems(
     hot: HotClient, gen: str, live: Mapping[str, list[str]], members: Mapping[str, bytes]
 ) -> list[tuple[str, str]]:
-    """Check the branches sets: each holds exactly the ids of its group's entities of its
-    mini-app, each at its position.  Returns each problem's id and what it is."""
+    """Check the branches: each group's mini-app holds exactly the ids of its entities
+    there, in the group's hash or in its GEO set (each id at its position there).
+    Returns each problem's id and what it is."""
     want = expected_branches(hot, gen, live, members)
-    keys = sorted(set(branches_keys(hot, gen)) | set(want))
-    differences: list[tuple[str, str]] = []
-    for first in range(0, len(keys), SETS_PER_ROUND):
-        names = keys[first : first + SETS_PER_ROUND]
-        pipe = hot.client.pipeline(transaction=False)
-        for name in names:
-            pipe.zrange(name, 0, -1, withscores=True)
-        for name, held in zip(names, pipe.execute(), strict=True):
-            ids, wanted = dict(held), want.get(name, {})
-            differences += [(i, f"stray id in {name}") for i in sorted(ids.keys() - wanted.keys())]
-            differences += [(i, f"missing from {name}") for i in sorted(wanted.keys() - ids.keys())]
-            differences += [
-                (i, f"position {ids[i]:.0f} in {name}, PostGIS {score:.0f}")
-                for i, score in sorted(wanted.items())
-                if i in ids and ids[i] != score
-            ]
+    held, differences = held_branches(hot, gen)
+    for name in sorted(set(held) | set(want)):
+        ids, wanted = held.get(name, {}), want.get(name, {})
+        differences += [(i, f"stray id in {name}") for i in sorted(ids.keys() - wanted.keys())]
+        differences += [(i, f"missing from {name}") for i in sorted(wanted.keys() - ids.keys())]
+        differences += [
+            (i, f"position {ids[i]:.0f} in {name}, PostGIS {score:.0f}")
+            for i, score in sorted(wanted.items())
+            if ids.get(i) is not None and ids[i] != score
+        ]
     return differences

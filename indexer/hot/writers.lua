@@ -60,3 +60,64 @@ local function geo_of(member)
   if lat < -GEO_LAT_MAX or lat > GEO_LAT_MAX then return nil end
   return lng, lat
 end
+
+-- A change of the branches: in group (its key base), the mini-app slug's ids that
+-- join it and those that leave it (changes: group -> slug -> {join, leave}).
+local function branch_change(changes, group, slug)
+  local apps = changes[group]
+  if not apps then apps = {}; changes[group] = apps end
+  local change = apps[slug]
+  if not change then change = {join = {}, leave = {}}; apps[slug] = change end
+  return change
+end
+
+-- The ids into a mini-app's GEO set at their positions, read from the group's members
+-- (those nearer a pole than a GEO set holds are left out).
+local function into_geo(group, key, ids)
+  for first = 1, #ids, CALL_ARGS do
+    local last = math.min(first + CALL_ARGS - 1, #ids)
+    local members = redis.call('HMGET', group .. MEMBERS, unpack(ids, first, last))
+    local args = {}
+    for k = 1, #members do
+      local lng, lat = nil, nil
+      if members[k] then lng, lat = geo_of(members[k]) end
+      if lng then
+        args[#args + 1] = string.format('%.17g', lng)
+        args[#args + 1] = string.format('%.17g', lat)
+        args[#args + 1] = ids[first + k - 1]
+      end
+    end
+    if #args > 0 then redis.call('GEOADD', key, unpack(args)) end
+  end
+end
+
+-- Write the branches changes (after the members they name are in their groups): a
+-- mini-app with a GEO set keeps it; one without has its ids in the group's hash
+-- while they are at most SMALL_BRANCHES, else they move into a GEO set.
+local function write_branches(changes)
+  for group, apps in pairs(changes) do
+    for slug, change in pairs(apps) do
+      local key = group .. BRANCHES .. slug
+      if redis.call('EXISTS', key) == 1 then
+        if #change.leave > 0 then call_many('ZREM', key, change.leave) end
+        into_geo(group, key, change.join)
+      else
+        local held = redis.call('HGET', group .. BRANCH_HASH, slug)
+        local ids, list = {}, {}
+        for id in string.gmatch(held or '', ITEM) do ids[id] = true end
+        for _, id in ipairs(change.leave) do ids[id] = nil end
+        for _, id in ipairs(change.join) do ids[id] = true end
+        for id in pairs(ids) do list[#list + 1] = id end
+        if #list > SMALL_BRANCHES then
+          into_geo(group, key, list)
+          redis.call('HDEL', group .. BRANCH_HASH, slug)
+        elseif #list > 0 then
+          table.sort(list)
+          redis.call('HSET', group .. BRANCH_HASH, slug, table.concat(list, SEP))
+        elseif held then
+          redis.call('HDEL', group .. BRANCH_HASH, slug)
+        end
+      end
+    end
+  end
+end

@@ -30,6 +30,7 @@ def test_every_key_of_the_layout_has_its_family() -> None:
         layout.posting_key(prefix, gen, tag, layout.CARRIER + "cshop:bakery"): "wc",
         layout.carriers_key(prefix, gen, tag): "k",
         layout.branches_key(prefix, gen, tag, "kfc"): "b",
+        layout.branch_hash_key(prefix, gen, tag): "a",
         f"{prefix}:{gen}:{{{tag}}}:elsewhere": "other",
         f"{prefix}:geo": "other",
     }

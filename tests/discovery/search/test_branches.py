@@ -46,7 +46,17 @@ NAMED = (
     ("ghost",),
     ("kfc", "solo2", "ghost"),
     ("alko", "volt", "solo3", "solo4", "solo5"),
+    ("one3",),
+    ("kfc", "one7", "one8", "one9", "one10"),
 )
+
+
+def app_of(rnd: random.Random) -> str:
+    """A mini-app from APPS, or one of sixty with a store or two each (a group's hash
+    keeps those)."""
+    return f"one{rnd.randrange(60)}" if rnd.random() < 0.2 else rnd.choice(APPS)
+
+
 FILTERS = ({}, {}, {"kinds": ("bike",)}, {"available": True}, {"categories": ("cafe",)})
 
 
@@ -58,7 +68,7 @@ def entities_of(seed: int, place: str, size: int = 300) -> list[Entity]:
     lat, lng = PLACES[place]
     now = datetime.now(UTC)
     made = [random_entity(rnd, i, lat, lng, now) for i in range(size)]
-    spread = [replace(e, mini_app=rnd.choice(APPS)) for e in made]
+    spread = [replace(e, mini_app=app_of(rnd)) for e in made]
     crowd = []
     for i in range(80):
         at = (
@@ -168,7 +178,7 @@ def test_the_scores_are_those_geoadd_gives(index) -> None:
 
 def moved(rnd: random.Random, entity: Entity) -> Entity:
     lat, lng = destination(entity.lat, entity.lng, rnd.uniform(0, 6.283), rnd.choice((5, 800)))
-    return replace(entity, lat=lat, lng=lng, mini_app=rnd.choice(APPS))
+    return replace(entity, lat=lat, lng=lng, mini_app=app_of(rnd))
 
 
 def test_moves_and_changes_of_mini_app_keep_the_branches_exact(index, api_settings) -> None:
@@ -228,3 +238,73 @@ def test_verify_finds_a_branches_set_that_disagrees_and_a_rebuild_mends_it(
         assert figures(find_nearby(services, query).hits) == figures(want)
     finally:
         services.close()
+
+
+def branches_of(index, slug: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Where a mini-app's branches are held: per group tag, the ids in its hash, and the
+    ids in its GEO set."""
+    gen = index.hot.require_generation()
+    client = index.hot.client
+    tags: set[str] = set()
+    base = layout.generation_base(index.hot.prefix, gen)
+    for key in client.scan_iter(match=f"{base}{{*}}:*"):
+        tags.add(key.split("{")[1].split("}")[0])
+    small, geo = {}, {}
+    for tag in sorted(tags):
+        held = client.hget(layout.branch_hash_key(index.hot.prefix, gen, tag), slug)
+        if held:
+            small[tag] = sorted(held.split(layout.SEP))
+        members = client.zrange(layout.branches_key(index.hot.prefix, gen, tag, slug), 0, -1)
+        if members:
+            geo[tag] = sorted(members)
+    return small, geo
+
+
+def test_a_mini_app_moves_from_the_hash_to_a_geo_set_as_it_grows(index, api_settings) -> None:
+    rnd = random.Random(13)
+    lat, lng = PLACES["seoul"]
+    now = datetime.now(UTC)
+
+    def stores(count: int) -> list[Entity]:
+        made = [random_entity(rnd, i, lat, lng, now) for i in range(count)]
+        near = [replace(e, kind="store", seen_at=None, available=None, capacity=None) for e in made]
+        return [replace(e, lat=lat + 0.001 * (i % 7), mini_app="grow") for i, e in enumerate(near)]
+
+    services = Services(api_settings, Taken())
+    try:
+        crowd = stores(20)
+        for count in (3, layout.SMALL_BRANCHES, layout.SMALL_BRANCHES + 4, 5, 0):
+            entities = crowd[:count]
+            write_entities(index.conn, index.hot, "t", entities, replace=True)
+            small, geo = branches_of(index, "grow")
+            held = sorted(i for ids in [*small.values(), *geo.values()] for i in ids)
+            assert held == sorted(e.id for e in entities), count
+            assert not (small.keys() & geo.keys())
+            gen = index.hot.require_generation()
+            assert verify_generation(index.hot, gen, index.conn) == []
+            query = replace(query_of("seoul", {**FIRST, "distinct": False, "limit": 20}),
+                            mini_apps=("grow",))  # fmt: skip
+            want, _ = brute_force(query, [candidate_of(e) for e in entities])
+            assert figures(find_nearby(services, query).hits) == figures(want), count
+        # Grown past the hash, then shrunk, the app kept its GEO set until it emptied.
+    finally:
+        services.close()
+
+
+def test_verify_finds_branches_held_wrong_in_a_hash(index) -> None:
+    entities = [replace(e, mini_app=f"one{n}") for n, e in enumerate(entities_of(17, "seoul")[:30])]
+    write_entities(index.conn, index.hot, "t", entities, replace=True)
+    gen = index.hot.require_generation()
+    assert verify_generation(index.hot, gen, index.conn) == []
+    small, _ = branches_of(index, "one0")
+    tag = next(iter(small))
+    hash_key = layout.branch_hash_key(index.hot.prefix, gen, tag)
+    client = index.hot.client
+    client.hset(hash_key, "one1", layout.SEP.join([*small[tag], "t:stray"]))
+    too_many = [f"t:x{n}" for n in range(layout.SMALL_BRANCHES + 1)]
+    client.hset(hash_key, "one2", layout.SEP.join(too_many))
+    client.geoadd(layout.branches_key(index.hot.prefix, gen, tag, "one0"), ("1.0", "1.0", "t:y"))
+    problems = [d.problem for d in verify_generation(index.hot, gen, index.conn)]
+    assert any(p.startswith("stray id") and "one1" in p for p in problems)
+    assert any("a GEO set's many" in p for p in problems)
+    assert any(p.startswith("both in") for p in problems)

@@ -123,7 +123,7 @@ def test_rebuild_keeps_writes_made_while_it_runs(index: Index) -> None:
 
 def test_an_index_of_another_layout_is_invisible(index: Index) -> None:
     assert index.hot.prefix == f"{index.settings.redis_prefix}:{layout.LAYOUT}"
-    assert "l6.r" + ".".join(map(str, INDEX_RESOLUTIONS)) == layout.LAYOUT
+    assert "l7.r" + ".".join(map(str, INDEX_RESOLUTIONS)) == layout.LAYOUT
     index.hot.drop_all()
     # What an older layout left behind under the bare prefix is never taken for ours.
     index.hot.client.set(f"{index.settings.redis_prefix}:gen", "1")
