@@ -12,7 +12,7 @@ the screen a person sees on pulling down in the chat app:
 Each recent and favourite carries ``nearest``, its nearest branch within the
 radius (``{"id", "distance_m"}``) or null: one ``sort=distance&group=mini_app``
 search over their slugs, whose best of each group is its nearest branch (read
-from the mini-apps' branches sets, nearest first: discovery/search/branches.py). The
+from the mini-apps' branches, nearest first: discovery/search/branches.py). The
 searches are /v1/nearby's own, so each list is exactly what that endpoint
 answers for the same parameters, but for the counts of the groups: without
 them, the hot index finds the top mini-apps reading only as far as the top

@@ -1,11 +1,12 @@
-"""Where a top by distance over a few named mini-apps reads their branches sets.
+"""Where a top by distance over a few named mini-apps reads their branches.
 
-Each group of the hot index keeps a GEO set of each mini-app's entities
-(indexer/hot/layout.py); nearby_branches.lua finds the nearest of them there in
-growing circles instead of reading the cells, exactly as the cells would answer.
-A GEO set holds no latitude beyond :data:`indexer.hot.layout.GEO_LAT_MAX`, and its
-circles are not trusted across the antimeridian: a query whose circle comes near
-either reads the cells.
+Each group of the hot index keeps the ids of each mini-app's entities there: a
+few in a field of the group's branches hash, more in a GEO set of the mini-app's
+own (indexer/hot/layout.py); nearby_branches.lua reads the few whole and the GEO
+sets nearest first instead of reading the cells, exactly as the cells would
+answer.  A GEO set holds no latitude beyond :data:`indexer.hot.layout.GEO_LAT_MAX`,
+and its circles are not trusted across the antimeridian: a query whose circle
+comes near either reads the cells.
 """
 
 from __future__ import annotations

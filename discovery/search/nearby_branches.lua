@@ -4,9 +4,10 @@
 --
 -- Each group keeps the ids of each mini-app's entities there: a few in a field of
 -- its BRANCH_HASH, read whole; more in a GEO set at their positions (BRANCHES).  A
--- mini-app whose GEO sets in the covering's groups hold few ids has them read whole.  Otherwise each of its sets is read nearest first
--- (GEOSEARCH ... ASC COUNT, WITHDIST) in growing circles and counts, each id read
--- once (its member, as the cells' are), until what is left of every set lies
+-- mini-app whose GEO sets in the covering's groups hold few ids has them read
+-- whole.  Otherwise each of its sets is read nearest first (GEOSEARCH ... ASC
+-- COUNT, WITHDIST) in growing circles and counts, each id read once (its member,
+-- as the cells' are), until what is left of every set lies
 -- beyond the mini-app's nearest hit (distinct: one per mini-app) or the top's
 -- last, or the radius is read.  Redis measures a GEO set's distances on a sphere
 -- 0.03 % larger than ours, from the centre of each position's 52-bit cell (off by

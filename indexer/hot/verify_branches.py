@@ -85,7 +85,7 @@ def held_branches(
     for key in hash_keys:
         pipe.hgetall(key)
     replies = pipe.execute()
-    for key, members in zip(set_keys, replies, strict=False):
+    for key, members in zip(set_keys, replies[: len(set_keys)], strict=True):
         held[key] = dict(members)
     problems: list[tuple[str, str]] = []
     for key, fields in zip(hash_keys, replies[len(set_keys) :], strict=True):

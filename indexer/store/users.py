@@ -30,19 +30,13 @@ WHERE r.user_id = %s ORDER BY r.at DESC, r.slug LIMIT {RECENTS_KEPT}
 """
 
 #: Both of a user's lists in one statement (the pull-down screen's): recents ("r") then
-#: favourites ("f"), each in its order, the favourites the last added at most.
+#: favourites ("f", the last added at most: its parameters are the user, the user
+#: and that count), each in its order (the time, then the slug).
 SCREEN_LISTS = f"""
-SELECT list, slug, name, icon_url, moment FROM (
-    (SELECT 'r' AS list, row_number() OVER (ORDER BY r.at DESC, r.slug) AS place,
-            r.slug, m.name, m.icon_url, r.at AS moment
-     FROM user_recents r LEFT JOIN mini_apps m USING (slug)
-     WHERE r.user_id = %(user)s ORDER BY r.at DESC, r.slug LIMIT {RECENTS_KEPT})
-    UNION ALL
-    (SELECT 'f', row_number() OVER (ORDER BY f.added_at DESC, f.slug), f.slug, m.name,
-            m.icon_url, f.added_at
-     FROM user_favorites f LEFT JOIN mini_apps m USING (slug)
-     WHERE f.user_id = %(user)s ORDER BY f.added_at DESC, f.slug LIMIT %(favorites)s)
-) both_lists ORDER BY list DESC, place
+SELECT 'r' AS list, r.* FROM ({RECENTS}) r
+UNION ALL
+SELECT 'f', f.* FROM ({FAVORITES} LIMIT %s) f
+ORDER BY list DESC, at DESC, slug
 """
 
 
@@ -102,7 +96,7 @@ def screen_lists(
     """The user's recents and (the ``most_favorites`` last added) favourites, as
     :func:`recents` and :func:`favorites` list them, read in one statement."""
     with conn.cursor() as cur:
-        cur.execute(SCREEN_LISTS, {"user": user, "favorites": most_favorites})
+        cur.execute(SCREEN_LISTS, (user, user, most_favorites))
         rows = cur.fetchall()
     return {
         "recent": listed([row[1:] for row in rows if row[0] == "r"], "at"),
