@@ -8,23 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from indexer.logs import parse_log_format
-from indexer.settings import ConfigError, IndexSettings, parse_int
+from indexer.settings import ConfigError, IndexSettings, parse_float, parse_int
 
 #: The variable holding the secret cursors are signed with; every process serving
 #: the same clients (workers, instances behind one address) must share it.
 CURSOR_SECRET = "NEARBY_CURSOR_SECRET"
 MIN_SECRET_CHARS = 16
-
-
-def parse_float(value: str, variable: str, low: float, high: float) -> float:
-    """Parse a float setting within [low, high]."""
-    try:
-        number = float(value)
-    except ValueError as exc:
-        raise ConfigError(variable, f"expected a number, got {value!r}") from exc
-    if not low <= number <= high:  # also refuses NaN
-        raise ConfigError(variable, f"{value} is outside [{low}, {high}]")
-    return number
 
 
 @dataclass(frozen=True)

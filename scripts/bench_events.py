@@ -5,10 +5,19 @@ Over a scratch index of its own (``nearby_bench_events``, prefix
 catalog. The same events, made once, go
 
 - through ``POST /v1/events`` of ``nearby serve`` (2 workers), in batches of
-  ``--batch`` as JSON, from ``--senders`` keep-alive connections at once: checked,
-  stored and added to the masses and recents in PostGIS;
+  ``--batch`` as JSON, from ``--senders`` keep-alive connections at once, at
+  ``--rate`` events/s together (each sender's batches evenly spaced; 0: each
+  sender as fast as it is answered): checked and stored in PostGIS;
 - raw: XADD of each event to a stream, and HINCRBYFLOAT of its weight per entity,
   each pipelined in batches of the same size (what a Redis counter alone costs).
+
+The endpoint stores each batch and answers; rounds of the server count what
+was stored every ``--round-s`` (``NEARBY_EVENT_ROUND_S``). How long an event
+takes to reach the rankings is measured as users would see it: a prober sends
+one event for an entity of its own, away from the others, every half second
+during the HTTP phase, and asks ``GET /v1/nearby`` at that entity until its
+``popularity_now`` grew (the seconds from sending to seeing, p50 and most);
+and once the senders stop, how long until nothing is left to count.
 
 Queries (on unless ``--no-queries``): before the HTTP phase, for
 ``--idle-seconds``, one client thread sends ``GET /v1/nearby`` (radius 1,000 m,
@@ -32,8 +41,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import http.client
+import itertools
 import math
 import random
+import statistics
 import threading
 import time
 from datetime import UTC, datetime
@@ -42,7 +53,7 @@ import orjson
 
 from indexer.hot.index import HotIndex, connect_redis
 from indexer.model import Entity
-from indexer.settings import DEFAULT_EVENT_WEIGHTS, IndexSettings
+from indexer.settings import DEFAULT_EVENT_ROUND_S, DEFAULT_EVENT_WEIGHTS, IndexSettings
 from indexer.store import db
 from indexer.store.catalog import MiniApp, publish_catalog, read_catalog, write_catalog
 from indexer.store.writer import write_entities
@@ -60,6 +71,10 @@ from scripts.benchkit import (
 
 API_KEY = "bench-key"
 CENTER = (37.5665, 126.978)
+#: The prober's entity: alone, 20 km north of the stores.
+PROBE_ID, PROBE = "bench:probe", (CENTER[0] + 0.18, CENTER[1])
+#: Seconds between two probes, and how often a probe asks whether its event counts.
+PROBE_EVERY_S, PROBE_POLL_S = 0.5, 0.05
 #: The queries: radius and limit of GET /v1/nearby, and how far from CENTER they are asked.
 QUERY_RADIUS_M, QUERY_LIMIT, QUERY_SPREAD_M = 1000, 20, 3000.0
 #: Seconds of queries before the idle phase, not counted (connection, first answers).
@@ -75,7 +90,7 @@ def seed(settings: IndexSettings, stores: int, apps: int) -> None:
     hot = HotIndex(client, settings.redis_prefix)
     with conn.cursor() as cur:
         cur.execute(
-            "TRUNCATE entities, hot_pending, mini_apps, usage_events,"
+            "TRUNCATE entities, hot_pending, mini_apps, usage_events, usage_pending,"
             " usage_mini_app, user_recents, user_favorites, usage_basis"
         )
     conn.commit()
@@ -85,7 +100,8 @@ def seed(settings: IndexSettings, stores: int, apps: int) -> None:
                lng=CENTER[1] + rng.uniform(-0.05, 0.05), mini_app=f"app-{n % apps}")
         for n in range(stores)
     )  # fmt: skip
-    write_entities(conn, hot, "bench", entities)
+    probe = Entity(id=PROBE_ID, kind="store", lat=PROBE[0], lng=PROBE[1], mini_app="app-0")
+    write_entities(conn, hot, "bench", itertools.chain(entities, [probe]))
     write_catalog(conn, [MiniApp(f"app-{n}", f"App {n}") for n in range(apps)], replace=True)
     publish_catalog(client, settings.redis_prefix, read_catalog(conn))
     conn.commit()
@@ -128,12 +144,18 @@ class Row:
         return f"| {self.name} | {rate:,.0f} | {pg} | {self.redis_s * per:.2f} |"
 
 
-def http_sender(port: int, bodies: list[bytes], until: float, applied: list[int]) -> None:
-    """POST the bodies in turn (one at least) until ``until``, adding what each applied."""
+def http_sender(
+    port: int, bodies: list[bytes], until: float, applied: list[int], every_s: float = 0.0
+) -> None:
+    """POST the bodies in turn (one at least) until ``until``, one every ``every_s`` at
+    most (0: as fast as answered), adding what each applied."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"}
-    n = 0
+    n, due = 0, time.perf_counter()
     while n == 0 or time.perf_counter() < until:
+        if every_s:
+            time.sleep(max(0.0, due - time.perf_counter()))
+            due += every_s
         conn.request("POST", "/v1/events", bodies[n % len(bodies)], headers)
         response = conn.getresponse()
         body = orjson.loads(response.read())
@@ -229,6 +251,65 @@ class Querier:
         self.thread.join()
 
 
+class Prober:
+    """One thread that, until closed, sends an event for PROBE_ID every PROBE_EVERY_S and
+    asks GET /v1/nearby at it until its ``popularity_now`` grew: the seconds each took."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.delays: list[float] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+        self.thread.start()
+
+    def popularity(self, conn: http.client.HTTPConnection) -> float:
+        """The probe's ``popularity_now`` as the API answers it."""
+        conn.request("GET", f"/v1/nearby?lat={PROBE[0]}&lng={PROBE[1]}&radius=50&limit=1")
+        answer = orjson.loads(conn.getresponse().read())
+        return float(answer["results"][0]["popularity_now"])
+
+    def probe(self, conn: http.client.HTTPConnection) -> None:
+        """One event, and the seconds until it counts (not recorded when closed first)."""
+        before = self.popularity(conn)
+        event = {"type": "order", "entity_id": PROBE_ID, "at": time.time()}
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"}
+        sent = time.perf_counter()
+        conn.request("POST", "/v1/events", orjson.dumps([event]), headers)
+        conn.getresponse().read()
+        while self.popularity(conn) <= before:
+            if self.stop.wait(PROBE_POLL_S):
+                return
+        self.delays.append(time.perf_counter() - sent)
+
+    def run(self) -> None:
+        """The thread: probe until closed."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        while not self.stop.wait(PROBE_EVERY_S):
+            self.probe(conn)
+        conn.close()
+
+    def close(self) -> list[float]:
+        """Stop probing; the delays measured."""
+        self.stop.set()
+        self.thread.join()
+        return self.delays
+
+
+def waiting(settings: IndexSettings) -> int:
+    """How many stored events no round has counted yet."""
+    with db.connect(settings.database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM usage_pending").fetchone()
+    return int(row[0]) if row else 0
+
+
+def drained(settings: IndexSettings, limit_s: float = 60.0) -> float:
+    """Seconds until every stored event was counted (polled every PROBE_POLL_S)."""
+    started = time.perf_counter()
+    while waiting(settings) and time.perf_counter() - started < limit_s:
+        time.sleep(PROBE_POLL_S)
+    return time.perf_counter() - started
+
+
 def send_events(
     port: int, bodies: list[bytes], args: argparse.Namespace
 ) -> tuple[list[int], float]:
@@ -236,10 +317,15 @@ def send_events(
     applied: list[int] = []
     started = time.perf_counter()
     until = started + args.seconds
-    senders = [threading.Thread(target=http_sender, args=(port, bodies[k:], until, applied))
+    # Each sender's share of the offered rate, its batches evenly spaced (and the
+    # senders' interleaved).
+    every_s = args.senders * args.batch / args.rate if args.rate else 0.0
+    senders = [threading.Thread(target=http_sender,
+                                args=(port, bodies[k:], until, applied, every_s))
                for k in range(args.senders)]  # fmt: skip
     for sender in senders:
         sender.start()
+        time.sleep(every_s / args.senders)
     for sender in senders:
         sender.join()
     return applied, time.perf_counter() - started
@@ -247,33 +333,49 @@ def send_events(
 
 def http_phase(
     settings: IndexSettings, bodies: list[bytes], args: argparse.Namespace
-) -> tuple[Row, list[Queries]]:
-    """Events/s through POST /v1/events of ``nearby serve``, and the queries idle and
+) -> tuple[Row, list[Queries], tuple[list[float], float]]:
+    """Events/s through POST /v1/events of ``nearby serve``, the probes' delays and the
+    seconds until all was counted after the senders stopped, and the queries idle and
     during it (none with ``--no-queries``)."""
     port = free_port()
-    server = serve(settings, port, ["--workers", "2"], {"NEARBY_API_KEYS": API_KEY,
-                                                        "NEARBY_HEAL_CHECK_S": "0"})  # fmt: skip
+    env = {"NEARBY_API_KEYS": API_KEY, "NEARBY_HEAL_CHECK_S": "0",
+           "NEARBY_EVENT_ROUND_S": repr(args.round_s)}  # fmt: skip
+    server = serve(settings, port, ["--workers", "2"], env)
     client = connect_redis(settings.redis_url)
     querier = None
     try:
         http_sender(port, bodies[:1], 0.0, [])  # warm: one batch, not counted
+        drained(settings)
         querier = Querier(port, random.Random(2)) if args.queries else None
         phases = [] if querier is None else [querier.idle(args.idle_seconds)]
         pg, rd = postgres_cpu(), redis_cpu(client)
         if querier is not None:
             phases.append(querier.record_as("during HTTP events"))
+        prober = Prober(port)
         applied, seconds = send_events(port, bodies, args)
+        delays = prober.close()
         if querier is not None:
             querier.close()  # no query counted after the last batch
         row = Row(f"HTTP, {args.senders} senders", sum(applied), seconds,
                   postgres_cpu_since(pg), redis_cpu(client) - rd)  # fmt: skip
-        return row, phases
+        return row, phases, (delays, drained(settings))
     finally:
         if querier is not None:
             querier.close()
         server.terminate()
         server.wait()
         client.close()
+
+
+def print_counting(delays: list[float], drain_s: float) -> None:
+    """How soon an event counted: the probes' p50 and most, and the drain after the senders."""
+    print()
+    if delays:
+        print(f"an event counted in the rankings {statistics.median(delays):.2f} s after it was"
+            f" sent (p50 of {len(delays)} probes), {max(delays):.2f} s at most;"
+            f" all counted {drain_s:.2f} s after the last batch returned")  # fmt: skip
+    else:
+        print(f"no probe was seen counted; all counted {drain_s:.2f} s after the last batch")
 
 
 def raw_phase(settings: IndexSettings, batches: list[list[dict]], seconds: float) -> Row:
@@ -341,7 +443,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--batches", type=int, default=8, help="Distinct batches made.")
     parser.add_argument("--senders", type=int, default=2)
+    parser.add_argument("--round-s", type=float, default=DEFAULT_EVENT_ROUND_S,
+                        help="NEARBY_EVENT_ROUND_S of the server (0: each request).")  # fmt: skip
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rate", type=float, default=50_000.0,
+                        help="Events/s the senders offer together (0: all they can).")  # fmt: skip
     parser.add_argument(
         "--queries",
         action=argparse.BooleanOptionalAction,
@@ -362,7 +468,7 @@ def main() -> None:
             f" for {args.seconds:g} s with queries")  # fmt: skip
     else:
         log(f"HTTP: batches of {args.batch:,} for {args.seconds:g} s")
-    row, queries = http_phase(settings, bodies, args)
+    row, queries, (delays, drain_s) = http_phase(settings, bodies, args)
     rows = [row]
     log("raw baseline")
     rows.append(raw_phase(settings, batches, args.seconds))
@@ -371,6 +477,7 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for row in rows:
         print(row.line())
+    print_counting(delays, drain_s)
     if queries:
         print_queries(queries)
 

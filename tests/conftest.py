@@ -27,7 +27,7 @@ from discovery.cli import cli
 from discovery.settings import ApiSettings
 from indexer.hot import layout
 from indexer.hot.index import HotIndex, connect_redis
-from indexer.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, IndexSettings
+from indexer.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, IndexSettings, UsageSettings
 from indexer.store import db
 from tests.pg_replica import ReplicaServer, replica_server
 from tests.redis_cluster import ClusterServers, redis_cluster
@@ -76,6 +76,8 @@ def settings() -> Iterator[IndexSettings]:
         database_url=with_database(admin_url, name),
         redis_url=redis_url,
         redis_prefix=f"nearby-test-{token}",
+        # Each batch counted in its own request; the rounds have tests of their own.
+        usage=UsageSettings(round_s=0.0),
     )
     try:
         db.upgrade(test_settings.database_url)
@@ -102,6 +104,8 @@ def cli_env(settings: IndexSettings) -> dict[str, str]:
         # rebuild it; the healing tests turn it on for servers of their own.
         "NEARBY_HEAL_CHECK_S": "0",
         "NEARBY_CURSOR_SECRET": CURSOR_SECRET,
+        # Each batch of events counted in its own request, as in the in-process tests.
+        "NEARBY_EVENT_ROUND_S": "0",
     }
 
 

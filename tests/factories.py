@@ -599,6 +599,7 @@ CATALOG_TABLES = (
     "user_favorites",
     "user_recents",
     "usage_events",
+    "usage_pending",
     "usage_mini_app",
     "usage_basis",
 )

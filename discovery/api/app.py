@@ -51,6 +51,7 @@ def create_app(settings: ApiSettings | None = None) -> Flask:
     debug.init_app(app)
     demo.init_app(app)
     services.check_healing_in_background()
+    services.start_rounds()
     metrics = ApiMetrics(services.hot, settings.observe.multiproc_dir)
     app.extensions["nearby.metrics"] = metrics
     # Outermost: every request, whichever path answers it, has its id and is counted.

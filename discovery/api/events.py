@@ -7,7 +7,10 @@ event a line (``application/x-ndjson``), at most
 an API key, as the pushes do. Each bad event (an NDJSON line that is not JSON
 included) is reported with its index and reason, and the good ones are applied
 in one transaction (:mod:`indexer.store.events`); a body that is not JSON or
-NDJSON, or not a list of events, is a 400 naming ``body``.
+NDJSON, or not a list of events, is a 400 naming ``body``. The good events
+are stored when the answer comes, and counted in the rankings by the next round
+(within ``NEARBY_EVENT_ROUND_S`` and the time of a round; with 0, before the
+answer).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from discovery.api.jsonio import BadBody, loads_body
 from discovery.api.push import read_body, require_key
 from discovery.api.requestlog import note_postgres_error
 from indexer.errors import BadInput, TooLarge, Unavailable
-from indexer.store.events import MAX_EVENTS, EventBatch, Malformed, apply_events
+from indexer.store.events import MAX_EVENTS, EventBatch, Malformed, apply_events, take_events
 
 bp = Blueprint("events", __name__, url_prefix="/v1")
 
@@ -80,9 +83,13 @@ def post_events() -> Response:
     require_key()
     events = read_events()
     svc = services()
+    usage = svc.settings.index.usage
     try:
         with svc.postgis() as conn:
-            batch = apply_events(conn, svc.hot, events, svc.settings.index.usage, time.time())
+            if svc.rounds is None:
+                batch = apply_events(conn, svc.hot, events, usage, time.time())
+            else:
+                batch = take_events(conn, events, usage, time.time())
     except psycopg.OperationalError as exc:
         note_postgres_error(exc)
         raise Unavailable("the index is not reachable") from exc

@@ -29,6 +29,7 @@ from discovery.search.replica import READ_FAILED, ReplicaReads, api_pool
 from discovery.settings import ApiSettings
 from indexer.errors import Unavailable
 from indexer.hot.index import HotIndex, connect_redis
+from indexer.jobs.rounds import RoundLoop
 
 
 class Notes:
@@ -79,6 +80,10 @@ class Services:
         )
         #: Starts a rebuild when Redis holds no index (discovery/search/healing.py).
         self.healer = Healer(settings.index, self.hot, settings.heal_check_s)
+        round_s = settings.index.usage.round_s
+        #: Counts the stored usage events (indexer/jobs/rounds.py); None: each
+        #: request counts its own batch.
+        self.rounds = None if round_s <= 0 else RoundLoop(self.postgis, self.hot, round_s)
 
     @contextmanager
     def postgis(self) -> Iterator[psycopg.Connection]:
@@ -132,8 +137,15 @@ class Services:
                 daemon=True,
             ).start()
 
+    def start_rounds(self) -> None:
+        """Start counting stored usage events in the background (when rounds are on)."""
+        if self.rounds is not None:
+            self.rounds.start()
+
     def close(self) -> None:
-        """Close the pool and the Redis connections."""
+        """Stop the rounds; close the pool and the Redis connections."""
+        if self.rounds is not None:
+            self.rounds.close()
         if self._opened:
             self.pool.close()
         if self.replica is not None:

@@ -1,4 +1,5 @@
-"""``nearby events consume STREAM``: apply usage events read from a Redis Stream.
+"""``nearby events consume STREAM``: apply usage events read from a Redis Stream;
+``nearby events apply``: count the stored events now.
 
 Exit status 0 when stopped (SIGTERM, SIGINT, or ``--until-empty`` with
 nothing left); 1 when a store did not answer at the start.
@@ -24,7 +25,7 @@ from indexer.jobs.stream import (
 )
 from indexer.jobs.watch import stop_on_signals
 from indexer.store import db
-from indexer.store.events import MAX_EVENTS
+from indexer.store.events import MAX_EVENTS, apply_round
 
 
 @click.group("events")
@@ -76,3 +77,20 @@ def consume(
     except redis.RedisError as exc:
         raise Unavailable(f"Redis is not reachable: {exc}") from exc
     click.echo(summary.line())
+
+
+@events_group.command("apply")
+@click.pass_obj
+def apply_now(context: Context) -> None:
+    """Count the stored usage events now (after the round under way, if any)."""
+    try:
+        counted = apply_round(context.conn(), context.hot(), wait=True)
+    except redis.RedisError as exc:
+        raise Unavailable(f"Redis is not reachable: {exc}") from exc
+    if counted is None or not counted.events:
+        click.echo("no usage events were waiting")
+        return
+    click.echo(
+        f"counted {counted.events:,} usage events: {len(counted.changes):,} entities' masses"
+        f" changed; the oldest had waited {counted.waited_s:.2f} s"
+    )

@@ -3,8 +3,9 @@
 Each entry is one event, its fields those of ``POST /v1/events`` (``type``,
 ``entity_id`` or ``mini_app``, ``user``, ``at``; other fields are ignored). The
 consumer reads as one consumer of a consumer group (made, with the stream, if
-missing), checks and applies each batch of entries exactly as the HTTP endpoint
-does (:func:`indexer.store.events.apply_events`), and only then acknowledges
+missing), checks and stores each batch of entries exactly as the HTTP endpoint
+does (:func:`indexer.store.events.take_events`; with ``NEARBY_EVENT_ROUND_S`` 0
+counts it too, :func:`~indexer.store.events.apply_events`), and only then acknowledges
 and deletes them, in one transaction: entries it read but did not apply (it
 died, PostgreSQL failed) stay pending, and are read again by this consumer at
 its start, or claimed (XAUTOCLAIM) by another once idle for ``claim_idle_ms``.
@@ -13,6 +14,10 @@ acknowledged as applied ones are. Entries are deleted once applied, so that
 what a forgotten user did does not stay in Redis. Delivery is at least once:
 should Redis fail between the commit and the acknowledgement, the batch is
 applied again.
+
+The consumer runs the rounds that count stored events itself, one every
+``NEARBY_EVENT_ROUND_S`` at most (skipped while another process's round runs),
+and one more before it stops, so that it needs no API beside it.
 
 SIGTERM (or SIGINT) stops the loop after the batch under way is applied.
 """
@@ -30,7 +35,7 @@ import redis
 
 from indexer.hot.index import HotIndex
 from indexer.settings import UsageSettings
-from indexer.store.events import EventBatch, apply_events
+from indexer.store.events import EventBatch, apply_events, apply_round, take_events
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +84,7 @@ class StreamConsumer:
     reconnect: Callable[[], psycopg.Connection] | None = None
     summary: ConsumeSummary = field(default_factory=ConsumeSummary)
     _next_claim: float = 0.0
+    _next_round: float = 0.0
 
     @property
     def client(self) -> redis.Redis:
@@ -122,7 +128,10 @@ class StreamConsumer:
         """Apply the entries' events, log the refused ones, then acknowledge and delete them all."""
         ids = [entry_id for entry_id, _ in entries]
         items = [fields or {} for _, fields in entries]
-        batch = apply_events(self.conn, self.hot, items, self.usage, time.time())
+        if self.usage.round_s <= 0:
+            batch = apply_events(self.conn, self.hot, items, self.usage, time.time())
+        else:
+            batch = take_events(self.conn, items, self.usage, time.time())
         for error in batch.errors:
             log.warning("stream %s entry %s refused: %s (%s)", self.stream, ids[error.index],
                         error.reason, error.param)  # fmt: skip
@@ -149,6 +158,9 @@ class StreamConsumer:
             entries = entries or self.read(">", self.block_ms)
         if entries:
             self.apply(entries)
+        if self.usage.round_s > 0 and time.monotonic() >= self._next_round:
+            self._next_round = time.monotonic() + self.usage.round_s
+            apply_round(self.conn, self.hot, wait=False, spacing_s=0.9 * self.usage.round_s)
         return pending, len(entries)
 
     def run(self, stop: Event, *, until_empty: bool = False) -> ConsumeSummary:
@@ -171,7 +183,17 @@ class StreamConsumer:
                 continue
             if until_empty and not was_pending and not read:
                 break
+        if self.usage.round_s > 0:
+            self._last_round()
         return self.summary
+
+    def _last_round(self) -> None:
+        """Count what this consumer stored before it stops (after any round under way)."""
+        try:
+            apply_round(self.conn, self.hot, wait=True)
+        except (psycopg.Error, redis.RedisError) as exc:
+            log.error("the last round failed (%s): the next round of another process counts"
+                      " the events", exc)  # fmt: skip
 
     def _reconnect_if_closed(self) -> None:
         if self.reconnect is not None and (self.conn.closed or self.conn.broken):

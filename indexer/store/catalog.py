@@ -204,13 +204,3 @@ def held_catalog(client: redis.Redis, prefix: str) -> Catalog | None:
     if rev is None or apps is None:
         return None
     return Catalog(int(rev), orjson.loads(apps))
-
-
-def known_slugs(conn: psycopg.Connection, slugs: Iterable[str]) -> set[str]:
-    """Which of ``slugs`` the catalog holds."""
-    wanted = list(set(slugs))
-    if not wanted:
-        return set()
-    with conn.cursor() as cur:
-        cur.execute("SELECT slug FROM mini_apps WHERE slug = ANY(%s)", (wanted,))
-        return {slug for (slug,) in cur.fetchall()}

@@ -6,16 +6,18 @@ an entity PostGIS holds or ``mini_app`` a slug the catalog holds (one of the
 two), ``user`` text of at most :data:`MAX_USER_LENGTH` characters, ``at`` RFC
 3339 or POSIX seconds (a number, or digits as text), at most
 ``NEARBY_EVENT_FUTURE_S`` ahead of now. Each bad event is reported with its
-index, reason and field; the good ones are applied
-(:func:`indexer.store.usage.apply_usage`), and the entities whose usage changed
-go to the hot index at once (their new masses patched into the members Redis
-holds, :func:`masses_to_hot`), as a live feed's moves do. The HTTP endpoint and
+index, reason and field; the good ones are stored (:func:`take_events`) and
+counted by the next round (:func:`apply_round`), whose entities' new masses go
+to the hot index at once (patched into the members Redis holds,
+:func:`masses_to_hot`), as a live feed's moves do; :func:`apply_events` counts
+a batch before it returns. The HTTP endpoint and
 the stream consumer check with the same code.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,11 +32,18 @@ from indexer.hot.pending import leave_mark
 from indexer.model import text_problem
 from indexer.settings import UsageSettings
 from indexer.sources.values import parse_time
-from indexer.store.catalog import known_slugs
 from indexer.store.errors import HotIndexUnavailable
-from indexer.store.items import MAX_ID_LENGTH, MAX_ITEMS, ItemProblem, taking_turns
+from indexer.store.items import MAX_ID_LENGTH, MAX_ITEMS, ItemProblem
 from indexer.store.live import apply_to_hot
-from indexer.store.usage import MAX_EXPONENT, MassChange, UsageEvent, apply_usage, exponent
+from indexer.store.usage import (
+    MAX_EXPONENT,
+    MassChange,
+    UsageEvent,
+    exponent,
+    look_up_names,
+    store_usage,
+)
+from indexer.store.usage_rounds import Round, round_lock, take_round
 
 #: The most events one call takes (the HTTP endpoint's limit too).
 MAX_EVENTS = MAX_ITEMS
@@ -45,6 +54,9 @@ USER_PATTERN = r"^[A-Za-z0-9._~:@+=-]{1,128}$"
 _USER = re.compile(USER_PATTERN)
 #: POSIX seconds as text (a stream's fields are text).
 _SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]*)?")
+#: Events checked between two turns for the worker's other requests (about half a
+#: millisecond of checking).
+TURN_EVENTS = 256
 #: The rows of entities whose masses could not be patched, as the hot index takes them.
 ROWS_SQL = f"SELECT {row_columns()} FROM entities e WHERE e.id = ANY(%s)"
 
@@ -95,13 +107,14 @@ def check_at(value: Any, now_s: float, future_s: float, half_life_s: float) -> f
     return at_s
 
 
-def check_name(item: Mapping[str, Any], name: str, limit: int) -> str:
+def check_name(value: Any, name: str, limit: int) -> str:
     """``entity_id`` or ``mini_app``: non-empty text PostgreSQL can hold, of bounded length."""
-    value = item.get(name)
     if not isinstance(value, str) or not value:
         raise ItemProblem(name, f"{name} must be a non-empty string")
     if len(value) > limit:
         raise ItemProblem(name, f"{name} is longer than {limit} characters")
+    if value.isascii() and "\x00" not in value:
+        return value  # the common case, without encoding the text to look for surrogates
     problem = text_problem(value)
     if problem is not None:
         raise ItemProblem(name, f"{name} {problem}")
@@ -110,72 +123,85 @@ def check_name(item: Mapping[str, Any], name: str, limit: int) -> str:
 
 def check_event(index: int, item: Any, usage: UsageSettings, now_s: float) -> UsageEvent:
     """An event checked but for whether what it names exists, or ItemProblem."""
-    if isinstance(item, Malformed):
-        raise ItemProblem("event", "event is not JSON")
-    if not isinstance(item, Mapping):
+    if type(item) is not dict and not isinstance(item, Mapping):
+        if isinstance(item, Malformed):
+            raise ItemProblem("event", "event is not JSON")
         raise ItemProblem("event", "event must be an object")
     kind = item.get("type")
     weight = usage.weights.get(kind) if isinstance(kind, str) else None
     if weight is None:
         raise ItemProblem("type", f"type must be one of {', '.join(usage.weights)}")
-    names = [name for name in ("entity_id", "mini_app") if item.get(name) is not None]
-    if len(names) != 1:
+    entity_id, slug = item.get("entity_id"), item.get("mini_app")
+    if (entity_id is None) == (slug is None):
         raise ItemProblem("entity_id", "give one of entity_id and mini_app")
-    named = check_name(item, names[0], MAX_ID_LENGTH)
-    entity_id, slug = (named, "") if names[0] == "entity_id" else (None, named)
-    return UsageEvent(
-        item=index,
-        type=str(kind),
-        entity_id=entity_id,
-        mini_app=slug,
-        user=check_user(item.get("user")),
-        at_s=check_at(item.get("at"), now_s, usage.future_s, usage.half_life_s),
-        weight=weight,
-    )
+    if entity_id is not None:
+        entity_id, slug = check_name(entity_id, "entity_id", MAX_ID_LENGTH), ""
+    else:
+        slug = check_name(slug, "mini_app", MAX_ID_LENGTH)
+    user = item.get("user")
+    if user is not None:
+        user = check_user(user)
+    at_s = check_at(item.get("at"), now_s, usage.future_s, usage.half_life_s)
+    return UsageEvent(index, kind, entity_id, slug, user, at_s, weight)
 
 
-def entity_apps(conn: psycopg.Connection, ids: Sequence[str]) -> dict[str, str]:
-    """The mini-app of each of ``ids`` that PostGIS holds (unknown ids left out)."""
-    if not ids:
-        return {}
-    with conn.cursor() as cur:
-        cur.execute("SELECT id, mini_app FROM entities WHERE id = ANY(%s)", (list(ids),))
-        return dict(cur.fetchall())
+def shape_events(
+    items: Sequence[Any], usage: UsageSettings, now_s: float, errors: list[EventError]
+) -> list[UsageEvent]:
+    """Each event checked alone (:func:`check_event`); the refused go to ``errors``."""
+    if len(items) > MAX_EVENTS:
+        raise ValueError(f"at most {MAX_EVENTS} events a batch")
+    shaped: list[UsageEvent] = []
+    keep = shaped.append
+    for first in range(0, len(items), TURN_EVENTS):
+        for index in range(first, min(first + TURN_EVENTS, len(items))):
+            try:
+                keep(check_event(index, items[index], usage, now_s))
+            except ItemProblem as problem:
+                errors.append(EventError(index, problem.reason, problem.param))
+        time.sleep(0)  # a turn for the worker's other requests (see taking_turns)
+    return shaped
 
 
-def resolve(event: UsageEvent, apps: Mapping[str, str], slugs: set[str]) -> UsageEvent | EventError:
-    """The event with its entity's mini-app, or why what it names does not exist."""
-    if event.entity_id is not None:
-        if event.entity_id not in apps:
-            return EventError(event.item, "unknown entity", "entity_id")
-        return event._replace(mini_app=apps[event.entity_id])
-    if event.mini_app not in slugs:
-        return EventError(event.item, "unknown mini-app", "mini_app")
-    return event
+def unknown(item: int, by_entity: bool) -> EventError:
+    """Why an event whose entity or mini-app does not exist is refused."""
+    if by_entity:
+        return EventError(item, "unknown entity", "entity_id")
+    return EventError(item, "unknown mini-app", "mini_app")
 
 
 def check_events(
     conn: psycopg.Connection, items: Sequence[Any], usage: UsageSettings, now_s: float
 ) -> EventBatch:
-    """Check a batch: each event alone, then what they name in one look-up per table."""
-    if len(items) > MAX_EVENTS:
-        raise ValueError(f"at most {MAX_EVENTS} events a batch")
+    """Check a batch without storing it: each event alone, then what they name (one
+    statement), each good event with its mini-app."""
     batch = EventBatch(len(items))
-    shaped: list[UsageEvent] = []
-    for index, item in taking_turns(enumerate(items)):
-        try:
-            shaped.append(check_event(index, item, usage, now_s))
-        except ItemProblem as problem:
-            batch.errors.append(EventError(index, problem.reason, problem.param))
-    with conn.transaction():
-        apps = entity_apps(conn, list({e.entity_id for e in shaped if e.entity_id is not None}))
-        slugs = known_slugs(conn, (e.mini_app for e in shaped if e.entity_id is None))
-    for event in taking_turns(shaped, 256):
-        resolved = resolve(event, apps, slugs)
-        if isinstance(resolved, EventError):
-            batch.errors.append(resolved)
+    shaped = shape_events(items, usage, now_s, batch.errors)
+    apps = look_up_names(conn, shaped)
+    for event in shaped:
+        app = apps[event.item]
+        if app is None:
+            batch.errors.append(unknown(event.item, event.entity_id is not None))
         else:
-            batch.events.append(resolved)
+            batch.events.append(event._replace(mini_app=app))
+    batch.errors.sort(key=lambda error: error.index)
+    return batch
+
+
+def take_events(
+    conn: psycopg.Connection, items: Sequence[Any], usage: UsageSettings, now_s: float
+) -> EventBatch:
+    """Check a batch of raw events and store the good ones for the next round
+    (:mod:`indexer.store.usage_rounds`; what they name is looked up as they are
+    stored, in one statement): what was taken and refused."""
+    batch = EventBatch(len(items))
+    shaped = shape_events(items, usage, now_s, batch.errors)
+    refused = store_usage(conn, shaped, usage.half_life_s)
+    if refused:
+        gone = {item for item, _ in refused}
+        batch.errors += [unknown(item, by_entity) for item, by_entity in refused]
+        shaped = [event for event in shaped if event.item not in gone]
+    batch.events = shaped
     batch.errors.sort(key=lambda error: error.index)
     return batch
 
@@ -187,21 +213,35 @@ def apply_events(
     usage: UsageSettings,
     now_s: float,
 ) -> EventBatch:
-    """Check a batch of raw events and apply the good ones (PostGIS, then the hot index);
-    what was applied and refused.
+    """Check a batch of raw events, store the good ones and count them at once (a round
+    of its own, after the one under way: PostGIS, then the hot index); what was
+    applied and refused (see :func:`apply_round` when Redis fails)."""
+    batch = take_events(conn, items, usage, now_s)
+    if batch.events:
+        apply_round(conn, hot, wait=True)
+    return batch
 
-    Should Redis fail once PostGIS holds the events, a mark is left (the next
+
+def apply_round(
+    conn: psycopg.Connection, hot: HotIndex, *, wait: bool, spacing_s: float = 0.0
+) -> Round | None:
+    """A round (:func:`~indexer.store.usage_rounds.take_round`), its new masses then sent
+    to the hot index, the rounds' lock held throughout (so that rounds reach Redis in
+    the order they were made); None when another process held the lock and ``wait``
+    is false, or the last round began less than ``spacing_s`` ago.
+
+    Should Redis fail once PostGIS holds the round, a mark is left (the next
     write or server start rebuilds the hot index) and HotIndexUnavailable raised.
     """
-    batch = check_events(conn, items, usage, now_s)
-    changes = apply_usage(conn, batch.events, usage.half_life_s)
-    if changes:
-        try:
-            masses_to_hot(conn, hot, changes)
-        except HotIndexUnavailable:
-            leave_mark(conn, "events")
-            raise
-    return batch
+    with round_lock(conn, wait=wait) as held:
+        counted = take_round(conn, spacing_s) if held else None
+        if counted is not None and counted.changes:
+            try:
+                masses_to_hot(conn, hot, counted.changes)
+            except HotIndexUnavailable:
+                leave_mark(conn, "events")
+                raise
+    return counted
 
 
 def masses_to_hot(conn: psycopg.Connection, hot: HotIndex, changes: Sequence[MassChange]) -> bool:

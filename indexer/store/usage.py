@@ -30,38 +30,32 @@ changes a term by at most 960 · ln 2 · 2^−53 ≈ 7e-14 relatively. The basis
 another half-life cannot be added to, so a write under a changed
 ``NEARBY_USAGE_HALF_LIFE_S`` is refused (:class:`BasisChanged`).
 
-A batch is applied in one transaction: COPY into a temporary table, then one
-statement for each table (the events, the entities' masses, the mini-apps'
-masses, the users' recents and their trim to :data:`RECENTS_KEPT`).  An entity's
-mass is kept on its row (``entities.usage_mass``), where the search reads it
-(:func:`indexer.rules.popularity_now`): a change of it is a new revision of the
-entity, which the caller sends to the hot index (the mass and revisions only:
-:func:`indexer.store.events.masses_to_hot`). Rows are
-upserted in key order, so that two batches running at once take their row locks
-in the same order; a deadlock that happens anyway is retried.
+A checked batch is stored in one transaction (:func:`store_usage`: one COPY into
+``usage_pending``, each event with its term of the mass); a *round*
+(:mod:`indexer.store.usage_rounds`) then counts every stored event at once.
+An entity's mass is kept on its row (``entities.usage_mass``), where the search
+reads it (:func:`indexer.rules.popularity_now`).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import orjson
 import psycopg
-import psycopg.errors
 from psycopg.rows import dict_row
 
 from indexer.errors import Unavailable
 from indexer.rules import USAGE_EPOCH_S as USAGE_EPOCH_S
 from indexer.rules import usage_factor
-from indexer.store.items import taking_turns
 
 #: The highest exponent ``(at − T0)/h`` an event may have (see the module).
 MAX_EXPONENT = 960.0
 #: Distinct mini-apps a user's recents keep.
 RECENTS_KEPT = 20
-#: Attempts at a batch that meets a deadlock.
-ATTEMPTS = 3
 
 
 class BasisChanged(Unavailable):
@@ -100,12 +94,6 @@ def usage_at(mass: float, t_s: float, half_life_s: float, epoch_s: float = USAGE
     return mass * math.pow(2.0, -exponent(t_s, half_life_s, epoch_s))
 
 
-LOAD = """
-CREATE TEMP TABLE IF NOT EXISTS usage_load (
-    at_s double precision, type text, entity_id text, mini_app text, user_id text,
-    mass double precision
-) ON COMMIT DELETE ROWS
-"""
 BASIS = """
 WITH ins AS (
     INSERT INTO usage_basis (epoch_s, half_life_s) VALUES (%s, %s)
@@ -113,55 +101,8 @@ WITH ins AS (
 )
 SELECT epoch_s, half_life_s FROM ins UNION ALL SELECT epoch_s, half_life_s FROM usage_basis
 """
-#: The entities' masses, each a new revision; returns each one's id, the revision
-#: it had (read under the row lock, so no other write came between), the one it
-#: got and its new mass, for the hot index (the rows locked in id order first, as
-#: the other writers lock them).
-ENTITY_MASSES = """
-WITH added AS (
-    SELECT entity_id, sum(mass) AS mass FROM usage_load WHERE entity_id IS NOT NULL
-    GROUP BY entity_id
-), locked AS (
-    SELECT e.id, e.rev AS old_rev, a.mass FROM entities e JOIN added a ON a.entity_id = e.id
-    ORDER BY e.id FOR NO KEY UPDATE OF e
-)
-UPDATE entities e SET usage_mass = e.usage_mass + l.mass, rev = nextval('entity_rev')
-FROM locked l WHERE e.id = l.id
-RETURNING e.id, l.old_rev, e.rev, e.usage_mass
-"""
-STATEMENTS = (
-    """
-    INSERT INTO usage_events (at, type, entity_id, mini_app, user_id)
-    SELECT to_timestamp(at_s), type, entity_id, mini_app, user_id FROM usage_load
-    """,
-    """
-    INSERT INTO usage_mini_app (slug, mass)
-    SELECT mini_app, sum(mass) FROM usage_load WHERE mini_app <> ''
-    GROUP BY mini_app ORDER BY mini_app
-    ON CONFLICT (slug) DO UPDATE SET mass = usage_mini_app.mass + excluded.mass
-    """,
-    """
-    INSERT INTO user_recents (user_id, slug, at)
-    SELECT user_id, mini_app, to_timestamp(max(at_s)) FROM usage_load
-    WHERE user_id IS NOT NULL AND mini_app <> ''
-    GROUP BY user_id, mini_app ORDER BY user_id, mini_app
-    ON CONFLICT (user_id, slug) DO UPDATE SET at = greatest(user_recents.at, excluded.at)
-    """,
-    f"""
-    DELETE FROM user_recents r USING (
-        SELECT user_id, slug,
-               row_number() OVER (PARTITION BY user_id ORDER BY at DESC, slug) AS n
-        FROM user_recents
-        WHERE user_id IN (
-            -- Only the batch's users that hold more than they keep: most hold fewer.
-            SELECT user_id FROM user_recents
-            WHERE user_id IN (SELECT user_id FROM usage_load WHERE user_id IS NOT NULL)
-            GROUP BY user_id HAVING count(*) > {RECENTS_KEPT}
-        )
-    ) ranked
-    WHERE ranked.n > {RECENTS_KEPT} AND r.user_id = ranked.user_id AND r.slug = ranked.slug
-    """,
-)
+#: The columns a stored event fills in ``usage_pending``.
+PENDING_COLUMNS = "at_s, type, entity_id, mini_app, user_id, mass"
 
 
 def check_basis(cur: psycopg.Cursor[dict[str, Any]], half_life_s: float) -> None:
@@ -185,42 +126,78 @@ class MassChange(NamedTuple):
     mass: float
 
 
-def apply_usage(
-    conn: psycopg.Connection, events: Sequence[UsageEvent], half_life_s: float
-) -> list[MassChange]:
-    """Store checked events and add them to the masses and recents; return the
-    entities whose mass changed (with their revisions, for the hot index).
+#: Events made into JSON between two turns for the worker's other requests.
+ROWS_SLICE = 1000
+#: The events of a batch (one JSON array of rows: item, type, entity_id, mini_app,
+#: user_id, at_s, mass), with what each names: ``app`` the entity's mini-app (''
+#: for none), or the named mini-app; NULL when the entity or the mini-app is
+#: unknown. One JSON text is read by PostgreSQL far faster than seven arrays are
+#: written by the driver, element by element.
+RESOLVED = """
+WITH ev AS (
+    SELECT (r->>0)::int AS item, r->>1 AS type, r->>2 AS entity_id, r->>3 AS mini_app,
+           r->>4 AS user_id, (r->>5)::float8 AS at_s, (r->>6)::float8 AS mass
+    FROM jsonb_array_elements(%s::jsonb) AS r
+), resolved AS (
+    SELECT ev.*, CASE WHEN ev.entity_id IS NULL THEN m.slug
+                      WHEN e.id IS NOT NULL THEN e.mini_app END AS app
+    FROM ev
+    LEFT JOIN entities e ON e.id = ev.entity_id
+    LEFT JOIN mini_apps m ON ev.entity_id IS NULL AND m.slug = ev.mini_app
+)
+"""
+#: Store the events whose names resolve; return the others (item, whether it named an entity).
+STORE = f"""{RESOLVED}, stored AS (
+    INSERT INTO usage_pending ({PENDING_COLUMNS})
+    SELECT at_s, type, entity_id, app, user_id, mass FROM resolved WHERE app IS NOT NULL
+)
+SELECT item, entity_id IS NOT NULL FROM resolved WHERE app IS NULL
+"""
+#: What each event names (NULL: unknown), storing nothing.
+LOOK_UP = f"{RESOLVED} SELECT item, app FROM resolved"
 
-    One transaction (see the module); on any error nothing is written.
-    """
+
+def event_rows(events: Sequence[UsageEvent], half_life_s: float | None) -> str:
+    """The events as the JSON :data:`RESOLVED` reads (masses 0 without ``half_life_s``).
+    A double goes through JSON unchanged: orjson writes the shortest text that reads
+    back as the same double, and PostgreSQL's float8 input reads it exactly. Made a
+    slice at a time, with a turn for the worker's other requests between two."""
+    parts: list[bytes] = []
+    for first in range(0, len(events), ROWS_SLICE):
+        chunk = events[first : first + ROWS_SLICE]
+        if half_life_s is None:
+            rows = [(e.item, e.type, e.entity_id, e.mini_app, e.user, e.at_s, 0.0) for e in chunk]
+        else:
+            rows = [
+                (e.item, e.type, e.entity_id, e.mini_app, e.user, e.at_s,
+                 mass_of(e.weight, e.at_s, half_life_s))
+                for e in chunk
+            ]  # fmt: skip
+        parts.append(orjson.dumps(rows)[1:-1])
+        time.sleep(0)
+    return "[" + b",".join(parts).decode() + "]"
+
+
+def store_usage(
+    conn: psycopg.Connection, events: Sequence[UsageEvent], half_life_s: float
+) -> list[tuple[int, bool]]:
+    """Store checked events whose entity or mini-app exists, each with its term of the
+    mass and its mini-app, for the next round to count (:mod:`indexer.store.usage_rounds`);
+    the others' items, each with whether it named an entity. One transaction, one statement."""
     if not events:
         return []
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            return _apply_once(conn, events, half_life_s)
-        except psycopg.errors.DeadlockDetected:
-            if attempt == ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")
+    with conn.transaction():
+        with conn.cursor(row_factory=dict_row) as cur:
+            check_basis(cur, half_life_s)
+        with conn.cursor() as cur:
+            cur.execute(STORE, (event_rows(events, half_life_s),))
+            return [(int(item), bool(by_entity)) for item, by_entity in cur.fetchall()]
 
 
-def _apply_once(
-    conn: psycopg.Connection, events: Sequence[UsageEvent], half_life_s: float
-) -> list[MassChange]:
-    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(LOAD)
-        check_basis(cur, half_life_s)
-        columns = "at_s, type, entity_id, mini_app, user_id, mass"
-        with cur.copy(f"COPY usage_load ({columns}) FROM STDIN") as copy:
-            for event in taking_turns(events, 256):
-                copy.write_row(
-                    (event.at_s, event.type, event.entity_id, event.mini_app, event.user,
-                     mass_of(event.weight, event.at_s, half_life_s))
-                )  # fmt: skip
-        for statement in STATEMENTS:
-            cur.execute(statement)
-        cur.execute(ENTITY_MASSES)
-        return [
-            MassChange(row["id"], row["old_rev"], row["rev"], row["usage_mass"])
-            for row in cur.fetchall()
-        ]
+def look_up_names(conn: psycopg.Connection, events: Sequence[UsageEvent]) -> dict[int, str | None]:
+    """Each event's mini-app (its entity's, or the one it names); None when unknown."""
+    if not events:
+        return {}
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(LOOK_UP, (event_rows(events, None),))
+        return {int(item): app for item, app in cur.fetchall()}

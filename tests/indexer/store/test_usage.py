@@ -17,10 +17,11 @@ from indexer.store.usage import (
     MAX_EXPONENT,
     USAGE_EPOCH_S,
     BasisChanged,
-    apply_usage,
     mass_of,
     usage_at,
 )
+from indexer.store.usage_rounds import apply_usage
+from indexer.store.users import recents
 from tests.conftest import Index
 from tests.factories import (
     USAGE_AT,
@@ -91,9 +92,15 @@ def test_recents_keep_twenty_newest_distinct(index: Index, entities: list[Entity
                {"type": "open", "mini_app": "app-12", "user": "u1", "at": USAGE_AT}]  # fmt: skip
     apply_events(index.conn, index.hot, events[:20], USAGE, USAGE_AT)
     apply_events(index.conn, index.hot, events[20:], USAGE, USAGE_AT)
-    recents = stored_usage(index)["recents"]["u1"]
-    newest = [slug for slug in reversed(slugs) if slug != "app-12"]
-    assert [slug for slug, _ in recents] == ["app-12", *newest[:19]]
+    newest = ["app-12", *[slug for slug in reversed(slugs) if slug != "app-12"][:19]]
+    # Read, a user's recents are the 20 newest, whether or not a round trimmed them yet.
+    assert [row["slug"] for row in recents(index.conn, "u1")] == newest
+    # The next round whose trim is due leaves those 20 alone in the table.
+    with index.conn.cursor() as cur:
+        cur.execute("UPDATE usage_round SET trimmed = '-infinity'")
+    index.conn.commit()
+    apply_events(index.conn, index.hot, [{**events[0], "at": USAGE_AT - 9000}], USAGE, USAGE_AT)
+    assert [slug for slug, _ in stored_usage(index)["recents"]["u1"]] == newest
 
 
 def test_a_changed_half_life_is_refused(index: Index, entities: list[Entity]) -> None:

@@ -1,0 +1,215 @@
+"""Rounds: the stored usage events counted at once, each entity's mass changed once a round.
+
+``POST /v1/events`` and the stream consumer only check and store events
+(:func:`indexer.store.usage.store_usage`); a round takes every event stored
+since the last one and, in one transaction, moves them into the log
+(``usage_events``), adds them to the mini-apps' masses and the users' recents
+(trimmed to :data:`~indexer.store.usage.RECENTS_KEPT` by a round every
+:data:`TRIM_EVERY_S`), and adds each entity's
+sum to its mass, a new revision of its row; the caller then sends those new
+masses to the hot index (:func:`indexer.store.events.apply_round`). However
+many events an entity gets between two rounds, its row and its members in Redis
+change once, which is what lets events arrive faster than entities can be
+rewritten one event at a time.
+
+One round runs at a time across every process (:func:`round_lock`, held from
+the round's transaction to the end of the hot index's patch, so that rounds
+reach Redis in the order they were made): a background round skips when another
+holds the lock, or when the last round began less than its interval ago
+(``usage_round`` keeps when, for every process); a caller that must see its own
+events counted waits for the lock. Rows stored while a round runs are left to
+the next, since the round's DELETE sees only what was committed when it began.
+Rows are upserted in key order, so that two writers take their row locks in the
+same order; a deadlock that happens anyway is retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import psycopg.errors
+from psycopg.rows import dict_row
+
+from indexer.store.usage import PENDING_COLUMNS, RECENTS_KEPT, MassChange, UsageEvent, store_usage
+
+#: The advisory lock one round holds (any constant no other lock of ours uses).
+ROUND_LOCK = 0x6E656172_62790001
+#: Attempts at a round that meets a deadlock.
+ATTEMPTS = 3
+
+#: A round begins: when the last began ``spacing_s`` ago or more (no row otherwise).
+BEGIN_ROUND = """
+UPDATE usage_round SET began = clock_timestamp()
+WHERE began <= clock_timestamp() - make_interval(secs => %s) RETURNING began
+"""
+TAKE_TABLE = """
+CREATE TEMP TABLE IF NOT EXISTS usage_take (
+    at_s double precision, type text, entity_id text, mini_app text, user_id text,
+    mass double precision, received timestamptz
+) ON COMMIT DELETE ROWS
+"""
+TAKE = f"""
+WITH taken AS (DELETE FROM usage_pending RETURNING {PENDING_COLUMNS}, received)
+INSERT INTO usage_take ({PENDING_COLUMNS}, received) SELECT * FROM taken
+"""
+#: How many events the round took, and how long the oldest of them waited.
+TAKEN = """
+SELECT count(*) AS events, coalesce(extract(epoch FROM now() - min(received)), 0) AS waited_s
+FROM usage_take
+"""
+#: The entities' masses, each a new revision; returns each one's id, the revision
+#: it had (read under the row lock, so no other write came between), the one it
+#: got and its new mass, for the hot index (the rows locked in id order first, as
+#: the other writers lock them).
+ENTITY_MASSES = """
+WITH added AS (
+    SELECT entity_id, sum(mass) AS mass FROM usage_take WHERE entity_id IS NOT NULL
+    GROUP BY entity_id
+), locked AS (
+    SELECT e.id, e.rev AS old_rev, a.mass FROM entities e JOIN added a ON a.entity_id = e.id
+    ORDER BY e.id FOR NO KEY UPDATE OF e
+)
+UPDATE entities e SET usage_mass = e.usage_mass + l.mass, rev = nextval('entity_rev')
+FROM locked l WHERE e.id = l.id
+RETURNING e.id, l.old_rev, e.rev, e.usage_mass
+"""
+STATEMENTS = (
+    """
+    INSERT INTO usage_events (at, type, entity_id, mini_app, user_id)
+    SELECT to_timestamp(at_s), type, entity_id, mini_app, user_id FROM usage_take
+    """,
+    """
+    INSERT INTO usage_mini_app (slug, mass)
+    SELECT mini_app, sum(mass) FROM usage_take WHERE mini_app <> ''
+    GROUP BY mini_app ORDER BY mini_app
+    ON CONFLICT (slug) DO UPDATE SET mass = usage_mini_app.mass + excluded.mass
+    """,
+    """
+    INSERT INTO user_recents (user_id, slug, at)
+    SELECT user_id, mini_app, to_timestamp(max(at_s)) FROM usage_take
+    WHERE user_id IS NOT NULL AND mini_app <> ''
+    GROUP BY user_id, mini_app ORDER BY user_id, mini_app
+    ON CONFLICT (user_id, slug) DO UPDATE SET at = excluded.at
+    WHERE user_recents.at < excluded.at
+    """,
+)
+#: Each of the round's users' recents beyond the newest RECENTS_KEPT deleted.
+TRIM = f"""
+    DELETE FROM user_recents r USING (
+        SELECT user_id, slug,
+               row_number() OVER (PARTITION BY user_id ORDER BY at DESC, slug) AS n
+        FROM user_recents
+        WHERE user_id IN (
+            -- Only the round's users that hold more than they keep: most hold fewer.
+            SELECT user_id FROM user_recents
+            WHERE user_id IN (SELECT user_id FROM usage_take WHERE user_id IS NOT NULL)
+            GROUP BY user_id HAVING count(*) > {RECENTS_KEPT}
+        )
+    ) ranked
+    WHERE ranked.n > {RECENTS_KEPT} AND r.user_id = ranked.user_id AND r.slug = ranked.slug
+    """
+#: The recents are trimmed by a round at most every TRIM_EVERY_S (reads take the
+#: newest RECENTS_KEPT anyway: a user's rows beyond them only wait to go).
+TRIM_EVERY_S = 10.0
+TRIM_DUE = """
+UPDATE usage_round SET trimmed = clock_timestamp()
+WHERE trimmed <= clock_timestamp() - make_interval(secs => %s) RETURNING trimmed
+"""
+
+
+@dataclass(frozen=True)
+class Round:
+    """What a round counted: its events, the seconds the oldest of them waited, and the
+    entities whose mass changed (with their revisions, for the hot index)."""
+
+    events: int = 0
+    waited_s: float = 0.0
+    changes: list[MassChange] = field(default_factory=list)
+
+
+@contextmanager
+def round_lock(conn: psycopg.Connection, *, wait: bool) -> Iterator[bool]:
+    """Hold the rounds' lock (a session-level advisory lock, so that it spans the round's
+    transaction and the hot index's patch after it): whether it is held, False at
+    once when another process holds it and ``wait`` is false."""
+    if wait:
+        conn.execute("SELECT pg_advisory_lock(%s)", (ROUND_LOCK,))
+        held = True
+    else:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (ROUND_LOCK,)).fetchone()
+        held = bool(row and row[0])
+    if not conn.autocommit:
+        conn.commit()  # the lock outlives the statement's transaction
+    try:
+        yield held
+    finally:
+        if held and not conn.closed:
+            conn.rollback()
+            conn.execute("SELECT pg_advisory_unlock(%s)", (ROUND_LOCK,))
+            if not conn.autocommit:
+                conn.commit()
+
+
+def take_round(conn: psycopg.Connection, spacing_s: float = 0.0) -> Round | None:
+    """Count every stored event (see the module), the rounds' lock held
+    (:func:`round_lock`): the round, or None when the last one began less than
+    ``spacing_s`` ago. On any error nothing is taken."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return _round_once(conn, spacing_s)
+        except psycopg.errors.DeadlockDetected:
+            if attempt == ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _round_once(conn: psycopg.Connection, spacing_s: float) -> Round | None:
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(BEGIN_ROUND, (spacing_s,))
+        if cur.fetchone() is None:
+            return None
+        cur.execute(TAKE_TABLE)
+        cur.execute(TAKE)
+        cur.execute(TAKEN)
+        taken = _first(cur)
+        if not taken["events"]:
+            return Round()
+        for statement in STATEMENTS:
+            cur.execute(statement)
+        cur.execute(TRIM_DUE, (TRIM_EVERY_S,))
+        if cur.fetchone() is not None:
+            cur.execute(TRIM)
+        cur.execute(ENTITY_MASSES)
+        changes = [
+            MassChange(row["id"], row["old_rev"], row["rev"], row["usage_mass"])
+            for row in cur.fetchall()
+        ]
+        return Round(taken["events"], float(taken["waited_s"]), changes)
+
+
+def _first(cur: psycopg.Cursor[dict[str, Any]]) -> dict[str, Any]:
+    row = cur.fetchone()
+    if row is None:
+        raise AssertionError("the statement returned no row")
+    return row
+
+
+def lock_rounds(conn: psycopg.Connection) -> None:
+    """Wait for the round under way, and keep others off until ``conn``'s transaction ends
+    (forgetting a user: no round may count their events' user meanwhile)."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (ROUND_LOCK,))
+
+
+def apply_usage(
+    conn: psycopg.Connection, events: Sequence[UsageEvent], half_life_s: float
+) -> list[MassChange]:
+    """Store checked events and count them at once (with any others stored): the
+    entities whose mass changed. Two transactions; the second waits for a round."""
+    store_usage(conn, events, half_life_s)
+    with round_lock(conn, wait=True):
+        counted = take_round(conn)
+    return [] if counted is None else counted.changes
