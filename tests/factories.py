@@ -611,6 +611,7 @@ def clear_catalog(index: Index) -> None:
     the catalog's Redis key."""
     with index.conn.cursor() as cur:
         cur.execute(f"TRUNCATE {', '.join(CATALOG_TABLES)}")
+        cur.execute("UPDATE usage_round SET began = '-infinity', trimmed = '-infinity'")
         cur.execute(
             "UPDATE entities SET usage_mass = 0, rev = nextval('entity_rev')"
             " WHERE usage_mass <> 0 RETURNING id"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from discovery.settings import ApiSettings
-from indexer.settings import DEFAULT_STALE_S, ConfigError, IndexSettings
+from indexer.settings import DEFAULT_EVENT_ROUND_S, DEFAULT_STALE_S, ConfigError, IndexSettings
 
 
 def test_defaults_without_environment() -> None:
@@ -43,6 +43,9 @@ def test_a_read_replica_is_optional() -> None:
         ("DATABASE_READ_URL", "postgresql://replica:5432"),
         ("NEARBY_REPLICA_MAX_LAG_S", "soon"),
         ("NEARBY_REPLICA_MAX_LAG_S", "-1"),
+        ("NEARBY_EVENT_ROUND_S", "often"),
+        ("NEARBY_EVENT_ROUND_S", "5"),
+        ("NEARBY_EVENT_ROUND_S", "nan"),
     ],
 )
 def test_malformed_value_is_named(variable: str, value: str) -> None:
@@ -50,6 +53,12 @@ def test_malformed_value_is_named(variable: str, value: str) -> None:
         IndexSettings.from_env({variable: value})
     assert caught.value.variable == variable
     assert str(caught.value).startswith(f"{variable}: ")
+
+
+def test_rounds_of_usage_events_every_second_unless_told() -> None:
+    assert IndexSettings.from_env({}).usage.round_s == DEFAULT_EVENT_ROUND_S == 1.0
+    assert IndexSettings.from_env({"NEARBY_EVENT_ROUND_S": "0"}).usage.round_s == 0.0
+    assert IndexSettings.from_env({"NEARBY_EVENT_ROUND_S": "2.5"}).usage.round_s == 2.5
 
 
 def test_stale_limits_per_kind_and_source() -> None:

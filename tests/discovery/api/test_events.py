@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 
 import orjson
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
+from discovery.api.app import create_app
+from discovery.settings import ApiSettings
 from indexer.model import Entity
 from indexer.settings import UsageSettings
 from tests.conftest import API_KEY, Index
@@ -134,3 +138,40 @@ def test_a_body_over_the_byte_limit_is_413(client: FlaskClient, entities: list[E
     response = client.post("/v1/events", data=body, headers={**AUTH,
                            "Content-Type": "application/json"})  # fmt: skip
     assert response.status_code == 413
+
+
+@pytest.fixture
+def rounds_app(index: Index, api_settings: ApiSettings) -> Iterator[Flask]:
+    """The app as deployed: events stored by the request, counted by rounds (0.2 s)."""
+    usage = dataclasses.replace(api_settings.index.usage, round_s=0.2)
+    settings = dataclasses.replace(
+        api_settings, index=dataclasses.replace(api_settings.index, usage=usage)
+    )
+    application = create_app(settings)
+    yield application
+    application.extensions["nearby"].close()
+
+
+def test_with_rounds_on_events_count_within_seconds(
+    rounds_app: Flask, entities: list[Entity], index: Index
+) -> None:
+    client = rounds_app.test_client()
+    events = random_events(12, 500, entities)
+    sent = time.monotonic()
+    response = client.post("/v1/events", json=events, headers=AUTH)
+    assert response.status_code == 200 and response.json["applied"] == 500
+    expected = expected_usage(events, entities, UsageSettings().half_life_s,
+                              dict(UsageSettings().weights))  # fmt: skip
+    # A round of the app's own counts them, PostGIS and the hot index alike, in seconds.
+    while time.monotonic() - sent < 5.0 and len(stored_usage(index)["events"]) < 500:
+        time.sleep(0.05)
+    assert_usage_matches(stored_usage(index), expected)
+    top = max(expected["entities"], key=expected["entities"].__getitem__)
+    lat, lng = next((e.lat, e.lng) for e in entities if e.id == top)
+    while time.monotonic() - sent < 5.0:
+        answer = client.get(f"/v1/nearby?lat={lat}&lng={lng}&radius=10&sort=popularity").json
+        if answer["results"] and answer["results"][0]["popularity_now"] > 0:
+            break
+        time.sleep(0.05)
+    assert answer["source"] == "redis" and answer["results"][0]["id"] == top
+    assert answer["results"][0]["popularity_now"] > 0
