@@ -142,7 +142,7 @@ def check_event(index: int, item: Any, usage: UsageSettings, now_s: float) -> Us
     if user is not None:
         user = check_user(user)
     at_s = check_at(item.get("at"), now_s, usage.future_s, usage.half_life_s)
-    return UsageEvent(index, kind, entity_id, slug, user, at_s, weight)
+    return UsageEvent(index, str(kind), entity_id, slug, user, at_s, weight)
 
 
 def shape_events(
