@@ -266,8 +266,10 @@ def events_path(types: list[str]) -> dict[str, Any]:
                 "A JSON array of events, or NDJSON (one a line). Each bad event (an unknown"
                 " type, entity or mini-app, not one of entity_id and mini_app, a time in the"
                 " future beyond the tolerance, a line that is not JSON) is refused in errors,"
-                " with its index, and the others are applied: the answer is 200. A body that"
-                " is neither is a 400 naming body; more than"
+                " with its index, and the others are applied: stored when the answer comes,"
+                " counted in the rankings by the next round (within NEARBY_EVENT_ROUND_S"
+                " and the time of a round; with 0, before the answer). The answer is 200."
+                " A body that is neither is a 400 naming body; more than"
                 f" {MAX_EVENTS} events, or over {MAX_BODY_BYTES} bytes, a 413."
             ),
             "security": SECURITY,
