@@ -25,6 +25,7 @@ same order; a deadlock that happens anyway is retried.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from indexer.store.usage import PENDING_COLUMNS, RECENTS_KEPT, MassChange, Usage
 
 #: The advisory lock one round holds (any constant no other lock of ours uses).
 ROUND_LOCK = 0x6E656172_62790001
+#: Rows of a round's new masses read between two turns for the worker's other requests.
+FETCH_SLICE = 1000
 #: Attempts at a round that meets a deadlock.
 ATTEMPTS = 3
 
@@ -184,10 +187,12 @@ def _round_once(conn: psycopg.Connection, spacing_s: float) -> Round | None:
         if cur.fetchone() is not None:
             cur.execute(TRIM)
         cur.execute(ENTITY_MASSES)
-        changes = [
-            MassChange(row["id"], row["old_rev"], row["rev"], row["usage_mass"])
-            for row in cur.fetchall()
-        ]
+        changes: list[MassChange] = []
+        # A slice at a time, with a turn for the worker's other requests between two:
+        # a round's tens of thousands of rows would hold them back for tens of ms.
+        while rows := cur.fetchmany(FETCH_SLICE):
+            changes += [MassChange(r["id"], r["old_rev"], r["rev"], r["usage_mass"]) for r in rows]
+            time.sleep(0)
         return Round(taken["events"], float(taken["waited_s"]), changes)
 
 
