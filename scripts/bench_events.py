@@ -213,7 +213,7 @@ def http_phase(
     try:
         http_sender(port, bodies[:1], 0.0, [])  # warm: one batch, not counted
         drained(settings)
-        querier = Querier(port, random.Random(2)) if args.queries else None
+        querier = Querier(port, 2) if args.queries else None
         phases = [] if querier is None else [querier.idle(args.idle_seconds)]
         pg, rd = postgres_cpu(), redis_cpu(client)
         if querier is not None:

@@ -3,12 +3,15 @@ prober that times how soon an event counts in the rankings."""
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import http.client
 import math
+import multiprocessing
 import random
 import threading
 import time
+from typing import Any
 
 import orjson
 
@@ -74,31 +77,39 @@ def ask(conn: http.client.HTTPConnection, rng: random.Random) -> tuple[float | N
     return (time.perf_counter() - started) * 1000, from_redis(response.status, body)
 
 
+def run_queries(port: int, seed: int, stop: Any, out: Any) -> None:
+    """The querier's process: query until ``stop`` is set, then send back each answer's
+    (wall-clock time asked, latency in ms or None, whether it was right)."""
+    rng = random.Random(seed)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    samples: list[tuple[float, float | None, bool]] = []
+    while not stop.is_set():
+        asked = time.time()
+        latency, right = ask(conn, rng)
+        samples.append((asked, latency, right))
+    conn.close()
+    out.send(samples)
+    out.close()
+
+
 class Querier:
-    """One thread sending nearby queries, one at a time over one keep-alive connection,
-    from its start until ``close``; each answer goes to the phase current when it was asked."""
+    """A process of its own (so that the senders' threads never hold its interpreter lock)
+    sending nearby queries, one at a time over one keep-alive connection, from its start
+    until ``close``; each answer goes to the phase current when it was asked."""
 
-    def __init__(self, port: int, rng: random.Random) -> None:
-        self.phase = Queries("warm")
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, args=(port, rng))
-        self.thread.start()
-
-    def run(self, port: int, rng: random.Random) -> None:
-        """The thread: query until stopped."""
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        while not self.stop.is_set():
-            phase = self.phase
-            latency, right = ask(conn, rng)
-            if latency is not None:
-                phase.latencies.append(latency)
-            phase.wrong += not right
-        conn.close()
+    def __init__(self, port: int, seed: int) -> None:
+        context = multiprocessing.get_context("fork")
+        self.receive, send = context.Pipe(duplex=False)
+        self.stop = context.Event()
+        self.process = context.Process(target=run_queries, args=(port, seed, self.stop, send))
+        self.process.start()
+        self.phases: list[tuple[float, Queries]] = [(time.time(), Queries("warm"))]
 
     def record_as(self, name: str) -> Queries:
-        """Start a new phase: what the queries asked from now on record."""
-        self.phase = Queries(name)
-        return self.phase
+        """Start a new phase: what the queries asked from now on record (filled at close)."""
+        phase = Queries(name)
+        self.phases.append((time.time(), phase))
+        return phase
 
     def idle(self, seconds: float) -> Queries:
         """The queries of ``seconds`` from now (after QUERY_WARM_S uncounted)."""
@@ -108,9 +119,19 @@ class Querier:
         return idle
 
     def close(self) -> None:
-        """Stop the thread, once the query it is asking is answered (again: nothing)."""
+        """Stop the process, once the query it is asking is answered, and file each answer
+        under its phase (again: nothing)."""
+        if self.stop.is_set():
+            return
         self.stop.set()
-        self.thread.join()
+        samples = self.receive.recv()
+        self.process.join()
+        starts = [started for started, _ in self.phases]
+        for asked, latency, right in samples:
+            phase = self.phases[max(0, bisect.bisect_right(starts, asked) - 1)][1]
+            if latency is not None:
+                phase.latencies.append(latency)
+            phase.wrong += not right
 
 
 class Prober:

@@ -30,9 +30,10 @@ changes a term by at most 960 · ln 2 · 2^−53 ≈ 7e-14 relatively. The basis
 another half-life cannot be added to, so a write under a changed
 ``NEARBY_USAGE_HALF_LIFE_S`` is refused (:class:`BasisChanged`).
 
-A checked batch is stored in one transaction (:func:`store_usage`: one COPY into
-``usage_pending``, each event with its term of the mass); a *round*
-(:mod:`indexer.store.usage_rounds`) then counts every stored event at once.
+A checked batch is stored in one transaction (:func:`store_usage`: the log and
+the users' recents at once, and each entity's sum of the batch's terms into
+``usage_pending``); a *round* (:mod:`indexer.store.usage_rounds`) then adds
+every stored sum to the masses at once.
 An entity's mass is kept on its row (``entities.usage_mass``), where the search
 reads it (:func:`indexer.rules.popularity_now`).
 """
@@ -46,6 +47,7 @@ from typing import Any, NamedTuple
 
 import orjson
 import psycopg
+import psycopg.errors
 from psycopg.rows import dict_row
 
 from indexer.errors import Unavailable
@@ -101,8 +103,8 @@ WITH ins AS (
 )
 SELECT epoch_s, half_life_s FROM ins UNION ALL SELECT epoch_s, half_life_s FROM usage_basis
 """
-#: The columns a stored event fills in ``usage_pending``.
-PENDING_COLUMNS = "at_s, type, entity_id, mini_app, user_id, mass"
+#: The columns a batch fills in ``usage_pending``: sums of its events by entity.
+PENDING_COLUMNS = "entity_id, mini_app, mass, events"
 
 
 def check_basis(cur: psycopg.Cursor[dict[str, Any]], half_life_s: float) -> None:
@@ -146,13 +148,52 @@ WITH ev AS (
     LEFT JOIN mini_apps m ON ev.entity_id IS NULL AND m.slug = ev.mini_app
 )
 """
-#: Store the events whose names resolve; return the others (item, whether it named an entity).
-STORE = f"""{RESOLVED}, stored AS (
+#: Store the events whose names resolve, at once: into the log, the users' recents,
+#: and, summed by entity (and by mini-app for those that name one only), into
+#: ``usage_pending`` for the next round to add to the masses; return the others
+#: (item, whether it named an entity). Recents are upserted in key order, so that
+#: two batches at once take their row locks in the same order.
+STORE = f"""{RESOLVED}, logged AS (
+    INSERT INTO usage_events (at, type, entity_id, mini_app, user_id)
+    SELECT to_timestamp(at_s), type, entity_id, app, user_id FROM resolved WHERE app IS NOT NULL
+), pending AS (
     INSERT INTO usage_pending ({PENDING_COLUMNS})
-    SELECT at_s, type, entity_id, app, user_id, mass FROM resolved WHERE app IS NOT NULL
+    SELECT entity_id, app, sum(mass), count(*) FROM resolved WHERE app IS NOT NULL
+    GROUP BY entity_id, app
+), recent AS (
+    INSERT INTO user_recents (user_id, slug, at)
+    SELECT user_id, app, to_timestamp(max(at_s)) FROM resolved
+    WHERE user_id IS NOT NULL AND app IS NOT NULL AND app <> ''
+    GROUP BY user_id, app ORDER BY user_id, app
+    ON CONFLICT (user_id, slug) DO UPDATE SET at = excluded.at
+    WHERE user_recents.at < excluded.at
 )
 SELECT item, entity_id IS NOT NULL FROM resolved WHERE app IS NULL
 """
+#: Recents are trimmed to RECENTS_KEPT by a batch at most every TRIM_EVERY_S, for
+#: that batch's users (reads take the newest RECENTS_KEPT anyway: a user's rows
+#: beyond them only wait to go, and there are at most as many as mini-apps).
+TRIM_EVERY_S = 10.0
+TRIM_DUE = """
+UPDATE usage_round SET trimmed = clock_timestamp()
+WHERE trimmed <= clock_timestamp() - make_interval(secs => %s) RETURNING trimmed
+"""
+#: The given users' recents beyond the newest RECENTS_KEPT deleted.
+TRIM = f"""
+DELETE FROM user_recents r USING (
+    SELECT user_id, slug,
+           row_number() OVER (PARTITION BY user_id ORDER BY at DESC, slug) AS n
+    FROM user_recents
+    WHERE user_id IN (
+        -- Only those that hold more than they keep: most hold fewer.
+        SELECT user_id FROM user_recents WHERE user_id = ANY(%s)
+        GROUP BY user_id HAVING count(*) > {RECENTS_KEPT}
+    )
+) ranked
+WHERE ranked.n > {RECENTS_KEPT} AND r.user_id = ranked.user_id AND r.slug = ranked.slug
+"""
+#: Attempts at a batch that meets a deadlock.
+ATTEMPTS = 3
 #: What each event names (NULL: unknown), storing nothing.
 LOOK_UP = f"{RESOLVED} SELECT item, app FROM resolved"
 
@@ -181,17 +222,35 @@ def event_rows(events: Sequence[UsageEvent], half_life_s: float | None) -> str:
 def store_usage(
     conn: psycopg.Connection, events: Sequence[UsageEvent], half_life_s: float
 ) -> list[tuple[int, bool]]:
-    """Store checked events whose entity or mini-app exists, each with its term of the
-    mass and its mini-app, for the next round to count (:mod:`indexer.store.usage_rounds`);
-    the others' items, each with whether it named an entity. One transaction, one statement."""
+    """Store checked events whose entity or mini-app exists (:data:`STORE`: the log and
+    the recents at once, the masses' sums for the next round,
+    :mod:`indexer.store.usage_rounds`); the others' items, each with whether it named
+    an entity. One transaction; one that meets a deadlock is tried again."""
     if not events:
         return []
+    rows = event_rows(events, half_life_s)
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return _store_once(conn, events, rows, half_life_s)
+        except psycopg.errors.DeadlockDetected:
+            if attempt == ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _store_once(
+    conn: psycopg.Connection, events: Sequence[UsageEvent], rows: str, half_life_s: float
+) -> list[tuple[int, bool]]:
     with conn.transaction():
         with conn.cursor(row_factory=dict_row) as cur:
             check_basis(cur, half_life_s)
         with conn.cursor() as cur:
-            cur.execute(STORE, (event_rows(events, half_life_s),))
-            return [(int(item), bool(by_entity)) for item, by_entity in cur.fetchall()]
+            cur.execute(STORE, (rows,))
+            refused = [(int(item), bool(by_entity)) for item, by_entity in cur.fetchall()]
+            cur.execute(TRIM_DUE, (TRIM_EVERY_S,))
+            if cur.fetchone() is not None:
+                cur.execute(TRIM, (list({e.user for e in events if e.user is not None}),))
+        return refused
 
 
 def look_up_names(conn: psycopg.Connection, events: Sequence[UsageEvent]) -> dict[int, str | None]:

@@ -1,16 +1,15 @@
 """Rounds: the stored usage events counted at once, each entity's mass changed once a round.
 
-``POST /v1/events`` and the stream consumer only check and store events
-(:func:`indexer.store.usage.store_usage`); a round takes every event stored
-since the last one and, in one transaction, moves them into the log
-(``usage_events``), adds them to the mini-apps' masses and the users' recents
-(trimmed to :data:`~indexer.store.usage.RECENTS_KEPT` by a round every
-:data:`TRIM_EVERY_S`), and adds each entity's
-sum to its mass, a new revision of its row; the caller then sends those new
-masses to the hot index (:func:`indexer.store.events.apply_round`). However
-many events an entity gets between two rounds, its row and its members in Redis
-change once, which is what lets events arrive faster than entities can be
-rewritten one event at a time.
+``POST /v1/events`` and the stream consumer check and store events
+(:func:`indexer.store.usage.store_usage`): the log and the users' recents take
+them at once, and each batch leaves its sums by entity and mini-app in
+``usage_pending``. A round takes every sum stored since the last one and, in
+one transaction, adds them to the mini-apps' masses and to each entity's mass,
+a new revision of its row; the caller then sends those new masses to the hot
+index (:func:`indexer.store.events.apply_round`). However many events an entity
+gets between two rounds, its row and its members in Redis change once, which is
+what lets events arrive faster than entities can be rewritten one event at a
+time.
 
 One round runs at a time across every process (:func:`round_lock`, held from
 the round's transaction to the end of the hot index's patch, so that rounds
@@ -35,7 +34,7 @@ import psycopg
 import psycopg.errors
 from psycopg.rows import dict_row
 
-from indexer.store.usage import PENDING_COLUMNS, RECENTS_KEPT, MassChange, UsageEvent, store_usage
+from indexer.store.usage import PENDING_COLUMNS, MassChange, UsageEvent, store_usage
 
 #: The advisory lock one round holds (any constant no other lock of ours uses).
 ROUND_LOCK = 0x6E656172_62790001
@@ -51,8 +50,7 @@ WHERE began <= clock_timestamp() - make_interval(secs => %s) RETURNING began
 """
 TAKE_TABLE = """
 CREATE TEMP TABLE IF NOT EXISTS usage_take (
-    at_s double precision, type text, entity_id text, mini_app text, user_id text,
-    mass double precision, received timestamptz
+    entity_id text, mini_app text, mass double precision, events int, received timestamptz
 ) ON COMMIT DELETE ROWS
 """
 TAKE = f"""
@@ -61,8 +59,16 @@ INSERT INTO usage_take ({PENDING_COLUMNS}, received) SELECT * FROM taken
 """
 #: How many events the round took, and how long the oldest of them waited.
 TAKEN = """
-SELECT count(*) AS events, coalesce(extract(epoch FROM now() - min(received)), 0) AS waited_s
+SELECT coalesce(sum(events), 0) AS events,
+       coalesce(extract(epoch FROM now() - min(received)), 0) AS waited_s
 FROM usage_take
+"""
+#: The mini-apps' masses (of every event: an entity's counts for its mini-app too).
+MINI_APP_MASSES = """
+INSERT INTO usage_mini_app (slug, mass)
+SELECT mini_app, sum(mass) FROM usage_take WHERE mini_app <> ''
+GROUP BY mini_app ORDER BY mini_app
+ON CONFLICT (slug) DO UPDATE SET mass = usage_mini_app.mass + excluded.mass
 """
 #: The entities' masses, each a new revision; returns each one's id, the revision
 #: it had (read under the row lock, so no other write came between), the one it
@@ -79,48 +85,6 @@ WITH added AS (
 UPDATE entities e SET usage_mass = e.usage_mass + l.mass, rev = nextval('entity_rev')
 FROM locked l WHERE e.id = l.id
 RETURNING e.id, l.old_rev, e.rev, e.usage_mass
-"""
-STATEMENTS = (
-    """
-    INSERT INTO usage_events (at, type, entity_id, mini_app, user_id)
-    SELECT to_timestamp(at_s), type, entity_id, mini_app, user_id FROM usage_take
-    """,
-    """
-    INSERT INTO usage_mini_app (slug, mass)
-    SELECT mini_app, sum(mass) FROM usage_take WHERE mini_app <> ''
-    GROUP BY mini_app ORDER BY mini_app
-    ON CONFLICT (slug) DO UPDATE SET mass = usage_mini_app.mass + excluded.mass
-    """,
-    """
-    INSERT INTO user_recents (user_id, slug, at)
-    SELECT user_id, mini_app, to_timestamp(max(at_s)) FROM usage_take
-    WHERE user_id IS NOT NULL AND mini_app <> ''
-    GROUP BY user_id, mini_app ORDER BY user_id, mini_app
-    ON CONFLICT (user_id, slug) DO UPDATE SET at = excluded.at
-    WHERE user_recents.at < excluded.at
-    """,
-)
-#: Each of the round's users' recents beyond the newest RECENTS_KEPT deleted.
-TRIM = f"""
-    DELETE FROM user_recents r USING (
-        SELECT user_id, slug,
-               row_number() OVER (PARTITION BY user_id ORDER BY at DESC, slug) AS n
-        FROM user_recents
-        WHERE user_id IN (
-            -- Only the round's users that hold more than they keep: most hold fewer.
-            SELECT user_id FROM user_recents
-            WHERE user_id IN (SELECT user_id FROM usage_take WHERE user_id IS NOT NULL)
-            GROUP BY user_id HAVING count(*) > {RECENTS_KEPT}
-        )
-    ) ranked
-    WHERE ranked.n > {RECENTS_KEPT} AND r.user_id = ranked.user_id AND r.slug = ranked.slug
-    """
-#: The recents are trimmed by a round at most every TRIM_EVERY_S (reads take the
-#: newest RECENTS_KEPT anyway: a user's rows beyond them only wait to go).
-TRIM_EVERY_S = 10.0
-TRIM_DUE = """
-UPDATE usage_round SET trimmed = clock_timestamp()
-WHERE trimmed <= clock_timestamp() - make_interval(secs => %s) RETURNING trimmed
 """
 
 
@@ -181,11 +145,7 @@ def _round_once(conn: psycopg.Connection, spacing_s: float) -> Round | None:
         taken = _first(cur)
         if not taken["events"]:
             return Round()
-        for statement in STATEMENTS:
-            cur.execute(statement)
-        cur.execute(TRIM_DUE, (TRIM_EVERY_S,))
-        if cur.fetchone() is not None:
-            cur.execute(TRIM)
+        cur.execute(MINI_APP_MASSES)
         cur.execute(ENTITY_MASSES)
         changes: list[MassChange] = []
         # A slice at a time, with a turn for the worker's other requests between two:
@@ -193,7 +153,7 @@ def _round_once(conn: psycopg.Connection, spacing_s: float) -> Round | None:
         while rows := cur.fetchmany(FETCH_SLICE):
             changes += [MassChange(r["id"], r["old_rev"], r["rev"], r["usage_mass"]) for r in rows]
             time.sleep(0)
-        return Round(taken["events"], float(taken["waited_s"]), changes)
+        return Round(int(taken["events"]), float(taken["waited_s"]), changes)
 
 
 def _first(cur: psycopg.Cursor[dict[str, Any]]) -> dict[str, Any]:
@@ -201,12 +161,6 @@ def _first(cur: psycopg.Cursor[dict[str, Any]]) -> dict[str, Any]:
     if row is None:
         raise AssertionError("the statement returned no row")
     return row
-
-
-def lock_rounds(conn: psycopg.Connection) -> None:
-    """Wait for the round under way, and keep others off until ``conn``'s transaction ends
-    (forgetting a user: no round may count their events' user meanwhile)."""
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (ROUND_LOCK,))
 
 
 def apply_usage(

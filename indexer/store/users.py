@@ -17,7 +17,6 @@ from typing import Any
 import psycopg
 
 from indexer.store.usage import RECENTS_KEPT
-from indexer.store.usage_rounds import lock_rounds
 
 FAVORITES = """
 SELECT f.slug, m.name, m.icon_url, f.added_at FROM user_favorites f
@@ -106,15 +105,11 @@ def screen_lists(
 
 
 def forget_user(conn: psycopg.Connection, user: str) -> Forgotten:
-    """Delete the user's favourites and recents and clear their events' user, at once
-    (the events a round has yet to count included, no round running meanwhile)."""
+    """Delete the user's favourites and recents and clear their events' user, at once."""
     with conn.transaction(), conn.cursor() as cur:
-        lock_rounds(conn)
-        cur.execute("UPDATE usage_pending SET user_id = NULL WHERE user_id = %s", (user,))
-        waiting = cur.rowcount
         cur.execute("DELETE FROM user_favorites WHERE user_id = %s", (user,))
         favorites_removed = cur.rowcount
         cur.execute("DELETE FROM user_recents WHERE user_id = %s", (user,))
         recents_removed = cur.rowcount
         cur.execute("UPDATE usage_events SET user_id = NULL WHERE user_id = %s", (user,))
-        return Forgotten(favorites_removed, recents_removed, waiting + cur.rowcount)
+        return Forgotten(favorites_removed, recents_removed, cur.rowcount)

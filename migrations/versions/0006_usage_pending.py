@@ -1,13 +1,14 @@
-"""Usage events taken but not yet counted: what the next round of the applier counts.
+"""Usage not yet in the masses: what the next round of the applier adds to them.
 
-``POST /v1/events`` and the stream consumer store each checked event here, in
-the request's one transaction (one COPY, no index to keep); a round of the
-applier (indexer/store/usage_rounds.py) takes every row in one transaction,
-moves them into the log (``usage_events``), adds them to the masses and
-recents, and sends the entities' new masses to the hot index: each entity
-once a round, however many of its events the round holds. ``received`` is when
-the row was stored, for the age of the oldest waiting; ``usage_round`` when
-the last round began, and when one last trimmed the users' recents.
+``POST /v1/events`` and the stream consumer store each checked batch in one
+transaction: its events in the log and the users' recents at once, and here
+its sums of the events' mass terms, by entity (and by mini-app, for events
+that name one only). A round (indexer/store/usage_rounds.py) takes every row in
+one transaction and adds them to the masses, and the entities' new masses go to
+the hot index: each entity once a round, however many events the round holds.
+``received`` is when the row was stored, for the age of the oldest waiting;
+``usage_round`` when the last round began, and when a batch last trimmed the
+users' recents.
 
 Revision ID: 0006
 Revises: 0005
@@ -26,12 +27,10 @@ def upgrade() -> None:
     op.execute(
         """
         CREATE TABLE usage_pending (
-            at_s double precision NOT NULL,
-            type text NOT NULL,
             entity_id text,
             mini_app text NOT NULL DEFAULT '',
-            user_id text,
             mass double precision NOT NULL,
+            events integer NOT NULL,
             received timestamptz NOT NULL DEFAULT now()
         )
         """

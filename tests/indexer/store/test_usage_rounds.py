@@ -1,4 +1,4 @@
-"""Rounds: stored events count only once a round takes them, each exactly once, whoever runs it."""
+"""Rounds: stored events count in the masses once a round takes them, each exactly once."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def entities(index: Index) -> Iterator[list[Entity]]:
 
 def waiting(index: Index) -> int:
     with index.conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM usage_pending")
+        cur.execute("SELECT coalesce(sum(events), 0) FROM usage_pending")
         row = cur.fetchone()
     index.conn.commit()
     return int(row[0]) if row else 0
@@ -54,10 +54,13 @@ def test_stored_events_count_once_a_round_takes_them(
     events = random_events(1, 300, entities)
     batch = take_events(index.conn, events, USAGE, USAGE_AT)
     assert not batch.errors and len(batch.events) == 300
-    # Stored, not counted: no mass, no recents, nothing in the log yet.
+    # Stored: in the log and the recents at once, in no mass yet.
     assert waiting(index) == 300
     before = stored_usage(index)
-    assert before["entities"] == {} and before["recents"] == {} and before["events"] == []
+    assert before["entities"] == {} and before["mini_apps"] == {}
+    assert len(before["events"]) == 300
+    recent = {user: [slug for slug, _ in held] for user, held in before["recents"].items()}
+    assert recent == expected(events, entities)["recents"]
     counted = apply_round(index.conn, index.hot, wait=True)
     assert counted is not None and counted.events == 300
     assert {change.id for change in counted.changes} == {e["entity_id"] for e in events
