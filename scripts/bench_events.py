@@ -55,6 +55,7 @@ from indexer.model import Entity
 from indexer.settings import DEFAULT_EVENT_ROUND_S, DEFAULT_EVENT_WEIGHTS, IndexSettings
 from indexer.store import db
 from indexer.store.catalog import MiniApp, publish_catalog, read_catalog, write_catalog
+from indexer.store.usage_rounds import round_lock
 from indexer.store.writer import write_entities
 from scripts.bench_events_readers import (
     API_KEY,
@@ -165,15 +166,18 @@ def http_sender(
 def waiting(settings: IndexSettings) -> int:
     """How many stored events no round has counted yet."""
     with db.connect(settings.database_url) as conn:
-        row = conn.execute("SELECT count(*) FROM usage_pending").fetchone()
+        row = conn.execute("SELECT coalesce(sum(events), 0) FROM usage_pending").fetchone()
     return int(row[0]) if row else 0
 
 
 def drained(settings: IndexSettings, limit_s: float = 60.0) -> float:
-    """Seconds until every stored event was counted (polled every PROBE_POLL_S)."""
+    """Seconds until every stored event was counted (polled every PROBE_POLL_S) and the
+    last round's patch of the hot index is done (its lock free)."""
     started = time.perf_counter()
     while waiting(settings) and time.perf_counter() - started < limit_s:
         time.sleep(PROBE_POLL_S)
+    with db.connect(settings.database_url) as conn, round_lock(conn, wait=True):
+        pass
     return time.perf_counter() - started
 
 
