@@ -27,6 +27,7 @@ from discovery.cli import cli
 from discovery.settings import ApiSettings
 from indexer.hot import layout
 from indexer.hot.index import HotIndex, connect_redis
+from indexer.model import Entity
 from indexer.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, IndexSettings, UsageSettings
 from indexer.store import db
 from tests.pg_replica import ReplicaServer, replica_server
@@ -197,6 +198,17 @@ def index(settings: IndexSettings) -> Iterator[Index]:
     finally:
         conn.close()
         client.close()
+
+
+@pytest.fixture
+def entities(index: Index) -> Iterator[list[Entity]]:
+    """The usage tests' stores (tests.factories.seed_usage) and catalog, on a clean usage
+    slate before and after (a module may give its own ``entities``)."""
+    from tests.factories import clear_catalog, seed_usage  # factories import this module
+
+    clear_catalog(index)
+    yield seed_usage(index)
+    clear_catalog(index)
 
 
 @pytest.fixture

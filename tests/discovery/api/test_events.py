@@ -18,22 +18,13 @@ from indexer.settings import UsageSettings
 from tests.conftest import API_KEY, Index
 from tests.factories import (
     assert_usage_matches,
-    clear_catalog,
     expected_usage,
     random_events,
-    seed_usage,
     stored_usage,
 )
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 NDJSON = {**AUTH, "Content-Type": "application/x-ndjson"}
-
-
-@pytest.fixture
-def entities(index: Index) -> Iterator[list[Entity]]:
-    clear_catalog(index)
-    yield seed_usage(index)
-    clear_catalog(index)
 
 
 def test_a_key_is_needed(client: FlaskClient, entities: list[Entity]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,17 +14,10 @@ from werkzeug.test import EnvironBuilder
 from discovery.server.accesslog import access_fields
 from indexer.model import Entity
 from tests.conftest import API_KEY, Index
-from tests.factories import clear_catalog, seed_usage, user_traces
+from tests.factories import user_traces
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 USER = "pat-7f3a"
-
-
-@pytest.fixture
-def entities(index: Index) -> Iterator[list[Entity]]:
-    clear_catalog(index)
-    yield seed_usage(index)
-    clear_catalog(index)
 
 
 def favorites(client: FlaskClient, user: str = USER) -> list[str]:

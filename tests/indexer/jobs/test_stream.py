@@ -37,13 +37,6 @@ Nearby = Callable[..., Result]
 
 
 @pytest.fixture
-def entities(index: Index) -> Iterator[list[Entity]]:
-    clear_catalog(index)
-    yield seed_usage(index)
-    clear_catalog(index)
-
-
-@pytest.fixture
 def stream(index: Index) -> Iterator[str]:
     """A stream name under the run's prefix, deleted afterwards."""
     name = f"{index.settings.redis_prefix}:test-events"

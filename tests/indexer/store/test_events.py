@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,17 +10,10 @@ from indexer.model import Entity
 from indexer.settings import UsageSettings
 from indexer.store.events import MAX_EVENTS, Malformed, check_events
 from tests.conftest import Index
-from tests.factories import USAGE_AT, clear_catalog, seed_usage
+from tests.factories import USAGE_AT
 
 USAGE = UsageSettings()
 GOOD = {"type": "open", "entity_id": "u:0", "user": "ab-1", "at": USAGE_AT}
-
-
-@pytest.fixture
-def entities(index: Index) -> Iterator[list[Entity]]:
-    clear_catalog(index)
-    yield seed_usage(index)
-    clear_catalog(index)
 
 
 BAD: list[tuple[Any, str, str]] = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -26,21 +25,12 @@ from tests.conftest import Index
 from tests.factories import (
     USAGE_AT,
     assert_usage_matches,
-    clear_catalog,
     expected_usage,
     random_events,
-    seed_usage,
     stored_usage,
 )
 
 USAGE = UsageSettings()
-
-
-@pytest.fixture
-def entities(index: Index) -> Iterator[list[Entity]]:
-    clear_catalog(index)
-    yield seed_usage(index)
-    clear_catalog(index)
 
 
 @given(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
 from click.testing import Result
 
 from indexer.model import Entity
@@ -18,22 +17,13 @@ from tests.conftest import Index
 from tests.factories import (
     USAGE_AT,
     assert_usage_matches,
-    clear_catalog,
     expected_usage,
     random_events,
-    seed_usage,
     stored_usage,
     user_traces,
 )
 
 USAGE = UsageSettings()
-
-
-@pytest.fixture
-def entities(index: Index) -> Iterator[list[Entity]]:
-    clear_catalog(index)
-    yield seed_usage(index)
-    clear_catalog(index)
 
 
 def waiting(index: Index) -> int:
