@@ -5,7 +5,8 @@ it is current, and whether a build is running (its lease); entities per kind
 and source in PostGIS and in the current generation of Redis, and how many of
 them are stale (by the deployment's staleness limits, counted in PostGIS, the
 truth; Redis hides the same ones from queries); each source's last import or
-feed sync, its lag and failures; rebuild counts; Redis memory per entity.
+feed sync, its lag and failures; usage events waiting for a round; rebuild
+counts; Redis memory per entity.
 
 Redis keeps no running count of its entities: they are counted by a scan of
 the generation (:mod:`indexer.hot.census`, 5,000 ids a script call), about a
@@ -52,6 +53,23 @@ GROUP BY e.kind, e.source
 """
 
 
+#: Usage events stored and not yet counted by a round, the oldest's wait, the last round.
+USAGE_SQL = """
+SELECT coalesce(sum(events), 0), extract(epoch FROM now() - min(received)),
+       (SELECT extract(epoch FROM now() - began) FROM usage_round WHERE began > '-infinity')
+FROM usage_pending
+"""
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Usage events no round has counted yet (indexer/store/usage_rounds.py)."""
+
+    events: int
+    oldest_s: float | None
+    last_round_s: float | None
+
+
 @dataclass(frozen=True)
 class Reach:
     """Whether a store answered, and if not, why."""
@@ -89,6 +107,7 @@ class Status:
     #: (kind, source) -> (entities, stale ones), from PostGIS.
     counts: Mapping[tuple[str, str], tuple[int, int]] | None = None
     hot: HotState | None = None
+    usage: Waiting | None = None
 
     @property
     def ok(self) -> bool:
@@ -113,6 +132,19 @@ def postgis_counts(
         return {(kind, source): (int(n), int(stale)) for kind, source, n, stale in cur.fetchall()}
 
 
+def usage_waiting(conn: psycopg.Connection) -> Waiting:
+    """The usage events waiting for a round, and how long ago the last round began."""
+    with conn.cursor() as cur:
+        cur.execute(USAGE_SQL)
+        row = cur.fetchone()
+    events, oldest, last = row if row else (0, None, None)
+    return Waiting(
+        int(events),
+        None if oldest is None else float(oldest),
+        None if last is None else float(last),
+    )
+
+
 def hot_state(hot: HotIndex) -> HotState:
     """What the hot index holds now (its entities counted by a scan)."""
     gen = hot.generation()
@@ -134,10 +166,11 @@ def hot_state(hot: HotIndex) -> HotState:
 def gather(settings: IndexSettings, now: float | None = None) -> Status:
     """Ask PostGIS and Redis; a store that does not answer is reported, not raised."""
     checked_at = time.time() if now is None else now
-    counts, hot = None, None
+    counts, hot, usage = None, None, None
     try:
         with db.connect(settings.database_url) as conn:
             counts = postgis_counts(conn, settings, datetime.fromtimestamp(checked_at, UTC))
+            usage = usage_waiting(conn)
         postgis = Reach(True)
     except psycopg.Error as exc:
         postgis = Reach(False, first_line(exc))
@@ -149,7 +182,7 @@ def gather(settings: IndexSettings, now: float | None = None) -> Status:
         reach = Reach(False, first_line(exc))
     finally:
         client.close()
-    return Status(checked_at, postgis, reach, counts, hot)
+    return Status(checked_at, postgis, reach, counts, hot, usage)
 
 
 def first_line(exc: Exception) -> str:
@@ -254,6 +287,13 @@ def status_json(status: Status) -> dict[str, Any]:
         "entities": rows,
         "totals": totals_of(rows),
         "sources": [source_json(s, status.checked_at) for s in hot.sources] if hot else None,
+        "usage": None
+        if status.usage is None
+        else {
+            "events_waiting": status.usage.events,
+            "oldest_waiting_s": status.usage.oldest_s,
+            "last_round_s": status.usage.last_round_s,
+        },
         "rebuilds": None
         if builds is None
         else {

@@ -129,6 +129,15 @@ def rebuild_line(rebuilds: Mapping[str, Any]) -> str:
     return "rebuilds: " + " · ".join(parts)
 
 
+def usage_line(usage: Mapping[str, Any]) -> str:
+    """``usage events: 1,200 waiting (oldest 0.4 s) · last round 0.6 s ago``."""
+    waiting = f"usage events: {usage['events_waiting']:,} waiting"
+    if usage["oldest_waiting_s"] is not None:
+        waiting += f" (oldest {usage['oldest_waiting_s']:.1f} s)"
+    last = usage["last_round_s"]
+    return waiting + (" · no round yet" if last is None else f" · last round {last:.1f} s ago")
+
+
 def render_text(shape: Mapping[str, Any]) -> str:
     """The whole screen."""
     memory = shape["redis"]
@@ -147,6 +156,8 @@ def render_text(shape: Mapping[str, Any]) -> str:
     ]
     if shape["sources"]:
         lines += ["", *source_lines(shape["sources"])]
+    if shape["usage"] is not None:
+        lines += ["", usage_line(shape["usage"])]
     if shape["rebuilds"] is not None:
         lines += ["", rebuild_line(shape["rebuilds"])]
     return "\n".join(lines)

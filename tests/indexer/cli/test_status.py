@@ -15,9 +15,11 @@ from discovery.cli import cli
 from indexer.hot import layout
 from indexer.jobs.feeds import FeedSpec, import_feed
 from indexer.model import Entity
+from indexer.settings import UsageSettings
+from indexer.store.events import apply_round, take_events
 from indexer.store.writer import write_entities
 from tests.conftest import Index
-from tests.factories import gbfs_set
+from tests.factories import USAGE_AT, gbfs_set, random_events
 
 LAG_S = 12
 
@@ -163,4 +165,24 @@ def test_status_without_a_hot_index(index: Index, cli_env: dict[str, str], tmp_p
     assert (
         line
         == "no generation: Redis holds no index (queries answer from PostGIS) · no build running"
+    )
+
+
+def test_usage_events_waiting_for_a_round(
+    index: Index, entities: list[Entity], cli_env: dict[str, str]
+) -> None:
+    events = random_events(5, 40, entities)
+    take_events(index.conn, events, UsageSettings(), USAGE_AT)
+    code, shape = status_json(cli_env)
+    assert code == 0
+    usage = shape["usage"]
+    assert usage["events_waiting"] == 40 and usage["oldest_waiting_s"] >= 0
+    assert usage["last_round_s"] is None  # no round since the catalog was cleared
+    assert "usage events: 40 waiting (oldest " in run(cli_env, "status").output
+    apply_round(index.conn, index.hot, wait=True)
+    usage = status_json(cli_env)[1]["usage"]
+    assert usage["events_waiting"] == 0 and usage["oldest_waiting_s"] is None
+    assert 0 <= usage["last_round_s"] < 60
+    assert re.search(
+        r"usage events: 0 waiting · last round [0-9.]+ s ago", run(cli_env, "status").output
     )
