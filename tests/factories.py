@@ -21,6 +21,7 @@ from typing import Any
 import h3
 import mercantile
 import osmium
+import psycopg
 import pytest
 from hypothesis import strategies as st
 from osmium.osm.mutable import Node, Way
@@ -37,7 +38,8 @@ from indexer.sources.values import parse_time
 from indexer.store import db, merge, writer
 from indexer.store.catalog import MiniApp, publish_catalog, read_catalog, write_catalog
 from indexer.store.rows import timezone_of
-from indexer.store.usage import USAGE_EPOCH_S
+from indexer.store.usage import USAGE_EPOCH_S, MassChange, UsageEvent, store_usage
+from indexer.store.usage_rounds import round_lock, take_round
 from tests.conftest import Index
 
 
@@ -611,7 +613,7 @@ def clear_catalog(index: Index) -> None:
     the catalog's Redis key."""
     with index.conn.cursor() as cur:
         cur.execute(f"TRUNCATE {', '.join(CATALOG_TABLES)}")
-        cur.execute("UPDATE usage_round SET began = '-infinity', trimmed = '-infinity'")
+        cur.execute("UPDATE usage_clocks SET at = '-infinity'")
         cur.execute(
             "UPDATE entities SET usage_mass = 0, rev = nextval('entity_rev')"
             " WHERE usage_mass <> 0 RETURNING id"
@@ -676,6 +678,17 @@ def random_events(seed: int, count: int, entities: list[Entity], users: int = 5)
         event["at"] = at if rng.random() < 0.5 else datetime.fromtimestamp(at, UTC).isoformat()
         events.append(event)
     return events
+
+
+def apply_usage(
+    conn: psycopg.Connection, events: list[UsageEvent], half_life_s: float
+) -> list[MassChange]:
+    """Store checked events and count them at once (with any others stored), Redis left
+    as it was: the entities whose mass changed."""
+    store_usage(conn, events, half_life_s)
+    with round_lock(conn, wait=True):
+        counted = take_round(conn)
+    return [] if counted is None else counted.changes
 
 
 def stored_usage(index: Index) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from discovery.api.jsonio import BadBody, loads_body
 from discovery.api.push import read_body, require_key
 from discovery.api.requestlog import note_postgres_error
 from indexer.errors import BadInput, TooLarge, Unavailable
-from indexer.store.events import MAX_EVENTS, EventBatch, Malformed, apply_events, take_events
+from indexer.store.events import MAX_EVENTS, EventBatch, Malformed, receive_events
 
 bp = Blueprint("events", __name__, url_prefix="/v1")
 
@@ -86,10 +86,7 @@ def post_events() -> Response:
     usage = svc.settings.index.usage
     try:
         with svc.postgis() as conn:
-            if svc.rounds is None:
-                batch = apply_events(conn, svc.hot, events, usage, time.time())
-            else:
-                batch = take_events(conn, events, usage, time.time())
+            batch = receive_events(conn, svc.hot, events, usage, time.time())
     except psycopg.OperationalError as exc:
         note_postgres_error(exc)
         raise Unavailable("the index is not reachable") from exc

@@ -56,7 +56,8 @@ GROUP BY e.kind, e.source
 #: Usage events stored and not yet counted by a round, the oldest's wait, the last round.
 USAGE_SQL = """
 SELECT coalesce(sum(events), 0), extract(epoch FROM now() - min(received)),
-       (SELECT extract(epoch FROM now() - began) FROM usage_round WHERE began > '-infinity')
+       (SELECT extract(epoch FROM now() - at) FROM usage_clocks
+        WHERE name = 'round' AND at > '-infinity')
 FROM usage_pending
 """
 

@@ -6,8 +6,11 @@ last round began (at once when that round took longer) and runs one
 round holds the lock or began less than 0.9 ``interval_s`` ago. So while events
 arrive a round begins about every ``interval_s`` and counts what came since the
 last; an event is counted within ``interval_s`` plus the time of one round (the
-benchmark measures it: ``scripts/bench_events.py``). A round that fails
-(PostgreSQL or Redis down) is logged, and its events stay stored for the next.
+benchmark measures it: ``scripts/bench_events.py``). A round that fails is
+logged and the loop goes on: with PostgreSQL down its events stay stored for
+the next; with Redis down once PostgreSQL counted them, a mark is left and the
+hot index is rebuilt, as after any write that died between the two
+(:func:`indexer.store.events.apply_round`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
 ROUND_FAILED: tuple[type[Exception], ...] = (psycopg.Error, redis.RedisError, Unavailable)
 
 
+def round_spacing(interval_s: float) -> float:
+    """How far apart the rounds of every process begin at least: a little less than the
+    interval, so that a process's own wake-ups are never refused."""
+    return 0.9 * interval_s
+
+
 class RoundLoop:
     """Runs a round every ``interval_s`` in a thread of its own (a greenlet under gevent)."""
 
@@ -41,9 +50,7 @@ class RoundLoop:
         self.connect = connect
         self.hot = hot
         self.interval_s = interval_s
-        #: Rounds of every process begin this far apart at least (a little less than
-        #: the interval, so that a process's own wake-ups are never refused).
-        self.spacing_s = 0.9 * interval_s
+        self.spacing_s = round_spacing(interval_s)
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
 
@@ -53,12 +60,12 @@ class RoundLoop:
             self.thread = threading.Thread(target=self.run, name="usage-rounds", daemon=True)
             self.thread.start()
 
-    def once(self, *, wait: bool = False) -> Round | None:
+    def once(self) -> Round | None:
         """One round now (None: another process's held the lock or began less than the
         spacing ago, or it failed)."""
         try:
             with self.connect() as conn:
-                counted = apply_round(conn, self.hot, wait=wait, spacing_s=self.spacing_s)
+                counted = apply_round(conn, self.hot, wait=False, spacing_s=self.spacing_s)
         except ROUND_FAILED as exc:
             log.warning("a round of usage events failed (%s); the next tries again", exc)
             return None

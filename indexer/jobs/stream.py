@@ -4,8 +4,8 @@ Each entry is one event, its fields those of ``POST /v1/events`` (``type``,
 ``entity_id`` or ``mini_app``, ``user``, ``at``; other fields are ignored). The
 consumer reads as one consumer of a consumer group (made, with the stream, if
 missing), checks and stores each batch of entries exactly as the HTTP endpoint
-does (:func:`indexer.store.events.take_events`; with ``NEARBY_EVENT_ROUND_S`` 0
-counts it too, :func:`~indexer.store.events.apply_events`), and only then acknowledges
+does (:func:`indexer.store.events.receive_events`: stored, or with
+``NEARBY_EVENT_ROUND_S`` 0 counted too), and only then acknowledges
 and deletes them, in one transaction: entries it read but did not apply (it
 died, PostgreSQL failed) stay pending, and are read again by this consumer at
 its start, or claimed (XAUTOCLAIM) by another once idle for ``claim_idle_ms``.
@@ -34,8 +34,9 @@ import psycopg
 import redis
 
 from indexer.hot.index import HotIndex
+from indexer.jobs.rounds import round_spacing
 from indexer.settings import UsageSettings
-from indexer.store.events import EventBatch, apply_events, apply_round, take_events
+from indexer.store.events import EventBatch, apply_round, receive_events
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +129,7 @@ class StreamConsumer:
         """Apply the entries' events, log the refused ones, then acknowledge and delete them all."""
         ids = [entry_id for entry_id, _ in entries]
         items = [fields or {} for _, fields in entries]
-        if self.usage.round_s <= 0:
-            batch = apply_events(self.conn, self.hot, items, self.usage, time.time())
-        else:
-            batch = take_events(self.conn, items, self.usage, time.time())
+        batch = receive_events(self.conn, self.hot, items, self.usage, time.time())
         for error in batch.errors:
             log.warning("stream %s entry %s refused: %s (%s)", self.stream, ids[error.index],
                         error.reason, error.param)  # fmt: skip
@@ -160,7 +158,9 @@ class StreamConsumer:
             self.apply(entries)
         if self.usage.round_s > 0 and time.monotonic() >= self._next_round:
             self._next_round = time.monotonic() + self.usage.round_s
-            apply_round(self.conn, self.hot, wait=False, spacing_s=0.9 * self.usage.round_s)
+            apply_round(
+                self.conn, self.hot, wait=False, spacing_s=round_spacing(self.usage.round_s)
+            )
         return pending, len(entries)
 
     def run(self, stop: Event, *, until_empty: bool = False) -> ConsumeSummary:

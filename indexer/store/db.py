@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
+import psycopg.errors
+
+T = TypeVar("T")
+
+#: Times a transaction that PostgreSQL aborted as a deadlock victim is tried again.
+DEADLOCK_RETRIES = 3
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -22,6 +30,18 @@ def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connectio
     if not autocommit:
         conn.commit()
     return conn
+
+
+def retrying_deadlocks(run: Callable[[], T], retries: int = DEADLOCK_RETRIES) -> T:
+    """``run()`` (one transaction), tried again while PostgreSQL aborts it as a deadlock
+    victim: writers lock rows in id order, another writer's order can still meet theirs."""
+    for attempt in range(retries + 1):
+        try:
+            return run()
+        except psycopg.errors.DeadlockDetected:
+            if attempt == retries:
+                raise
+    raise AssertionError("unreachable")
 
 
 def sqlalchemy_url(database_url: str) -> str:

@@ -17,7 +17,6 @@ the stream consumer check with the same code.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +32,7 @@ from indexer.model import text_problem
 from indexer.settings import UsageSettings
 from indexer.sources.values import parse_time
 from indexer.store.errors import HotIndexUnavailable
-from indexer.store.items import MAX_ID_LENGTH, MAX_ITEMS, ItemProblem
+from indexer.store.items import MAX_ID_LENGTH, MAX_ITEMS, ItemProblem, taking_turns
 from indexer.store.live import apply_to_hot
 from indexer.store.usage import (
     MAX_EXPONENT,
@@ -152,14 +151,11 @@ def shape_events(
     if len(items) > MAX_EVENTS:
         raise ValueError(f"at most {MAX_EVENTS} events a batch")
     shaped: list[UsageEvent] = []
-    keep = shaped.append
-    for first in range(0, len(items), TURN_EVENTS):
-        for index in range(first, min(first + TURN_EVENTS, len(items))):
-            try:
-                keep(check_event(index, items[index], usage, now_s))
-            except ItemProblem as problem:
-                errors.append(EventError(index, problem.reason, problem.param))
-        time.sleep(0)  # a turn for the worker's other requests (see taking_turns)
+    for index, item in taking_turns(enumerate(items), TURN_EVENTS):
+        try:
+            shaped.append(check_event(index, item, usage, now_s))
+        except ItemProblem as problem:
+            errors.append(EventError(index, problem.reason, problem.param))
     return shaped
 
 
@@ -220,6 +216,21 @@ def apply_events(
     if batch.events:
         apply_round(conn, hot, wait=True)
     return batch
+
+
+def receive_events(
+    conn: psycopg.Connection,
+    hot: HotIndex,
+    items: Sequence[Any],
+    usage: UsageSettings,
+    now_s: float,
+) -> EventBatch:
+    """A batch as the HTTP endpoint and the stream consumer take it: stored for the next
+    round (:func:`take_events`), or counted before it returns when rounds are off
+    (``NEARBY_EVENT_ROUND_S`` 0, :func:`apply_events`)."""
+    if usage.round_s <= 0:
+        return apply_events(conn, hot, items, usage, now_s)
+    return take_events(conn, items, usage, now_s)
 
 
 def apply_round(

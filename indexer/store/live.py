@@ -35,6 +35,7 @@ from indexer.hot.index import HotIndex, chunked, row_columns
 from indexer.hot.layout import SEP
 from indexer.hot.pending import leave_mark
 from indexer.model import BASE_RES, LIVE_KINDS
+from indexer.store.db import retrying_deadlocks
 from indexer.store.errors import HotIndexUnavailable
 from indexer.store.items import (
     MAX_COUNT,
@@ -61,8 +62,6 @@ __all__ = [
 #: Items per UPDATE statement: a batch's chunks go to PostGIS one after another
 #: while the previous chunk goes to Redis (see :func:`apply_in_chunks`).
 CHUNK_ITEMS = 250
-#: A chunk that PostgreSQL aborted as a deadlock victim is tried this many more times.
-DEADLOCK_RETRIES = 3
 #: Why an item of a chunk that PostgreSQL failed on (after earlier chunks committed) is
 #: not applied; sending it again is safe.
 DATABASE_FAILED = "not applied: the database failed on this part of the batch"
@@ -176,16 +175,14 @@ def run_batch(
     batches sharing ids wait rather than deadlock); should PostgreSQL still
     report a deadlock (another writer's order), the chunk is tried again.
     """
-    for attempt in range(DEADLOCK_RETRIES + 1):
-        try:
-            with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-                cur.execute(ASYNC_COMMIT)
-                cur.execute(sql, params)
-                return cur.fetchall()
-        except psycopg.errors.DeadlockDetected:
-            if attempt == DEADLOCK_RETRIES:
-                raise
-    raise AssertionError("unreachable")
+
+    def once() -> list[dict[str, Any]]:
+        with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(ASYNC_COMMIT)
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    return retrying_deadlocks(once)
 
 
 def held_state(conn: psycopg.Connection, ids: list[str]) -> dict[str, tuple[str, int | None]]:

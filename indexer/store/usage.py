@@ -47,12 +47,12 @@ from typing import Any, NamedTuple
 
 import orjson
 import psycopg
-import psycopg.errors
 from psycopg.rows import dict_row
 
 from indexer.errors import Unavailable
 from indexer.rules import USAGE_EPOCH_S as USAGE_EPOCH_S
 from indexer.rules import usage_factor
+from indexer.store.db import retrying_deadlocks
 
 #: The highest exponent ``(at − T0)/h`` an event may have (see the module).
 MAX_EXPONENT = 960.0
@@ -175,8 +175,8 @@ SELECT item, entity_id IS NOT NULL FROM resolved WHERE app IS NULL
 #: beyond them only wait to go, and there are at most as many as mini-apps).
 TRIM_EVERY_S = 10.0
 TRIM_DUE = """
-UPDATE usage_round SET trimmed = clock_timestamp()
-WHERE trimmed <= clock_timestamp() - make_interval(secs => %s) RETURNING trimmed
+UPDATE usage_clocks SET at = clock_timestamp()
+WHERE name = 'trim' AND at <= clock_timestamp() - make_interval(secs => %s) RETURNING at
 """
 #: The given users' recents beyond the newest RECENTS_KEPT deleted.
 TRIM = f"""
@@ -192,8 +192,6 @@ DELETE FROM user_recents r USING (
 ) ranked
 WHERE ranked.n > {RECENTS_KEPT} AND r.user_id = ranked.user_id AND r.slug = ranked.slug
 """
-#: Attempts at a batch that meets a deadlock.
-ATTEMPTS = 3
 #: What each event names (NULL: unknown), storing nothing.
 LOOK_UP = f"{RESOLVED} SELECT item, app FROM resolved"
 
@@ -229,13 +227,7 @@ def store_usage(
     if not events:
         return []
     rows = event_rows(events, half_life_s)
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            return _store_once(conn, events, rows, half_life_s)
-        except psycopg.errors.DeadlockDetected:
-            if attempt == ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")
+    return retrying_deadlocks(lambda: _store_once(conn, events, rows, half_life_s))
 
 
 def _store_once(

@@ -15,7 +15,7 @@ One round runs at a time across every process (:func:`round_lock`, held from
 the round's transaction to the end of the hot index's patch, so that rounds
 reach Redis in the order they were made): a background round skips when another
 holds the lock, or when the last round began less than its interval ago
-(``usage_round`` keeps when, for every process); a caller that must see its own
+(``usage_clocks`` keeps when, for every process); a caller that must see its own
 events counted waits for the lock. Rows stored while a round runs are left to
 the next, since the round's DELETE sees only what was committed when it began.
 Rows are upserted in key order, so that two writers take their row locks in the
@@ -25,28 +25,26 @@ same order; a deadlock that happens anyway is retried.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-import psycopg.errors
 from psycopg.rows import dict_row
 
-from indexer.store.usage import PENDING_COLUMNS, MassChange, UsageEvent, store_usage
+from indexer.store.db import retrying_deadlocks
+from indexer.store.usage import PENDING_COLUMNS, MassChange
 
 #: The advisory lock one round holds (any constant no other lock of ours uses).
 ROUND_LOCK = 0x6E656172_62790001
 #: Rows of a round's new masses read between two turns for the worker's other requests.
 FETCH_SLICE = 1000
-#: Attempts at a round that meets a deadlock.
-ATTEMPTS = 3
 
 #: A round begins: when the last began ``spacing_s`` ago or more (no row otherwise).
 BEGIN_ROUND = """
-UPDATE usage_round SET began = clock_timestamp()
-WHERE began <= clock_timestamp() - make_interval(secs => %s) RETURNING began
+UPDATE usage_clocks SET at = clock_timestamp()
+WHERE name = 'round' AND at <= clock_timestamp() - make_interval(secs => %s) RETURNING at
 """
 TAKE_TABLE = """
 CREATE TEMP TABLE IF NOT EXISTS usage_take (
@@ -125,13 +123,7 @@ def take_round(conn: psycopg.Connection, spacing_s: float = 0.0) -> Round | None
     """Count every stored event (see the module), the rounds' lock held
     (:func:`round_lock`): the round, or None when the last one began less than
     ``spacing_s`` ago. On any error nothing is taken."""
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            return _round_once(conn, spacing_s)
-        except psycopg.errors.DeadlockDetected:
-            if attempt == ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")
+    return retrying_deadlocks(lambda: _round_once(conn, spacing_s))
 
 
 def _round_once(conn: psycopg.Connection, spacing_s: float) -> Round | None:
@@ -161,14 +153,3 @@ def _first(cur: psycopg.Cursor[dict[str, Any]]) -> dict[str, Any]:
     if row is None:
         raise AssertionError("the statement returned no row")
     return row
-
-
-def apply_usage(
-    conn: psycopg.Connection, events: Sequence[UsageEvent], half_life_s: float
-) -> list[MassChange]:
-    """Store checked events and count them at once (with any others stored): the
-    entities whose mass changed. Two transactions; the second waits for a round."""
-    store_usage(conn, events, half_life_s)
-    with round_lock(conn, wait=True):
-        counted = take_round(conn)
-    return [] if counted is None else counted.changes

@@ -7,7 +7,7 @@ that name one only). A round (indexer/store/usage_rounds.py) takes every row in
 one transaction and adds them to the masses, and the entities' new masses go to
 the hot index: each entity once a round, however many events the round holds.
 ``received`` is when the row was stored, for the age of the oldest waiting;
-``usage_round`` when the last round began, and when a batch last trimmed the
+``usage_clocks`` when the last round began, and when a batch last trimmed the
 users' recents.
 
 Revision ID: 0006
@@ -35,20 +35,13 @@ def upgrade() -> None:
         )
         """
     )
-    # One row: when the last round began, so that the processes that run rounds
-    # space them by NEARBY_EVENT_ROUND_S between them.
-    op.execute(
-        """
-        CREATE TABLE usage_round (
-            one boolean PRIMARY KEY DEFAULT true CONSTRAINT usage_round_one CHECK (one),
-            began timestamptz NOT NULL,
-            trimmed timestamptz NOT NULL
-        )
-        """
-    )
-    op.execute("INSERT INTO usage_round (began, trimmed) VALUES ('-infinity', '-infinity')")
+    # When the last round began ('round': the processes that run rounds space them
+    # by NEARBY_EVENT_ROUND_S between them), and when a batch last trimmed the recents
+    # ('trim'); a row each, so that a round holding its row never holds a batch back.
+    op.execute("CREATE TABLE usage_clocks (name text PRIMARY KEY, at timestamptz NOT NULL)")
+    op.execute("INSERT INTO usage_clocks VALUES ('round', '-infinity'), ('trim', '-infinity')")
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE usage_round")
+    op.execute("DROP TABLE usage_clocks")
     op.execute("DROP TABLE usage_pending")

@@ -17,10 +17,9 @@ from indexer.model import Entity
 from indexer.settings import UsageSettings
 from indexer.store.events import ROWS_SQL, check_events, masses_to_hot
 from indexer.store.usage import MassChange
-from indexer.store.usage_rounds import apply_usage
 from indexer.store.writer import write_entities
 from tests.conftest import Index
-from tests.factories import USAGE_AT, clear_catalog, random_events, seed_usage
+from tests.factories import USAGE_AT, apply_usage, clear_catalog, random_events, seed_usage
 
 USAGE = UsageSettings()
 

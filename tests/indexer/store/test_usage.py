@@ -19,11 +19,11 @@ from indexer.store.usage import (
     mass_of,
     usage_at,
 )
-from indexer.store.usage_rounds import apply_usage
 from indexer.store.users import recents
 from tests.conftest import Index
 from tests.factories import (
     USAGE_AT,
+    apply_usage,
     assert_usage_matches,
     expected_usage,
     random_events,
@@ -87,7 +87,7 @@ def test_recents_keep_twenty_newest_distinct(index: Index, entities: list[Entity
     assert [row["slug"] for row in recents(index.conn, "u1")] == newest
     # The next round whose trim is due leaves those 20 alone in the table.
     with index.conn.cursor() as cur:
-        cur.execute("UPDATE usage_round SET trimmed = '-infinity'")
+        cur.execute("UPDATE usage_clocks SET at = '-infinity' WHERE name = 'trim'")
     index.conn.commit()
     apply_events(index.conn, index.hot, [{**events[0], "at": USAGE_AT - 9000}], USAGE, USAGE_AT)
     assert [slug for slug, _ in stored_usage(index)["recents"]["u1"]] == newest

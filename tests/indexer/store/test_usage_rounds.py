@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
+import psycopg
+import pytest
 from click.testing import Result
 
+from indexer.hot.index import HotIndex, connect_redis
+from indexer.jobs.rounds import RoundLoop
 from indexer.model import Entity
 from indexer.settings import UsageSettings
 from indexer.store import db
@@ -18,6 +23,7 @@ from tests.factories import (
     USAGE_AT,
     assert_usage_matches,
     expected_usage,
+    pending_marks,
     random_events,
     stored_usage,
     user_traces,
@@ -160,3 +166,38 @@ def test_nearby_events_apply_counts_what_waits(
     assert_usage_matches(stored_usage(index), expected(events, entities))
     result = nearby("events", "apply")
     assert result.exit_code == 0 and result.output == "no usage events were waiting\n"
+
+
+def test_a_failed_background_round_is_logged_and_the_loop_goes_on(
+    index: Index, entities: list[Entity], caplog: pytest.LogCaptureFixture
+) -> None:
+    events = random_events(6, 30, entities)
+    take_events(index.conn, events, USAGE, USAGE_AT)
+
+    @contextmanager
+    def connect() -> Iterator[psycopg.Connection]:
+        conn = db.connect(index.settings.database_url)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    down = HotIndex(connect_redis("redis://127.0.0.1:1/0"), index.settings.redis_prefix)
+    # Redis down once PostgreSQL counted the round: logged, a mark left for a rebuild.
+    assert RoundLoop(connect, down, 0.001).once() is None
+    assert "a round of usage events failed" in caplog.text
+    assert waiting(index) == 0 and pending_marks(index) == 1
+    assert_usage_matches(stored_usage(index), expected(events, entities))
+    # PostgreSQL down: the events stay stored for the next round, which counts them.
+    more = random_events(7, 20, entities)
+    take_events(index.conn, more, USAGE, USAGE_AT)
+
+    @contextmanager
+    def unreachable() -> Iterator[psycopg.Connection]:
+        yield psycopg.connect("postgresql://nobody@127.0.0.1:1/none", connect_timeout=1)
+
+    assert RoundLoop(unreachable, index.hot, 0.001).once() is None
+    assert waiting(index) == 20
+    counted = RoundLoop(connect, index.hot, 0.001).once()
+    assert counted is not None and counted.events == 20 and waiting(index) == 0
+    assert_usage_matches(stored_usage(index), expected(events + more, entities))
