@@ -18,7 +18,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import suppress
 
-from indexer.hot import layout
+from discovery.search.caller import ScriptCaller
+from indexer.hot import layout, lua
 from indexer.hot.index import HotIndex
 
 #: Documents a process keeps (about 0.5 KB each); the oldest kept go first.
@@ -35,6 +36,7 @@ class Documents:
     def __init__(self, hot: HotIndex, limit: int = MAX_DOCUMENTS) -> None:
         self.hot = hot
         self.limit = limit
+        self.script = ScriptCaller(hot.raw, lua.source("discovery.search", "documents.lua"))
         # Ordered, to forget the oldest in constant time: a plain dict's first key
         # is found past every slot emptied before it (65 µs a call when full).
         self.kept: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
@@ -68,25 +70,17 @@ class Documents:
         self, gen: str, tags: Sequence[str], wanted: Sequence[tuple[str, int, int]]
     ) -> list[bytes]:
         """Documents read from the index, with the ids' revisions checked (one round trip)."""
-        prefix = self.hot.prefix
-        by_tag: dict[int, list[int]] = {}
-        for n, (_, _, tag) in enumerate(wanted):
-            by_tag.setdefault(tag, []).append(n)
-        pipe = self.hot.raw.pipeline(transaction=False)
-        ids = [entity_id for entity_id, _, _ in wanted]
-        pipe.hmget(layout.loc_key(prefix, gen), ids)
-        for tag, positions in by_tag.items():
-            key = layout.display_key(prefix, gen, tags[tag - 1])
-            pipe.hmget(key, [ids[n] for n in positions])
-        locs, *docs = pipe.execute()
-        check_revisions(locs, wanted)
-        found: list[bytes] = [b""] * len(wanted)
-        for positions, values in zip(by_tag.values(), docs, strict=True):
-            for n, doc in zip(positions, values, strict=True):
-                if doc is None:
-                    raise Changed
-                found[n] = doc
-        return found
+        args: list[object] = [self.hot.prefix, gen, layout.SEP.join(tags)]
+        for entity_id, rev, tag in wanted:
+            args += (entity_id, rev, tag)
+        found = self.script(args)
+        if found is None:
+            raise Changed
+        return list(found)
+
+    def close(self) -> None:
+        """Close the script's connections."""
+        self.script.close()
 
     def keep(self, entity_id: str, rev: int, doc: bytes) -> None:
         """Keep a document, forgetting the oldest kept past the limit."""
@@ -96,10 +90,3 @@ class Documents:
             with suppress(KeyError):
                 kept.popitem(last=False)
         kept[entity_id] = (rev, doc)
-
-
-def check_revisions(locs: Sequence[bytes | None], wanted: Sequence[tuple[str, int, int]]) -> None:
-    """Changed unless loc holds each id of ``wanted`` at the revision asked."""
-    for loc, (_, rev, _) in zip(locs, wanted, strict=True):
-        if loc is None or int(loc.split(b" ", 1)[0]) != rev:
-            raise Changed

@@ -234,8 +234,9 @@ class RedisSearch:
         )
 
     def close(self) -> None:
-        """Close the script's connections."""
+        """Close the scripts' connections."""
         self.script.close()
+        self.documents.close()
 
     def entity(self, entity_id: str) -> list[Any]:
         """The entity script's reply: ['ok', display JSON], ['missing'] or
