@@ -16,8 +16,10 @@ the points of a whole neighbourhood share one disk, so that a point never seen
 before still finds its disk made.  Everything per cell (centre, circumradius)
 and per anchor (its disk, grown when a query needs more rings, never
 recomputed) is cached; a new disk's geometry is computed in bulk on integer
-ids.  The per-cell distance here is only a lower bound with a safety margin, so
-it may use numpy; exact distances are in :mod:`discovery.search.ranking`.
+ids, its cells past the first ring with a loose circumradius
+(:data:`LOOSE_FACTOR`), so that a disk costs its centres and seven boundaries.
+The per-cell distance here is only a lower bound with a safety margin, so it
+may use numpy; exact distances are in :mod:`discovery.search.ranking`.
 """
 
 from __future__ import annotations
@@ -25,14 +27,13 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import chain
 
 import h3
 import h3.api.numpy_int as h3i
 import numpy as np
 
+from discovery.search.cell_geometry import centres, geometry, hex_ids, parents
 from indexer.hot import layout
 from indexer.model import INDEX_RESOLUTIONS, TAG_RES
 from indexer.rules import EARTH_RADIUS_M
@@ -41,10 +42,6 @@ from indexer.rules import EARTH_RADIUS_M
 #: Res 11 (~25 m edges) up to 200 m, res 9 (~175 m) up to 1.5 km, res 7 (~1.2 km)
 #: up to 10 km, res 5 beyond.
 RESOLUTION_BY_RADIUS_M = ((200.0, 11), (1_500.0, 9), (10_000.0, 7), (math.inf, 5))
-#: Circumradii are widened by this factor and this many metres, so that float
-#: rounding (numpy versus libm, vertex positions) never makes a bound too high.
-CIRCUM_FACTOR = 1.0001
-CIRCUM_SLACK_M = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,91 +91,19 @@ def resolution_for(radius_m: float) -> int:
     raise ValueError(f"no resolution for radius {radius_m}")
 
 
-#: Where an H3 index holds its resolution (4 bits); its 15 digits of 3 bits lie below.
-_RES_SHIFT = 52
-_RES_MASK = np.uint64(0xF << _RES_SHIFT)
-
-
-def _parents(cells: np.ndarray, res: int) -> np.ndarray:
-    """The parents at ``res`` of H3 cells (uint64, all finer than ``res``), in bulk.
-
-    As ``cellToParent``: the resolution field set to ``res`` and the digits past it set to 7.
-    """
-    unused = np.uint64((1 << (3 * (15 - res))) - 1)
-    return (cells & ~_RES_MASK) | np.uint64(res << _RES_SHIFT) | unused
-
-
-def _hex(cells: np.ndarray) -> tuple[str, ...]:
-    return tuple(format(cell, "x") for cell in cells.tolist())
-
-
-#: Centre (degrees) and widened circumradius (m) of every cell met so far, by id: neighbouring
-#: origins share most of their disks.  Emptied when it reaches MAX_CELLS.
-_cells: dict[int, tuple[float, float, float]] = {}
-MAX_CELLS = 1 << 18
-
-
-def _geometry(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Centre latitudes and longitudes (degrees) and widened circumradii (m) of cells."""
-    ids = cells.tolist()
-    known = [_cells.get(cell) for cell in ids]
-    missing = [cell for cell, geometry in zip(ids, known, strict=True) if geometry is None]
-    if missing:
-        if len(_cells) + len(missing) > MAX_CELLS:
-            _cells.clear()
-        new = dict(zip(missing, zip(*_new_geometry(missing), strict=True), strict=True))
-        _cells.update(new)
-        known = [
-            new[cell] if geometry is None else geometry
-            for cell, geometry in zip(ids, known, strict=True)
-        ]
-    table = np.array(known, dtype=np.float64).reshape(-1, 3)
-    return table[:, 0], table[:, 1], table[:, 2]
-
-
-def _new_geometry(cells: list[int]) -> tuple[list[float], list[float], list[float]]:
-    """Centre latitudes, longitudes and widened circumradii of cells, computed.
-
-    The circumradius is the largest distance from the centre to a boundary
-    vertex (distortion vertices of cells crossing an icosahedron edge
-    included); cell edges are great-circle arcs, so the cell lies inside it.
-    """
-    n = len(cells)
-    centres = _floats([h3i.cell_to_latlng(cell) for cell in cells], n * 2).reshape(n, 2)
-    boundaries = [h3i.cell_to_boundary(cell) for cell in cells]
-    width = max(map(len, boundaries))
-    # Shorter boundaries repeat their first vertex: a repeated vertex changes no maximum.
-    padded = [b if len(b) == width else b + b[:1] * (width - len(b)) for b in boundaries]
-    verts = _floats(chain.from_iterable(padded), n * width * 2).reshape(n, width, 2)
-    c_lat = np.radians(centres[:, 0])[:, None]
-    c_lng = np.radians(centres[:, 1])[:, None]
-    v_lat, v_lng = np.radians(verts[:, :, 0]), np.radians(verts[:, :, 1])
-    sl = np.sin((v_lat - c_lat) * 0.5)
-    sg = np.sin((v_lng - c_lng) * 0.5)
-    a = np.clip(sl * sl + np.cos(c_lat) * np.cos(v_lat) * sg * sg, 0.0, 1.0)
-    far = (2 * np.arctan2(np.sqrt(a), np.sqrt(1 - a)) * EARTH_RADIUS_M).max(axis=1)
-    circum = far * CIRCUM_FACTOR + CIRCUM_SLACK_M
-    return centres[:, 0].tolist(), centres[:, 1].tolist(), circum.tolist()
-
-
-def _floats(pairs: Iterable[tuple[float, float]], count: int) -> np.ndarray:
-    """The ``count`` numbers of ``pairs``, flat (numpy's fastest way from tuples)."""
-    return np.fromiter(chain.from_iterable(pairs), np.float64, count)
-
-
-def cell_geometry(cell: str) -> tuple[float, float, float, str]:
-    """(centre lat, centre lng, widened circumradius in m, hash tag) of a cell."""
-    cells = np.array([h3.str_to_int(cell)], dtype=np.uint64)
-    lat, lng, circum = _geometry(cells)
-    return float(lat[0]), float(lng[0]), float(circum[0]), _hex(_parents(cells, TAG_RES))[0]
-
-
-def _rings_block(cells: np.ndarray, ring: np.ndarray, tag_list: tuple[str, ...] = ()) -> DiskBlock:
+def _rings_block(
+    cells: np.ndarray, ring: np.ndarray, tag_list: tuple[str, ...] = (), loose_m: float = 0.0
+) -> DiskBlock:
     """Cells (uint64) of the given rings with their geometry; ``tag_list`` the tags
-    already numbered (a block joined to this one)."""
-    lat, lng, circum = _geometry(cells)
+    already numbered (a block joined to this one).  With ``loose_m`` every cell takes
+    it as its circumradius (see :data:`LOOSE_FACTOR`), else its own."""
+    if loose_m:
+        lat, lng = centres(cells)
+        circum = np.full(len(cells), loose_m)
+    else:
+        lat, lng, circum = geometry(cells)
     lat_r = np.radians(lat)
-    hexes, tags = _hex(cells), _hex(_parents(cells, TAG_RES))
+    hexes, tags = hex_ids(cells), hex_ids(parents(cells, TAG_RES))
     numbers = {tag: n for n, tag in enumerate(tag_list, 1)}
     for tag in tags:
         numbers.setdefault(tag, len(numbers) + 1)
@@ -211,6 +136,18 @@ def _rings(origin: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
     return ids[order], ring[order]
 
 
+#: A disk's cells past its first ring take this many times the largest circumradius of
+#: rings 0 and 1 as theirs, instead of their own: a cell's own needs its boundary, most
+#: of a new disk's cost, for a bound that only has to be high enough.  H3 cells of one
+#: resolution a disk's rings apart differ little in size (over 16 rings at most 2.1 %
+#: larger than the first ring's, at res 5 beside pentagons; 0.3 % at res 7, under 0.1 %
+#: at res 9 and 11: ``tests/discovery/search/test_coverage.py`` checks it around every
+#: pentagon, at the poles, across the antimeridian and at random points), so the bound
+#: holds every cell with room to spare, and lowers a cell's distance bound by a tenth of
+#: a circumradius at most (a covering gains a few cells at its edge).
+LOOSE_FACTOR = 1.1
+
+
 class _Disk:
     """The rings computed so far around one anchor cell: grown when a query needs
     more rings, never recomputed."""
@@ -218,7 +155,15 @@ class _Disk:
     def __init__(self, anchor: int, k: int) -> None:
         self.anchor = anchor
         self.lock = threading.Lock()
-        self.block = _rings_block(*_rings(anchor, 0, k))
+        cells, ring = _rings(anchor, 0, max(k, 1))
+        first = ring <= 1
+        block = _rings_block(cells[first], ring[first])
+        #: The circumradius of the cells past ring 1 (:data:`LOOSE_FACTOR`).
+        self.loose_m = float(block.circum_m.max()) * LOOSE_FACTOR
+        if not first.all():
+            rest = _rings_block(cells[~first], ring[~first], block.tag_list, self.loose_m)
+            block = _join(block, rest)
+        self.block = block
 
     def upto(self, k: int) -> DiskBlock:
         """The block of rings 0..k (at least; more when already computed)."""
@@ -229,7 +174,7 @@ class _Disk:
             block = self.block
             top = int(block.ring[-1])
             if top < k:
-                more = _rings_block(*_rings(self.anchor, top + 1, k), block.tag_list)
+                more = _rings_block(*_rings(self.anchor, top + 1, k), block.tag_list, self.loose_m)
                 block = _join(block, more)
                 self.block = block
         return block

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import struct
 
 import h3
@@ -11,7 +12,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from discovery.search import coverage
-from discovery.search.coverage import cell_geometry, cover, resolution_for, script_cells
+from discovery.search.cell_geometry import cell_geometry, geometry
+from discovery.search.coverage import cover, resolution_for, script_cells
 from indexer.hot import layout
 from indexer.model import INDEX_RESOLUTIONS
 from indexer.rules import distance_m
@@ -136,3 +138,34 @@ def test_the_points_of_a_neighbourhood_share_one_disk() -> None:
     for child in h3.cell_to_children(parent, 9):
         cover(*h3.cell_to_latlng(child), 1_000.0, 9)
     assert len(coverage._disks) == 1
+
+
+#: Rings of the disks the loose bound is checked on: more than any search grows (a 50 km
+#: query's disk at res 5 has 10, a 200 m one's at res 11 8, each grown by 2 when short).
+LOOSE_RINGS = 16
+
+
+def loose_anchors(res: int) -> list[int]:
+    """Every pentagon of ``res``, cells beside the poles and the antimeridian, and random ones."""
+    rng = random.Random(res)
+    points = [(89.99, 0.0), (-89.99, 45.0), (0.0, 179.99), (65.0, -179.99)]
+    points += [(math.degrees(math.asin(rng.uniform(-1, 1))), rng.uniform(-180, 180))
+               for _ in range(12)]  # fmt: skip
+    pentagons = [h3.str_to_int(cell) for cell in h3.get_pentagons(res)]
+    return pentagons + [h3.str_to_int(h3.latlng_to_cell(lat, lng, res)) for lat, lng in points]
+
+
+@pytest.mark.parametrize("res", INDEX_RESOLUTIONS)
+def test_the_loose_circumradius_holds_every_cell_of_a_disk(res) -> None:
+    """A disk's cells past ring 1 take a loose circumradius (coverage.LOOSE_FACTOR): it is at
+    least each one's own, around pentagons, at the poles and across the antimeridian, with
+    room to spare (the largest own seen is within a twentieth of the loose one's base)."""
+    for anchor in loose_anchors(res):
+        disk = coverage._Disk(anchor, LOOSE_RINGS)
+        block = disk.block
+        far = block.ring > 1
+        assert far.any() and (block.circum_m[far] == disk.loose_m).all()
+        own = geometry(block.ids[far])[2]
+        assert own.max() * coverage.LOOSE_FACTOR / 1.05 <= disk.loose_m
+        # The first rings keep their own, which the covering's bounds of them use.
+        assert (block.circum_m[~far] == geometry(block.ids[~far])[2]).all()
