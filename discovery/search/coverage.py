@@ -28,6 +28,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 
 import h3
 import h3.api.numpy_int as h3i
@@ -307,12 +308,16 @@ def cover(lat: float, lng: float, radius_m: float, res: int | None = None) -> Co
     return Covering(res=res, radius_m=radius_m, rings=beyond - 1, cells=cells)
 
 
+#: The last coverings written for the script, kept: a query asks its own more than once
+#: (its groups' flatness, then its call; a call asked again).
+SCRIPT_CELLS_KEPT = 256
 #: The script reads distance bounds as little-endian doubles.
 _BOUNDS = np.dtype("<f8")
 #: Characters of every H3 cell's hex id: the script reads the cells' ids unseparated.
 CELL_HEX = 15
 
 
+@lru_cache(maxsize=SCRIPT_CELLS_KEPT)
 def script_cells(
     lat: float, lng: float, radius_m: float, res: int
 ) -> tuple[str, str, bytes, bytes, str]:

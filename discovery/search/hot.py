@@ -11,8 +11,7 @@ a LIMIT, that no row it left out could rank in the page (else asks for more).
 from __future__ import annotations
 
 import logging
-import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -20,13 +19,20 @@ from discovery.search import coverage
 from discovery.search.branches import branch_route
 from discovery.search.caller import ScriptCaller
 from discovery.search.documents import Changed, Documents
+from discovery.search.nearby_script import (
+    Flat,
+    NotAnswered,
+    NotFlat,
+    nearby_source,
+    refused,
+    results_of,
+    script_args,
+)
 from discovery.search.query import NearbyQuery, is_open
 from discovery.search.ranking import Hit, group_hits, page
 from discovery.search.result import SearchResult
 from indexer.hot import layout, lua
-from indexer.hot.client import NoGeneration
 from indexer.hot.index import HotIndex
-from indexer.text import lookup_terms
 
 log = logging.getLogger(__name__)
 
@@ -44,167 +50,15 @@ DISTANCE_STAGES = ((150.0, 11), (1_500.0, 9), (10_000.0, 7))
 OPEN_NOW_FACTOR = 2
 
 
-#: The distance, score, popularity and revision of a result, and its tag's number,
-#: as the script packs them.
-_FIGURES = struct.Struct("<ddddH")
-#: What nearby.lua is loaded with: helpers.lua before it, its modes (the searches
-#: over what it sets up, which answer) after it, and the formats of its arguments
-#: and replies.
-NEARBY_HELPERS = ("helpers.lua",)
-NEARBY_MODES = ("nearby_text.lua", "nearby_branches.lua", "nearby_modes.lua")
-NEARBY_CONSTANTS = (("FIGURES", _FIGURES.format), ("CELL_HEX", coverage.CELL_HEX))
-#: What a search script answers first when Redis holds no generation.
-_NO_GENERATION = layout.NO_GENERATION.encode()
-_EARLY = layout.EARLY.encode()
-_FLAT = layout.FLAT.encode()
-_NOT_FLAT = layout.NOT_FLAT.encode()
-_SPLIT = layout.SPLIT.encode()
 #: Tops by score or popularity tried again when their groups' popularity changed
 #: between the call that found none and the top by distance that stands for it.
 FLAT_TRIES = 3
-
-
-class Flat(Exception):
-    """No member of a top's groups has any popularity: the top by distance is its
-    top (nearby_modes.lua); ``tags`` are the groups' hash tags."""
-
-    def __init__(self, tags: str) -> None:
-        super().__init__("no popularity in the radius")
-        self.tags = tags
-
-
-class NotFlat(Exception):
-    """A top by distance standing for a flat one found popularity in the groups."""
-
-
-class Split(Exception):
-    """Completions of every kind asked in one call need the names read from the cells:
-    each kind is asked apart (nearby_modes.lua)."""
-
-
-class NotAnswered(Exception):
-    """The hot index holds a generation but cannot answer this query now: the query's
-    popularity time is before what the generation's bounds hold for
-    (indexer/hot/layout.py), or the results kept changing before their documents
-    could be read.  PostGIS answers it; nothing needs mending."""
-
-
-def nearby_source() -> str:
-    """nearby.lua as it is loaded: the layout's header, its constants and helpers first,
-    its modes after."""
-    return lua.source(
-        "discovery.search", "nearby.lua", NEARBY_HELPERS, NEARBY_CONSTANTS, NEARBY_MODES
-    )
-
-
-def stale_args(query: NearbyQuery) -> tuple[str, str]:
-    """The script's cutoff arguments: per live kind, and per-source overrides."""
-    kinds, sources = [], []
-    for kind, limit_s in sorted(query.stale.by_kind.items()):
-        kinds += [kind, repr(query.now_s - limit_s)]
-    for source, limit_s in sorted(query.stale.by_source.items()):
-        sources += [source, repr(query.now_s - limit_s)]
-    return layout.SEP.join(kinds), layout.SEP.join(sources)
-
-
-def script_args(
-    prefix: str,
-    query: NearbyQuery,
-    mode: str,
-    radius_m: float,
-    want: int,
-    cells: tuple[str, str, bytes, bytes, str],
-    flat: str = "",
-    completing: str = "",
-) -> list[Any]:
-    """Every ARGV of one nearby.lua call (see the script's header); ``cells`` as
-    :func:`discovery.search.coverage.script_cells` writes them."""
-    kind_cuts, source_cuts = stale_args(query)
-    cursor: list[Any] = ["", "", ""]
-    if query.after is not None:
-        neg_score, distance, id_bytes = query.after
-        cursor = [repr(-neg_score), repr(distance), id_bytes]
-    args: list[Any] = [
-        prefix,
-        mode,
-        query.sort,
-        repr(query.lat),
-        repr(query.lng),
-        repr(radius_m),
-        repr(query.scale_m),
-        repr(query.popularity_weight),
-        want,
-        layout.SEP.join(query.kinds),
-        layout.SEP.join(query.categories),
-        layout.SEP.join(query.mini_apps),
-        "1" if query.available else "",
-        kind_cuts,
-        source_cuts,
-        *cursor,
-        *cells,
-        repr(query.usage_factor),
-        flat,
-        *text_args(query),
-        completing,
-        "1" if branch_route(query) else "",
-    ]
-    return args
-
-
-#: How a query with ``q`` finds its candidates (nearby_modes.lua): "" as the script
-#: judges (the ids under the rarest term when they are few), "ids" whenever q has a
-#: lookup term, "cells" never (what the tests and benchmarks compare).
-TEXT_ROUTE = ""
-
-
-def text_args(query: NearbyQuery) -> tuple[str, str, str]:
-    """The script's arguments of ``q``: its words as a text entry is searched for (a
-    prefix term after a space: a word's start), its lookup terms, the route."""
-    if query.text is None:
-        return "", "", ""
-    words = [" " + prefix for prefix in query.text.prefixes] + list(query.text.substrings)
-    terms = layout.SEP.join(sorted(lookup_terms(query.text)))
-    return layout.SEP.join(words), terms, TEXT_ROUTE
 
 
 #: The script's mode of each order's top (see nearby_modes.lua).
 TOP_MODES = {"score": "s", "distance": "d", "popularity": "p"}
 #: Searches run again when a result changed before its document was read.
 CHANGED_TRIES = 3
-
-
-def refused(reply: Sequence[Any], tags: str) -> None:
-    """Raise what a search script's reply says instead of answering, if it does
-    (``tags``: its call's, for :class:`Flat`)."""
-    if not reply or reply[0] == _NO_GENERATION:
-        raise NoGeneration("Redis holds no index generation")
-    if reply[0] == _EARLY:
-        raise NotAnswered("the query's time is before the index's popularity bounds")
-    if reply[0] == _FLAT:
-        raise Flat(tags)
-    if reply[0] == _NOT_FLAT:
-        raise NotFlat()
-    if reply[0] == _SPLIT:
-        raise Split()
-
-
-def results_of(reply: Sequence[Any]) -> list[tuple[str, float, float, float, int, int, Any]]:
-    """The script's results (replies as bytes): (id, distance, score, popularity,
-    revision, tag number, count) each.
-
-    The script computes distance and score with the operations of
-    :mod:`discovery.search.ranking` in the same order, so its doubles are the
-    reference's (the search tests compare them with the brute force's, bit for
-    bit).
-    """
-    unpack = _FIGURES.unpack
-    results = []
-    for i in range(4, len(reply), 3):
-        distance, score, popularity, rev, tag = unpack(reply[i + 1])
-        results.append(
-            (reply[i].decode(), distance, score, popularity, int(rev), tag, reply[i + 2])
-        )
-    return results
 
 
 @dataclass
@@ -229,6 +83,8 @@ class RedisSearch:
         # The script's replies are binary (packed doubles): read them as bytes.
         self.script = ScriptCaller(hot.raw, nearby_source())
         self.documents = Documents(hot)
+        #: Hash tags of groups a search found without popularity (see :meth:`unflattened`).
+        self.flat_groups: set[str] = set()
         self.entity_script = hot.client.register_script(
             lua.source("discovery.search", "entity.lua")
         )
@@ -339,16 +195,38 @@ class RedisSearch:
         self, query: NearbyQuery, stats: Stats, staged: Callable[..., tuple[list[T], bool]]
     ) -> tuple[list[T], bool]:
         """``staged`` in the query's own mode, or, where its groups hold no popularity,
-        in mode d (the same order then: :class:`Flat`), tried again should that change."""
+        in mode d (the same order then: :class:`Flat`), tried again should that change.
+
+        Groups once found flat are remembered: a query whose radius lies in them asks
+        mode d at once (its call checks that they still are, else refuses and the
+        query goes the long way), which spares the call that would find them flat.
+        """
+        known = self.flat_guess(query)
+        if known:
+            try:
+                return staged(query, stats, "d", known)
+            except NotFlat:
+                self.flat_groups.difference_update(known.split(layout.SEP))
         for _ in range(FLAT_TRIES):
             try:
                 return staged(query, stats, TOP_MODES[query.sort], "")
             except Flat as flat:
+                self.flat_groups.update(flat.tags.split(layout.SEP))
                 try:
                     return staged(query, stats, "d", flat.tags)
                 except NotFlat:
                     continue
         raise NotAnswered("the popularity changed under every try")
+
+    def flat_guess(self, query: NearbyQuery) -> str:
+        """The hash tags of the query's radius when every one is a group found flat
+        before ("" otherwise, or when its order is by distance anyway)."""
+        if TOP_MODES[query.sort] == "d" or not self.flat_groups:
+            return ""
+        res = coverage.resolution_for(query.radius_m)
+        tags = coverage.script_cells(query.lat, query.lng, query.radius_m, res)[1]
+        flat = self.flat_groups
+        return tags if all(tag in flat for tag in tags.split(layout.SEP)) else ""
 
     def top_staged(
         self, query: NearbyQuery, stats: Stats, mode: str, flat: str

@@ -44,7 +44,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from discovery.search import coverage
-from discovery.search.hot import RedisSearch, Split, Stats, results_of, script_args, stages
+from discovery.search.hot import RedisSearch, Stats, stages
+from discovery.search.nearby_script import Split, results_of, script_args
 from discovery.search.query import NearbyQuery
 from indexer import rules, text
 from indexer.text import TextQuery

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from discovery.search import hot
+from discovery.search import nearby_script
 from indexer.model import Entity
 from indexer.rules import distance_m, popularity_now, usage_factor
 from indexer.settings import DEFAULT_HALF_LIFE_S
@@ -79,7 +79,7 @@ def city(index):
 @pytest.mark.parametrize("seed", range(4))
 def test_matches_brute_force(client, city, seed, route, monkeypatch) -> None:
     # Each way the script finds names, categories and mini-apps gives the same answer.
-    monkeypatch.setattr(hot, "TEXT_ROUTE", route)
+    monkeypatch.setattr(nearby_script, "TEXT_ROUTE", route)
     entities, apps = city
     rng = random.Random(seed)
     names = [e.name for e in entities] + [e.category for e in entities] + [a.name for a in apps]

@@ -159,3 +159,43 @@ def test_the_hand_over_refuses_groups_with_popularity(index: Index, client: Flas
     write_entities(index.conn, index.hot, "t", flat, replace=True)
     index.hot.rebuild(index.conn)
     assert [hit.id for hit in search.call(query, "d", 1000, 5, res, Stats(), tags)] == ["t:1"]
+
+
+def test_groups_found_flat_are_asked_by_distance_at_once(
+    index: Index, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search remembers the groups it found flat: the next query whose radius lies in them
+    asks the top by distance at once (one script call fewer); a popularity that arrives
+    there since makes that call refuse, and the query ranks by score, exactly, as before."""
+    rng = random.Random(8)
+    entities = flat_entities(rng, PLACES[0], 300)
+    write_entities(index.conn, index.hot, "t", entities, replace=True)
+    search = client.application.extensions["nearby"].search
+    search.flat_groups.clear()
+    script, sent = search.script, []
+    monkeypatch.setattr(search, "script", lambda args: sent.append(args[1]) or script(args))
+
+    def calls_for(args: dict[str, Any]) -> int:
+        """The script calls of the first page (checked against the brute force)."""
+        before = len(sent)
+        body = client.get("/v1/nearby", query_string=args).json
+        assert body["source"] == "redis"
+        found = [(r["id"], r["distance_m"], r["score"], r["popularity_now"])
+                 for r in body["results"]]  # fmt: skip
+        assert found == expected(args, entities)[:10], args
+        return len(sent) - before
+
+    calls = []
+    for step in range(3):
+        lat, lng = point_at(*PLACES[0], rng.uniform(0, 2 * math.pi), 50.0 * step)
+        calls.append(
+            calls_for({"lat": lat, "lng": lng, "sort": "score", "radius": 3000, "limit": 10})
+        )
+    assert calls[1] == calls[2] == calls[0] - 1
+    star = point_at(*PLACES[0], 0.5, 100.0)
+    entities.append(Entity(id="t:star", kind="store", lat=star[0], lng=star[1], popularity=50.0))
+    write_entities(index.conn, index.hot, "t", entities[-1:])
+    args = {"lat": PLACES[0][0], "lng": PLACES[0][1], "sort": "score", "radius": 3000, "limit": 10}
+    # The guess refused, then the query's own call in its own mode.
+    assert calls_for(args) == 2 and expected(args, entities)[0][0] == "t:star"
+    assert not search.flat_groups

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from discovery.search import hot
+from discovery.search import nearby_script
 from discovery.search.finder import find_nearby
 from discovery.search.params import parse_nearby
 from discovery.search.query import NearbyQuery, StaleLimits
@@ -87,7 +87,7 @@ def city(index: Index) -> Iterator[tuple[list[Entity], list[MiniApp]]]:
 @pytest.mark.parametrize("seed", range(6))
 def test_q_matches_brute_force(client, city, seed, route, monkeypatch) -> None:
     """Every way the hot index finds a q's candidates gives the brute force's pages."""
-    monkeypatch.setattr(hot, "TEXT_ROUTE", route)
+    monkeypatch.setattr(nearby_script, "TEXT_ROUTE", route)
     entities, apps = city
     rng = random.Random(seed)
     names = [e.name for e in entities] + [e.category for e in entities] + [a.name for a in apps]
@@ -248,7 +248,7 @@ def test_both_ways_of_the_hot_index_agree(index, api_settings) -> None:
 def test_a_top_by_popularity_reads_the_ids_best_first(index, api_settings, monkeypatch) -> None:
     """A name's term's ids are sorted by popularity: a top by popularity over them reads
     as far as its last place needs, not every id (explain's members), and is exact."""
-    monkeypatch.setattr(hot, "TEXT_ROUTE", "ids")
+    monkeypatch.setattr(nearby_script, "TEXT_ROUTE", "ids")
     rng = random.Random(3)
     entities = [store(i, 37.5 + rng.random() * 0.1, 127.0 + rng.random() * 0.1,
                       name=f"Kahvila {i}", popularity=float(rng.randint(0, 400)))
