@@ -95,14 +95,17 @@ def resolution_for(radius_m: float) -> int:
 def _rings_block(
     cells: np.ndarray, ring: np.ndarray, tag_list: tuple[str, ...] = (), loose_m: float = 0.0
 ) -> DiskBlock:
-    """Cells (uint64) of the given rings with their geometry; ``tag_list`` the tags
-    already numbered (a block joined to this one).  With ``loose_m`` every cell takes
-    it as its circumradius (see :data:`LOOSE_FACTOR`), else its own."""
-    if loose_m:
-        lat, lng = centres(cells)
-        circum = np.full(len(cells), loose_m)
-    else:
-        lat, lng, circum = geometry(cells)
+    """Cells (uint64) of the given rings, ring by ring, with their geometry; ``tag_list``
+    the tags already numbered (a block joined to this one).  Cells of rings 0 and 1 have
+    their own circumradii, the others ``loose_m`` (0: the largest of the block's rings 0
+    and 1 times :data:`LOOSE_FACTOR`)."""
+    first = int(np.searchsorted(ring, 2))
+    lat, lng, circum = np.empty(len(cells)), np.empty(len(cells)), np.empty(len(cells))
+    if first:
+        lat[:first], lng[:first], circum[:first] = geometry(cells[:first])
+    if first < len(cells):
+        lat[first:], lng[first:] = centres(cells[first:])
+        circum[first:] = loose_m or float(circum[:first].max()) * LOOSE_FACTOR
     lat_r = np.radians(lat)
     hexes, tags = hex_ids(cells), hex_ids(parents(cells, TAG_RES))
     numbers = {tag: n for n, tag in enumerate(tag_list, 1)}
@@ -156,15 +159,9 @@ class _Disk:
     def __init__(self, anchor: int, k: int) -> None:
         self.anchor = anchor
         self.lock = threading.Lock()
-        cells, ring = _rings(anchor, 0, max(k, 1))
-        first = ring <= 1
-        block = _rings_block(cells[first], ring[first])
+        self.block = _rings_block(*_rings(anchor, 0, max(k, 1)))
         #: The circumradius of the cells past ring 1 (:data:`LOOSE_FACTOR`).
-        self.loose_m = float(block.circum_m.max()) * LOOSE_FACTOR
-        if not first.all():
-            rest = _rings_block(cells[~first], ring[~first], block.tag_list, self.loose_m)
-            block = _join(block, rest)
-        self.block = block
+        self.loose_m = float(self.block.circum_m[self.block.ring <= 1].max()) * LOOSE_FACTOR
 
     def upto(self, k: int) -> DiskBlock:
         """The block of rings 0..k (at least; more when already computed)."""
@@ -196,22 +193,33 @@ def _join(a: DiskBlock, b: DiskBlock) -> DiskBlock:
 
 
 #: Ordered, to drop the oldest in constant time (see :mod:`discovery.search.documents`).
+#: The disks of anchors shared by a neighbourhood, and apart those of single origins (res
+#: 11, where a disk seldom serves a second point): a stream of new points' own disks
+#: would otherwise push out the shared ones that every query near them reads.
 _disks: OrderedDict[int, _Disk] = OrderedDict()
+_own_disks: OrderedDict[int, _Disk] = OrderedDict()
 _disks_lock = threading.Lock()
-#: Anchors whose disks are kept; past this the oldest are dropped.
+#: Disks kept of each kind; past this the oldest are dropped.
 MAX_DISKS = 2048
 
 
-def disk_block(anchor: int, k: int) -> DiskBlock:
-    """The geometry of every cell within ``k`` rings of ``anchor`` (or more), ready for numpy."""
-    disk = _disks.get(anchor)
+def disk_block(anchor: int, k: int, shared: bool = True) -> DiskBlock:
+    """The geometry of every cell within ``k`` rings of ``anchor`` (or more), ready for numpy;
+    ``shared``: whether the anchor serves a neighbourhood (else one origin)."""
+    return _disk(anchor, k, shared).upto(k)
+
+
+def _disk(anchor: int, k: int, shared: bool) -> _Disk:
+    """The disk of ``anchor`` (made with ``k`` rings when new)."""
+    kept = _disks if shared else _own_disks
+    disk = kept.get(anchor)
     if disk is None:
         disk = _Disk(anchor, k)
         with _disks_lock:
-            disk = _disks.setdefault(anchor, disk)
-            if len(_disks) > MAX_DISKS:
-                _disks.popitem(last=False)
-    return disk.upto(k)
+            disk = kept.setdefault(anchor, disk)
+            if len(kept) > MAX_DISKS:
+                kept.popitem(last=False)
+    return disk
 
 
 def unit_vectors(lat_r: np.ndarray, lng_r: np.ndarray) -> np.ndarray:
@@ -284,7 +292,7 @@ def _covered(
     anchor = anchor_of(origin, res)
     k = initial_rings(radius_m, res) + (ANCHOR_RINGS if anchor != origin else 0)
     while True:
-        block = disk_block(anchor, k)
+        block = disk_block(anchor, k, anchor != origin)
         at = np.flatnonzero(block.ids == origin)
         if at.size:
             dmin = block_dmin_m(block, lat, lng)

@@ -140,6 +140,20 @@ def test_the_points_of_a_neighbourhood_share_one_disk() -> None:
     assert len(coverage._disks) == 1
 
 
+def test_single_points_disks_do_not_push_out_the_shared_ones(monkeypatch) -> None:
+    """Res-11 disks (each its own origin's) are kept apart: however many new points ask,
+    the disks that neighbourhoods share stay."""
+    monkeypatch.setattr(coverage, "MAX_DISKS", 8)
+    coverage._disks.clear()
+    coverage._own_disks.clear()
+    lat, lng = 37.5665, 126.978
+    cover(lat, lng, 1_000.0, 9)
+    shared = list(coverage._disks)
+    for step in range(20):
+        cover(*point_at(lat, lng, 0.3 * step, 40.0 * step), 150.0, 11)
+    assert list(coverage._disks) == shared and len(coverage._own_disks) == 8
+
+
 #: Rings of the disks the loose bound is checked on: more than any search grows (a 50 km
 #: query's disk at res 5 has 10, a 200 m one's at res 11 8, each grown by 2 when short).
 LOOSE_RINGS = 16
