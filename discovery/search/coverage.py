@@ -93,19 +93,18 @@ def resolution_for(radius_m: float) -> int:
 
 
 def _rings_block(
-    cells: np.ndarray, ring: np.ndarray, tag_list: tuple[str, ...] = (), loose_m: float = 0.0
+    cells: np.ndarray, ring: np.ndarray, tag_list: tuple[str, ...], loose_m: float
 ) -> DiskBlock:
     """Cells (uint64) of the given rings, ring by ring, with their geometry; ``tag_list``
     the tags already numbered (a block joined to this one).  Cells of rings 0 and 1 have
-    their own circumradii, the others ``loose_m`` (0: the largest of the block's rings 0
-    and 1 times :data:`LOOSE_FACTOR`)."""
+    their own circumradii, the others ``loose_m`` (:data:`LOOSE_FACTOR`)."""
     first = int(np.searchsorted(ring, 2))
     lat, lng, circum = np.empty(len(cells)), np.empty(len(cells)), np.empty(len(cells))
     if first:
         lat[:first], lng[:first], circum[:first] = geometry(cells[:first])
     if first < len(cells):
         lat[first:], lng[first:] = centres(cells[first:])
-        circum[first:] = loose_m or float(circum[:first].max()) * LOOSE_FACTOR
+        circum[first:] = loose_m
     lat_r = np.radians(lat)
     hexes, tags = hex_ids(cells), hex_ids(parents(cells, TAG_RES))
     numbers = {tag: n for n, tag in enumerate(tag_list, 1)}
@@ -159,9 +158,11 @@ class _Disk:
     def __init__(self, anchor: int, k: int) -> None:
         self.anchor = anchor
         self.lock = threading.Lock()
-        self.block = _rings_block(*_rings(anchor, 0, max(k, 1)))
+        cells, ring = _rings(anchor, 0, max(k, 1))
+        first = cells[: int(np.searchsorted(ring, 2))]
         #: The circumradius of the cells past ring 1 (:data:`LOOSE_FACTOR`).
-        self.loose_m = float(self.block.circum_m[self.block.ring <= 1].max()) * LOOSE_FACTOR
+        self.loose_m = float(geometry(first)[2].max()) * LOOSE_FACTOR
+        self.block = _rings_block(cells, ring, (), self.loose_m)
 
     def upto(self, k: int) -> DiskBlock:
         """The block of rings 0..k (at least; more when already computed)."""

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from discovery.search.hot import NotAnswered
+from discovery.search.nearby_script import NotAnswered
 from discovery.search.postgis import entity_document, postgis_search
 from discovery.search.query import NearbyQuery
 from discovery.search.result import SearchResult

@@ -116,3 +116,28 @@ def test_a_script_the_server_lost_is_loaded_again(index: Index, client: FlaskCli
     index.hot.client.script_flush()
     # Still from Redis (names() checks the source): the script was sent again.
     assert names(client) == ["Shop"]
+
+
+def test_documents_of_several_groups_come_in_the_order_asked(index: Index) -> None:
+    """One read over two hash-tag groups gives each id its own document, in the order asked;
+    a document gone while its id still holds the revision makes the read report a change."""
+    places = {"t:hel": (60.17, 24.94), "t:seo": (37.5665, 126.978)}
+    shops = [
+        Entity(id=i, kind="store", lat=lat, lng=lng, name=i) for i, (lat, lng) in places.items()
+    ]
+    write_entities(index.conn, index.hot, "t", shops)
+    gen = index.hot.require_generation()
+    loc = layout.loc_key(index.hot.prefix, gen)
+    tags = [layout.tag_of(encoding.placement_of(*places[i]).cells[0]) for i in ("t:seo", "t:hel")]
+    assert tags[0] != tags[1]
+    wanted = [(i, int(index.hot.client.hget(loc, i).split()[0]), n)
+              for n, i in ((2, "t:hel"), (1, "t:seo"))]  # fmt: skip
+    documents = Documents(index.hot)
+    try:
+        hel, seo = documents.read(gen, tags, wanted)
+        assert b'"name":"t:hel"' in hel and b'"name":"t:seo"' in seo
+        index.hot.client.hdel(layout.display_key(index.hot.prefix, gen, tags[0]), "t:seo")
+        with pytest.raises(Changed):
+            documents.read(gen, tags, wanted)
+    finally:
+        documents.close()

@@ -23,7 +23,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from discovery.search import coverage
-from discovery.search.hot import NotFlat, Stats
+from discovery.search.hot import Stats
+from discovery.search.nearby_script import NotFlat
 from discovery.search.params import parse_nearby
 from discovery.search.query import NearbyQuery, StaleLimits
 from discovery.search.ranking import brute_force

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from discovery.search.finder import HOT_SORTS
-from discovery.search.hot import nearby_source, script_args
+from discovery.search.nearby_script import nearby_source, script_args
 from discovery.search.postgis import postgis_search
 from discovery.search.query import NearbyQuery
 from discovery.search.ranking import brute_force
